@@ -1,0 +1,179 @@
+//! The two model traits: [`Detector`] (learn, score) and [`Transformer`] (learn, transform).
+//!
+//! Design notes:
+//! - `score_one` takes `&self`: scoring never changes state, so a caller may score a row many times,
+//!   score on a shared reference, or score without learning (the conformance suite checks this).
+//!   Models whose score depends on "time" take the time from the row itself and advance it in `learn_one`.
+//! - Neither trait returns `Result`: data problems are not errors. A model treats NaN as missing, never
+//!   panics on NaN or infinities, and returns a finite score. Configuration problems surface once, when the
+//!   model is built from its parameters against a schema (see [`crate::DetectorParams`]).
+//! - The batch methods have defaults built on the one-row methods; a model may override them for speed
+//!   but must give identical results (checked by the conformance suite).
+
+use std::fmt::Debug;
+
+use crate::batch::Batch;
+use crate::pipeline::{Pipeline, TransformerChain};
+use crate::schema::SchemaRef;
+
+/// An online anomaly detector: learns one row at a time, scores one row at a time, higher = more anomalous.
+pub trait Detector: Send + Debug {
+    /// Updates the model with one row (values in the schema the model was built against).
+    fn learn_one(&mut self, x: &[f64]);
+
+    /// Scores one row without changing the model. Always finite.
+    fn score_one(&self, x: &[f64]) -> f64;
+
+    /// Scores the row, then learns it (the prequential, "test-then-train" order).
+    fn score_learn_one(&mut self, x: &[f64]) -> f64 {
+        let score = self.score_one(x);
+        self.learn_one(x);
+        score
+    }
+
+    /// Learns the row, then scores it (the in-sample order of onad's own examples).
+    fn learn_score_one(&mut self, x: &[f64]) -> f64 {
+        self.learn_one(x);
+        self.score_one(x)
+    }
+
+    /// Learns every row of a batch in order.
+    fn learn_many(&mut self, batch: &Batch) {
+        for row in batch.rows() {
+            self.learn_one(row);
+        }
+    }
+
+    /// Scores every row of a batch against the current state, appending to `out`.
+    fn score_many(&self, batch: &Batch, out: &mut Vec<f64>) {
+        out.reserve(batch.num_rows());
+        out.extend(batch.rows().map(|row| self.score_one(row)));
+    }
+
+    /// `score_learn_one` over every row of a batch, appending to `out`.
+    fn score_learn_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
+        out.reserve(batch.num_rows());
+        for row in batch.rows() {
+            out.push(self.score_learn_one(row));
+        }
+    }
+
+    /// `learn_score_one` over every row of a batch, appending to `out`.
+    fn learn_score_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
+        out.reserve(batch.num_rows());
+        for row in batch.rows() {
+            out.push(self.learn_score_one(row));
+        }
+    }
+}
+
+/// An online feature transformer: learns statistics one row at a time and maps rows to new rows.
+pub trait Transformer: Send + Debug {
+    /// Updates the transformer's statistics with one row.
+    fn learn_one(&mut self, x: &[f64]);
+
+    /// Writes the transformed row into `out`, whose length is `self.output_schema().len()`.
+    /// Never panics on NaN; missing inputs map to NaN or to a documented value.
+    fn transform_one(&self, x: &[f64], out: &mut [f64]);
+
+    /// The schema of the transformed rows.
+    fn output_schema(&self) -> &SchemaRef;
+
+    /// Puts a detector after this transformer; the result is itself a [`Detector`].
+    fn then<D: Detector>(self, detector: D) -> Pipeline<Self, D>
+    where
+        Self: Sized,
+    {
+        Pipeline::new(self, detector)
+    }
+
+    /// Puts another transformer after this one; the result is itself a [`Transformer`], so chains of any
+    /// length read left to right: `scaler.chain(projection).then(model)`.
+    fn chain<U: Transformer>(self, next: U) -> TransformerChain<Self, U>
+    where
+        Self: Sized,
+    {
+        TransformerChain::new(self, next)
+    }
+}
+
+impl<D: Detector + ?Sized> Detector for Box<D> {
+    fn learn_one(&mut self, x: &[f64]) {
+        (**self).learn_one(x)
+    }
+    fn score_one(&self, x: &[f64]) -> f64 {
+        (**self).score_one(x)
+    }
+    fn score_learn_one(&mut self, x: &[f64]) -> f64 {
+        (**self).score_learn_one(x)
+    }
+    fn learn_score_one(&mut self, x: &[f64]) -> f64 {
+        (**self).learn_score_one(x)
+    }
+    fn learn_many(&mut self, batch: &Batch) {
+        (**self).learn_many(batch)
+    }
+    fn score_many(&self, batch: &Batch, out: &mut Vec<f64>) {
+        (**self).score_many(batch, out)
+    }
+    fn score_learn_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
+        (**self).score_learn_many(batch, out)
+    }
+    fn learn_score_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
+        (**self).learn_score_many(batch, out)
+    }
+}
+
+impl<D: Detector + ?Sized> Detector for &mut D {
+    fn learn_one(&mut self, x: &[f64]) {
+        (**self).learn_one(x)
+    }
+    fn score_one(&self, x: &[f64]) -> f64 {
+        (**self).score_one(x)
+    }
+    fn score_learn_one(&mut self, x: &[f64]) -> f64 {
+        (**self).score_learn_one(x)
+    }
+    fn learn_score_one(&mut self, x: &[f64]) -> f64 {
+        (**self).learn_score_one(x)
+    }
+    fn learn_many(&mut self, batch: &Batch) {
+        (**self).learn_many(batch)
+    }
+    fn score_many(&self, batch: &Batch, out: &mut Vec<f64>) {
+        (**self).score_many(batch, out)
+    }
+    fn score_learn_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
+        (**self).score_learn_many(batch, out)
+    }
+    fn learn_score_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
+        (**self).learn_score_many(batch, out)
+    }
+}
+
+impl<T: Transformer + ?Sized> Transformer for Box<T> {
+    fn learn_one(&mut self, x: &[f64]) {
+        (**self).learn_one(x)
+    }
+    fn transform_one(&self, x: &[f64], out: &mut [f64]) {
+        (**self).transform_one(x, out)
+    }
+    fn output_schema(&self) -> &SchemaRef {
+        (**self).output_schema()
+    }
+}
+
+impl<T: Transformer + ?Sized> Transformer for &mut T {
+    fn learn_one(&mut self, x: &[f64]) {
+        (**self).learn_one(x)
+    }
+    fn transform_one(&self, x: &[f64], out: &mut [f64]) {
+        (**self).transform_one(x, out)
+    }
+    fn output_schema(&self) -> &SchemaRef {
+        (**self).output_schema()
+    }
+}
+
+// Both traits must stay usable as trait objects: the CLI and the registry build `Box<dyn Detector>`.
+const _: fn(&dyn Detector, &dyn Transformer) = |_, _| {};

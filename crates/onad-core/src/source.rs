@@ -1,0 +1,222 @@
+//! The [`Source`] trait every connector implements, its resumable [`Position`], and the shared policy
+//! for bad rows ([`BadRowPolicy`], [`SkipCounts`]).
+
+use std::collections::BTreeMap;
+use std::error::Error as StdError;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::batch::Batch;
+use crate::schema::SchemaRef;
+
+/// A stream of [`Batch`]es with a fixed schema and a position that a checkpoint can store and a later run
+/// can seek back to. Connectors live in `onad-sources`; the pipeline only sees this trait.
+pub trait Source: Iterator<Item = Result<Batch, SourceError>> {
+    /// The feature columns of every batch.
+    fn schema(&self) -> &SchemaRef;
+
+    /// True when batches carry labels.
+    fn has_labels(&self) -> bool;
+
+    /// The position just after the last row yielded; seeking there resumes with the next row.
+    fn position(&self) -> Position;
+
+    /// Rows skipped so far under [`BadRowPolicy::Skip`], by reason.
+    fn skipped(&self) -> &SkipCounts;
+
+    /// Moves to a position previously returned by [`Source::position`].
+    fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
+        Err(SourceError::Unsupported(format!("this source cannot seek to {position}")))
+    }
+}
+
+/// Where a source stands, so that a restarted run continues from there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[non_exhaustive]
+pub enum Position {
+    /// Nothing read yet.
+    #[default]
+    Start,
+    /// A file-like source: the input row id of the next row to read (header excluded, bad rows included).
+    Row(u64),
+    /// A partitioned log (Kafka): the next offset to read per (topic, partition).
+    Offsets(BTreeMap<(String, i32), i64>),
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Position::Start => f.write_str("the start"),
+            Position::Row(r) => write!(f, "row {r}"),
+            Position::Offsets(o) => {
+                f.write_str("offsets")?;
+                for ((topic, partition), offset) in o {
+                    write!(f, " {topic}/{partition}@{offset}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What a source does with a row it cannot read as numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadRowPolicy {
+    /// Stop with a [`SourceError::BadRecord`] naming the source, row and column.
+    Fail,
+    /// Drop the row and count it under its reason in [`SkipCounts`].
+    #[default]
+    Skip,
+}
+
+/// One unreadable row: where it is and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRecord {
+    /// The source, as the user named it (a path, a URL).
+    pub source: String,
+    /// The input row id (0-based, header excluded) or the offset.
+    pub row: u64,
+    /// The offending column, when one can be named.
+    pub column: Option<String>,
+    /// A short, stable reason key (`non_numeric`, `field_count`, ...), the key of [`SkipCounts`].
+    pub reason: &'static str,
+    /// Details for a human: the bad value, the expected count.
+    pub detail: String,
+}
+
+impl fmt::Display for BadRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: row {}", self.source, self.row)?;
+        if let Some(c) = &self.column {
+            write!(f, ", column '{c}'")?;
+        }
+        write!(f, ": {} ({})", self.detail, self.reason)
+    }
+}
+
+/// Counts of skipped rows per reason. Deterministic order (sorted by reason).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkipCounts(BTreeMap<String, u64>);
+
+impl SkipCounts {
+    /// Counts one skipped row under `reason`.
+    pub fn add(&mut self, reason: &str) {
+        *self.0.entry(reason.to_owned()).or_insert(0) += 1;
+    }
+
+    /// Skipped rows in total.
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+
+    /// Skipped rows for one reason.
+    pub fn get(&self, reason: &str) -> u64 {
+        self.0.get(reason).copied().unwrap_or(0)
+    }
+
+    /// `(reason, count)` pairs, sorted by reason.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+
+    /// Adds another set of counts into this one.
+    pub fn merge(&mut self, other: &SkipCounts) {
+        for (k, v) in other.iter() {
+            *self.0.entry(k.to_owned()).or_insert(0) += v;
+        }
+    }
+}
+
+/// Errors from sources. Connector-specific errors are boxed so that no client library's types appear in
+/// public signatures.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The source could not be opened or read.
+    #[error("{source_name}: {error}")]
+    Io {
+        /// The source, as the user named it.
+        source_name: String,
+        /// The underlying error.
+        #[source]
+        error: std::io::Error,
+    },
+    /// A row could not be read and the policy is [`BadRowPolicy::Fail`].
+    #[error("{0}")]
+    BadRecord(BadRecord),
+    /// The source's columns do not fit what was asked (a missing label column, a column type that cannot
+    /// become a number).
+    #[error("{source_name}: {message}")]
+    Schema {
+        /// The source, as the user named it.
+        source_name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An error from a connector's client library.
+    #[error("{connector} source {source_name}: {error}")]
+    External {
+        /// The connector (`parquet`, `kafka`, ...).
+        connector: &'static str,
+        /// The source, as the user named it.
+        source_name: String,
+        /// The client library's error.
+        #[source]
+        error: Box<dyn StdError + Send + Sync>,
+    },
+    /// The connector for this source was not compiled into this build.
+    #[error("the {connector} connector is not compiled in; rebuild with the cargo feature '{feature}'")]
+    NotCompiled {
+        /// The connector asked for.
+        connector: String,
+        /// The cargo feature that enables it.
+        feature: String,
+    },
+    /// The operation is not supported by this source.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_record_message_names_source_row_and_column() {
+        let r = BadRecord {
+            source: "data.csv".into(),
+            row: 41,
+            column: Some("temp".into()),
+            reason: "non_numeric",
+            detail: "cannot read 'abc' as a number".into(),
+        };
+        assert_eq!(r.to_string(), "data.csv: row 41, column 'temp': cannot read 'abc' as a number (non_numeric)");
+    }
+
+    #[test]
+    fn skip_counts_add_and_merge() {
+        let mut a = SkipCounts::default();
+        a.add("non_numeric");
+        a.add("non_numeric");
+        a.add("field_count");
+        let mut b = SkipCounts::default();
+        b.add("field_count");
+        b.merge(&a);
+        assert_eq!(b.total(), 4);
+        assert_eq!(b.get("field_count"), 2);
+        assert_eq!(b.iter().map(|(k, _)| k).collect::<Vec<_>>(), vec!["field_count", "non_numeric"]);
+    }
+
+    #[test]
+    fn position_round_trips_through_postcard() {
+        let mut offsets = BTreeMap::new();
+        offsets.insert(("events".to_string(), 3), 1200_i64);
+        for p in [Position::Start, Position::Row(7), Position::Offsets(offsets)] {
+            let bytes = postcard::to_stdvec(&p).unwrap();
+            assert_eq!(postcard::from_bytes::<Position>(&bytes).unwrap(), p);
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Online anomaly detectors and transformers for onad, and the closed registry of model kinds.
+//!
+//! Every model follows the `onad-core` contract: hyperparameters are a plain struct whose fields carry the
+//! Python onad 0.3.0 names and defaults; [`onad_core::DetectorParams::build`] validates them against the
+//! input schema once; the built model learns and scores one row at a time and serializes with serde.
+//!
+//! ```
+//! use onad_core::{Detector, DetectorParams, Schema, Transformer, TransformerParams};
+//! use onad_models::{MovingAverageParams, StandardScalerParams};
+//!
+//! let schema = Schema::shared(["latency_ms", "bytes"]).unwrap();
+//! let scaler = StandardScalerParams::default().build(&schema).unwrap();
+//! let average = MovingAverageParams { window_size: Some(50), key: Some("latency_ms".into()), ..Default::default() }
+//!     .build(scaler.output_schema())
+//!     .unwrap();
+//! let mut model = scaler.then(average);
+//! for i in 0..200 {
+//!     model.learn_one(&[10.0 + (i % 7) as f64, 512.0]);
+//! }
+//! let normal = model.score_one(&[12.0, 512.0]);
+//! let spike = model.score_one(&[400.0, 512.0]);
+//! assert!(spike > 10.0 * normal);
+//! ```
+
+pub mod baseline;
+mod registry;
+pub mod stat;
+pub mod transform;
+
+pub use baseline::{
+    NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdBound, ThresholdModel, ThresholdModelParams,
+};
+pub use registry::{
+    AnyDetector, AnyDetectorParams, AnyPipeline, AnyTransformer, AnyTransformerParams, Describe, ModelInfo, PipelineSpec,
+    Role, REGISTRY, model_info,
+};
+pub use stat::{MovingAverage, MovingAverageParams};
+pub use transform::{MinMaxScaler, MinMaxScalerParams, StandardScaler, StandardScalerParams};

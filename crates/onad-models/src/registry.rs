@@ -1,0 +1,295 @@
+//! The closed registry of model kinds: one list drives [`AnyDetector`], [`AnyTransformer`], their
+//! parameter enums, the CLI names, `onad models`, the conformance suite and the benches.
+//!
+//! Adding a model is one line in the `registry!` invocation below plus its file.
+
+use onad_core::{
+    Batch, Detector, DetectorParams, ParamDoc, ParamError, SchemaRef, Transformer, TransformerParams, with_scratch,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::baseline::{
+    NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdModel, ThresholdModelParams,
+};
+use crate::stat::{MovingAverage, MovingAverageParams};
+use crate::transform::{MinMaxScaler, MinMaxScalerParams, StandardScaler, StandardScalerParams};
+
+/// Self-description of a parameter struct, for `onad models`, the docs and the conformance suite.
+pub trait Describe: Default + Serialize + DeserializeOwned {
+    /// One line saying what the model does.
+    const SUMMARY: &'static str;
+    /// Every parameter, in declaration order (a test checks these match the serialized fields).
+    const PARAMS: &'static [ParamDoc];
+    /// Valid parameters for examples, tests and benches (fills required parameters).
+    fn example() -> Self;
+}
+
+/// Whether a registered kind scores rows or transforms them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Implements `Detector`.
+    Detector,
+    /// Implements `Transformer`.
+    Transformer,
+}
+
+/// One registered model kind.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelInfo {
+    /// The registry name (snake_case of the Python class name).
+    pub name: &'static str,
+    /// The Python class name it mirrors.
+    pub class: &'static str,
+    /// Detector or transformer.
+    pub role: Role,
+    /// One line.
+    pub summary: &'static str,
+    /// Its parameters.
+    pub params: &'static [ParamDoc],
+}
+
+/// Looks a registered kind up by name.
+pub fn model_info(name: &str) -> Option<&'static ModelInfo> {
+    REGISTRY.iter().find(|m| m.name == name)
+}
+
+/// Makes a score finite: NaN (no evidence) becomes 0.0, infinities the largest finite value of their sign.
+#[inline]
+pub(crate) fn finite_score(s: f64) -> f64 {
+    if s.is_finite() {
+        s
+    } else if s.is_nan() {
+        0.0
+    } else {
+        f64::MAX.copysign(s)
+    }
+}
+
+macro_rules! registry {
+    (
+        detectors { $( $dname:literal => $D:ident($DP:ident) ),* $(,)? }
+        transformers { $( $tname:literal => $T:ident($TP:ident) ),* $(,)? }
+    ) => {
+        /// Every registered detector's parameters, tagged by registry name
+        /// (JSON: `{"moving_average": {"window_size": 50}}`).
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[non_exhaustive]
+        pub enum AnyDetectorParams {
+            $( #[doc = concat!("`", $dname, "`")] #[serde(rename = $dname)] $D($DP), )*
+        }
+
+        /// Every registered detector, as one serializable type.
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[non_exhaustive]
+        pub enum AnyDetector {
+            $( #[doc = concat!("`", $dname, "`")] $D($D), )*
+        }
+
+        /// Every registered transformer's parameters, tagged by registry name.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[non_exhaustive]
+        pub enum AnyTransformerParams {
+            $( #[doc = concat!("`", $tname, "`")] #[serde(rename = $tname)] $T($TP), )*
+        }
+
+        /// Every registered transformer, as one serializable type.
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[non_exhaustive]
+        pub enum AnyTransformer {
+            $( #[doc = concat!("`", $tname, "`")] $T($T), )*
+        }
+
+        /// All registered kinds: detectors first, then transformers, each in registration order.
+        pub static REGISTRY: &[ModelInfo] = &[
+            $( ModelInfo { name: $dname, class: stringify!($D), role: Role::Detector,
+                           summary: <$DP as Describe>::SUMMARY, params: <$DP as Describe>::PARAMS }, )*
+            $( ModelInfo { name: $tname, class: stringify!($T), role: Role::Transformer,
+                           summary: <$TP as Describe>::SUMMARY, params: <$TP as Describe>::PARAMS }, )*
+        ];
+
+        impl AnyDetectorParams {
+            /// The registry name.
+            pub fn name(&self) -> &'static str {
+                match self { $( Self::$D(_) => $dname, )* }
+            }
+            /// The defaults of a registered detector (required parameters unset).
+            pub fn default_for(name: &str) -> Option<Self> {
+                match name { $( $dname => Some(Self::$D($DP::default())), )* _ => None }
+            }
+            /// Valid example parameters of a registered detector.
+            pub fn example_for(name: &str) -> Option<Self> {
+                match name { $( $dname => Some(Self::$D(<$DP as Describe>::example())), )* _ => None }
+            }
+            /// Validates against the schema and builds the detector.
+            pub fn build(&self, schema: &SchemaRef) -> Result<AnyDetector, ParamError> {
+                match self { $( Self::$D(p) => p.build(schema).map(AnyDetector::$D), )* }
+            }
+        }
+
+        impl AnyDetector {
+            /// The registry name.
+            pub fn name(&self) -> &'static str {
+                match self { $( Self::$D(_) => $dname, )* }
+            }
+        }
+
+        impl Detector for AnyDetector {
+            fn learn_one(&mut self, x: &[f64]) { match self { $( Self::$D(m) => m.learn_one(x), )* } }
+            fn score_one(&self, x: &[f64]) -> f64 { match self { $( Self::$D(m) => m.score_one(x), )* } }
+            fn score_learn_one(&mut self, x: &[f64]) -> f64 {
+                match self { $( Self::$D(m) => m.score_learn_one(x), )* }
+            }
+            fn learn_score_one(&mut self, x: &[f64]) -> f64 {
+                match self { $( Self::$D(m) => m.learn_score_one(x), )* }
+            }
+            fn learn_many(&mut self, batch: &Batch) { match self { $( Self::$D(m) => m.learn_many(batch), )* } }
+            fn score_many(&self, batch: &Batch, out: &mut Vec<f64>) {
+                match self { $( Self::$D(m) => m.score_many(batch, out), )* }
+            }
+            fn score_learn_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
+                match self { $( Self::$D(m) => m.score_learn_many(batch, out), )* }
+            }
+            fn learn_score_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
+                match self { $( Self::$D(m) => m.learn_score_many(batch, out), )* }
+            }
+        }
+
+        impl AnyTransformerParams {
+            /// The registry name.
+            pub fn name(&self) -> &'static str {
+                match self { $( Self::$T(_) => $tname, )* }
+            }
+            /// The defaults of a registered transformer.
+            pub fn default_for(name: &str) -> Option<Self> {
+                match name { $( $tname => Some(Self::$T($TP::default())), )* _ => None }
+            }
+            /// Valid example parameters of a registered transformer.
+            pub fn example_for(name: &str) -> Option<Self> {
+                match name { $( $tname => Some(Self::$T(<$TP as Describe>::example())), )* _ => None }
+            }
+            /// Validates against the schema and builds the transformer.
+            pub fn build(&self, schema: &SchemaRef) -> Result<AnyTransformer, ParamError> {
+                match self { $( Self::$T(p) => p.build(schema).map(AnyTransformer::$T), )* }
+            }
+        }
+
+        impl AnyTransformer {
+            /// The registry name.
+            pub fn name(&self) -> &'static str {
+                match self { $( Self::$T(_) => $tname, )* }
+            }
+        }
+
+        impl Transformer for AnyTransformer {
+            fn learn_one(&mut self, x: &[f64]) { match self { $( Self::$T(m) => m.learn_one(x), )* } }
+            fn transform_one(&self, x: &[f64], out: &mut [f64]) {
+                match self { $( Self::$T(m) => m.transform_one(x, out), )* }
+            }
+            fn output_schema(&self) -> &SchemaRef { match self { $( Self::$T(m) => m.output_schema(), )* } }
+        }
+    };
+}
+
+registry! {
+    detectors {
+        "null_model" => NullModel(NullModelParams),
+        "random_model" => RandomModel(RandomModelParams),
+        "threshold_model" => ThresholdModel(ThresholdModelParams),
+        "moving_average" => MovingAverage(MovingAverageParams),
+    }
+    transformers {
+        "min_max_scaler" => MinMaxScaler(MinMaxScalerParams),
+        "standard_scaler" => StandardScaler(StandardScalerParams),
+    }
+}
+
+/// A pipeline chosen at run time: transformers in order, then a detector (the CLI's
+/// `standard_scaler|moving_average`). Serializable, so a checkpoint can store how a model was built.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineSpec {
+    /// Transformers applied in order.
+    pub transformers: Vec<AnyTransformerParams>,
+    /// The final detector.
+    pub detector: AnyDetectorParams,
+}
+
+impl PipelineSpec {
+    /// A pipeline of just one detector.
+    pub fn detector(detector: AnyDetectorParams) -> Self {
+        PipelineSpec { transformers: Vec::new(), detector }
+    }
+
+    /// The stage names joined with `|`.
+    pub fn name(&self) -> String {
+        let mut parts: Vec<&str> = self.transformers.iter().map(AnyTransformerParams::name).collect();
+        parts.push(self.detector.name());
+        parts.join("|")
+    }
+
+    /// Builds every stage against the schema its predecessor outputs.
+    pub fn build(&self, schema: &SchemaRef) -> Result<AnyPipeline, ParamError> {
+        let mut current = schema.clone();
+        let mut transformers = Vec::with_capacity(self.transformers.len());
+        for params in &self.transformers {
+            let t = params.build(&current)?;
+            current = t.output_schema().clone();
+            transformers.push(t);
+        }
+        Ok(AnyPipeline { transformers, detector: self.detector.build(&current)? })
+    }
+}
+
+/// A built [`PipelineSpec`]: any number of transformers and a detector, itself a [`Detector`] with the
+/// same semantics as nested `onad_core::Pipeline`s (learn on post-update transforms, score on current ones).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AnyPipeline {
+    transformers: Vec<AnyTransformer>,
+    detector: AnyDetector,
+}
+
+impl AnyPipeline {
+    /// The transformers, in order.
+    pub fn transformers(&self) -> &[AnyTransformer] {
+        &self.transformers
+    }
+
+    /// The final detector.
+    pub fn detector(&self) -> &AnyDetector {
+        &self.detector
+    }
+}
+
+fn score_through(stages: &[AnyTransformer], x: &[f64], detector: &AnyDetector) -> f64 {
+    match stages.split_first() {
+        None => detector.score_one(x),
+        Some((first, rest)) => with_scratch(first.output_schema().len(), |buf| {
+            first.transform_one(x, buf);
+            score_through(rest, buf, detector)
+        }),
+    }
+}
+
+fn learn_through(stages: &mut [AnyTransformer], x: &[f64], detector: &mut AnyDetector) {
+    match stages.split_first_mut() {
+        None => detector.learn_one(x),
+        Some((first, rest)) => {
+            first.learn_one(x);
+            with_scratch(first.output_schema().len(), |buf| {
+                first.transform_one(x, buf);
+                learn_through(rest, buf, detector)
+            })
+        }
+    }
+}
+
+impl Detector for AnyPipeline {
+    fn learn_one(&mut self, x: &[f64]) {
+        learn_through(&mut self.transformers, x, &mut self.detector)
+    }
+
+    fn score_one(&self, x: &[f64]) -> f64 {
+        score_through(&self.transformers, x, &self.detector)
+    }
+}

@@ -1,0 +1,261 @@
+//! The conformance suite: every registered detector and transformer (and every detector behind a scaler)
+//! must pass the same checks. Driven by `REGISTRY`, so a newly registered model is covered automatically.
+
+mod common;
+
+use onad_core::{Batch, Detector, ParamError, Schema, SchemaRef, Transformer};
+use onad_models::{AnyDetectorParams, AnyTransformerParams, PipelineSpec, REGISTRY, Role};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The SHUTTLE head, narrowed to its first column when a model only takes one feature.
+fn stream_for(build: impl Fn(&SchemaRef) -> Result<(), ParamError>) -> (SchemaRef, Vec<Vec<f64>>) {
+    let (schema, rows, _) = common::shuttle();
+    match build(&schema) {
+        Ok(()) => (schema, rows),
+        Err(ParamError::Schema(_)) => {
+            let one = Schema::shared([schema.names()[0].clone()]).unwrap();
+            (one, rows.into_iter().map(|r| vec![r[0]]).collect())
+        }
+        Err(e) => panic!("example parameters must build: {e}"),
+    }
+}
+
+/// The same rows with missing and infinite values injected.
+fn corrupted(rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    rows.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut r = r.clone();
+            let j = i % r.len();
+            if i % 7 == 0 {
+                r[j] = f64::NAN;
+            }
+            if i % 11 == 0 {
+                r[j] = f64::INFINITY;
+            }
+            if i % 17 == 0 {
+                r[j] = f64::NEG_INFINITY;
+            }
+            if i % 13 == 0 {
+                r.fill(f64::NAN);
+            }
+            r
+        })
+        .collect()
+}
+
+fn state<T: Serialize>(model: &T) -> Vec<u8> {
+    postcard::to_stdvec(model).expect("model state serializes")
+}
+
+fn batches(schema: &SchemaRef, rows: &[Vec<f64>], size: usize) -> Vec<Batch> {
+    rows.chunks(size)
+        .enumerate()
+        .map(|(k, chunk)| {
+            Batch::from_rows(schema.clone(), chunk.concat(), None, (k * size) as u64).expect("valid batch")
+        })
+        .collect()
+}
+
+fn bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn check_detector<D>(name: &str, make: impl Fn() -> D, schema: &SchemaRef, rows: &[Vec<f64>])
+where
+    D: Detector + Serialize + DeserializeOwned,
+{
+    // Finite scores, also on NaN and infinite input, on every path.
+    let mut m = make();
+    for (i, r) in corrupted(rows).iter().enumerate() {
+        let s = m.score_one(r);
+        assert!(s.is_finite(), "{name}: score_one row {i} gave {s}");
+        let s = m.score_learn_one(r);
+        assert!(s.is_finite(), "{name}: score_learn_one row {i} gave {s}");
+    }
+
+    // Same parameters (and seed) give the same scores.
+    let run = |m: &mut D| rows.iter().map(|r| m.score_learn_one(r)).collect::<Vec<f64>>();
+    let first = run(&mut make());
+    assert_eq!(bits(&first), bits(&run(&mut make())), "{name}: two runs differ");
+
+    // Serialize mid-stream: the restored model gives identical later scores and state.
+    let half = rows.len() / 2;
+    let mut a = make();
+    rows[..half].iter().for_each(|r| a.learn_one(r));
+    let mut b: D = postcard::from_bytes(&state(&a)).expect("model state deserializes");
+    let rest_a: Vec<f64> = rows[half..].iter().map(|r| a.score_learn_one(r)).collect();
+    let rest_b: Vec<f64> = rows[half..].iter().map(|r| b.score_learn_one(r)).collect();
+    assert_eq!(bits(&rest_a), bits(&rest_b), "{name}: restored model scores differ");
+    assert_eq!(state(&a), state(&b), "{name}: restored model state differs");
+
+    // Scoring does not change state.
+    let mut m = make();
+    rows[..half].iter().for_each(|r| m.learn_one(r));
+    let before = state(&m);
+    for r in rows.iter().chain(corrupted(rows).iter()) {
+        m.score_one(r);
+    }
+    let mut sink = Vec::new();
+    for batch in batches(schema, rows, 97) {
+        m.score_many(&batch, &mut sink);
+    }
+    assert_eq!(before, state(&m), "{name}: scoring changed the state");
+
+    // Batch paths equal one-at-a-time paths.
+    for size in [1, 64, 333] {
+        let mut batched = make();
+        let mut out = Vec::new();
+        for batch in batches(schema, rows, size) {
+            batched.score_learn_many(&batch, &mut out);
+        }
+        assert_eq!(bits(&out), bits(&first), "{name}: score_learn_many({size}) differs");
+
+        let (mut one, mut many) = (make(), make());
+        let (mut expected, mut got) = (Vec::new(), Vec::new());
+        for batch in batches(schema, rows, size) {
+            for r in batch.rows() {
+                expected.push(one.learn_score_one(r));
+            }
+            many.learn_score_many(&batch, &mut got);
+        }
+        assert_eq!(bits(&got), bits(&expected), "{name}: learn_score_many({size}) differs");
+
+        let (mut one, mut many) = (make(), make());
+        let (mut expected, mut got) = (Vec::new(), Vec::new());
+        for batch in batches(schema, rows, size) {
+            expected.extend(batch.rows().map(|r| one.score_one(r)));
+            batch.rows().for_each(|r| one.learn_one(r));
+            many.score_many(&batch, &mut got);
+            many.learn_many(&batch);
+        }
+        assert_eq!(bits(&got), bits(&expected), "{name}: score_many/learn_many({size}) differs");
+        assert_eq!(state(&one), state(&many), "{name}: learn_many({size}) state differs");
+    }
+}
+
+fn check_transformer<T>(name: &str, make: impl Fn() -> T, rows: &[Vec<f64>])
+where
+    T: Transformer + Serialize + DeserializeOwned,
+{
+    let width = make().output_schema().len();
+    let transform = |t: &T, r: &[f64]| {
+        let mut out = vec![0.0; width];
+        t.transform_one(r, &mut out);
+        out
+    };
+
+    // No panic on NaN or infinities; finite rows map to finite outputs.
+    let mut t = make();
+    for r in corrupted(rows) {
+        transform(&t, &r);
+        t.learn_one(&r);
+    }
+    let mut t = make();
+    for (i, r) in rows.iter().enumerate() {
+        t.learn_one(r);
+        let out = transform(&t, r);
+        assert!(out.iter().all(|v| v.is_finite()), "{name}: row {i} gave {out:?}");
+    }
+
+    // Serialize mid-stream, transform does not change state, deterministic.
+    let half = rows.len() / 2;
+    let mut a = make();
+    rows[..half].iter().for_each(|r| a.learn_one(r));
+    let before = state(&a);
+    let mut b: T = postcard::from_bytes(&before).expect("transformer state deserializes");
+    rows.iter().for_each(|r| {
+        transform(&a, r);
+    });
+    assert_eq!(before, state(&a), "{name}: transform changed the state");
+    for r in &rows[half..] {
+        a.learn_one(r);
+        b.learn_one(r);
+        assert_eq!(bits(&transform(&a, r)), bits(&transform(&b, r)), "{name}: restored transformer differs");
+    }
+    assert_eq!(state(&a), state(&b), "{name}: restored transformer state differs");
+}
+
+#[test]
+fn every_registered_detector_conforms() {
+    let mut checked = 0;
+    for info in REGISTRY.iter().filter(|m| m.role == Role::Detector) {
+        let params = AnyDetectorParams::example_for(info.name).unwrap();
+        let (schema, rows) = stream_for(|s| params.build(s).map(drop));
+        check_detector(info.name, || params.build(&schema).unwrap(), &schema, &rows);
+        checked += 1;
+    }
+    assert!(checked >= 4, "only {checked} detectors registered");
+}
+
+#[test]
+fn every_detector_behind_every_transformer_conforms() {
+    for t in REGISTRY.iter().filter(|m| m.role == Role::Transformer) {
+        for d in REGISTRY.iter().filter(|m| m.role == Role::Detector) {
+            let spec = PipelineSpec {
+                transformers: vec![AnyTransformerParams::example_for(t.name).unwrap()],
+                detector: AnyDetectorParams::example_for(d.name).unwrap(),
+            };
+            let (schema, rows) = stream_for(|s| spec.build(s).map(drop));
+            check_detector(&spec.name(), || spec.build(&schema).unwrap(), &schema, &rows);
+        }
+    }
+}
+
+#[test]
+fn every_registered_transformer_conforms() {
+    for info in REGISTRY.iter().filter(|m| m.role == Role::Transformer) {
+        let params = AnyTransformerParams::example_for(info.name).unwrap();
+        let (schema, rows) = stream_for(|s| params.build(s).map(drop));
+        check_transformer(info.name, || params.build(&schema).unwrap(), &rows);
+    }
+}
+
+#[test]
+fn documented_parameters_match_the_parameter_structs() {
+    for info in REGISTRY {
+        let (defaults, example) = match info.role {
+            Role::Detector => (
+                serde_json::to_value(AnyDetectorParams::default_for(info.name).unwrap()).unwrap(),
+                serde_json::to_value(AnyDetectorParams::example_for(info.name).unwrap()).unwrap(),
+            ),
+            Role::Transformer => (
+                serde_json::to_value(AnyTransformerParams::default_for(info.name).unwrap()).unwrap(),
+                serde_json::to_value(AnyTransformerParams::example_for(info.name).unwrap()).unwrap(),
+            ),
+        };
+        let fields: Vec<&String> = defaults[info.name].as_object().expect("params are a struct").keys().collect();
+        let mut documented: Vec<&str> = info.params.iter().map(|p| p.name).collect();
+        let mut fields: Vec<&str> = fields.iter().map(|s| s.as_str()).collect();
+        documented.sort_unstable();
+        fields.sort_unstable();
+        assert_eq!(documented, fields, "{}: ParamDoc list differs from the struct", info.name);
+        for p in info.params.iter().filter(|p| p.required) {
+            assert!(defaults[info.name][p.name].is_null(), "{}.{}: a required parameter has a default", info.name, p.name);
+        }
+        // Parameters round-trip through JSON (the CLI's --set path) and postcard (checkpoints).
+        match info.role {
+            Role::Detector => {
+                let back: AnyDetectorParams = serde_json::from_value(example.clone()).unwrap();
+                assert_eq!(serde_json::to_value(&back).unwrap(), example);
+                let bytes = postcard::to_stdvec(&back).unwrap();
+                assert_eq!(postcard::from_bytes::<AnyDetectorParams>(&bytes).unwrap(), back);
+            }
+            Role::Transformer => {
+                let back: AnyTransformerParams = serde_json::from_value(example.clone()).unwrap();
+                assert_eq!(serde_json::to_value(&back).unwrap(), example);
+                let bytes = postcard::to_stdvec(&back).unwrap();
+                assert_eq!(postcard::from_bytes::<AnyTransformerParams>(&bytes).unwrap(), back);
+            }
+        }
+    }
+}
+
+#[test]
+fn unknown_parameters_are_rejected() {
+    let err = serde_json::from_str::<AnyDetectorParams>(r#"{"moving_average": {"window": 5}}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown field `window`"), "{err}");
+    let err = serde_json::from_str::<AnyDetectorParams>(r#"{"no_such_model": {}}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown variant"), "{err}");
+}
