@@ -1,1 +1,77 @@
-//! placeholder
+//! Data sources for onad. Every connector yields `onad_core::Batch`es of dense `f64` rows with a fixed
+//! schema, reports a resumable `Position`, and handles unreadable rows under one shared policy
+//! (`BadRowPolicy`: skip and count by reason, or fail with an error naming the source, row and column).
+//!
+//! Each connector sits behind a cargo feature named after it, so a build only pays for what it uses:
+//!
+//! | feature | source | notes |
+//! |---|---|---|
+//! | `csv` | [`CsvSource`] | header or not, any delimiter, quoting, empty field = NaN |
+//! | `parquet` | [`ParquetSource`] | row group by row group; ints, floats, bools, decimals -> f64; null = NaN |
+//!
+//! [`open`] picks the connector from the file extension and gives a clear error when its feature was not
+//! compiled in.
+//!
+//! ```
+//! # #[cfg(feature = "csv")] {
+//! use onad_sources::{CsvOptions, CsvSource, LabelColumn};
+//! use onad_core::Source;
+//!
+//! let data = "cpu,mem,label\n0.5,0.25,0\n0.9,0.75,1\n";
+//! let mut source = CsvSource::from_reader("inline", data.as_bytes(), CsvOptions::default()).unwrap();
+//! assert_eq!(source.schema().names(), ["cpu", "mem"]);
+//! let batch = source.next().unwrap().unwrap();
+//! assert_eq!(batch.row(1), &[0.9, 0.75]);
+//! assert_eq!(batch.labels(), Some(&[0.0, 1.0][..]));
+//! # }
+//! ```
+
+mod options;
+pub use options::{LabelColumn, SourceOptions};
+
+#[cfg(feature = "csv")]
+mod csv_source;
+#[cfg(feature = "csv")]
+pub use csv_source::{CsvOptions, CsvSource};
+
+#[cfg(feature = "parquet")]
+mod parquet_source;
+#[cfg(feature = "parquet")]
+pub use parquet_source::{ParquetSource, ParquetWriter};
+
+mod open;
+pub use open::{Format, open};
+
+/// Parses one text field as a number: empty (after trimming) is NaN (missing); `true`/`false` are 1/0.
+/// Returns `None` when the text is not a number.
+pub(crate) fn parse_number(field: &str) -> Option<f64> {
+    let t = field.trim();
+    if t.is_empty() {
+        return Some(f64::NAN);
+    }
+    if let Ok(v) = t.parse::<f64>() {
+        return Some(v);
+    }
+    match t {
+        "true" | "True" | "TRUE" => Some(1.0),
+        "false" | "False" | "FALSE" => Some(0.0),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_number;
+
+    #[test]
+    fn parses_numbers_missing_and_booleans() {
+        assert_eq!(parse_number(" 1.5 "), Some(1.5));
+        assert_eq!(parse_number("-2e3"), Some(-2000.0));
+        assert!(parse_number("").unwrap().is_nan());
+        assert!(parse_number("NaN").unwrap().is_nan());
+        assert_eq!(parse_number("inf"), Some(f64::INFINITY));
+        assert_eq!(parse_number("true"), Some(1.0));
+        assert_eq!(parse_number("abc"), None);
+        assert_eq!(parse_number("1,5"), None);
+    }
+}

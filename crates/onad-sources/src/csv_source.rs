@@ -1,0 +1,403 @@
+//! CSV (and other delimited text) source: streams records into dense batches, reading a bounded buffer
+//! at a time, so memory does not grow with the file.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use onad_core::{BadRecord, BadRowPolicy, Batch, Position, Schema, SchemaRef, SkipCounts, Source, SourceError};
+
+use crate::options::SourceOptions;
+use crate::parse_number;
+
+/// Options of [`CsvSource`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvOptions {
+    /// Label column, bad-row policy, batch size.
+    pub base: SourceOptions,
+    /// Field delimiter (`b','`, `b'\t'`, `b';'`).
+    pub delimiter: u8,
+    /// The first record names the columns; without a header they are named `col_0, col_1, ...`.
+    pub has_header: bool,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions { base: SourceOptions::default(), delimiter: b',', has_header: true }
+    }
+}
+
+/// Streams a CSV file as batches. Every column except the label is a feature; empty fields are NaN
+/// (missing). A record with the wrong number of fields, text where a number belongs, or bytes that are
+/// not UTF-8 is a bad row: skipped and counted under `field_count`, `non_numeric` or `invalid_utf8`, or
+/// reported as an error naming the file, row and column, as the [`BadRowPolicy`] says.
+///
+/// Row ids count data records from 0 (the header is not a row), including bad ones.
+pub struct CsvSource {
+    name: String,
+    reader: csv::Reader<Box<dyn Read + Send>>,
+    options: CsvOptions,
+    /// Input column names (features and label).
+    columns: Vec<String>,
+    schema: SchemaRef,
+    label: Option<usize>,
+    /// A record read ahead to learn the width of a header-less file.
+    pending: Option<csv::ByteRecord>,
+    record: csv::ByteRecord,
+    next_row: u64,
+    skipped: SkipCounts,
+    done: bool,
+}
+
+impl std::fmt::Debug for CsvSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsvSource")
+            .field("name", &self.name)
+            .field("schema", &self.schema)
+            .field("label", &self.label)
+            .field("next_row", &self.next_row)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CsvSource {
+    /// Opens a CSV file.
+    pub fn open(path: impl AsRef<Path>, options: CsvOptions) -> Result<Self, SourceError> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        let file = File::open(path).map_err(|error| SourceError::Io { source_name: name.clone(), error })?;
+        Self::from_reader(name, file, options)
+    }
+
+    /// Reads CSV from any reader; `name` is used in messages.
+    pub fn from_reader(
+        name: impl Into<String>,
+        reader: impl Read + Send + 'static,
+        options: CsvOptions,
+    ) -> Result<Self, SourceError> {
+        let name = name.into();
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(options.delimiter)
+            .has_headers(options.has_header)
+            .flexible(true)
+            .buffer_capacity(1 << 16)
+            .from_reader(Box::new(reader) as Box<dyn Read + Send>);
+        let mut pending = None;
+        let columns: Vec<String> = if options.has_header {
+            let header = reader.byte_headers().map_err(|e| csv_error(&name, e))?.clone();
+            header
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    std::str::from_utf8(h).map(|s| s.trim().to_owned()).map_err(|_| SourceError::Schema {
+                        source_name: name.clone(),
+                        message: format!("header field {i} is not valid UTF-8"),
+                    })
+                })
+                .collect::<Result<_, _>>()?
+        } else {
+            let mut first = csv::ByteRecord::new();
+            let width = if reader.read_byte_record(&mut first).map_err(|e| csv_error(&name, e))? {
+                let w = first.len();
+                pending = Some(first);
+                w
+            } else {
+                0
+            };
+            (0..width).map(|i| format!("col_{i}")).collect()
+        };
+        if columns.is_empty() || (columns.len() == 1 && columns[0].is_empty()) {
+            return Err(SourceError::Schema { source_name: name, message: "the file is empty (no header, no columns)".into() });
+        }
+        let label = options.base.label_index(&columns).map_err(|message| SourceError::Schema {
+            source_name: name.clone(),
+            message,
+        })?;
+        let features = columns.iter().enumerate().filter(|(i, _)| Some(*i) != label).map(|(_, c)| c.clone());
+        let schema = Schema::new(features).map(Arc::new).map_err(|e| SourceError::Schema {
+            source_name: name.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(CsvSource {
+            name,
+            reader,
+            options,
+            columns,
+            schema,
+            label,
+            pending,
+            record: csv::ByteRecord::new(),
+            next_row: 0,
+            skipped: SkipCounts::default(),
+            done: false,
+        })
+    }
+
+    fn read_record(&mut self) -> Result<bool, SourceError> {
+        if let Some(p) = self.pending.take() {
+            self.record = p;
+            return Ok(true);
+        }
+        self.reader.read_byte_record(&mut self.record).map_err(|e| csv_error(&self.name, e))
+    }
+
+    /// Parses the current record into `values` / `label`; on a bad row returns what is wrong.
+    fn parse_record(&self, values: &mut Vec<f64>, label: &mut f64) -> Result<(), BadRecord> {
+        let row = self.next_row;
+        let bad = |column: Option<&String>, reason: &'static str, detail: String| BadRecord {
+            source: self.name.clone(),
+            row,
+            column: column.cloned(),
+            reason,
+            detail,
+        };
+        if self.record.len() != self.columns.len() {
+            return Err(bad(
+                None,
+                "field_count",
+                format!("expected {} fields, found {}", self.columns.len(), self.record.len()),
+            ));
+        }
+        let start = values.len();
+        for (i, field) in self.record.iter().enumerate() {
+            let text = match std::str::from_utf8(field) {
+                Ok(t) => t,
+                Err(_) => {
+                    values.truncate(start);
+                    return Err(bad(Some(&self.columns[i]), "invalid_utf8", "the field is not valid UTF-8".into()));
+                }
+            };
+            let Some(v) = parse_number(text) else {
+                values.truncate(start);
+                let shown: String = text.chars().take(40).collect();
+                return Err(bad(Some(&self.columns[i]), "non_numeric", format!("cannot read '{shown}' as a number")));
+            };
+            if Some(i) == self.label {
+                *label = v;
+            } else {
+                values.push(v);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn csv_error(name: &str, e: csv::Error) -> SourceError {
+    let line = e.position().map(|p| format!(" (line {})", p.line())).unwrap_or_default();
+    match e.into_kind() {
+        csv::ErrorKind::Io(error) => SourceError::Io { source_name: format!("{name}{line}"), error },
+        other => SourceError::External {
+            connector: "csv",
+            source_name: format!("{name}{line}"),
+            error: format!("{other:?}").into(),
+        },
+    }
+}
+
+impl Iterator for CsvSource {
+    type Item = Result<Batch, SourceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let cap = self.options.base.batch_size.max(1);
+        let d = self.schema.len();
+        let mut values = Vec::with_capacity(cap * d);
+        let mut labels = self.label.map(|_| Vec::with_capacity(cap));
+        let mut row_ids = Vec::with_capacity(cap);
+        while row_ids.len() < cap {
+            match self.read_record() {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.done = true;
+                    break;
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+            let mut label = f64::NAN;
+            match self.parse_record(&mut values, &mut label) {
+                Ok(()) => {
+                    row_ids.push(self.next_row);
+                    if let Some(l) = labels.as_mut() {
+                        l.push(label);
+                    }
+                }
+                Err(bad) => match self.options.base.bad_rows {
+                    BadRowPolicy::Skip => self.skipped.add(bad.reason),
+                    BadRowPolicy::Fail => {
+                        self.done = true;
+                        return Some(Err(SourceError::BadRecord(bad)));
+                    }
+                },
+            }
+            self.next_row += 1;
+        }
+        if row_ids.is_empty() && self.done {
+            return None;
+        }
+        Some(Batch::try_new(self.schema.clone(), values, labels, row_ids).map_err(|e| SourceError::Schema {
+            source_name: self.name.clone(),
+            message: e.to_string(),
+        }))
+    }
+}
+
+impl Source for CsvSource {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn has_labels(&self) -> bool {
+        self.label.is_some()
+    }
+
+    fn position(&self) -> Position {
+        Position::Row(self.next_row)
+    }
+
+    fn skipped(&self) -> &SkipCounts {
+        &self.skipped
+    }
+
+    /// Skips forward to a row id (records are read and dropped; rows before it are not parsed).
+    fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
+        let target = match position {
+            Position::Start => 0,
+            Position::Row(r) => *r,
+            other => return Err(SourceError::Unsupported(format!("{}: cannot seek a CSV file to {other}", self.name))),
+        };
+        if target < self.next_row {
+            return Err(SourceError::Unsupported(format!(
+                "{}: cannot seek back to row {target} from row {}",
+                self.name, self.next_row
+            )));
+        }
+        while self.next_row < target {
+            if !self.read_record()? {
+                return Err(SourceError::Schema {
+                    source_name: self.name.clone(),
+                    message: format!("cannot resume at row {target}: the file has only {} rows", self.next_row),
+                });
+            }
+            self.next_row += 1;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LabelColumn;
+
+    fn source(text: &'static str, options: CsvOptions) -> CsvSource {
+        CsvSource::from_reader("test.csv", text.as_bytes(), options).unwrap()
+    }
+
+    fn all(src: &mut CsvSource) -> (Vec<f64>, Vec<f64>, Vec<u64>) {
+        let (mut v, mut l, mut ids) = (vec![], vec![], vec![]);
+        for b in src {
+            let b = b.unwrap();
+            v.extend_from_slice(b.values());
+            l.extend_from_slice(b.labels().unwrap_or(&[]));
+            ids.extend_from_slice(b.row_ids());
+        }
+        (v, l, ids)
+    }
+
+    #[test]
+    fn reads_header_label_missing_values_quotes_crlf_and_bom() {
+        let text = "\u{feff}a,\"b\",label\r\n1,,0\r\n\"2.5\", 3 ,1\r\n";
+        let mut s = source(text, CsvOptions { base: SourceOptions { batch_size: 1, ..Default::default() }, ..Default::default() });
+        assert_eq!(s.schema().names(), ["a", "b"]);
+        let (v, l, ids) = all(&mut s);
+        assert_eq!(v[0], 1.0);
+        assert!(v[1].is_nan());
+        assert_eq!(&v[2..], &[2.5, 3.0]);
+        assert_eq!(l, vec![0.0, 1.0]);
+        assert_eq!(ids, vec![0, 1]);
+        assert_eq!(s.position(), Position::Row(2));
+    }
+
+    #[test]
+    fn skips_and_counts_bad_rows_by_reason() {
+        let bytes: &'static [u8] = b"a,b,label\n1,2,0\n1,x,0\n1,2\n1,2,0,9\nz\xff,2,0\n3,4,1\n";
+        let mut s = CsvSource::from_reader("t.csv", bytes, CsvOptions::default()).unwrap();
+        let (v, _, ids) = all(&mut s);
+        assert_eq!(v, vec![1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(ids, vec![0, 5]);
+        assert_eq!(s.skipped().get("non_numeric"), 1);
+        assert_eq!(s.skipped().get("field_count"), 2);
+        assert_eq!(s.skipped().get("invalid_utf8"), 1);
+        assert_eq!(s.skipped().total(), 4);
+    }
+
+    #[test]
+    fn invalid_utf8_is_its_own_reason() {
+        let bytes: &'static [u8] = b"a,label\n\xff\xfe,0\n1,0\n";
+        let mut s = CsvSource::from_reader("t.csv", bytes, CsvOptions::default()).unwrap();
+        let (v, _, _) = all(&mut s);
+        assert_eq!(v, vec![1.0]);
+        assert_eq!(s.skipped().get("invalid_utf8"), 1);
+    }
+
+    #[test]
+    fn fail_policy_names_file_row_and_column() {
+        let options = CsvOptions {
+            base: SourceOptions { bad_rows: BadRowPolicy::Fail, ..Default::default() },
+            ..Default::default()
+        };
+        let mut s = source("a,b,label\n1,2,0\n1,oops,0\n", options);
+        let err = s.next().unwrap().unwrap_err().to_string();
+        assert_eq!(err, "test.csv: row 1, column 'b': cannot read 'oops' as a number (non_numeric)");
+        assert!(s.next().is_none());
+    }
+
+    #[test]
+    fn named_missing_and_absent_label_columns() {
+        let named = CsvOptions {
+            base: SourceOptions { label: LabelColumn::Named("y".into()), ..Default::default() },
+            ..Default::default()
+        };
+        let mut s = source("y,a\n1,5\n", named.clone());
+        assert_eq!(s.schema().names(), ["a"]);
+        assert_eq!(all(&mut s).1, vec![1.0]);
+        let err = CsvSource::from_reader("t.csv", "a,b\n1,2\n".as_bytes(), named).unwrap_err().to_string();
+        assert_eq!(err, "t.csv: label column 'y' not found (columns: a, b)");
+        let none = CsvOptions {
+            base: SourceOptions { label: LabelColumn::None, ..Default::default() },
+            ..Default::default()
+        };
+        let s = source("a,b\n1,2\n", none);
+        assert!(!s.has_labels());
+        assert_eq!(s.schema().len(), 2);
+    }
+
+    #[test]
+    fn headerless_semicolon_files_and_empty_files() {
+        let options = CsvOptions { delimiter: b';', has_header: false, ..Default::default() };
+        let mut s = source("1;2;0\n3;4;1\n", options);
+        assert_eq!(s.schema().names(), ["col_0", "col_1"]);
+        assert_eq!(all(&mut s).0, vec![1.0, 2.0, 3.0, 4.0]);
+        let err = CsvSource::from_reader("e.csv", "".as_bytes(), CsvOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("empty"), "{err}");
+        let mut header_only = source("a,label\n", CsvOptions::default());
+        assert!(header_only.next().is_none());
+    }
+
+    #[test]
+    fn seek_resumes_at_a_row() {
+        let mut s = source("a,label\n0,0\n1,0\n2,0\n3,0\n", CsvOptions::default());
+        s.seek(&Position::Row(2)).unwrap();
+        let (v, _, ids) = all(&mut s);
+        assert_eq!(v, vec![2.0, 3.0]);
+        assert_eq!(ids, vec![2, 3]);
+        let mut s = source("a,label\n0,0\n", CsvOptions::default());
+        assert!(s.seek(&Position::Row(5)).unwrap_err().to_string().contains("only 1 rows"));
+    }
+}
