@@ -1,1 +1,69 @@
-fn main() {}
+//! `onad`: score a stream for anomalies from the command line.
+//!
+//! `onad run` with no arguments scores the built-in SHUTTLE data set with the default pipeline and prints
+//! rows, speed, anomalies and ROC-AUC / PR-AUC. See `onad run --help` and `onad models`.
+//!
+//! Exit codes: 0 success; 2 a usage or configuration error (unknown model, bad parameter, missing file or
+//! column), reported before any row is read; 1 a failure while running (a bad row under
+//! `--on-bad-row fail`, an output write error).
+
+mod datasets;
+mod models;
+mod run;
+mod spec;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Online anomaly detection on streams: learn one row at a time, score every row.
+#[derive(Debug, Parser)]
+#[command(name = "onad", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Score a stream end to end (with no arguments: the built-in SHUTTLE data set).
+    Run(Box<run::RunArgs>),
+    /// List the registered models with their parameters and defaults.
+    Models(models::ModelsArgs),
+    /// List the built-in data sets.
+    Datasets,
+}
+
+/// A failure and the exit code it maps to.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad arguments or configuration: exit 2.
+    Usage(anyhow::Error),
+    /// Failed while running: exit 1.
+    Run(anyhow::Error),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::run(*args),
+        Command::Models(args) => models::list(&args).map_err(Failure::Usage),
+        Command::Datasets => {
+            for d in datasets::BUILT_IN {
+                println!("{:<10} {:>8} rows x {:>2} features  {}", d.name, d.rows, d.features, d.description);
+            }
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Run(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -51,4 +51,4 @@ mod run;
 mod threshold;
 
 pub use run::{Order, PipelineError, RunConfig, RunStats, Scored, run};
-pub use threshold::{FixedThreshold, NoThreshold, Threshold};
+pub use threshold::{FixedThreshold, NoThreshold, Threshold, WindowedThreshold};

@@ -39,3 +39,109 @@ impl Threshold for NoThreshold {
         f64::INFINITY
     }
 }
+
+/// The streaming guide's adaptive threshold: `mean + k * std` of the last `window` scores (population
+/// standard deviation). Nothing is flagged until the window is full.
+///
+/// Unlike the guide's loop, a score is compared with the window *before* it joins it, so a spike cannot
+/// raise its own bar. Non-finite scores are compared but not added to the window.
+///
+/// ```
+/// use onad_pipeline::{Threshold, WindowedThreshold};
+/// let mut t = WindowedThreshold::new(4, 2.0).unwrap();
+/// for s in [1.0, 2.0, 1.0, 2.0] {
+///     assert!(!t.flag(s)); // warming up
+/// }
+/// assert_eq!(t.current(), 2.5); // mean 1.5 + 2 * std 0.5
+/// assert!(t.flag(3.0));
+/// assert!(!t.flag(2.0));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowedThreshold {
+    window: usize,
+    k: f64,
+    scores: std::collections::VecDeque<f64>,
+    sum: f64,
+    sum_sq: f64,
+    since_resum: usize,
+}
+
+impl WindowedThreshold {
+    /// A threshold over the last `window` scores at `k` standard deviations above their mean.
+    pub fn new(window: usize, k: f64) -> Result<Self, String> {
+        if window < 2 {
+            return Err(format!("the threshold window must hold at least 2 scores, got {window}"));
+        }
+        if !k.is_finite() {
+            return Err(format!("the threshold's k must be finite, got {k}"));
+        }
+        Ok(WindowedThreshold {
+            window,
+            k,
+            scores: std::collections::VecDeque::with_capacity(window),
+            sum: 0.0,
+            sum_sq: 0.0,
+            since_resum: 0,
+        })
+    }
+
+    fn push(&mut self, s: f64) {
+        if self.scores.len() == self.window {
+            let old = self.scores.pop_front().unwrap_or(0.0);
+            self.sum -= old;
+            self.sum_sq -= old * old;
+        }
+        self.scores.push_back(s);
+        self.sum += s;
+        self.sum_sq += s * s;
+        self.since_resum += 1;
+        if self.since_resum >= self.window {
+            // Recompute exactly once per window so rounding cannot accumulate over a long stream.
+            self.sum = self.scores.iter().sum();
+            self.sum_sq = self.scores.iter().map(|v| v * v).sum();
+            self.since_resum = 0;
+        }
+    }
+}
+
+impl Threshold for WindowedThreshold {
+    fn flag(&mut self, score: f64) -> bool {
+        let flagged = score > self.current();
+        if score.is_finite() {
+            self.push(score);
+        }
+        flagged
+    }
+
+    fn current(&self) -> f64 {
+        if self.scores.len() < self.window {
+            return f64::INFINITY;
+        }
+        let n = self.scores.len() as f64;
+        let mean = self.sum / n;
+        let var = (self.sum_sq / n - mean * mean).max(0.0);
+        mean + self.k * var.sqrt()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windowed_threshold_tracks_recent_scores_only() {
+        let mut t = WindowedThreshold::new(100, 3.0).unwrap();
+        for i in 0..10_000 {
+            t.flag(1000.0 + (i % 10) as f64);
+        }
+        for i in 0..100 {
+            t.flag((i % 10) as f64);
+        }
+        // Only the recent low scores count now: mean 4.5, std ~2.87.
+        let c = t.current();
+        assert!((c - (4.5 + 3.0 * 8.25f64.sqrt())).abs() < 1e-9, "{c}");
+        assert!(t.flag(20.0));
+        assert!(!t.flag(f64::NAN));
+        assert!(WindowedThreshold::new(1, 2.0).is_err());
+    }
+}

@@ -93,6 +93,11 @@ impl ParquetSource {
         Self::build(name.into(), Input::Memory(bytes), options, 0)
     }
 
+    /// Reads Parquet bytes that live for the whole program (a file embedded with `include_bytes!`).
+    pub fn from_static(name: impl Into<String>, bytes: &'static [u8], options: SourceOptions) -> Result<Self, SourceError> {
+        Self::from_bytes(name, Bytes::from_static(bytes), options)
+    }
+
     /// Total rows in the file (from its metadata).
     pub fn total_rows(&self) -> u64 {
         self.total_rows

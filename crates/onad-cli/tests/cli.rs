@@ -1,0 +1,198 @@
+//! End-to-end tests of the `onad` binary: the CLI contract that scripts and later work rely on.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// The shared labelled data: `$ONAD_DATA_DIR`, else `../shared/data` beside the repository.
+fn data_dir() -> PathBuf {
+    let dir = std::env::var_os("ONAD_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data"));
+    assert!(dir.join("shippable").is_dir(), "shared data not found at {}; set ONAD_DATA_DIR", dir.display());
+    dir
+}
+
+fn onad(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_onad")).args(args).current_dir(root()).output().expect("onad runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn summary(args: &[&str]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("summary.json");
+    let mut all = args.to_vec();
+    let p = path.to_str().unwrap();
+    all.extend(["--summary-json", p, "--quiet"]);
+    let o = onad(&all);
+    assert!(o.status.success(), "onad {all:?} failed: {}", stderr(&o));
+    assert!(stdout(&o).is_empty(), "--quiet printed: {}", stdout(&o));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// A usage error: exit code 2, one line on stderr starting with `error:`, no panic.
+fn usage_error(args: &[&str]) -> String {
+    let o = onad(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "onad {args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "onad {args:?} printed more than one line: {err}");
+    assert!(err.starts_with("error: ") && !err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn run_without_arguments_scores_the_built_in_data_set() {
+    let o = onad(&["run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("shuttle (built-in)"), "{out}");
+    assert!(out.contains("49,097 scored, 0 skipped"), "{out}");
+    let roc: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("ROC-AUC"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no ROC-AUC line: {out}"));
+    // The default pipeline separates SHUTTLE's anomalies well (0.975 when measured).
+    assert!(roc > 0.95, "ROC-AUC {roc}");
+    assert!(out.contains("rows/s") && out.contains("anomalies"), "{out}");
+}
+
+#[test]
+fn summary_json_has_the_contract_fields() {
+    let s = summary(&["run", "--model", "moving_average", "--set", "window_size=50", "--set", "key=f1"]);
+    assert_eq!(s["rows"], 49_097);
+    assert_eq!(s["skipped"], 0);
+    assert!(s["rows_per_sec"].as_f64().unwrap() > 0.0);
+    let (roc, pr) = (s["roc_auc"].as_f64().unwrap(), s["pr_auc"].as_f64().unwrap());
+    assert!(roc > 0.9 && roc <= 1.0, "{roc}");
+    assert!(pr > 0.0715 && pr <= 1.0, "PR-AUC {pr} should beat the 7.15 % prevalence");
+    assert_eq!(s["model"], "moving_average");
+    assert_eq!(s["params"]["detector"]["moving_average"]["window_size"], 50);
+    // A null model ranks nothing: ROC-AUC 0.5, PR-AUC = prevalence.
+    let s = summary(&["run", "--model", "null_model"]);
+    assert_eq!(s["roc_auc"].as_f64().unwrap(), 0.5);
+    assert!((s["pr_auc"].as_f64().unwrap() - 3511.0 / 49_097.0).abs() < 1e-12);
+}
+
+#[test]
+fn csv_and_parquet_copies_give_identical_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = data_dir().join("shippable/shuttle_odds.csv");
+    let parquet = root().join("datasets/shuttle.parquet");
+    let out = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let model = ["--model", "standard_scaler|moving_average", "--set", "window_size=30", "--set", "key=f5"];
+    for (input, name) in [(None, "builtin.csv"), (Some(csv.to_str().unwrap()), "csv.csv"), (Some(parquet.to_str().unwrap()), "pq.csv")] {
+        let mut args = vec!["run", "--quiet", "--output"];
+        let o = out(name);
+        args.push(&o);
+        if let Some(i) = input {
+            args.extend(["--input", i]);
+        }
+        args.extend(model);
+        let r = onad(&args);
+        assert!(r.status.success(), "{}", stderr(&r));
+    }
+    let builtin = std::fs::read_to_string(out("builtin.csv")).unwrap();
+    assert_eq!(builtin.lines().next(), Some("row,score,anomaly,label"));
+    assert_eq!(builtin.lines().count(), 49_098);
+    assert!(builtin.lines().nth(1).unwrap().starts_with("0,"));
+    assert_eq!(builtin, std::fs::read_to_string(out("csv.csv")).unwrap(), "CSV and built-in Parquet differ");
+    assert_eq!(builtin, std::fs::read_to_string(out("pq.csv")).unwrap(), "CSV and Parquet file differ");
+}
+
+#[test]
+fn configuration_errors_are_one_line_with_exit_code_2() {
+    let e = usage_error(&["run", "--model", "no_such_model"]);
+    assert!(e.contains("unknown model 'no_such_model'"), "{e}");
+    let e = usage_error(&["run", "--model", "moving_average", "--set", "window_size=-3"]);
+    assert!(e.contains("window_size"), "{e}");
+    let e = usage_error(&["run", "--model", "moving_average", "--set", "window_size=0", "--set", "key=f1"]);
+    assert!(e.contains("window_size") && e.contains("at least 1"), "{e}");
+    let e = usage_error(&["run", "--model", "moving_average", "--set", "window_size=5", "--set", "key=nope"]);
+    assert!(e.contains("'nope'") && e.contains("f1"), "{e}");
+    let e = usage_error(&["run", "--input", "does/not/exist.csv"]);
+    assert!(e.contains("does/not/exist.csv"), "{e}");
+    let e = usage_error(&["run", "--input", "tests/data/unlabelled.csv", "--label-column", "is_anomaly"]);
+    assert!(e.contains("label column 'is_anomaly' not found") && e.contains("unlabelled.csv"), "{e}");
+    let e = usage_error(&["run", "--threshold", "sometimes"]);
+    assert!(e.contains("--threshold"), "{e}");
+    let e = usage_error(&["run", "--input", "Cargo.toml"]);
+    assert!(e.contains("unknown file type"), "{e}");
+}
+
+#[test]
+fn bad_rows_are_skipped_and_counted_or_stop_the_run() {
+    let s = summary(&["run", "--input", "tests/data/malformed.csv", "--model", "moving_average", "--set", "window_size=3", "--set", "key=temp"]);
+    assert_eq!(s["rows"], 4, "{s}");
+    assert_eq!(s["skipped"], 2);
+    assert_eq!(s["skipped_by_reason"]["non_numeric"], 1);
+    assert_eq!(s["skipped_by_reason"]["field_count"], 1);
+
+    let o = onad(&["run", "--input", "tests/data/malformed.csv", "--on-bad-row", "fail", "--model", "null_model"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("tests/data/malformed.csv: row 2, column 'temp': cannot read 'hot' as a number"), "{e}");
+}
+
+#[test]
+fn unlabelled_input_has_null_metrics_and_output_without_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("scores.csv");
+    let s = summary(&["run", "--input", "tests/data/unlabelled.csv", "--no-label", "--output", out.to_str().unwrap()]);
+    assert_eq!(s["rows"], 4);
+    assert!(s["roc_auc"].is_null() && s["pr_auc"].is_null());
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().next(), Some("row,score,anomaly"));
+    assert_eq!(text.lines().count(), 5);
+}
+
+#[test]
+fn models_lists_every_registered_kind() {
+    let o = onad(&["models", "--json"]);
+    assert!(o.status.success());
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = v["models"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    let expected: Vec<&str> = onad_registry_names();
+    assert_eq!(names, expected);
+    let ma = v["models"].as_array().unwrap().iter().find(|m| m["name"] == "moving_average").unwrap();
+    let ws = ma["params"].as_array().unwrap().iter().find(|p| p["name"] == "window_size").unwrap();
+    assert_eq!(ws["required"], true);
+    let text = stdout(&onad(&["models"]));
+    assert!(text.contains("standard_scaler") && text.contains("with_std"), "{text}");
+}
+
+fn onad_registry_names() -> Vec<&'static str> {
+    onad_models::REGISTRY.iter().map(|m| m.name).collect()
+}
+
+#[test]
+fn shipped_data_sets_match_their_manifest() {
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("datasets/manifest.json")).unwrap()).unwrap();
+    for d in manifest["datasets"].as_array().unwrap() {
+        let file = root().join("datasets").join(d["file"].as_str().unwrap());
+        let bytes = std::fs::read(&file).unwrap();
+        let digest: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(digest, d["sha256"].as_str().unwrap(), "{} changed without a manifest update", file.display());
+        let s = summary(&["run", "--input", file.to_str().unwrap(), "--label-column", d["label_column"].as_str().unwrap(), "--model", "null_model"]);
+        assert_eq!(s["rows"], d["rows"]);
+        // PR-AUC of a constant score is the anomaly rate.
+        let rate = d["anomalies"].as_f64().unwrap() / d["rows"].as_f64().unwrap();
+        assert!((s["pr_auc"].as_f64().unwrap() - rate).abs() < 1e-12);
+        // The source CSV is the one the manifest names.
+        let src = std::fs::read(data_dir().join("shippable").join(d["built_from"].as_str().unwrap())).unwrap();
+        let digest: String = Sha256::digest(&src).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(digest, d["built_from_sha256"].as_str().unwrap());
+    }
+}
