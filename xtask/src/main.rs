@@ -1,1 +1,106 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <task>`:
+//!
+//! - `ci`: format check, clippy (warnings denied), every connector feature alone, tests, docs, tidy.
+//! - `tidy`: the layering rules and source hygiene checks (also run as a test by `cargo test`).
+//! - `bench`: criterion throughput per registered detector (synthetic stream and SHUTTLE), and the CLI end
+//!   to end on SHUTTLE per model; writes `target/bench/results.{json,md}`.
+//! - `datasets build`: rebuild the shipped Parquet data sets from the shared CSV copies.
+
+mod bench;
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Runs a command, echoing it, and fails when it fails.
+fn run(step: &str, mut cmd: Command) -> Result<()> {
+    let start = Instant::now();
+    eprintln!("\n==> {step}: {cmd:?}");
+    let status = cmd.status().with_context(|| format!("cannot start {step}"))?;
+    if !status.success() {
+        bail!("{step} failed ({status})");
+    }
+    eprintln!("<== {step}: ok in {:.1} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn ci() -> Result<()> {
+    let start = Instant::now();
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    run("fmt", fmt)?;
+
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]);
+    run("clippy", clippy)?;
+
+    // Each connector feature must build on its own (features are additive and independent).
+    for features in ["", "csv", "parquet"] {
+        let mut check = cargo();
+        check.args(["check", "-p", "onad-sources", "--no-default-features", "--locked"]);
+        if !features.is_empty() {
+            check.args(["--features", features]);
+        }
+        check.env("RUSTFLAGS", "-D warnings");
+        run(&format!("onad-sources with features [{features}]"), check)?;
+    }
+
+    tidy::check(&root())?;
+    eprintln!("<== tidy: ok");
+
+    let mut test = cargo();
+    test.args(["test", "--workspace", "--locked"]);
+    run("tests", test)?;
+
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings");
+    run("docs", doc)?;
+
+    eprintln!("\ncargo xtask ci: all green in {:.0} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn datasets_build() -> Result<()> {
+    let data = std::env::var_os("ONAD_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data"));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("datasets/manifest.json"))?)?;
+    for d in manifest["datasets"].as_array().context("manifest has no datasets")? {
+        let from = data.join("shippable").join(d["built_from"].as_str().context("built_from")?);
+        let out = root().join("datasets").join(d["file"].as_str().context("file")?);
+        let label = d["label_column"].as_str().context("label_column")?;
+        let mut convert = cargo();
+        convert.args(["run", "--quiet", "--release", "-p", "onad-sources", "--example", "convert", "--"]);
+        convert.arg(&from).arg(&out).arg(label);
+        run(&format!("convert {}", from.display()), convert)?;
+        eprintln!(
+            "{}: now check its sha256 against datasets/manifest.json (sha256sum {})",
+            out.display(),
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["ci"] => ci(),
+        ["tidy"] => tidy::check(&root()),
+        ["bench", rest @ ..] => bench::bench(&root(), rest),
+        ["datasets", "build"] => datasets_build(),
+        _ => bail!("usage: cargo xtask ci | tidy | bench [--quick] | datasets build"),
+    }
+}

@@ -32,3 +32,13 @@ pub static BUILT_IN: &[BuiltIn] = &[BuiltIn {
 pub fn find(name: &str) -> Option<&'static BuiltIn> {
     BUILT_IN.iter().find(|d| d.name.eq_ignore_ascii_case(name))
 }
+
+/// Prints the built-in data sets (`onad datasets`).
+pub fn list() -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for d in BUILT_IN {
+        writeln!(out, "{:<10} {:>8} rows x {:>2} features  {}", d.name, d.rows, d.features, d.description)?;
+    }
+    Ok(())
+}

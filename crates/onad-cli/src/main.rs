@@ -43,20 +43,21 @@ pub enum Failure {
     Run(anyhow::Error),
 }
 
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Models(args) => models::list(&args).map_err(Failure::Usage),
-        Command::Datasets => {
-            for d in datasets::BUILT_IN {
-                println!("{:<10} {:>8} rows x {:>2} features  {}", d.name, d.rows, d.features, d.description);
-            }
-            Ok(())
-        }
+        Command::Datasets => datasets::list().map_err(Failure::Usage),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `onad models | head`: the reader went away; that is not an error.
+        Err(Failure::Usage(e) | Failure::Run(e)) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(Failure::Usage(e)) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

@@ -1,5 +1,7 @@
 //! `onad models`: the registry as a table or as JSON.
 
+use std::io::Write;
+
 use anyhow::Result;
 use clap::Args;
 use onad_models::{AnyDetectorParams, AnyTransformerParams, REGISTRY, Role};
@@ -21,8 +23,18 @@ fn defaults(name: &str, role: Role) -> Value {
     tagged.ok().and_then(|v| v.get(name).cloned()).unwrap_or(Value::Null)
 }
 
+/// Valid example parameters (used by docs and `cargo xtask bench`).
+fn example(name: &str, role: Role) -> Value {
+    let tagged = match role {
+        Role::Detector => serde_json::to_value(AnyDetectorParams::example_for(name)),
+        Role::Transformer => serde_json::to_value(AnyTransformerParams::example_for(name)),
+    };
+    tagged.ok().and_then(|v| v.get(name).cloned()).unwrap_or(Value::Null)
+}
+
 /// Prints the registry.
 pub fn list(args: &ModelsArgs) -> Result<()> {
+    let mut out = std::io::stdout().lock();
     if args.json {
         let models: Vec<Value> = REGISTRY
             .iter()
@@ -36,10 +48,11 @@ pub fn list(args: &ModelsArgs) -> Result<()> {
                                "default": if p.required { Value::Null } else { d[p.name].clone() }, "help": p.help})
                     })
                     .collect();
-                json!({"name": m.name, "class": m.class, "role": m.role, "summary": m.summary, "params": params})
+                json!({"name": m.name, "class": m.class, "role": m.role, "summary": m.summary, "params": params,
+                       "example": example(m.name, m.role)})
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "models": models }))?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&json!({ "models": models }))?)?;
         return Ok(());
     }
     for m in REGISTRY {
@@ -47,11 +60,11 @@ pub fn list(args: &ModelsArgs) -> Result<()> {
             Role::Detector => "detector",
             Role::Transformer => "transformer",
         };
-        println!("{} ({role}, Python {}): {}", m.name, m.class, m.summary);
+        writeln!(out, "{} ({role}, Python {}): {}", m.name, m.class, m.summary)?;
         let d = defaults(m.name, m.role);
         for p in m.params {
             let default = if p.required { "required".to_owned() } else { format!("default {}", d[p.name]) };
-            println!("    {:<14} {:<26} {:<18} {}", p.name, p.ty, default, p.help);
+            writeln!(out, "    {:<14} {:<26} {:<18} {}", p.name, p.ty, default, p.help)?;
         }
     }
     Ok(())

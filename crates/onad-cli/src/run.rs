@@ -200,14 +200,16 @@ fn setup(args: &RunArgs) -> anyhow::Result<Job> {
     let spec = match &args.model {
         Some(m) => build_spec(m, &args.sets)?,
         None => {
-            let first = schema.name(0).ok_or_else(|| anyhow!("{}: the input has no feature columns", input.describe()))?;
+            let first =
+                schema.name(0).ok_or_else(|| anyhow!("{}: the input has no feature columns", input.describe()))?;
             let mut sets: Vec<String> = DEFAULT_SETS.iter().map(|s| (*s).to_owned()).collect();
             sets.push(format!("key={first}"));
             sets.extend(args.sets.iter().cloned());
             build_spec(DEFAULT_MODEL, &sets)?
         }
     };
-    let model = spec.build(&schema).with_context(|| format!("cannot build {} for {}", spec.name(), input.describe()))?;
+    let model =
+        spec.build(&schema).with_context(|| format!("cannot build {} for {}", spec.name(), input.describe()))?;
     let (threshold, threshold_text) = parse_threshold(&args.threshold)?;
     let order = match args.order {
         OrderArg::ScoreThenLearn => Order::ScoreThenLearn,

@@ -90,7 +90,8 @@ pub fn build_spec(model: &str, sets: &[String]) -> Result<PipelineSpec> {
         // Check this one value alone, so the error names the parameter.
         let mut alone = Map::new();
         alone.insert(param.to_owned(), value.clone());
-        deserialize(stages[index], alone).with_context(|| format!("bad value '{}' for parameter '{param}' of {}", rhs.trim(), stages[index].name))?;
+        deserialize(stages[index], alone)
+            .with_context(|| format!("bad value '{}' for parameter '{param}' of {}", rhs.trim(), stages[index].name))?;
         objects[index].insert(param.to_owned(), value);
     }
 

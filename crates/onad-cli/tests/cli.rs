@@ -92,7 +92,9 @@ fn csv_and_parquet_copies_give_identical_scores() {
     let parquet = root().join("datasets/shuttle.parquet");
     let out = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
     let model = ["--model", "standard_scaler|moving_average", "--set", "window_size=30", "--set", "key=f5"];
-    for (input, name) in [(None, "builtin.csv"), (Some(csv.to_str().unwrap()), "csv.csv"), (Some(parquet.to_str().unwrap()), "pq.csv")] {
+    for (input, name) in
+        [(None, "builtin.csv"), (Some(csv.to_str().unwrap()), "csv.csv"), (Some(parquet.to_str().unwrap()), "pq.csv")]
+    {
         let mut args = vec!["run", "--quiet", "--output"];
         let o = out(name);
         args.push(&o);
@@ -133,7 +135,17 @@ fn configuration_errors_are_one_line_with_exit_code_2() {
 
 #[test]
 fn bad_rows_are_skipped_and_counted_or_stop_the_run() {
-    let s = summary(&["run", "--input", "tests/data/malformed.csv", "--model", "moving_average", "--set", "window_size=3", "--set", "key=temp"]);
+    let s = summary(&[
+        "run",
+        "--input",
+        "tests/data/malformed.csv",
+        "--model",
+        "moving_average",
+        "--set",
+        "window_size=3",
+        "--set",
+        "key=temp",
+    ]);
     assert_eq!(s["rows"], 4, "{s}");
     assert_eq!(s["skipped"], 2);
     assert_eq!(s["skipped_by_reason"]["non_numeric"], 1);
@@ -185,7 +197,15 @@ fn shipped_data_sets_match_their_manifest() {
         let bytes = std::fs::read(&file).unwrap();
         let digest: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(digest, d["sha256"].as_str().unwrap(), "{} changed without a manifest update", file.display());
-        let s = summary(&["run", "--input", file.to_str().unwrap(), "--label-column", d["label_column"].as_str().unwrap(), "--model", "null_model"]);
+        let s = summary(&[
+            "run",
+            "--input",
+            file.to_str().unwrap(),
+            "--label-column",
+            d["label_column"].as_str().unwrap(),
+            "--model",
+            "null_model",
+        ]);
         assert_eq!(s["rows"], d["rows"]);
         // PR-AUC of a constant score is the anomaly rate.
         let rate = d["anomalies"].as_f64().unwrap() / d["rows"].as_f64().unwrap();

@@ -43,7 +43,7 @@ impl Batch {
         first_row_id: u64,
     ) -> Result<Self, CoreError> {
         let d = schema.len();
-        let rows = if d == 0 { labels.as_ref().map_or(0, Vec::len) } else { values.len() / d };
+        let rows = values.len().checked_div(d).unwrap_or_else(|| labels.as_ref().map_or(0, Vec::len));
         let row_ids = (first_row_id..first_row_id + rows as u64).collect();
         Batch::try_new(schema, values, labels, row_ids)
     }
@@ -125,8 +125,7 @@ impl Row {
         I: IntoIterator<Item = (S, f64)>,
         S: Into<String>,
     {
-        let (names, values): (Vec<String>, Vec<f64>) =
-            pairs.into_iter().map(|(k, v)| (k.into(), v)).unzip();
+        let (names, values): (Vec<String>, Vec<f64>) = pairs.into_iter().map(|(k, v)| (k.into(), v)).unzip();
         let schema = Arc::new(Schema::new(names).expect("Row::from_pairs needs unique names"));
         Row { schema, values }
     }

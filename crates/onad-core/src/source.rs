@@ -140,8 +140,7 @@ pub enum SourceError {
     Io {
         /// The source, as the user named it.
         source_name: String,
-        /// The underlying error.
-        #[source]
+        /// The underlying error (shown in the message, so not also reported as a `source()`).
         error: std::io::Error,
     },
     /// A row could not be read and the policy is [`BadRowPolicy::Fail`].
@@ -163,8 +162,7 @@ pub enum SourceError {
         connector: &'static str,
         /// The source, as the user named it.
         source_name: String,
-        /// The client library's error.
-        #[source]
+        /// The client library's error (shown in the message, so not also reported as a `source()`).
         error: Box<dyn StdError + Send + Sync>,
     },
     /// The connector for this source was not compiled into this build.

@@ -25,14 +25,15 @@
 pub mod baseline;
 mod registry;
 pub mod stat;
+pub mod synthetic;
 pub mod transform;
 
 pub use baseline::{
     NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdBound, ThresholdModel, ThresholdModelParams,
 };
 pub use registry::{
-    AnyDetector, AnyDetectorParams, AnyPipeline, AnyTransformer, AnyTransformerParams, Describe, ModelInfo, PipelineSpec,
-    Role, REGISTRY, model_info,
+    AnyDetector, AnyDetectorParams, AnyPipeline, AnyTransformer, AnyTransformerParams, Describe, ModelInfo,
+    PipelineSpec, REGISTRY, Role, model_info,
 };
 pub use stat::{MovingAverage, MovingAverageParams};
 pub use transform::{MinMaxScaler, MinMaxScalerParams, StandardScaler, StandardScalerParams};

@@ -232,7 +232,12 @@ fn documented_parameters_match_the_parameter_structs() {
         fields.sort_unstable();
         assert_eq!(documented, fields, "{}: ParamDoc list differs from the struct", info.name);
         for p in info.params.iter().filter(|p| p.required) {
-            assert!(defaults[info.name][p.name].is_null(), "{}.{}: a required parameter has a default", info.name, p.name);
+            assert!(
+                defaults[info.name][p.name].is_null(),
+                "{}.{}: a required parameter has a default",
+                info.name,
+                p.name
+            );
         }
         // Parameters round-trip through JSON (the CLI's --set path) and postcard (checkpoints).
         match info.role {

@@ -35,7 +35,11 @@ pub fn roc_auc(scores: &[f64], labels: &[f64]) -> Option<f64> {
         let mut j = i;
         let (mut p, mut n) = (0.0, 0.0);
         while j < v.len() && v[j].0 == v[i].0 {
-            if v[j].1 { p += 1.0 } else { n += 1.0 }
+            if v[j].1 {
+                p += 1.0
+            } else {
+                n += 1.0
+            }
             j += 1;
         }
         wins += p * (neg - neg_above - n) + 0.5 * p * n;

@@ -81,7 +81,7 @@ pub enum PipelineError {
     Source(#[from] SourceError),
     /// The sink failed.
     #[error("output: {0}")]
-    Sink(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Sink(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Runs `detector` over every batch of `source` in the configured order, flags scores with `threshold`,
@@ -102,7 +102,7 @@ where
     let start = Instant::now();
     let mut stats = RunStats::default();
     let (mut scores, mut flags, mut thresholds) = (Vec::new(), Vec::new(), Vec::new());
-    while let Some(batch) = source.next() {
+    for batch in &mut *source {
         let batch = batch?;
         scores.clear();
         match config.order {

@@ -19,7 +19,9 @@ impl Memory {
         let batches = values
             .chunks(batch)
             .enumerate()
-            .map(|(k, c)| Batch::from_rows(schema.clone(), c.to_vec(), Some(vec![0.0; c.len()]), (k * batch) as u64).unwrap())
+            .map(|(k, c)| {
+                Batch::from_rows(schema.clone(), c.to_vec(), Some(vec![0.0; c.len()]), (k * batch) as u64).unwrap()
+            })
             .collect();
         let mut skipped = SkipCounts::default();
         skipped.add("non_numeric");
@@ -53,7 +55,9 @@ impl Source for Memory {
 
 fn scores(order: Order, values: &[f64]) -> (Vec<f64>, u64) {
     let mut src = Memory::new(values, 3);
-    let mut model = MovingAverageParams { window_size: Some(4), ..Default::default() }.build(&Schema::shared(["v"]).unwrap()).unwrap();
+    let mut model = MovingAverageParams { window_size: Some(4), ..Default::default() }
+        .build(&Schema::shared(["v"]).unwrap())
+        .unwrap();
     let mut out = Vec::new();
     let stats = run(&mut src, &mut model, &mut FixedThreshold(1.0), &RunConfig { order }, |s| {
         out.extend_from_slice(s.scores);

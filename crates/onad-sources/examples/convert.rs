@@ -32,10 +32,10 @@ fn convert(input: &Path, output: &Path, label: &str) -> Result<u64, Box<dyn std:
         bad_rows: onad_core::BadRowPolicy::Fail,
         batch_size: 16_384,
     };
-    let mut source = open(input, options)?;
+    let source = open(input, options)?;
     let mut writer = ParquetWriter::create(output, source.schema(), Some(label))?;
     let mut rows = 0;
-    while let Some(batch) = source.next() {
+    for batch in source {
         let batch = batch?;
         rows += batch.num_rows() as u64;
         writer.write(&batch)?;

@@ -108,17 +108,19 @@ impl CsvSource {
             (0..width).map(|i| format!("col_{i}")).collect()
         };
         if columns.is_empty() || (columns.len() == 1 && columns[0].is_empty()) {
-            return Err(SourceError::Schema { source_name: name, message: "the file is empty (no header, no columns)".into() });
+            return Err(SourceError::Schema {
+                source_name: name,
+                message: "the file is empty (no header, no columns)".into(),
+            });
         }
-        let label = options.base.label_index(&columns).map_err(|message| SourceError::Schema {
-            source_name: name.clone(),
-            message,
-        })?;
+        let label = options
+            .base
+            .label_index(&columns)
+            .map_err(|message| SourceError::Schema { source_name: name.clone(), message })?;
         let features = columns.iter().enumerate().filter(|(i, _)| Some(*i) != label).map(|(_, c)| c.clone());
-        let schema = Schema::new(features).map(Arc::new).map_err(|e| SourceError::Schema {
-            source_name: name.clone(),
-            message: e.to_string(),
-        })?;
+        let schema = Schema::new(features)
+            .map(Arc::new)
+            .map_err(|e| SourceError::Schema { source_name: name.clone(), message: e.to_string() })?;
         Ok(CsvSource {
             name,
             reader,
@@ -240,10 +242,10 @@ impl Iterator for CsvSource {
         if row_ids.is_empty() && self.done {
             return None;
         }
-        Some(Batch::try_new(self.schema.clone(), values, labels, row_ids).map_err(|e| SourceError::Schema {
-            source_name: self.name.clone(),
-            message: e.to_string(),
-        }))
+        Some(
+            Batch::try_new(self.schema.clone(), values, labels, row_ids)
+                .map_err(|e| SourceError::Schema { source_name: self.name.clone(), message: e.to_string() }),
+        )
     }
 }
 
@@ -313,7 +315,10 @@ mod tests {
     #[test]
     fn reads_header_label_missing_values_quotes_crlf_and_bom() {
         let text = "\u{feff}a,\"b\",label\r\n1,,0\r\n\"2.5\", 3 ,1\r\n";
-        let mut s = source(text, CsvOptions { base: SourceOptions { batch_size: 1, ..Default::default() }, ..Default::default() });
+        let mut s = source(
+            text,
+            CsvOptions { base: SourceOptions { batch_size: 1, ..Default::default() }, ..Default::default() },
+        );
         assert_eq!(s.schema().names(), ["a", "b"]);
         let (v, l, ids) = all(&mut s);
         assert_eq!(v[0], 1.0);
@@ -369,10 +374,8 @@ mod tests {
         assert_eq!(all(&mut s).1, vec![1.0]);
         let err = CsvSource::from_reader("t.csv", "a,b\n1,2\n".as_bytes(), named).unwrap_err().to_string();
         assert_eq!(err, "t.csv: label column 'y' not found (columns: a, b)");
-        let none = CsvOptions {
-            base: SourceOptions { label: LabelColumn::None, ..Default::default() },
-            ..Default::default()
-        };
+        let none =
+            CsvOptions { base: SourceOptions { label: LabelColumn::None, ..Default::default() }, ..Default::default() };
         let s = source("a,b\n1,2\n", none);
         assert!(!s.has_labels());
         assert_eq!(s.schema().len(), 2);

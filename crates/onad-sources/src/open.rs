@@ -42,11 +42,8 @@ pub fn open(path: &Path, options: SourceOptions) -> Result<Box<dyn Source + Send
         #[cfg(feature = "csv")]
         Format::Csv => {
             let tsv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
-            let csv_options = crate::CsvOptions {
-                base: options,
-                delimiter: if tsv { b'\t' } else { b',' },
-                ..Default::default()
-            };
+            let csv_options =
+                crate::CsvOptions { base: options, delimiter: if tsv { b'\t' } else { b',' }, ..Default::default() };
             Ok(Box::new(crate::CsvSource::open(path, csv_options)?))
         }
         #[cfg(not(feature = "csv"))]

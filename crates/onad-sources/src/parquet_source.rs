@@ -94,7 +94,11 @@ impl ParquetSource {
     }
 
     /// Reads Parquet bytes that live for the whole program (a file embedded with `include_bytes!`).
-    pub fn from_static(name: impl Into<String>, bytes: &'static [u8], options: SourceOptions) -> Result<Self, SourceError> {
+    pub fn from_static(
+        name: impl Into<String>,
+        bytes: &'static [u8],
+        options: SourceOptions,
+    ) -> Result<Self, SourceError> {
         Self::from_bytes(name, Bytes::from_static(bytes), options)
     }
 
@@ -114,7 +118,9 @@ impl ParquetSource {
         .map_err(|e| external(&name, e))?;
         let arrow_schema = builder.schema().clone();
         let names: Vec<String> = arrow_schema.fields().iter().map(|f| f.name().clone()).collect();
-        let label = options.label_index(&names).map_err(|message| SourceError::Schema { source_name: name.clone(), message })?;
+        let label = options
+            .label_index(&names)
+            .map_err(|message| SourceError::Schema { source_name: name.clone(), message })?;
         let total_rows = builder.total_rows();
         for (i, field) in arrow_schema.fields().iter().enumerate() {
             if !numeric(field.data_type()) {
@@ -171,10 +177,8 @@ impl ParquetSource {
                 Some(l)
             }
         };
-        Batch::from_rows(self.schema.clone(), values, labels, self.next_row).map_err(|e| SourceError::Schema {
-            source_name: self.name.clone(),
-            message: e.to_string(),
-        })
+        Batch::from_rows(self.schema.clone(), values, labels, self.next_row)
+            .map_err(|e| SourceError::Schema { source_name: self.name.clone(), message: e.to_string() })
     }
 }
 
@@ -210,7 +214,13 @@ impl Builder {
 
 /// Writes an arrow column as f64 into `out[0], out[stride], out[2*stride], ...`; nulls become NaN.
 fn write_column(array: &ArrayRef, out: &mut [f64], stride: usize) -> Result<(), String> {
-    fn put<T>(array: &dyn Array, out: &mut [f64], stride: usize, values: impl Iterator<Item = Option<T>>, f: impl Fn(T) -> f64) {
+    fn put<T>(
+        array: &dyn Array,
+        out: &mut [f64],
+        stride: usize,
+        values: impl Iterator<Item = Option<T>>,
+        f: impl Fn(T) -> f64,
+    ) {
         debug_assert!(array.len() <= out.len().div_ceil(stride.max(1)));
         for (i, v) in values.enumerate() {
             out[i * stride] = v.map_or(f64::NAN, &f);
@@ -291,7 +301,9 @@ impl Source for ParquetSource {
         let row = match position {
             Position::Start => 0,
             Position::Row(r) => *r,
-            other => return Err(SourceError::Unsupported(format!("{}: cannot seek a Parquet file to {other}", self.name))),
+            other => {
+                return Err(SourceError::Unsupported(format!("{}: cannot seek a Parquet file to {other}", self.name)));
+            }
         };
         if row > self.total_rows {
             return Err(SourceError::Schema {
@@ -329,7 +341,10 @@ impl ParquetWriter {
         }
         let arrow_schema = Arc::new(arrow_schema::Schema::new(fields));
         let file = File::create(path.as_ref()).map_err(|error| SourceError::Io { source_name: name.clone(), error })?;
-        let props = WriterProperties::builder().set_compression(Compression::SNAPPY).set_max_row_group_row_count(Some(16_384)).build();
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(16_384))
+            .build();
         let writer = ArrowWriter::try_new(file, arrow_schema.clone(), Some(props)).map_err(|e| external(&name, e))?;
         Ok(ParquetWriter { writer, arrow_schema, with_label: label.is_some(), path: name })
     }
@@ -337,9 +352,8 @@ impl ParquetWriter {
     /// Appends a batch; it must have the schema given at creation (and labels when a label was named).
     pub fn write(&mut self, batch: &Batch) -> Result<(), SourceError> {
         let d = batch.num_features();
-        let mut columns: Vec<ArrayRef> = (0..d)
-            .map(|j| Arc::new(Float64Array::from_iter_values(batch.rows().map(|r| r[j]))) as ArrayRef)
-            .collect();
+        let mut columns: Vec<ArrayRef> =
+            (0..d).map(|j| Arc::new(Float64Array::from_iter_values(batch.rows().map(|r| r[j]))) as ArrayRef).collect();
         if self.with_label {
             let labels = batch.labels().ok_or_else(|| SourceError::Schema {
                 source_name: self.path.clone(),

@@ -5,7 +5,9 @@
 use std::fs::File;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, BooleanArray, Decimal128Array, Float32Array, Int64Array, RecordBatch, StringArray, UInt8Array};
+use arrow_array::{
+    ArrayRef, BooleanArray, Decimal128Array, Float32Array, Int64Array, RecordBatch, StringArray, UInt8Array,
+};
 use arrow_schema::{Field, Schema as ArrowSchema};
 use onad_core::{Batch, Position, Schema, Source};
 use onad_sources::{CsvOptions, CsvSource, LabelColumn, ParquetSource, ParquetWriter, SourceOptions};
@@ -24,7 +26,7 @@ fn write(path: &std::path::Path, columns: Vec<(&str, ArrayRef)>, row_group: usiz
 
 fn collect(src: &mut dyn Source) -> (Vec<f64>, Vec<f64>, Vec<u64>) {
     let (mut v, mut l, mut ids) = (vec![], vec![], vec![]);
-    while let Some(b) = src.next() {
+    for b in &mut *src {
         let b = b.unwrap();
         v.extend_from_slice(b.values());
         l.extend_from_slice(b.labels().unwrap_or(&[]));
@@ -43,7 +45,12 @@ fn coerces_numeric_types_and_nulls_to_f64() {
             ("i", Arc::new(Int64Array::from(vec![Some(1), None, Some(-3)])) as ArrayRef),
             ("f", Arc::new(Float32Array::from(vec![Some(0.5), Some(1.5), None]))),
             ("b", Arc::new(BooleanArray::from(vec![Some(true), Some(false), None]))),
-            ("d", Arc::new(Decimal128Array::from(vec![Some(12345), None, Some(-5)]).with_precision_and_scale(10, 2).unwrap())),
+            (
+                "d",
+                Arc::new(
+                    Decimal128Array::from(vec![Some(12345), None, Some(-5)]).with_precision_and_scale(10, 2).unwrap(),
+                ),
+            ),
             ("label", Arc::new(UInt8Array::from(vec![0, 1, 0]))),
         ],
         2,
@@ -68,10 +75,7 @@ fn label_selection_and_schema_errors_name_the_column() {
     let path = dir.path().join("l.parquet");
     write(
         &path,
-        vec![
-            ("y", Arc::new(Int64Array::from(vec![1, 0])) as ArrayRef),
-            ("x", Arc::new(Int64Array::from(vec![5, 6]))),
-        ],
+        vec![("y", Arc::new(Int64Array::from(vec![1, 0])) as ArrayRef), ("x", Arc::new(Int64Array::from(vec![5, 6])))],
         10,
     );
     let named = SourceOptions { label: LabelColumn::Named("y".into()), ..Default::default() };
@@ -106,9 +110,12 @@ fn writer_round_trip_equals_csv_reader_and_streams_by_row_group() {
         csv.push_str(&format!("{},{},{}\n", i as f64 * 0.25, (i * 7 % 13) as f64 - 6.5, i % 17 == 0));
     }
     let options = SourceOptions { batch_size: 1000, ..Default::default() };
-    let mut from_csv =
-        CsvSource::from_reader("mem.csv", std::io::Cursor::new(csv.into_bytes()), CsvOptions { base: options.clone(), ..Default::default() })
-            .unwrap();
+    let mut from_csv = CsvSource::from_reader(
+        "mem.csv",
+        std::io::Cursor::new(csv.into_bytes()),
+        CsvOptions { base: options.clone(), ..Default::default() },
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rt.parquet");
     let mut writer = ParquetWriter::create(&path, from_csv.schema(), Some("label")).unwrap();

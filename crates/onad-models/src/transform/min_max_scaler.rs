@@ -54,10 +54,7 @@ impl TransformerParams for MinMaxScalerParams {
     fn build(&self, schema: &SchemaRef) -> Result<MinMaxScaler, ParamError> {
         let (low, high) = self.feature_range;
         if !(low.is_finite() && high.is_finite() && low < high) {
-            return Err(ParamError::invalid(
-                "feature_range",
-                format!("needs finite low < high, got ({low}, {high})"),
-            ));
+            return Err(ParamError::invalid("feature_range", format!("needs finite low < high, got ({low}, {high})")));
         }
         Ok(MinMaxScaler {
             schema: schema.clone(),

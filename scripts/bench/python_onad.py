@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Throughput benchmark of the reference Python library onad 0.3.0.
+
+Usage:
+    /work/pyenv/bin/python scripts/bench/python_onad.py STREAM.csv [--rows N] [--budget-seconds S]
+
+STREAM.csv: header f0,f1,...,f9,label (10 float features, then a 0/1 label).
+Rows are read into dicts {f0: float, ..., f9: float} (label dropped) before timing.
+
+Protocols (per row, timed with time.perf_counter):
+  detectors:    s = model.score_one(x); model.learn_one(x)
+  transformers: model.learn_one(x); t = model.transform_one(x)
+A fresh model is built for every repeat; repeats continue while the total time
+spent on a configuration is below the budget (at least one repeat). The best
+(max) rows/s is reported.
+
+Output: one JSON object on stdout:
+  {"python": ..., "onad": ..., "rows": N, "rows_per_sec": {name: float|null}}
+Progress and errors go to stderr. A configuration that raises reports null.
+
+onad imports torch at import time; torch is not needed here, so it is replaced by
+stub modules before importing onad (same approach as scripts/fidelity/gen_seed_fixture.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import sys
+import time
+import traceback
+from unittest import mock
+
+FEATURES = [f"f{i}" for i in range(10)]
+
+
+# --------------------------------------------------------------------------- torch stub
+def _stub_torch() -> None:
+    if "torch" in sys.modules:
+        return
+
+    class _Module:  # stand-in for torch.nn.Module (must be a real class: used as a base)
+        def __init__(self, *a, **k):
+            pass
+
+    torch = mock.MagicMock(name="torch")
+    nn = mock.MagicMock(name="torch.nn")
+    nn.Module = _Module
+    optim = mock.MagicMock(name="torch.optim")
+    torch.nn = nn
+    torch.optim = optim
+    torch.__version__ = "0.0.0-stub"
+    sys.modules.update({"torch": torch, "torch.nn": nn, "torch.optim": optim})
+
+
+_stub_torch()
+
+import onad  # noqa: E402,F401
+from onad.model.null import NullModel  # noqa: E402
+from onad.model.random import RandomModel  # noqa: E402
+from onad.model.stat.uni import MovingAverage  # noqa: E402
+from onad.model.threshold import ThresholdModel  # noqa: E402
+from onad.transform.preprocessing.scaler import MinMaxScaler, StandardScaler  # noqa: E402
+
+try:
+    from importlib.metadata import version as _pkg_version
+
+    ONAD_VERSION = _pkg_version("onad")
+except Exception:  # pragma: no cover
+    ONAD_VERSION = getattr(onad, "__version__", "unknown")
+
+
+def log(*a) -> None:
+    print(*a, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- data
+def load_rows(path: str, limit: int | None) -> list[dict[str, float]]:
+    rows: list[dict[str, float]] = []
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [f for f in FEATURES if f not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"missing columns {missing} in {path}")
+        for rec in reader:
+            if limit is not None and len(rows) >= limit:
+                break
+            rows.append({f: float(rec[f]) for f in FEATURES})  # label dropped
+    return rows
+
+
+# --------------------------------------------------------------------------- timed loops
+def loop_detect(model, data) -> None:
+    score = model.score_one
+    learn = model.learn_one
+    for x in data:
+        s = score(x)  # noqa: F841
+        learn(x)
+
+
+def loop_transform(model, data) -> None:
+    learn = model.learn_one
+    transform = model.transform_one
+    for x in data:
+        learn(x)
+        t = transform(x)  # noqa: F841
+
+
+def run_config(factory, data, loop, warm: int, budget: float) -> float:
+    """Return best rows/s. `warm` leading rows are learned untimed (not counted)."""
+    best = 0.0
+    total = 0.0
+    repeats = 0
+    timed = data[warm:]
+    n = len(timed)
+    while repeats == 0 or total < budget:
+        model = factory()
+        for x in data[:warm]:
+            model.learn_one(x)
+        t0 = time.perf_counter()
+        loop(model, timed)
+        dt = time.perf_counter() - t0
+        total += dt
+        repeats += 1
+        if dt > 0:
+            best = max(best, n / dt)
+        elif n > 0:
+            best = float("inf")
+    return best, repeats
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("stream", help="CSV with header f0..f9,label")
+    ap.add_argument("--rows", type=int, default=None, help="use only the first N rows (default: all)")
+    ap.add_argument("--budget-seconds", type=float, default=3.0, help="timing budget per configuration (default 3)")
+    args = ap.parse_args()
+
+    rows = load_rows(args.stream, args.rows)
+    f0_rows = [{"f0": x["f0"]} for x in rows]
+    n = len(rows)
+    log(f"loaded {n} rows from {args.stream}; python {platform.python_version()}, onad {ONAD_VERSION}; "
+        f"budget {args.budget_seconds} s/config")
+
+    # (name, factory, data, loop, untimed warm-up learn rows)
+    configs = [
+        ("null_model", lambda: NullModel(), rows, loop_detect, 0),
+        ("random_model", lambda: RandomModel(seed=42), rows, loop_detect, 0),
+        ("threshold_model", lambda: ThresholdModel(ceiling=100.0, floor=-50.0), rows, loop_detect, 0),
+        # onad's MovingAverage.learn_one requires exactly one key.
+        ("moving_average", lambda: MovingAverage(window_size=20), f0_rows, loop_detect, 0),
+        ("min_max_scaler", lambda: MinMaxScaler(feature_range=(-1, 1)), rows, loop_transform, 0),
+        ("standard_scaler", lambda: StandardScaler(with_std=True), rows, loop_transform, 0),
+        # Pipeline.score_one on row 0 raises (scaler has not seen f0 yet), so row 0 is
+        # learned before timing and the remaining n-1 rows are timed.
+        ("standard_scaler|moving_average",
+         lambda: StandardScaler() | MovingAverage(window_size=100, key="f0"), f0_rows, loop_detect, 1),
+    ]
+
+    results: dict[str, float | None] = {}
+    for name, factory, data, loop, warm in configs:
+        try:
+            rps, reps = run_config(factory, data, loop, warm, args.budget_seconds)
+            results[name] = rps
+            log(f"{name:32s} {rps:14,.0f} rows/s  (best of {reps}, {len(data) - warm} rows timed)")
+        except Exception as e:  # noqa: BLE001
+            results[name] = None
+            log(f"{name:32s} ERROR {type(e).__name__}: {e}")
+            traceback.print_exc(file=sys.stderr)
+
+    print(json.dumps({
+        "python": platform.python_version(),
+        "onad": ONAD_VERSION,
+        "rows": n,
+        "rows_per_sec": results,
+    }))
+
+
+if __name__ == "__main__":
+    main()
