@@ -44,6 +44,7 @@ pub use open::{Format, open};
 
 /// Parses one text field as a number: empty (after trimming) is NaN (missing); `true`/`false` are 1/0.
 /// Returns `None` when the text is not a number.
+#[cfg(feature = "csv")]
 pub(crate) fn parse_number(field: &str) -> Option<f64> {
     let t = field.trim();
     if t.is_empty() {
@@ -59,7 +60,7 @@ pub(crate) fn parse_number(field: &str) -> Option<f64> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "csv"))]
 mod tests {
     use super::parse_number;
 
