@@ -140,7 +140,8 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
         let cell = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_owned(), f);
         writeln!(
             md,
-            "| {name} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            name.replace('|', "\\|"),
             fmt_rate(*rate),
             cell(p, &fmt_rate),
             cell(p.map(|p| rate / p), &|r| format!("{r:.0}x")),
