@@ -35,5 +35,11 @@ pub use registry::{
     AnyDetector, AnyDetectorParams, AnyPipeline, AnyTransformer, AnyTransformerParams, Describe, ModelInfo,
     PipelineSpec, REGISTRY, Role, model_info,
 };
-pub use stat::{MovingAverage, MovingAverageParams};
+pub use stat::{
+    MovingAverage, MovingAverageAbsoluteDeviation, MovingAverageAbsoluteDeviationParams, MovingAverageParams,
+    MovingGeometricAverage, MovingGeometricAverageParams, MovingHarmonicAverage, MovingHarmonicAverageParams,
+    MovingInterquartileRange, MovingInterquartileRangeParams, MovingKurtosis, MovingKurtosisParams, MovingMedian,
+    MovingMedianParams, MovingQuantile, MovingQuantileParams, MovingSkewness, MovingSkewnessParams, MovingVariance,
+    MovingVarianceParams,
+};
 pub use transform::{MinMaxScaler, MinMaxScalerParams, StandardScaler, StandardScalerParams};

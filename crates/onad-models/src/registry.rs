@@ -12,7 +12,13 @@ use serde::{Deserialize, Serialize};
 use crate::baseline::{
     NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdModel, ThresholdModelParams,
 };
-use crate::stat::{MovingAverage, MovingAverageParams};
+use crate::stat::{
+    MovingAverage, MovingAverageAbsoluteDeviation, MovingAverageAbsoluteDeviationParams, MovingAverageParams,
+    MovingGeometricAverage, MovingGeometricAverageParams, MovingHarmonicAverage, MovingHarmonicAverageParams,
+    MovingInterquartileRange, MovingInterquartileRangeParams, MovingKurtosis, MovingKurtosisParams, MovingMedian,
+    MovingMedianParams, MovingQuantile, MovingQuantileParams, MovingSkewness, MovingSkewnessParams, MovingVariance,
+    MovingVarianceParams,
+};
 use crate::transform::{MinMaxScaler, MinMaxScalerParams, StandardScaler, StandardScalerParams};
 
 /// Self-description of a parameter struct, for `onad models`, the docs and the conformance suite.
@@ -198,6 +204,15 @@ registry! {
         "random_model" => RandomModel(RandomModelParams),
         "threshold_model" => ThresholdModel(ThresholdModelParams),
         "moving_average" => MovingAverage(MovingAverageParams),
+        "moving_harmonic_average" => MovingHarmonicAverage(MovingHarmonicAverageParams),
+        "moving_geometric_average" => MovingGeometricAverage(MovingGeometricAverageParams),
+        "moving_median" => MovingMedian(MovingMedianParams),
+        "moving_quantile" => MovingQuantile(MovingQuantileParams),
+        "moving_variance" => MovingVariance(MovingVarianceParams),
+        "moving_interquartile_range" => MovingInterquartileRange(MovingInterquartileRangeParams),
+        "moving_average_absolute_deviation" => MovingAverageAbsoluteDeviation(MovingAverageAbsoluteDeviationParams),
+        "moving_kurtosis" => MovingKurtosis(MovingKurtosisParams),
+        "moving_skewness" => MovingSkewness(MovingSkewnessParams),
     }
     transformers {
         "min_max_scaler" => MinMaxScaler(MinMaxScalerParams),

@@ -1,9 +1,27 @@
-//! Moving-window statistics over one feature: each scores how much a new value would move a statistic
-//! of the recent window.
+//! Moving-window statistics over one or two features: each scores how much a new value would move a
+//! statistic of the recent window.
 
+mod means;
+mod moments;
 mod moving_average;
+mod order_stats;
+pub mod order_tree;
+pub mod window;
 
+pub use means::{
+    GeometricStat, HarmonicStat, MovingGeometricAverage, MovingGeometricAverageParams, MovingHarmonicAverage,
+    MovingHarmonicAverageParams,
+};
+pub use moments::{
+    KurtosisStat, MovingKurtosis, MovingKurtosisParams, MovingSkewness, MovingSkewnessParams, MovingVariance,
+    MovingVarianceParams, PowerSums, SkewnessStat, VarianceStat,
+};
 pub use moving_average::{MovingAverage, MovingAverageParams};
+pub use order_stats::{
+    AbsoluteDeviationStat, InterquartileStat, MedianStat, MovingAverageAbsoluteDeviation,
+    MovingAverageAbsoluteDeviationParams, MovingInterquartileRange, MovingInterquartileRangeParams, MovingMedian,
+    MovingMedianParams, MovingQuantile, MovingQuantileParams, QuantileStat,
+};
 
 use onad_core::{ParamError, SchemaRef};
 
