@@ -18,10 +18,11 @@ pub fn parse_value(text: &str) -> Value {
     if let Ok(v) = serde_json::from_str::<Value>(t) {
         return v;
     }
-    if t.starts_with('(') && t.ends_with(')') {
-        if let Ok(v) = serde_json::from_str::<Value>(&format!("[{}]", &t[1..t.len() - 1])) {
-            return v;
-        }
+    if t.starts_with('(')
+        && t.ends_with(')')
+        && let Ok(v) = serde_json::from_str::<Value>(&format!("[{}]", &t[1..t.len() - 1]))
+    {
+        return v;
     }
     if t.starts_with('{') {
         // Python dict with single quotes.

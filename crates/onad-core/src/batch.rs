@@ -27,10 +27,10 @@ impl Batch {
         if values.len() != rows * schema.len() {
             return Err(CoreError::BatchShape { values: values.len(), rows, columns: schema.len() });
         }
-        if let Some(labels) = &labels {
-            if labels.len() != rows {
-                return Err(CoreError::BatchColumn { what: "labels", rows, len: labels.len() });
-            }
+        if let Some(labels) = &labels
+            && labels.len() != rows
+        {
+            return Err(CoreError::BatchColumn { what: "labels", rows, len: labels.len() });
         }
         Ok(Batch { schema, values, labels, row_ids })
     }

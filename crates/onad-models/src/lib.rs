@@ -37,9 +37,10 @@ pub use registry::{
 };
 pub use stat::{
     MovingAverage, MovingAverageAbsoluteDeviation, MovingAverageAbsoluteDeviationParams, MovingAverageParams,
+    MovingCorrelationCoefficient, MovingCorrelationCoefficientParams, MovingCovariance, MovingCovarianceParams,
     MovingGeometricAverage, MovingGeometricAverageParams, MovingHarmonicAverage, MovingHarmonicAverageParams,
-    MovingInterquartileRange, MovingInterquartileRangeParams, MovingKurtosis, MovingKurtosisParams, MovingMedian,
-    MovingMedianParams, MovingQuantile, MovingQuantileParams, MovingSkewness, MovingSkewnessParams, MovingVariance,
-    MovingVarianceParams,
+    MovingInterquartileRange, MovingInterquartileRangeParams, MovingKurtosis, MovingKurtosisParams,
+    MovingMahalanobisDistance, MovingMahalanobisDistanceParams, MovingMedian, MovingMedianParams, MovingQuantile,
+    MovingQuantileParams, MovingSkewness, MovingSkewnessParams, MovingVariance, MovingVarianceParams,
 };
 pub use transform::{MinMaxScaler, MinMaxScalerParams, StandardScaler, StandardScalerParams};

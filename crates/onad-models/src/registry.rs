@@ -14,10 +14,11 @@ use crate::baseline::{
 };
 use crate::stat::{
     MovingAverage, MovingAverageAbsoluteDeviation, MovingAverageAbsoluteDeviationParams, MovingAverageParams,
+    MovingCorrelationCoefficient, MovingCorrelationCoefficientParams, MovingCovariance, MovingCovarianceParams,
     MovingGeometricAverage, MovingGeometricAverageParams, MovingHarmonicAverage, MovingHarmonicAverageParams,
-    MovingInterquartileRange, MovingInterquartileRangeParams, MovingKurtosis, MovingKurtosisParams, MovingMedian,
-    MovingMedianParams, MovingQuantile, MovingQuantileParams, MovingSkewness, MovingSkewnessParams, MovingVariance,
-    MovingVarianceParams,
+    MovingInterquartileRange, MovingInterquartileRangeParams, MovingKurtosis, MovingKurtosisParams,
+    MovingMahalanobisDistance, MovingMahalanobisDistanceParams, MovingMedian, MovingMedianParams, MovingQuantile,
+    MovingQuantileParams, MovingSkewness, MovingSkewnessParams, MovingVariance, MovingVarianceParams,
 };
 use crate::transform::{MinMaxScaler, MinMaxScalerParams, StandardScaler, StandardScalerParams};
 
@@ -213,6 +214,9 @@ registry! {
         "moving_average_absolute_deviation" => MovingAverageAbsoluteDeviation(MovingAverageAbsoluteDeviationParams),
         "moving_kurtosis" => MovingKurtosis(MovingKurtosisParams),
         "moving_skewness" => MovingSkewness(MovingSkewnessParams),
+        "moving_covariance" => MovingCovariance(MovingCovarianceParams),
+        "moving_correlation_coefficient" => MovingCorrelationCoefficient(MovingCorrelationCoefficientParams),
+        "moving_mahalanobis_distance" => MovingMahalanobisDistance(MovingMahalanobisDistanceParams),
     }
     transformers {
         "min_max_scaler" => MinMaxScaler(MinMaxScalerParams),

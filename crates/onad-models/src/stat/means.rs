@@ -133,11 +133,20 @@ mod tests {
     #[test]
     fn harmonic_and_geometric_match_direct_formulas() {
         let schema = Schema::shared(["v"]).unwrap();
-        let mut h = MovingHarmonicAverageParams { window_size: Some(3), abs_diff: false, ..Default::default() }.build(&schema).unwrap();
-        let mut g = MovingGeometricAverageParams { window_size: Some(3), abs_diff: false, ..Default::default() }.build(&schema).unwrap();
-        let mut ga = MovingGeometricAverageParams { window_size: Some(4), absolute_values: true, abs_diff: false, ..Default::default() }
+        let mut h = MovingHarmonicAverageParams { window_size: Some(3), abs_diff: false, ..Default::default() }
             .build(&schema)
             .unwrap();
+        let mut g = MovingGeometricAverageParams { window_size: Some(3), abs_diff: false, ..Default::default() }
+            .build(&schema)
+            .unwrap();
+        let mut ga = MovingGeometricAverageParams {
+            window_size: Some(4),
+            absolute_values: true,
+            abs_diff: false,
+            ..Default::default()
+        }
+        .build(&schema)
+        .unwrap();
         for v in [0.0, 2.0, -1.0, 4.0, 8.0, 1.0] {
             h.learn_one(&[v]);
             g.learn_one(&[v]);

@@ -1,6 +1,8 @@
 //! Moving-window statistics over one or two features: each scores how much a new value would move a
 //! statistic of the recent window.
 
+mod bivariate;
+mod mahalanobis;
 mod means;
 mod moments;
 mod moving_average;
@@ -8,6 +10,10 @@ mod order_stats;
 pub mod order_tree;
 pub mod window;
 
+pub use bivariate::{
+    MovingCorrelationCoefficient, MovingCorrelationCoefficientParams, MovingCovariance, MovingCovarianceParams,
+};
+pub use mahalanobis::{MovingMahalanobisDistance, MovingMahalanobisDistanceParams};
 pub use means::{
     GeometricStat, HarmonicStat, MovingGeometricAverage, MovingGeometricAverageParams, MovingHarmonicAverage,
     MovingHarmonicAverageParams,

@@ -194,8 +194,12 @@ mod tests {
     #[test]
     fn stays_accurate_through_a_level_shift() {
         let schema = Schema::shared(["v"]).unwrap();
-        let mut var = MovingVarianceParams { window_size: Some(30), abs_diff: false, ..Default::default() }.build(&schema).unwrap();
-        let mut kurt = MovingKurtosisParams { window_size: Some(30), abs_diff: false, ..Default::default() }.build(&schema).unwrap();
+        let mut var = MovingVarianceParams { window_size: Some(30), abs_diff: false, ..Default::default() }
+            .build(&schema)
+            .unwrap();
+        let mut kurt = MovingKurtosisParams { window_size: Some(30), abs_diff: false, ..Default::default() }
+            .build(&schema)
+            .unwrap();
         let mut window = VecDeque::new();
         for i in 0..400 {
             // Noise around 0, then a jump to 1e7 with small noise: the classic cancellation trap.
@@ -214,7 +218,10 @@ mod tests {
                 let (a, b) = (two_pass(&w), two_pass(&with));
                 let expected = b.0 - a.0;
                 let got = var.score_one(&[x]);
-                assert!((got - expected).abs() <= 1e-7 * expected.abs().max(a.0) + 1e-12, "row {i}: {got} vs {expected}");
+                assert!(
+                    (got - expected).abs() <= 1e-7 * expected.abs().max(a.0) + 1e-12,
+                    "row {i}: {got} vs {expected}"
+                );
                 let ek = b.2 / (b.0 * b.0) - a.2 / (a.0 * a.0);
                 let gk = kurt.score_one(&[x]);
                 assert!((gk - ek).abs() <= 1e-6 * ek.abs().max(1.0), "row {i}: kurtosis {gk} vs {ek}");

@@ -78,7 +78,7 @@ order_stat!(
 );
 order_stat!(
     /// Running state of [`MovingInterquartileRange`].
-    InterquartileStat {}, |_s, n, kth, _extra| Some(quantile(n, 0.75, &kth)? - quantile(n, 0.25, &kth)?)
+    InterquartileStat {}, |_s, n, kth, _extra| Some(quantile(n, 0.75, kth)? - quantile(n, 0.25, kth)?)
 );
 order_stat!(
     /// Running state of [`MovingAverageAbsoluteDeviation`].
@@ -89,12 +89,11 @@ order_stat!(
             sum += x;
         }
         let m = sum / n as f64;
-        if let Some(x) = extra {
-            if x < m {
+        if let Some(x) = extra
+            && x < m {
                 count_extra_below = 1;
                 sum_extra_below = x;
             }
-        }
         let (c, sb) = s.tree.below(m);
         let (c, sb) = (c + count_extra_below, sb + sum_extra_below);
         let total = (sum - 2.0 * sb) - m * (n as f64 - 2.0 * c as f64);
@@ -181,8 +180,13 @@ mod tests {
         let schema = Schema::shared(["v"]).unwrap();
         let p = |w| MovingQuantileParams { window_size: Some(w), quantile: 0.9, abs_diff: false, ..Default::default() };
         let mut q90 = p(17).build(&schema).unwrap();
-        let mut iqr = MovingInterquartileRangeParams { window_size: Some(17), abs_diff: false, ..Default::default() }.build(&schema).unwrap();
-        let mut mad = MovingAverageAbsoluteDeviationParams { window_size: Some(17), abs_diff: false, ..Default::default() }.build(&schema).unwrap();
+        let mut iqr = MovingInterquartileRangeParams { window_size: Some(17), abs_diff: false, ..Default::default() }
+            .build(&schema)
+            .unwrap();
+        let mut mad =
+            MovingAverageAbsoluteDeviationParams { window_size: Some(17), abs_diff: false, ..Default::default() }
+                .build(&schema)
+                .unwrap();
         let mut window: VecDeque<f64> = VecDeque::new();
         for i in 0..500u64 {
             let v = ((i * 7919) % 23) as f64 - 11.0 + (i % 3) as f64 * 0.5;
@@ -209,6 +213,8 @@ mod tests {
             let e = md(&wx) - md(&window.iter().copied().collect::<Vec<_>>());
             assert!((mad.score_one(&[x]) - e).abs() < 1e-9, "mad row {i}: {} vs {e}", mad.score_one(&[x]));
         }
-        assert!(MovingQuantileParams { window_size: Some(3), quantile: 1.5, ..Default::default() }.build(&schema).is_err());
+        assert!(
+            MovingQuantileParams { window_size: Some(3), quantile: 1.5, ..Default::default() }.build(&schema).is_err()
+        );
     }
 }

@@ -79,10 +79,10 @@ impl<S: WindowStatistic> Detector for MovingWindow<S> {
         if !self.stat.accepts(v) {
             return;
         }
-        if self.window.len() == self.window_size {
-            if let Some(old) = self.window.pop_front() {
-                self.stat.popped(old);
-            }
+        if self.window.len() == self.window_size
+            && let Some(old) = self.window.pop_front()
+        {
+            self.stat.popped(old);
         }
         self.window.push_back(v);
         self.stat.pushed(v);
