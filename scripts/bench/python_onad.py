@@ -3,9 +3,12 @@
 
 Usage:
     /work/pyenv/bin/python scripts/bench/python_onad.py STREAM.csv [--rows N] [--budget-seconds S]
+        [--only NAME[,NAME...]]
 
 STREAM.csv: header f0,f1,...,f9,label (10 float features, then a 0/1 label).
 Rows are read into dicts {f0: float, ..., f9: float} (label dropped) before timing.
+Derived inputs (one-key {"f0": v}, two-key {"f1": .., "f2": ..}, {"score": f0}) are
+also built before timing.
 
 Protocols (per row, timed with time.perf_counter):
   detectors:    s = model.score_one(x); model.learn_one(x)
@@ -16,6 +19,7 @@ spent on a configuration is below the budget (at least one repeat). The best
 
 Output: one JSON object on stdout:
   {"python": ..., "onad": ..., "rows": N, "rows_per_sec": {name: float|null}}
+With --only, rows_per_sec holds just the selected configurations (in the script's order).
 Progress and errors go to stderr. A configuration that raises reports null.
 
 onad imports torch at import time; torch is not needed here, so it is replaced by
@@ -60,9 +64,36 @@ _stub_torch()
 import onad  # noqa: E402,F401
 from onad.model.null import NullModel  # noqa: E402
 from onad.model.random import RandomModel  # noqa: E402
-from onad.model.stat.uni import MovingAverage  # noqa: E402
+from onad.model.stat.multi import (  # noqa: E402
+    MovingCorrelationCoefficient,
+    MovingCovariance,
+    MovingMahalanobisDistance,
+)
+from onad.model.stat.uni import (  # noqa: E402
+    MovingAverage,
+    MovingAverageAbsoluteDeviation,
+    MovingGeometricAverage,
+    MovingHarmonicAverage,
+    MovingInterquartileRange,
+    MovingKurtosis,
+    MovingMedian,
+    MovingQuantile,
+    MovingSkewness,
+    MovingVariance,
+)
 from onad.model.threshold import ThresholdModel  # noqa: E402
 from onad.transform.preprocessing.scaler import MinMaxScaler, StandardScaler  # noqa: E402
+from onad.transform.projection.incremental_pca import IncrementalPCA  # noqa: E402
+from onad.transform.projection.random_projection import RandomProjection  # noqa: E402
+
+# aberrant (onad's successor) provides QuantileThreshold; onad 0.3.0 has none.
+try:
+    from aberrant.model.quantile_threshold import QuantileThreshold  # noqa: E402
+except Exception as _e:  # noqa: BLE001  -> that configuration reports null
+    _QT_IMPORT_ERROR = _e
+
+    def QuantileThreshold(*a, **k):  # noqa: N802
+        raise ImportError(f"aberrant QuantileThreshold unavailable: {_QT_IMPORT_ERROR}")
 
 try:
     from importlib.metadata import version as _pkg_version
@@ -136,10 +167,14 @@ def main() -> None:
     ap.add_argument("stream", help="CSV with header f0..f9,label")
     ap.add_argument("--rows", type=int, default=None, help="use only the first N rows (default: all)")
     ap.add_argument("--budget-seconds", type=float, default=3.0, help="timing budget per configuration (default 3)")
+    ap.add_argument("--only", default=None, metavar="NAME[,NAME...]",
+                    help="run only these configurations (comma-separated names)")
     args = ap.parse_args()
 
     rows = load_rows(args.stream, args.rows)
     f0_rows = [{"f0": x["f0"]} for x in rows]
+    f12_rows = [{"f1": x["f1"], "f2": x["f2"]} for x in rows]
+    score_rows = [{"score": x["f0"]} for x in rows]
     n = len(rows)
     log(f"loaded {n} rows from {args.stream}; python {platform.python_version()}, onad {ONAD_VERSION}; "
         f"budget {args.budget_seconds} s/config")
@@ -157,7 +192,39 @@ def main() -> None:
         # learned before timing and the remaining n-1 rows are timed.
         ("standard_scaler|moving_average",
          lambda: StandardScaler() | MovingAverage(window_size=100, key="f0"), f0_rows, loop_detect, 1),
+        # Univariate moving statistics (one-key dicts).
+        ("moving_harmonic_average", lambda: MovingHarmonicAverage(window_size=50), f0_rows, loop_detect, 0),
+        # Only positive values enter the window; a negative x gives a complex score
+        # (abs() taken by onad since abs_diff=True). Timed as-is.
+        ("moving_geometric_average", lambda: MovingGeometricAverage(window_size=50), f0_rows, loop_detect, 0),
+        ("moving_median", lambda: MovingMedian(window_size=50), f0_rows, loop_detect, 0),
+        ("moving_quantile", lambda: MovingQuantile(window_size=50), f0_rows, loop_detect, 0),
+        ("moving_variance", lambda: MovingVariance(window_size=50), f0_rows, loop_detect, 0),
+        ("moving_interquartile_range", lambda: MovingInterquartileRange(window_size=50), f0_rows, loop_detect, 0),
+        ("moving_average_absolute_deviation",
+         lambda: MovingAverageAbsoluteDeviation(window_size=50), f0_rows, loop_detect, 0),
+        ("moving_kurtosis", lambda: MovingKurtosis(window_size=50), f0_rows, loop_detect, 0),
+        ("moving_skewness", lambda: MovingSkewness(window_size=50), f0_rows, loop_detect, 0),
+        # Bivariate (two-key dicts) and multivariate (full dicts).
+        ("moving_covariance", lambda: MovingCovariance(window_size=50), f12_rows, loop_detect, 0),
+        ("moving_correlation_coefficient",
+         lambda: MovingCorrelationCoefficient(window_size=50), f12_rows, loop_detect, 0),
+        ("moving_mahalanobis_distance", lambda: MovingMahalanobisDistance(window_size=100), rows, loop_detect, 0),
+        # aberrant 1.3.0 QuantileThreshold on {"score": f0}.
+        ("quantile_threshold",
+         lambda: QuantileThreshold(quantile=0.95, window_size=1000), score_rows, loop_detect, 0),
+        # Projections (transformer protocol).
+        ("incremental_pca", lambda: IncrementalPCA(n_components=3, n0=50), rows, loop_transform, 0),
+        ("random_projection", lambda: RandomProjection(n_components=3, seed=42), rows, loop_transform, 0),
     ]
+
+    if args.only:
+        wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+        known = {c[0] for c in configs}
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            ap.error(f"unknown configuration(s) {unknown}; known: {', '.join(c[0] for c in configs)}")
+        configs = [c for c in configs if c[0] in set(wanted)]
 
     results: dict[str, float | None] = {}
     for name, factory, data, loop, warm in configs:

@@ -61,6 +61,11 @@ pub struct RunArgs {
     #[arg(long)]
     summary_json: Option<PathBuf>,
 
+    /// Do not learn rows the model itself flags: `X` (score above X) or `quantile:Q[:WINDOW]` (score above
+    /// the Q quantile of the last WINDOW scores, default 1000).
+    #[arg(long, value_name = "RULE")]
+    protect: Option<String>,
+
     /// Anomaly threshold: a number (fixed: score > X), `adaptive[:WINDOW[:K]]` (mean + K std of the last
     /// WINDOW scores), or `none`.
     #[arg(long, default_value = "adaptive:1000:3")]
@@ -123,6 +128,27 @@ fn parse_threshold(text: &str) -> anyhow::Result<(Box<dyn Threshold>, String)> {
     }
     let threshold = WindowedThreshold::new(window, k).map_err(|e| anyhow!("--threshold: {e}"))?;
     Ok((Box::new(threshold), format!("adaptive: mean + {k} std of the last {window} scores")))
+}
+
+fn parse_protect(text: &str) -> anyhow::Result<onad_models::Protect> {
+    let t = text.trim();
+    if let Ok(threshold) = t.parse::<f64>() {
+        return Ok(onad_models::Protect::Above { threshold });
+    }
+    let mut parts = t.split(':');
+    if parts.next() != Some("quantile") {
+        bail!("--protect '{t}' is not a number or 'quantile:Q[:WINDOW]'");
+    }
+    let quantile = parts
+        .next()
+        .ok_or_else(|| anyhow!("--protect quantile needs a value, for example quantile:0.95"))?
+        .parse::<f64>()
+        .map_err(|_| anyhow!("--protect: the quantile in '{t}' is not a number"))?;
+    let window_size = match parts.next() {
+        Some(w) => w.parse::<usize>().map_err(|_| anyhow!("--protect: window '{w}' is not a whole number"))?,
+        None => 1000,
+    };
+    Ok(onad_models::Protect::Quantile { quantile, window_size })
 }
 
 /// Where rows come from, for messages.
@@ -197,7 +223,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<Job> {
     let source = open_source(&input, options)?;
     let schema = source.schema().clone();
 
-    let spec = match &args.model {
+    let mut spec = match &args.model {
         Some(m) => build_spec(m, &args.sets)?,
         None => {
             let first =
@@ -208,6 +234,9 @@ fn setup(args: &RunArgs) -> anyhow::Result<Job> {
             build_spec(DEFAULT_MODEL, &sets)?
         }
     };
+    if let Some(rule) = &args.protect {
+        spec.protect = Some(parse_protect(rule)?);
+    }
     let model =
         spec.build(&schema).with_context(|| format!("cannot build {} for {}", spec.name(), input.describe()))?;
     let (threshold, threshold_text) = parse_threshold(&args.threshold)?;
@@ -280,6 +309,7 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
         "skipped": stats.skipped.total(),
         "skipped_by_reason": skipped,
         "anomalies": stats.anomalies,
+        "protected_rows": job.model.guard().map(|g| g.protected()),
         "elapsed_sec": stats.elapsed.as_secs_f64(),
         "rows_per_sec": stats.rows_per_sec(),
         "roc_auc": roc,
@@ -329,6 +359,9 @@ fn print_summary(job: &Job, stats: &onad_pipeline::RunStats, roc: Option<f64>, p
     lines.push(format!("speed      {rate} rows/s ({:.3} s)", stats.elapsed.as_secs_f64()));
     let pct = if stats.rows > 0 { 100.0 * stats.anomalies as f64 / stats.rows as f64 } else { 0.0 };
     lines.push(format!("anomalies  {} flagged ({pct:.2} %)", thousands(stats.anomalies)));
+    if let Some(g) = job.model.guard() {
+        lines.push(format!("protected  {} rows not learned (--protect)", thousands(g.protected())));
+    }
     let metric = |m: Option<f64>| m.map_or("n/a (no labels or one class only)".to_owned(), |v| format!("{v:.4}"));
     lines.push(format!("ROC-AUC    {}", metric(roc)));
     lines.push(format!("PR-AUC     {}", metric(pr)));

@@ -216,3 +216,15 @@ fn shipped_data_sets_match_their_manifest() {
         assert_eq!(digest, d["built_from_sha256"].as_str().unwrap());
     }
 }
+
+#[test]
+fn protect_keeps_flagged_rows_out_of_learning() {
+    let s = summary(&["run", "--protect", "quantile:0.95:500"]);
+    let protected = s["protected_rows"].as_u64().unwrap();
+    // About 5 % of 49,097 rows score above the 0.95 quantile of recent scores.
+    assert!((1000..5000).contains(&protected), "{protected}");
+    assert_eq!(s["params"]["protect"]["quantile"]["window_size"], 500);
+    assert!(summary(&["run"])["protected_rows"].is_null());
+    let e = usage_error(&["run", "--protect", "often"]);
+    assert!(e.contains("--protect"), "{e}");
+}

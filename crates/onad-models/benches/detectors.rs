@@ -93,6 +93,7 @@ fn registry(c: &mut Criterion) {
     let spec = PipelineSpec {
         transformers: vec![serde_json::from_str(r#"{"standard_scaler": {}}"#).unwrap()],
         detector: serde_json::from_str(r#"{"moving_average": {"window_size": 100, "key": "f0"}}"#).unwrap(),
+        protect: None,
     };
     bench_detector(c, &spec.name(), &spec, &data);
 }

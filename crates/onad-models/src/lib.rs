@@ -26,6 +26,7 @@ pub mod baseline;
 mod registry;
 pub mod stat;
 pub mod synthetic;
+pub mod threshold;
 pub mod transform;
 
 pub use baseline::{
@@ -43,4 +44,5 @@ pub use stat::{
     MovingMahalanobisDistance, MovingMahalanobisDistanceParams, MovingMedian, MovingMedianParams, MovingQuantile,
     MovingQuantileParams, MovingSkewness, MovingSkewnessParams, MovingVariance, MovingVarianceParams,
 };
+pub use threshold::{Protect, Protected, QuantileThreshold, QuantileThresholdParams};
 pub use transform::{MinMaxScaler, MinMaxScalerParams, StandardScaler, StandardScalerParams};

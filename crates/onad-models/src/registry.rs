@@ -20,6 +20,7 @@ use crate::stat::{
     MovingMahalanobisDistance, MovingMahalanobisDistanceParams, MovingMedian, MovingMedianParams, MovingQuantile,
     MovingQuantileParams, MovingSkewness, MovingSkewnessParams, MovingVariance, MovingVarianceParams,
 };
+use crate::threshold::{Guard, Protect, QuantileThreshold, QuantileThresholdParams};
 use crate::transform::{MinMaxScaler, MinMaxScalerParams, StandardScaler, StandardScalerParams};
 
 /// Self-description of a parameter struct, for `onad models`, the docs and the conformance suite.
@@ -217,6 +218,7 @@ registry! {
         "moving_covariance" => MovingCovariance(MovingCovarianceParams),
         "moving_correlation_coefficient" => MovingCorrelationCoefficient(MovingCorrelationCoefficientParams),
         "moving_mahalanobis_distance" => MovingMahalanobisDistance(MovingMahalanobisDistanceParams),
+        "quantile_threshold" => QuantileThreshold(QuantileThresholdParams),
     }
     transformers {
         "min_max_scaler" => MinMaxScaler(MinMaxScalerParams),
@@ -232,12 +234,15 @@ pub struct PipelineSpec {
     pub transformers: Vec<AnyTransformerParams>,
     /// The final detector.
     pub detector: AnyDetectorParams,
+    /// Keep the whole pipeline from learning rows it scores as anomalous.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protect: Option<Protect>,
 }
 
 impl PipelineSpec {
     /// A pipeline of just one detector.
     pub fn detector(detector: AnyDetectorParams) -> Self {
-        PipelineSpec { transformers: Vec::new(), detector }
+        PipelineSpec { transformers: Vec::new(), detector, protect: None }
     }
 
     /// The stage names joined with `|`.
@@ -256,7 +261,8 @@ impl PipelineSpec {
             current = t.output_schema().clone();
             transformers.push(t);
         }
-        Ok(AnyPipeline { transformers, detector: self.detector.build(&current)? })
+        let guard = self.protect.clone().map(Guard::new).transpose()?;
+        Ok(AnyPipeline { transformers, detector: self.detector.build(&current)?, guard })
     }
 }
 
@@ -266,6 +272,7 @@ impl PipelineSpec {
 pub struct AnyPipeline {
     transformers: Vec<AnyTransformer>,
     detector: AnyDetector,
+    guard: Option<Guard>,
 }
 
 impl AnyPipeline {
@@ -277,6 +284,11 @@ impl AnyPipeline {
     /// The final detector.
     pub fn detector(&self) -> &AnyDetector {
         &self.detector
+    }
+
+    /// The learn-protection state, when the pipeline has one.
+    pub fn guard(&self) -> Option<&Guard> {
+        self.guard.as_ref()
     }
 }
 
@@ -305,10 +317,22 @@ fn learn_through(stages: &mut [AnyTransformer], x: &[f64], detector: &mut AnyDet
 
 impl Detector for AnyPipeline {
     fn learn_one(&mut self, x: &[f64]) {
-        learn_through(&mut self.transformers, x, &mut self.detector)
+        if self.guard.is_some() {
+            self.score_learn_one(x);
+        } else {
+            learn_through(&mut self.transformers, x, &mut self.detector)
+        }
     }
 
     fn score_one(&self, x: &[f64]) -> f64 {
         score_through(&self.transformers, x, &self.detector)
+    }
+
+    fn score_learn_one(&mut self, x: &[f64]) -> f64 {
+        let s = score_through(&self.transformers, x, &self.detector);
+        if self.guard.as_mut().is_none_or(|g| g.admit(s)) {
+            learn_through(&mut self.transformers, x, &mut self.detector);
+        }
+        s
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use onad_core::{Batch, Detector, ParamError, Schema, SchemaRef, Transformer};
-use onad_models::{AnyDetectorParams, AnyTransformerParams, PipelineSpec, REGISTRY, Role};
+use onad_models::{AnyDetectorParams, AnyTransformerParams, PipelineSpec, Protect, REGISTRY, Role};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -193,12 +193,16 @@ fn every_registered_detector_conforms() {
 fn every_detector_behind_every_transformer_conforms() {
     for t in REGISTRY.iter().filter(|m| m.role == Role::Transformer) {
         for d in REGISTRY.iter().filter(|m| m.role == Role::Detector) {
-            let spec = PipelineSpec {
+            let mut spec = PipelineSpec {
                 transformers: vec![AnyTransformerParams::example_for(t.name).unwrap()],
                 detector: AnyDetectorParams::example_for(d.name).unwrap(),
+                protect: None,
             };
             let (schema, rows) = stream_for(|s| spec.build(s).map(drop));
             check_detector(&spec.name(), || spec.build(&schema).unwrap(), &schema, &rows);
+            // The same pipeline with learn protection.
+            spec.protect = Some(Protect::Quantile { quantile: 0.9, window_size: 100 });
+            check_detector(&format!("protected {}", spec.name()), || spec.build(&schema).unwrap(), &schema, &rows);
         }
     }
 }

@@ -108,6 +108,7 @@ fn pipeline_matches_onad_after_its_first_row() {
     let spec = PipelineSpec {
         transformers: vec![transformer(r#"{"standard_scaler": {}}"#)],
         detector: detector(r#"{"moving_average": {"window_size": 20, "key": "f1"}}"#),
+        protect: None,
     };
     let mut m = spec.build(&shuttle_schema()).unwrap();
     // Row 0: onad raises ValueError (the scaler has seen nothing); the fixture records NaN. onad's
@@ -276,4 +277,12 @@ fn mahalanobis_distance_matches_onad_where_onad_is_well_conditioned() {
         let compared = check_scores(&format!("{file}.csv"), &mut m, &skip);
         assert!(compared >= compared_at_least, "{file}: only {compared} rows compared (skipped {skip:?})");
     }
+}
+
+#[test]
+fn quantile_threshold_matches_aberrant() {
+    // aberrant 1.3.0 QuantileThreshold(quantile=0.95, window_size=200) fed {"score": f1}.
+    let params = r#"{"quantile_threshold": {"quantile": 0.95, "window_size": 200, "score_key": "f1"}}"#;
+    let mut m = detector(params).build(&shuttle_schema()).unwrap();
+    assert_eq!(check_scores("quantile_threshold_q95_w200_f1.csv", &mut m, &[]), 2000);
 }
