@@ -45,4 +45,7 @@ pub use stat::{
     MovingQuantileParams, MovingSkewness, MovingSkewnessParams, MovingVariance, MovingVarianceParams,
 };
 pub use threshold::{Protect, Protected, QuantileThreshold, QuantileThresholdParams};
-pub use transform::{MinMaxScaler, MinMaxScalerParams, StandardScaler, StandardScalerParams};
+pub use transform::{
+    IncrementalPCA, IncrementalPCAParams, MinMaxScaler, MinMaxScalerParams, RandomProjection, RandomProjectionParams,
+    StandardScaler, StandardScalerParams,
+};

@@ -21,7 +21,10 @@ use crate::stat::{
     MovingQuantileParams, MovingSkewness, MovingSkewnessParams, MovingVariance, MovingVarianceParams,
 };
 use crate::threshold::{Guard, Protect, QuantileThreshold, QuantileThresholdParams};
-use crate::transform::{MinMaxScaler, MinMaxScalerParams, StandardScaler, StandardScalerParams};
+use crate::transform::{
+    IncrementalPCA, IncrementalPCAParams, MinMaxScaler, MinMaxScalerParams, RandomProjection, RandomProjectionParams,
+    StandardScaler, StandardScalerParams,
+};
 
 /// Self-description of a parameter struct, for `onad models`, the docs and the conformance suite.
 pub trait Describe: Default + Serialize + DeserializeOwned {
@@ -223,6 +226,8 @@ registry! {
     transformers {
         "min_max_scaler" => MinMaxScaler(MinMaxScalerParams),
         "standard_scaler" => StandardScaler(StandardScalerParams),
+        "incremental_pca" => IncrementalPCA(IncrementalPCAParams),
+        "random_projection" => RandomProjection(RandomProjectionParams),
     }
 }
 

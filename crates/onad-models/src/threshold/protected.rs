@@ -64,17 +64,17 @@ impl Guard {
     /// Records a score and says whether its row may be learned.
     pub fn admit(&mut self, score: f64) -> bool {
         let allowed = match &self.rule {
-            Protect::Above { threshold } => !(score > *threshold),
+            Protect::Above { threshold } => not_above(score, *threshold),
             Protect::Quantile { quantile, window_size } => {
                 let (q, w) = (*quantile, *window_size);
                 let warm = self.scores.len() >= w.min(30);
                 let allowed = !warm
-                    || linear_quantile(self.tree.len(), q, |k| self.tree.kth(k)).is_none_or(|t| !(score > t));
+                    || linear_quantile(self.tree.len(), q, |k| self.tree.kth(k)).is_none_or(|t| not_above(score, t));
                 if score.is_finite() {
-                    if self.scores.len() == w {
-                        if let Some(old) = self.scores.pop_front() {
-                            self.tree.remove(old);
-                        }
+                    if self.scores.len() == w
+                        && let Some(old) = self.scores.pop_front()
+                    {
+                        self.tree.remove(old);
                     }
                     self.scores.push_back(score);
                     self.tree.insert(score);
@@ -85,6 +85,11 @@ impl Guard {
         self.protected += u64::from(!allowed);
         allowed
     }
+}
+
+/// True unless `score` is strictly above `threshold` (NaN scores are not above anything).
+fn not_above(score: f64, threshold: f64) -> bool {
+    score.partial_cmp(&threshold) != Some(std::cmp::Ordering::Greater)
 }
 
 /// Wraps a detector so that it learns a row only when its own score does not flag it.

@@ -101,10 +101,10 @@ impl Detector for QuantileThreshold {
         if !s.is_finite() {
             return;
         }
-        if self.window.len() == self.window_size {
-            if let Some(old) = self.window.pop_front() {
-                self.tree.remove(old);
-            }
+        if self.window.len() == self.window_size
+            && let Some(old) = self.window.pop_front()
+        {
+            self.tree.remove(old);
         }
         self.window.push_back(s);
         self.tree.insert(s);
@@ -128,7 +128,12 @@ impl Detector for QuantileThreshold {
 impl Describe for QuantileThresholdParams {
     const SUMMARY: &'static str = "graded alarm: score relative to a moving quantile of recent scores";
     const PARAMS: &'static [ParamDoc] = &[
-        ParamDoc { name: "quantile", ty: "float in (0, 1)", required: false, help: "quantile of recent scores used as threshold" },
+        ParamDoc {
+            name: "quantile",
+            ty: "float in (0, 1)",
+            required: false,
+            help: "quantile of recent scores used as threshold",
+        },
         ParamDoc { name: "window_size", ty: "int >= 1", required: false, help: "number of recent scores kept" },
         ParamDoc { name: "score_key", ty: "column name", required: false, help: "column holding the score" },
     ];

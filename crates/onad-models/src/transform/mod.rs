@@ -1,7 +1,11 @@
-//! Transformers that put in front of a detector: per-feature scalers.
+//! Transformers to put in front of a detector: per-feature scalers and projections.
 
+mod incremental_pca;
 mod min_max_scaler;
+mod random_projection;
 mod standard_scaler;
 
+pub use incremental_pca::{IncrementalPCA, IncrementalPCAParams};
 pub use min_max_scaler::{MinMaxScaler, MinMaxScalerParams};
+pub use random_projection::{RandomProjection, RandomProjectionParams};
 pub use standard_scaler::{StandardScaler, StandardScalerParams};
