@@ -49,8 +49,8 @@ fn shuttle_runs(root: &Path) -> Result<BTreeMap<String, Value>> {
         let mut args: Vec<String> = vec!["run".into(), "--quiet".into(), "--model".into(), name.into()];
         for (k, v) in m["example"].as_object().into_iter().flatten() {
             match (k.as_str(), v) {
-                // A univariate model reads SHUTTLE's first feature.
-                ("key", Value::Null) => args.extend(["--set".into(), "key=f1".into()]),
+                // A univariate model (or a score policy) reads SHUTTLE's first feature.
+                ("key", Value::Null) | ("score_key", _) => args.extend(["--set".into(), format!("{k}=f1")]),
                 (_, Value::Null) => {}
                 _ => args.extend(["--set".into(), format!("{k}={v}")]),
             }

@@ -182,6 +182,18 @@ pub struct MovingCovariance {
 /// Scores `corr(W ∪ {x}) - corr(W)`, Pearson correlations of two features over the last `window_size`
 /// points; a correlation is 0 for fewer than two points or a zero standard deviation (Python onad
 /// `MovingCorrelationCoefficient`). `bias` does not change the result (it cancels), as in onad.
+///
+/// ```
+/// use onad_core::{Detector, DetectorParams, Schema};
+/// use onad_models::MovingCorrelationCoefficientParams;
+/// let params = MovingCorrelationCoefficientParams { window_size: Some(20), ..Default::default() };
+/// let mut m = params.build(&Schema::shared(["x", "y"]).unwrap()).unwrap();
+/// for i in 0..20 {
+///     m.learn_one(&[i as f64, 3.0 * i as f64 + 1.0]); // correlation 1
+/// }
+/// assert!(m.score_one(&[20.0, 61.0]) < 1e-9); // on the line: still 1
+/// assert!(m.score_one(&[20.0, -50.0]) > 0.3); // off the line: correlation drops
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MovingCorrelationCoefficient {
     pairs: PairWindow,

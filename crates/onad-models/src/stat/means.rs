@@ -91,6 +91,19 @@ impl WindowStatistic for GeometricStat {
 /// Scores the change of the harmonic mean `n / sum(1/v)` of the last `window_size` non-zero values of one
 /// feature caused by the new value; 0.0 for a zero value (Python onad `MovingHarmonicAverage`), and, where
 /// onad would divide by zero (reciprocals summing to 0), 0.0 as well.
+///
+/// ```
+/// use onad_core::{Detector, DetectorParams, Schema};
+/// use onad_models::MovingHarmonicAverageParams;
+/// let mut m = MovingHarmonicAverageParams { window_size: Some(2), ..Default::default() }
+///     .build(&Schema::shared(["v"]).unwrap())
+///     .unwrap();
+/// m.learn_one(&[1.0]);
+/// m.learn_one(&[0.0]); // ignored
+/// m.learn_one(&[3.0]); // window {1, 3}: harmonic mean 1.5
+/// // {1, 3, 6}: 3 / (1 + 1/3 + 1/6) = 2
+/// assert!((m.score_one(&[6.0]) - 0.5).abs() < 1e-12);
+/// ```
 pub type MovingHarmonicAverage = MovingWindow<HarmonicStat>;
 
 /// Scores the change of the geometric mean of the last `window_size` positive values of one feature caused
@@ -101,6 +114,18 @@ pub type MovingHarmonicAverage = MovingWindow<HarmonicStat>;
 /// infinity for long windows of large values); while the window holds one value (two with
 /// `absoluteValues`) the score is 0.0 (onad returns the integer 1); a query value <= 0 scores 0.0 (onad
 /// raises a power of a negative number to a fraction and returns the magnitude of a complex number).
+///
+/// ```
+/// use onad_core::{Detector, DetectorParams, Schema};
+/// use onad_models::MovingGeometricAverageParams;
+/// let mut m = MovingGeometricAverageParams { window_size: Some(2), ..Default::default() }
+///     .build(&Schema::shared(["v"]).unwrap())
+///     .unwrap();
+/// m.learn_one(&[2.0]);
+/// m.learn_one(&[8.0]); // geometric mean 4
+/// // {2, 8, 32}: 8
+/// assert!((m.score_one(&[32.0]) - 4.0).abs() < 1e-12);
+/// ```
 pub type MovingGeometricAverage = MovingWindow<GeometricStat>;
 
 window_params!(

@@ -144,10 +144,37 @@ pub type MovingVariance = MovingWindow<VarianceStat>;
 
 /// Scores the change of the skewness `m3 / m2^1.5` of the window caused by the new value; 0.0 when either
 /// window has zero variance (Python onad `MovingSkewness`).
+///
+/// ```
+/// use onad_core::{Detector, DetectorParams, Schema};
+/// use onad_models::MovingSkewnessParams;
+/// let mut m = MovingSkewnessParams { window_size: Some(50), ..Default::default() }
+///     .build(&Schema::shared(["v"]).unwrap())
+///     .unwrap();
+/// for i in 0..50 {
+///     m.learn_one(&[(i % 5) as f64]); // symmetric: skewness 0
+/// }
+/// // A far value on one side skews the window; a central one does not.
+/// assert!(m.score_one(&[40.0]) > 1.0);
+/// assert!(m.score_one(&[2.0]) < 1e-9);
+/// ```
 pub type MovingSkewness = MovingWindow<SkewnessStat>;
 
 /// Scores the change of the (non-excess) kurtosis `m4 / m2^2` of the window caused by the new value; 0.0
 /// when either window has zero variance (Python onad `MovingKurtosis`).
+///
+/// ```
+/// use onad_core::{Detector, DetectorParams, Schema};
+/// use onad_models::MovingKurtosisParams;
+/// let mut m = MovingKurtosisParams { window_size: Some(50), ..Default::default() }
+///     .build(&Schema::shared(["v"]).unwrap())
+///     .unwrap();
+/// for i in 0..50 {
+///     m.learn_one(&[(i % 5) as f64]);
+/// }
+/// // A value far out in the tail raises the kurtosis sharply.
+/// assert!(m.score_one(&[40.0]) > 10.0 * m.score_one(&[4.0]));
+/// ```
 pub type MovingKurtosis = MovingWindow<KurtosisStat>;
 
 window_params!(

@@ -120,15 +120,53 @@ pub type MovingMedian = MovingWindow<MedianStat>;
 
 /// Scores the change of the `quantile` of the window (linear interpolation at rank `(n-1)q`) caused by the
 /// new value (Python onad `MovingQuantile`).
+///
+/// ```
+/// use onad_core::{Detector, DetectorParams, Schema};
+/// use onad_models::MovingQuantileParams;
+/// let params = MovingQuantileParams { window_size: Some(5), quantile: 0.75, abs_diff: false, ..Default::default() };
+/// let mut m = params.build(&Schema::shared(["v"]).unwrap()).unwrap();
+/// for v in [1.0, 2.0, 3.0, 4.0, 5.0] {
+///     m.learn_one(&[v]);
+/// }
+/// // q75 of {1..5} is 4; of {1..5, 100} it is rank 3.75: 4.75.
+/// assert!((m.score_one(&[100.0]) - 0.75).abs() < 1e-12);
+/// ```
 pub type MovingQuantile = MovingWindow<QuantileStat>;
 
 /// Scores the change of the interquartile range `q(0.75) - q(0.25)` of the window caused by the new value
 /// (Python onad `MovingInterquartileRange`).
+///
+/// ```
+/// use onad_core::{Detector, DetectorParams, Schema};
+/// use onad_models::MovingInterquartileRangeParams;
+/// let mut m = MovingInterquartileRangeParams { window_size: Some(5), ..Default::default() }
+///     .build(&Schema::shared(["v"]).unwrap())
+///     .unwrap();
+/// for v in [1.0, 2.0, 3.0, 4.0, 5.0] {
+///     m.learn_one(&[v]);
+/// }
+/// // IQR {1..5} = 4 - 2 = 2; IQR {1..5, 100} = 4.75 - 2.25 = 2.5
+/// assert!((m.score_one(&[100.0]) - 0.5).abs() < 1e-12);
+/// ```
 pub type MovingInterquartileRange = MovingWindow<InterquartileStat>;
 
 /// Scores the change of the mean absolute deviation around the mean, `mean(|v - mean|)`, of the window
 /// caused by the new value (Python onad `MovingAverageAbsoluteDeviation`). O(log w) per score through the
 /// order tree's prefix sums.
+///
+/// ```
+/// use onad_core::{Detector, DetectorParams, Schema};
+/// use onad_models::MovingAverageAbsoluteDeviationParams;
+/// let mut m = MovingAverageAbsoluteDeviationParams { window_size: Some(4), ..Default::default() }
+///     .build(&Schema::shared(["v"]).unwrap())
+///     .unwrap();
+/// for v in [1.0, 3.0, 1.0, 3.0] {
+///     m.learn_one(&[v]); // mean 2, MAD 1
+/// }
+/// // {1, 3, 1, 3, 12}: mean 4, MAD (3 + 1 + 3 + 1 + 8) / 5 = 3.2
+/// assert!((m.score_one(&[12.0]) - 2.2).abs() < 1e-12);
+/// ```
 pub type MovingAverageAbsoluteDeviation = MovingWindow<AbsoluteDeviationStat>;
 
 window_params!(
