@@ -228,3 +228,22 @@ fn protect_keeps_flagged_rows_out_of_learning() {
     let e = usage_error(&["run", "--protect", "often"]);
     assert!(e.contains("--protect"), "{e}");
 }
+
+#[test]
+fn pipelines_of_any_length_run_from_the_command_line() {
+    let s = summary(&[
+        "run",
+        "--model",
+        "standard_scaler|incremental_pca|moving_mahalanobis_distance",
+        "--set",
+        "n_components=3",
+        "--set",
+        "window_size=200",
+    ]);
+    assert_eq!(s["model"], "standard_scaler|incremental_pca|moving_mahalanobis_distance");
+    assert_eq!(s["params"]["transformers"][1]["incremental_pca"]["n_components"], 3);
+    let roc = s["roc_auc"].as_f64().unwrap();
+    assert!(roc > 0.6, "a projected Mahalanobis distance should rank SHUTTLE's anomalies: {roc}");
+    let e = usage_error(&["run", "--model", "standard_scaler|incremental_pca|moving_median", "--set", "window_size=5"]);
+    assert!(e.contains("n_components"), "{e}");
+}

@@ -252,3 +252,47 @@ impl Describe for MovingMahalanobisDistanceParams {
         MovingMahalanobisDistanceParams { window_size: Some(100), ..Default::default() }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use onad_core::Schema;
+
+    #[test]
+    fn one_feature_is_the_squared_z_score() {
+        let schema = Schema::shared(["v"]).unwrap();
+        let p = MovingMahalanobisDistanceParams { window_size: Some(4), bias: false, keys: None };
+        let mut m = p.build(&schema).unwrap();
+        for v in [1.0, 2.0, 3.0, 4.0, 5.0] {
+            m.learn_one(&[v]);
+        }
+        // window {2,3,4,5}: mean 3.5, sample variance 5/3
+        let expected = (9.0f64 - 3.5).powi(2) / (5.0 / 3.0);
+        assert!((m.score_one(&[9.0]) - expected).abs() < 1e-12);
+    }
+
+    #[test]
+    fn singular_windows_are_regularised_like_onad() {
+        let schema = Schema::shared(["a", "b"]).unwrap();
+        let p = MovingMahalanobisDistanceParams { window_size: Some(10), bias: false, keys: None };
+        // Constant window: covariance 0, trace 0 -> S + 1e-6 I.
+        let mut m = p.build(&schema).unwrap();
+        for _ in 0..10 {
+            m.learn_one(&[1.0, 2.0]);
+        }
+        assert!((m.score_one(&[2.0, 2.0]) - 1e6).abs() < 1e-6);
+        // Perfectly correlated window: singular, regularised by 1e-6 * trace / d; finite and large off the line.
+        let mut m = p.build(&schema).unwrap();
+        for i in 0..10 {
+            m.learn_one(&[i as f64, 2.0 * i as f64]);
+        }
+        let on = m.score_one(&[3.0, 6.0]);
+        let off = m.score_one(&[3.0, 0.0]);
+        assert!(on.is_finite() && off.is_finite() && off > 1e4 * on.max(1e-3), "on {on}, off {off}");
+        // A missing value scores 0 and is not learned.
+        assert_eq!(m.score_one(&[f64::NAN, 1.0]), 0.0);
+        let before = m.clone();
+        m.learn_one(&[f64::NAN, 1.0]);
+        assert_eq!(m, before);
+    }
+}
