@@ -140,7 +140,7 @@ window_params!(
     absolute_values: bool = false, "absoluteValues", "bool", "average the growth ratios of consecutive values"
 );
 
-build_window!(MovingHarmonicAverageParams => MovingHarmonicAverage(HarmonicStat::default()));
+build_window!(MovingHarmonicAverageParams => MovingHarmonicAverage(|_| HarmonicStat::default()));
 
 impl DetectorParams for MovingGeometricAverageParams {
     type Model = MovingGeometricAverage;

@@ -190,21 +190,24 @@ window_params!(
     MovingKurtosisParams, "change of the moving kurtosis of one feature", example_window = 50
 );
 
+/// Implements `build` for a moving-window model whose statistic is made by `$stat(window_size)`.
 macro_rules! build_window {
     ($params:ident => $model:ident($stat:expr)) => {
         impl DetectorParams for $params {
             type Model = $model;
             fn build(&self, schema: &SchemaRef) -> Result<$model, ParamError> {
-                MovingWindow::build(schema, self.key.as_deref(), self.window_size, self.abs_diff, $stat)
+                let make: fn(usize) -> _ = $stat;
+                let stat = make(self.window_size.unwrap_or(0));
+                MovingWindow::build(schema, self.key.as_deref(), self.window_size, self.abs_diff, stat)
             }
         }
     };
 }
 pub(crate) use build_window;
 
-build_window!(MovingVarianceParams => MovingVariance(VarianceStat::default()));
-build_window!(MovingSkewnessParams => MovingSkewness(SkewnessStat::default()));
-build_window!(MovingKurtosisParams => MovingKurtosis(KurtosisStat::default()));
+build_window!(MovingVarianceParams => MovingVariance(|_| VarianceStat::default()));
+build_window!(MovingSkewnessParams => MovingSkewness(|_| SkewnessStat::default()));
+build_window!(MovingKurtosisParams => MovingKurtosis(|_| KurtosisStat::default()));
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,6 @@
 //! MovingMedian, MovingQuantile, MovingInterquartileRange and MovingAverageAbsoluteDeviation: statistics
-//! of the sorted window, kept in an [`OrderTree`] so a learn costs O(log w) and a score O(log w) (Python onad
-//! sorts the window, twice, on every score).
+//! of the sorted window, kept in an [`OrderStats`] store (a sorted vector for windows up to 4,096 values, an
+//! O(log w) treap beyond), so nothing is re-sorted (Python onad sorts the window, twice, on every score).
 //!
 //! Quantiles interpolate linearly at rank `(n - 1) * q` of the sorted values, as onad does (numpy's
 //! default "linear" method).
@@ -11,7 +11,7 @@ use onad_core::{DetectorParams, ParamError, SchemaRef};
 use serde::{Deserialize, Serialize};
 
 use super::moments::build_window;
-use super::order_tree::OrderTree;
+use super::order_stats_backend::OrderStats;
 use super::window::{MovingWindow, WindowStatistic, window_params};
 
 /// Linear-interpolated quantile `q` of `n` sorted values given by `kth`.
@@ -36,7 +36,7 @@ macro_rules! order_stat {
         $(#[$meta])*
         #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
         pub struct $name {
-            tree: OrderTree,
+            tree: OrderStats,
             $($field: $ty,)*
         }
 
@@ -152,8 +152,8 @@ pub type MovingQuantile = MovingWindow<QuantileStat>;
 pub type MovingInterquartileRange = MovingWindow<InterquartileStat>;
 
 /// Scores the change of the mean absolute deviation around the mean, `mean(|v - mean|)`, of the window
-/// caused by the new value (Python onad `MovingAverageAbsoluteDeviation`). O(log w) per score through the
-/// order tree's prefix sums.
+/// caused by the new value (Python onad `MovingAverageAbsoluteDeviation`), from the count and sum of the
+/// window values below the mean (O(log w) in the treap; a prefix sum of the sorted vector for small windows).
 ///
 /// ```
 /// use onad_core::{Detector, DetectorParams, Schema};
@@ -188,9 +188,9 @@ window_params!(
     MovingAverageAbsoluteDeviationParams, "change of the moving mean absolute deviation of one feature", example_window = 50
 );
 
-build_window!(MovingMedianParams => MovingMedian(MedianStat::default()));
-build_window!(MovingInterquartileRangeParams => MovingInterquartileRange(InterquartileStat::default()));
-build_window!(MovingAverageAbsoluteDeviationParams => MovingAverageAbsoluteDeviation(AbsoluteDeviationStat::default()));
+build_window!(MovingMedianParams => MovingMedian(|w| MedianStat { tree: OrderStats::with_capacity(w) }));
+build_window!(MovingInterquartileRangeParams => MovingInterquartileRange(|w| InterquartileStat { tree: OrderStats::with_capacity(w) }));
+build_window!(MovingAverageAbsoluteDeviationParams => MovingAverageAbsoluteDeviation(|w| AbsoluteDeviationStat { tree: OrderStats::with_capacity(w) }));
 
 impl DetectorParams for MovingQuantileParams {
     type Model = MovingQuantile;
@@ -198,7 +198,7 @@ impl DetectorParams for MovingQuantileParams {
         if !(0.0..=1.0).contains(&self.quantile) {
             return Err(ParamError::invalid("quantile", format!("must be in [0, 1], got {}", self.quantile)));
         }
-        let stat = QuantileStat { tree: OrderTree::new(), q: self.quantile };
+        let stat = QuantileStat { tree: OrderStats::with_capacity(self.window_size.unwrap_or(0)), q: self.quantile };
         MovingWindow::build(schema, self.key.as_deref(), self.window_size, self.abs_diff, stat)
     }
 }

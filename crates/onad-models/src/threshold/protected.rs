@@ -8,7 +8,7 @@ use onad_core::{Detector, ParamError};
 use serde::{Deserialize, Serialize};
 
 use super::linear_quantile;
-use crate::stat::order_tree::OrderTree;
+use crate::stat::order_stats_backend::OrderStats;
 
 /// When a row counts as anomalous for learning purposes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,7 +34,7 @@ pub enum Protect {
 pub struct Guard {
     rule: Protect,
     scores: VecDeque<f64>,
-    tree: OrderTree,
+    tree: OrderStats,
     protected: u64,
 }
 
@@ -53,7 +53,11 @@ impl Guard {
             }
             _ => {}
         }
-        Ok(Guard { rule, scores: VecDeque::new(), tree: OrderTree::new(), protected: 0 })
+        let capacity = match rule {
+            Protect::Quantile { window_size, .. } => window_size,
+            Protect::Above { .. } => 0,
+        };
+        Ok(Guard { rule, scores: VecDeque::new(), tree: OrderStats::with_capacity(capacity), protected: 0 })
     }
 
     /// Rows kept from learning so far.

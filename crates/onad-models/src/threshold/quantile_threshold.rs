@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::linear_quantile;
 use crate::registry::Describe;
-use crate::stat::order_tree::OrderTree;
+use crate::stat::order_stats_backend::OrderStats;
 
 /// Hyperparameters of [`QuantileThreshold`] (aberrant 1.3.0 names and defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,8 +30,8 @@ impl Default for QuantileThresholdParams {
 /// learned scores, `score / threshold` below it (when the threshold is positive), and 0.0 while fewer than
 /// `min(window_size, max(10, window_size / 10))` scores have been learned.
 ///
-/// The threshold is recomputed at every learn from an order-statistic tree, O(log w) (aberrant re-sorts the
-/// window, O(w log w)). Non-finite scores are not learned and score 0.0 (aberrant raises); a NaN score scores 0.0.
+/// The threshold is recomputed at every learn from an order-statistic store (no re-sort; aberrant re-sorts
+/// the window, O(w log w)). Non-finite scores are not learned and score 0.0 (aberrant raises); a NaN score scores 0.0.
 ///
 /// ```
 /// use onad_core::{Detector, DetectorParams, Schema};
@@ -51,7 +51,7 @@ pub struct QuantileThreshold {
     window_size: usize,
     min_samples: usize,
     window: std::collections::VecDeque<f64>,
-    tree: OrderTree,
+    tree: OrderStats,
     threshold: Option<f64>,
 }
 
@@ -89,7 +89,7 @@ impl DetectorParams for QuantileThresholdParams {
             window_size: w,
             min_samples: w.min((w / 10).max(10)),
             window: std::collections::VecDeque::with_capacity(w.min(1 << 16)),
-            tree: OrderTree::new(),
+            tree: OrderStats::with_capacity(w),
             threshold: None,
         })
     }

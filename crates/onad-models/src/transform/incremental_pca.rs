@@ -4,8 +4,8 @@
 //! The update is the candid covariance-free incremental PCA of Python onad (after R's `onlinePCA::incRpca`;
 //! Brand 2002, Arora et al. 2012, Cardot & Degras 2015): with weight `f` (`1/n` or the forgetting factor),
 //! `λ <- (1 - f) λ`, `x <- sqrt(f) x`, project `x̂ = Uᵀx`, residual `r = x - U x̂`; when `|r| >= tol` the basis
-//! grows by `r / |r|` (with eigenvalue 0 and coefficient `|r|`); then `diag(λ) + x̂ x̂ᵀ` is diagonalised and the
-//! top `n_components` directions kept. The first `n0` rows are buffered and start the basis with an SVD.
+//! grows by `r / |r|` (with eigenvalue 0 and coefficient `|r|`); then `diag(λ) + x̂ x̂ᵀ` is diagonalised (Jacobi, in place) and
+//! the top `n_components` directions kept. The first `n0` rows are buffered and start the basis with an SVD.
 
 use onad_core::{ParamDoc, ParamError, Schema, SchemaRef, Transformer, TransformerParams};
 use serde::{Deserialize, Serialize};
@@ -37,8 +37,8 @@ impl Default for IncrementalPCAParams {
 /// Online PCA: after warm-up, `transform_one` gives `Uᵀx` (no centring) as `component_0..`; during the
 /// first `n0` rows it gives zeros, as onad does.
 ///
-/// Deviations from onad 0.3.0 (documented, tested): the small eigenproblem is solved as symmetric (onad
-/// calls the general `eig`, which may return complex values); each direction's sign is kept continuous
+/// Deviations from onad 0.3.0 (documented, tested): the small eigenproblem is solved as symmetric, by
+/// Jacobi rotations (onad calls the general `eig`, which may return complex values); each direction's sign is kept continuous
 /// from one update to the next (onad's signs are whatever LAPACK returns, so a component can flip sign
 /// between consecutive rows, which a downstream detector sees as a jump; compare magnitudes with onad);
 /// `n0 >= n_components` is required (as in aberrant); rows with a missing value are not learned.
@@ -72,6 +72,26 @@ pub struct IncrementalPCA {
     values: Vec<f64>,
     /// Directions, d x m column-major (column j = direction j).
     vectors: Vec<f64>,
+    /// Reused buffers of the update (not state: not serialized, ignored by equality).
+    #[serde(skip)]
+    scratch: Scratch,
+}
+
+/// Buffers reused across updates so that learning does not allocate.
+#[derive(Debug, Clone, Default)]
+struct Scratch {
+    point: Vec<f64>,
+    coef: Vec<f64>,
+    basis: Vec<f64>,
+    small: Vec<f64>,
+    eigvecs: Vec<f64>,
+    order: Vec<usize>,
+}
+
+impl PartialEq for Scratch {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
 }
 
 impl TransformerParams for IncrementalPCAParams {
@@ -111,6 +131,7 @@ impl TransformerParams for IncrementalPCAParams {
             n_seen: 0,
             values: Vec::new(),
             vectors: Vec::new(),
+            scratch: Scratch::default(),
         })
     }
 }
@@ -140,7 +161,8 @@ impl IncrementalPCA {
         self.buffer = Vec::new();
     }
 
-    fn update(&mut self, x: &[f64]) {
+    /// One online step with the projected point in `self.scratch.point`.
+    fn update(&mut self) {
         let d = self.dim();
         let m = self.values.len();
         let f = match self.forgetting_factor {
@@ -148,47 +170,112 @@ impl IncrementalPCA {
             None => 1.0 / self.n_seen as f64,
         };
         let sf = f.sqrt();
-        let xs: Vec<f64> = x.iter().map(|v| sf * v).collect();
-        let mut coef: Vec<f64> = (0..m).map(|j| dot(&self.vectors[j * d..(j + 1) * d], &xs)).collect();
-        let mut residual = xs;
-        for (j, c) in coef.iter().enumerate() {
-            for (r, u) in residual.iter_mut().zip(&self.vectors[j * d..(j + 1) * d]) {
-                *r -= c * u;
+        let Scratch { point, coef, basis, small, eigvecs, order } = &mut self.scratch;
+        // Scaled point and its coordinates in the current basis; the residual goes into the basis buffer's
+        // extra column.
+        basis.clear();
+        basis.extend_from_slice(&self.vectors);
+        basis.extend(point.iter().map(|v| sf * v));
+        let (current, residual) = basis.split_at_mut(m * d);
+        coef.clear();
+        coef.extend(current.chunks_exact(d).map(|u| dot(u, residual)));
+        for (u, c) in current.chunks_exact(d).zip(coef.iter()) {
+            for (r, ui) in residual.iter_mut().zip(u) {
+                *r -= c * ui;
             }
         }
-        let norm = dot(&residual, &residual).sqrt();
-        let mut lambda: Vec<f64> = self.values.iter().map(|v| (1.0 - f) * v).collect();
-        let mut basis = self.vectors.clone();
+        let norm = dot(residual, residual).sqrt();
+        let mut p = m;
         if norm >= self.tol && norm > 0.0 {
-            lambda.push(0.0);
+            residual.iter_mut().for_each(|r| *r /= norm);
             coef.push(norm);
-            basis.extend(residual.iter().map(|r| r / norm));
+            p += 1;
         }
-        let p = lambda.len();
-        let mut small = nalgebra::DMatrix::from_fn(p, p, |i, j| coef[i] * coef[j]);
-        for (i, l) in lambda.iter().enumerate() {
-            small[(i, i)] += l;
+        // diag((1 - f) λ, 0) + x̂ x̂ᵀ, diagonalised in place.
+        small.clear();
+        small.resize(p * p, 0.0);
+        for i in 0..p {
+            for j in 0..p {
+                small[i * p + j] = coef[i] * coef[j];
+            }
+            if i < m {
+                small[i * p + i] += (1.0 - f) * self.values[i];
+            }
         }
-        let eig = nalgebra::SymmetricEigen::new(small);
-        let mut order: Vec<usize> = (0..p).collect();
-        order.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
-        order.truncate(self.k);
-        let mut vectors = vec![0.0; order.len() * d];
-        for (new_j, &e) in order.iter().enumerate() {
-            let col = &mut vectors[new_j * d..(new_j + 1) * d];
-            for (i, b) in basis.chunks_exact(d).enumerate() {
-                let w = eig.eigenvectors[(i, e)];
+        eigvecs.clear();
+        eigvecs.resize(p * p, 0.0);
+        jacobi_eigen(small, eigvecs, p);
+        order.clear();
+        order.extend(0..p);
+        order.sort_by(|&a, &b| small[b * p + b].total_cmp(&small[a * p + a]));
+        let keep = self.k.min(order.len());
+        let old = std::mem::take(&mut self.vectors);
+        self.vectors.resize(keep * d, 0.0);
+        self.values.clear();
+        for (new_j, &e) in order[..keep].iter().enumerate() {
+            self.values.push(small[e * p + e]);
+            let col = &mut self.vectors[new_j * d..(new_j + 1) * d];
+            for (i, b) in basis.chunks_exact(d).take(p).enumerate() {
+                let w = eigvecs[i * p + e];
                 for (c, v) in col.iter_mut().zip(b) {
                     *c += w * v;
                 }
             }
             // Keep the orientation of the direction this one continues.
-            if new_j < m && dot(col, &self.vectors[new_j * d..(new_j + 1) * d]) < 0.0 {
+            if new_j < m && dot(col, &old[new_j * d..(new_j + 1) * d]) < 0.0 {
                 col.iter_mut().for_each(|c| *c = -*c);
             }
         }
-        self.values = order.iter().map(|&e| eig.eigenvalues[e]).collect();
-        self.vectors = vectors;
+    }
+}
+
+/// Cyclic Jacobi eigendecomposition of the symmetric `p x p` matrix `a` (row-major), in place: the diagonal
+/// ends up holding the eigenvalues and the columns of `v` the eigenvectors. For the tiny matrices of the
+/// update (n_components + 1 square) it is accurate to rounding and needs no allocation.
+fn jacobi_eigen(a: &mut [f64], v: &mut [f64], p: usize) {
+    v.fill(0.0);
+    for i in 0..p {
+        v[i * p + i] = 1.0;
+    }
+    for _sweep in 0..64 {
+        let mut off = 0.0;
+        let mut diag = 0.0;
+        for i in 0..p {
+            diag += a[i * p + i] * a[i * p + i];
+            for j in i + 1..p {
+                off += a[i * p + j] * a[i * p + j];
+            }
+        }
+        if off <= 1e-34 * diag || off == 0.0 {
+            return;
+        }
+        for i in 0..p {
+            for j in i + 1..p {
+                let aij = a[i * p + j];
+                if aij == 0.0 {
+                    continue;
+                }
+                let theta = (a[j * p + j] - a[i * p + i]) / (2.0 * aij);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..p {
+                    let (aki, akj) = (a[k * p + i], a[k * p + j]);
+                    a[k * p + i] = c * aki - s * akj;
+                    a[k * p + j] = s * aki + c * akj;
+                }
+                for k in 0..p {
+                    let (aik, ajk) = (a[i * p + k], a[j * p + k]);
+                    a[i * p + k] = c * aik - s * ajk;
+                    a[j * p + k] = s * aik + c * ajk;
+                }
+                for k in 0..p {
+                    let (vki, vkj) = (v[k * p + i], v[k * p + j]);
+                    v[k * p + i] = c * vki - s * vkj;
+                    v[k * p + j] = s * vki + c * vkj;
+                }
+            }
+        }
     }
 }
 
@@ -201,16 +288,17 @@ impl Transformer for IncrementalPCA {
         if self.columns.iter().any(|&c| !x[c].is_finite()) {
             return;
         }
-        let point: Vec<f64> = self.columns.iter().map(|&c| x[c]).collect();
         if self.values.is_empty() {
-            self.buffer.extend_from_slice(&point);
+            self.buffer.extend(self.columns.iter().map(|&c| x[c]));
             self.n_seen += 1;
             if self.buffer.len() / self.dim() >= self.n0 {
                 self.start();
             }
             return;
         }
-        self.update(&point);
+        self.scratch.point.clear();
+        self.scratch.point.extend(self.columns.iter().map(|&c| x[c]));
+        self.update();
         self.n_seen += 1;
     }
 

@@ -20,7 +20,7 @@ impl Default for StandardScalerParams {
 }
 
 /// Per feature: `(v - mean) / std` with Welford's running mean and population standard deviation
-/// (`sqrt(M2 / n)`); 0.0 when the standard deviation is 0. With `with_std = false`, `v - mean`. Each
+/// (`sqrt(M2 / n)`, kept as its reciprocal); 0.0 when the standard deviation is 0. With `with_std = false`, `v - mean`. Each
 /// feature keeps its own count, so NaN (missing) values are skipped when learning and map to NaN.
 ///
 /// Deviation from onad 0.3.0: a feature not yet learned maps to 0.0 instead of raising, so a pipeline can
@@ -42,9 +42,12 @@ impl Default for StandardScalerParams {
 pub struct StandardScaler {
     schema: SchemaRef,
     with_std: bool,
-    count: Vec<u64>,
+    count: Vec<f64>,
     mean: Vec<f64>,
     m2: Vec<f64>,
+    /// `1 / std` per feature (0 while the standard deviation is 0), refreshed when the feature is learned,
+    /// so a transform costs one multiplication per feature (pipelines transform each row twice).
+    inv_std: Vec<f64>,
 }
 
 impl TransformerParams for StandardScalerParams {
@@ -54,40 +57,48 @@ impl TransformerParams for StandardScalerParams {
         Ok(StandardScaler {
             schema: schema.clone(),
             with_std: self.with_std,
-            count: vec![0; d],
+            count: vec![0.0; d],
             mean: vec![0.0; d],
             m2: vec![0.0; d],
+            inv_std: vec![0.0; d],
         })
     }
 }
 
 impl Transformer for StandardScaler {
     fn learn_one(&mut self, x: &[f64]) {
-        for (i, &v) in x.iter().enumerate().take(self.count.len()) {
+        let d = self.count.len();
+        let (count, mean, m2, inv_std) =
+            (&mut self.count[..d], &mut self.mean[..d], &mut self.m2[..d], &mut self.inv_std[..d]);
+        for (i, &v) in x[..d].iter().enumerate() {
             if !v.is_finite() {
                 continue;
             }
-            self.count[i] += 1;
-            let old = self.mean[i];
-            self.mean[i] += (v - old) / self.count[i] as f64;
+            let n = count[i] + 1.0;
+            count[i] = n;
+            let delta = v - mean[i];
+            mean[i] += delta / n;
             if self.with_std {
-                self.m2[i] += (v - old) * (v - self.mean[i]);
+                m2[i] += delta * (v - mean[i]);
+                inv_std[i] = if m2[i] > 0.0 { 1.0 / (m2[i] / n).sqrt() } else { 0.0 };
             }
         }
     }
 
     fn transform_one(&self, x: &[f64], out: &mut [f64]) {
-        for (i, (o, &v)) in out.iter_mut().zip(x).enumerate() {
-            let n = self.count[i];
+        let d = self.count.len();
+        let (count, mean, inv_std) = (&self.count[..d], &self.mean[..d], &self.inv_std[..d]);
+        for (i, (o, &v)) in out[..d].iter_mut().zip(&x[..d]).enumerate() {
             *o = if v.is_nan() {
                 f64::NAN
-            } else if n == 0 {
+            } else if count[i] == 0.0 {
                 0.0
-            } else if self.with_std {
-                let std = (self.m2[i] / n as f64).sqrt();
-                if std == 0.0 { 0.0 } else { (v - self.mean[i]) / std }
+            } else if !self.with_std {
+                v - mean[i]
+            } else if inv_std[i] == 0.0 {
+                0.0
             } else {
-                v - self.mean[i]
+                (v - mean[i]) * inv_std[i]
             };
         }
     }
