@@ -334,6 +334,9 @@ impl Detector for AnyPipeline {
     }
 
     fn score_learn_one(&mut self, x: &[f64]) -> f64 {
+        if self.transformers.is_empty() && self.guard.is_none() {
+            return self.detector.score_learn_one(x);
+        }
         let s = score_through(&self.transformers, x, &self.detector);
         if self.guard.as_mut().is_none_or(|g| g.admit(s)) {
             learn_through(&mut self.transformers, x, &mut self.detector);
