@@ -45,9 +45,10 @@ macro_rules! order_stat {
             fn value(&self, $extra: Option<f64>) -> Option<f64> {
                 let $s = self;
                 let $n = self.tree.len() + usize::from($extra.is_some());
-                let $kth = |k: usize| match $extra {
-                    Some(x) => self.tree.kth_with(k, x),
-                    None => self.tree.kth(k),
+                let rank = $extra.map(|x| self.tree.rank(x));
+                let $kth = |k: usize| match ($extra, rank) {
+                    (Some(x), Some(r)) => self.tree.kth_with_rank(k, x, r),
+                    _ => self.tree.kth(k),
                 };
                 $value
             }

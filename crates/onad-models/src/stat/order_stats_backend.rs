@@ -14,11 +14,22 @@ pub const SORTED_LIMIT: usize = 4096;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SortedVec {
     values: Vec<f64>,
+    /// Running sum, recomputed exactly after every `len` updates.
+    sum: f64,
+    updates: usize,
 }
 
 impl SortedVec {
     fn rank(&self, v: f64) -> usize {
         self.values.partition_point(|x| *x < v)
+    }
+
+    fn updated(&mut self) {
+        self.updates += 1;
+        if self.updates >= self.values.len().max(16) {
+            self.sum = self.values.iter().sum();
+            self.updates = 0;
+        }
     }
 }
 
@@ -41,7 +52,7 @@ impl OrderStats {
     /// A store for up to `capacity` values.
     pub fn with_capacity(capacity: usize) -> Self {
         if capacity <= SORTED_LIMIT {
-            OrderStats::Sorted(SortedVec { values: Vec::with_capacity(capacity) })
+            OrderStats::Sorted(SortedVec { values: Vec::with_capacity(capacity), sum: 0.0, updates: 0 })
         } else {
             OrderStats::Tree(OrderTree::new())
         }
@@ -67,6 +78,8 @@ impl OrderStats {
                 if v.is_finite() {
                     let i = s.rank(v);
                     s.values.insert(i, v);
+                    s.sum += v;
+                    s.updated();
                 }
             }
             OrderStats::Tree(t) => t.insert(v),
@@ -80,6 +93,8 @@ impl OrderStats {
                 let i = s.rank(v);
                 if s.values.get(i) == Some(&v) {
                     s.values.remove(i);
+                    s.sum -= v;
+                    s.updated();
                     true
                 } else {
                     false
@@ -99,16 +114,23 @@ impl OrderStats {
 
     /// The `k`-th smallest of the values plus `extra`, without inserting it.
     pub fn kth_with(&self, k: usize, extra: f64) -> Option<f64> {
+        self.kth_with_rank(k, extra, self.rank(extra))
+    }
+
+    /// Number of values strictly below `v`.
+    pub fn rank(&self, v: f64) -> usize {
         match self {
-            OrderStats::Sorted(s) => {
-                let below = s.rank(extra);
-                match k.cmp(&below) {
-                    std::cmp::Ordering::Less => s.values.get(k).copied(),
-                    std::cmp::Ordering::Equal => Some(extra),
-                    std::cmp::Ordering::Greater => s.values.get(k - 1).copied(),
-                }
-            }
-            OrderStats::Tree(t) => t.kth_with(k, extra),
+            OrderStats::Sorted(s) => s.rank(v),
+            OrderStats::Tree(t) => t.below(v).0,
+        }
+    }
+
+    /// [`OrderStats::kth_with`] when `rank(extra)` is already known (saves a search per call).
+    pub fn kth_with_rank(&self, k: usize, extra: f64, rank: usize) -> Option<f64> {
+        match k.cmp(&rank) {
+            std::cmp::Ordering::Less => self.kth(k),
+            std::cmp::Ordering::Equal => Some(extra),
+            std::cmp::Ordering::Greater => self.kth(k - 1),
         }
     }
 
@@ -126,7 +148,7 @@ impl OrderStats {
     /// Sum of all values.
     pub fn sum(&self) -> f64 {
         match self {
-            OrderStats::Sorted(s) => s.values.iter().sum(),
+            OrderStats::Sorted(s) => s.sum,
             OrderStats::Tree(t) => t.sum(),
         }
     }
