@@ -4,14 +4,19 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, ValueEnum};
-use onad_core::{BadRowPolicy, Source};
-use onad_models::PipelineSpec;
+use onad_core::{BadRowPolicy, SkipCounts, Source};
+use onad_models::{AnyPipeline, PipelineSpec};
+use onad_pipeline::Flow;
+use onad_pipeline::checkpoint::{Checkpoint, CheckpointDir};
 use onad_pipeline::metrics::{pr_auc, roc_auc};
-use onad_pipeline::{FixedThreshold, NoThreshold, Order, RunConfig, Threshold, WindowedThreshold};
+use onad_pipeline::{AnyThreshold, FixedThreshold, NoThreshold, Order, RunConfig, WindowedThreshold};
 use onad_sources::{LabelColumn, SourceOptions};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::Failure;
@@ -79,6 +84,30 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = BadRowArg::Skip)]
     on_bad_row: BadRowArg,
 
+    /// Directory for crash-safe checkpoints (model, threshold, source position, output length).
+    #[arg(long, value_name = "DIR")]
+    checkpoint: Option<PathBuf>,
+
+    /// Write a checkpoint every N rows (at batch boundaries), at the end, and on SIGTERM / Ctrl-C.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    checkpoint_every: u64,
+
+    /// Checkpoint generations kept (a corrupt newest one falls back to the previous).
+    #[arg(long, value_name = "K", default_value_t = 3)]
+    checkpoint_keep: usize,
+
+    /// Continue from the newest valid checkpoint in --checkpoint DIR (start fresh when there is none).
+    #[arg(long, requires = "checkpoint")]
+    resume: bool,
+
+    /// Stop when the share of bad rows among the rows read passes this (0.01 = 1 %), judged after 100 rows.
+    #[arg(long, value_name = "RATE")]
+    max_error_rate: Option<f64>,
+
+    /// Stop (after a final checkpoint, when checkpointing) once resident memory exceeds this many MiB.
+    #[arg(long, value_name = "MIB")]
+    memory_limit_mb: Option<f64>,
+
     /// Rows per batch read from the source.
     #[arg(long, default_value_t = 4096)]
     batch_size: usize,
@@ -100,16 +129,16 @@ enum BadRowArg {
     Fail,
 }
 
-fn parse_threshold(text: &str) -> anyhow::Result<(Box<dyn Threshold>, String)> {
+fn parse_threshold(text: &str) -> anyhow::Result<(AnyThreshold, String)> {
     let t = text.trim();
     if t == "none" {
-        return Ok((Box::new(NoThreshold), "none".into()));
+        return Ok((AnyThreshold::None(NoThreshold), "none".into()));
     }
     if let Ok(v) = t.parse::<f64>() {
         if v.is_nan() {
             bail!("--threshold must not be NaN");
         }
-        return Ok((Box::new(FixedThreshold(v)), format!("fixed: score > {v}")));
+        return Ok((AnyThreshold::Fixed(FixedThreshold(v)), format!("fixed: score > {v}")));
     }
     let mut parts = t.split(':');
     if parts.next() != Some("adaptive") {
@@ -127,7 +156,7 @@ fn parse_threshold(text: &str) -> anyhow::Result<(Box<dyn Threshold>, String)> {
         bail!("--threshold '{t}' has too many parts (adaptive:WINDOW:K)");
     }
     let threshold = WindowedThreshold::new(window, k).map_err(|e| anyhow!("--threshold: {e}"))?;
-    Ok((Box::new(threshold), format!("adaptive: mean + {k} std of the last {window} scores")))
+    Ok((AnyThreshold::Windowed(threshold), format!("adaptive: mean + {k} std of the last {window} scores")))
 }
 
 fn parse_protect(text: &str) -> anyhow::Result<onad_models::Protect> {
@@ -188,10 +217,13 @@ struct Job {
     source: Box<dyn Source + Send>,
     spec: PipelineSpec,
     model: onad_models::AnyPipeline,
-    threshold: Box<dyn Threshold>,
+    threshold: AnyThreshold,
     threshold_text: String,
     order: Order,
-    output: Option<Box<dyn Write>>,
+    output: Option<Output>,
+    checkpoints: Option<CheckpointDir>,
+    /// Counters carried over from the checkpoint this run resumed from.
+    resumed: Option<Carried>,
 }
 
 fn setup(args: &RunArgs) -> anyhow::Result<Job> {
@@ -244,19 +276,177 @@ fn setup(args: &RunArgs) -> anyhow::Result<Job> {
         OrderArg::ScoreThenLearn => Order::ScoreThenLearn,
         OrderArg::LearnThenScore => Order::LearnThenScore,
     };
-    let output: Option<Box<dyn Write>> = match &args.output {
+    if let Some(r) = args.max_error_rate
+        && !(0.0..=1.0).contains(&r)
+    {
+        bail!("--max-error-rate must be between 0 and 1, got {r}");
+    }
+    let mut job = Job {
+        input,
+        source,
+        spec,
+        model,
+        threshold,
+        threshold_text,
+        order,
+        output: None,
+        checkpoints: None,
+        resumed: None,
+    };
+    let mut output_len = None;
+    if let Some(dir) = &args.checkpoint {
+        if args.checkpoint_every == 0 {
+            bail!("--checkpoint-every must be at least 1");
+        }
+        let cd = CheckpointDir::new(dir, args.checkpoint_keep)?;
+        match cd.load_latest::<RunState>(&job.spec.name())? {
+            None => {}
+            Some(_) if !args.resume => bail!(
+                "{} holds checkpoints of an earlier run: pass --resume to continue it, or remove them to start over",
+                dir.display()
+            ),
+            Some((c, path, warnings)) => {
+                for w in warnings {
+                    eprintln!("warning: skipped a damaged checkpoint: {w}");
+                }
+                if c.state.spec != job.spec {
+                    bail!(
+                        "{}: the checkpoint was made with other model parameters ({}); use the same --model/--set",
+                        path.display(),
+                        serde_json::to_string(&c.state.spec)?
+                    );
+                }
+                job.source.seek(&c.position).with_context(|| format!("cannot resume from {}", path.display()))?;
+                if !args.quiet {
+                    eprintln!("resuming from {} at {} ({} rows done)", path.display(), c.position, c.rows_seen);
+                }
+                job.model = c.state.model;
+                job.threshold = c.state.threshold;
+                output_len = c.state.output_bytes;
+                job.resumed =
+                    Some(Carried { rows: c.state.rows, anomalies: c.state.anomalies, skipped: c.state.skipped });
+            }
+        }
+        job.checkpoints = Some(cd);
+    }
+    job.output = match &args.output {
         None => None,
-        Some(p) if p.as_os_str() == "-" => Some(Box::new(BufWriter::new(std::io::stdout().lock()))),
-        Some(p) => Some(Box::new(BufWriter::with_capacity(
-            1 << 16,
-            File::create(p).with_context(|| format!("cannot create output file {}", p.display()))?,
-        ))),
+        Some(p) if p.as_os_str() == "-" => Some(Output::stdout()),
+        Some(p) => Some(Output::file(p, output_len)?),
     };
     if let Some(p) = &args.summary_json {
         // Fail now, not after the whole stream, when the summary cannot be written.
         File::create(p).with_context(|| format!("cannot create summary file {}", p.display()))?;
     }
-    Ok(Job { input, source, spec, model, threshold, threshold_text, order, output })
+    Ok(job)
+}
+
+/// Counters of the rows before a resume.
+#[derive(Debug, Clone, Default)]
+struct Carried {
+    rows: u64,
+    anomalies: u64,
+    skipped: SkipCounts,
+}
+
+/// What a checkpoint of `onad run` holds (field order is the format: `RunStateRef` must match it).
+#[derive(Debug, Deserialize)]
+struct RunState {
+    spec: PipelineSpec,
+    model: AnyPipeline,
+    threshold: AnyThreshold,
+    rows: u64,
+    anomalies: u64,
+    skipped: SkipCounts,
+    output_bytes: Option<u64>,
+}
+
+/// [`RunState`] by reference, for writing without cloning the model.
+#[derive(Debug, Serialize)]
+struct RunStateRef<'a> {
+    spec: &'a PipelineSpec,
+    model: &'a AnyPipeline,
+    threshold: &'a AnyThreshold,
+    rows: u64,
+    anomalies: u64,
+    skipped: &'a SkipCounts,
+    output_bytes: Option<u64>,
+}
+
+/// The `--output` sink: counts the bytes written so a checkpoint can record how much of the file it
+/// covers, and can be flushed to disk before a checkpoint is written.
+struct Output {
+    writer: BufWriter<Box<dyn Write>>,
+    file: Option<File>,
+    written: u64,
+}
+
+impl Output {
+    fn stdout() -> Output {
+        Output { writer: BufWriter::new(Box::new(std::io::stdout())), file: None, written: 0 }
+    }
+
+    /// Creates the file, or, when resuming, cuts it back to what the checkpoint covered and appends.
+    fn file(path: &std::path::Path, resume_at: Option<u64>) -> anyhow::Result<Output> {
+        let open = || -> std::io::Result<(File, u64)> {
+            match resume_at {
+                Some(len) => {
+                    let f = std::fs::OpenOptions::new().write(true).open(path)?;
+                    f.set_len(len)?;
+                    Ok((f, len))
+                }
+                None => Ok((File::create(path)?, 0)),
+            }
+        };
+        let (file, written) = open().with_context(|| format!("cannot open output file {}", path.display()))?;
+        let mut handle = file.try_clone().with_context(|| format!("cannot open output file {}", path.display()))?;
+        use std::io::Seek;
+        handle.seek(std::io::SeekFrom::Start(written))?;
+        Ok(Output { writer: BufWriter::with_capacity(1 << 16, Box::new(handle)), file: Some(file), written })
+    }
+
+    fn write_str(&mut self, s: &str) -> std::io::Result<()> {
+        self.writer.write_all(s.as_bytes())?;
+        self.written += s.len() as u64;
+        Ok(())
+    }
+
+    /// Flushes and fsyncs; returns the length of the file the data reached.
+    fn sync(&mut self) -> std::io::Result<u64> {
+        self.writer.flush()?;
+        if let Some(f) = &self.file {
+            f.sync_data()?;
+        }
+        Ok(self.written)
+    }
+}
+
+/// Resident and peak memory of this process in MiB (Linux; `None` elsewhere).
+fn memory_mib() -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<f64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb / 1024.0)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Test hooks for the crash tests (never set in normal use): `ONAD_FAILPOINT=kill-at-row:N` makes the
+/// process SIGKILL itself when it writes row N; `term-at-row:N` sends itself SIGTERM there and goes on.
+fn failpoint_row(kind: &str) -> Option<u64> {
+    std::env::var("ONAD_FAILPOINT").ok()?.strip_prefix(kind)?.strip_prefix(':')?.parse().ok()
+}
+
+fn signal_self(signal: &str) {
+    let pid = std::process::id().to_string();
+    let _ = std::process::Command::new("kill").args([signal, &pid]).status();
+}
+
+fn kill_self() -> ! {
+    signal_self("-9");
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    std::process::abort()
 }
 
 /// Runs `onad run`.
@@ -268,50 +458,161 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
 fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
     let has_labels = job.source.has_labels();
     let (mut scores, mut labels) = (Vec::new(), Vec::new());
-    if let Some(out) = job.output.as_mut() {
+    if let Some(out) = job.output.as_mut()
+        && out.written == 0
+    {
         let header = if has_labels { "row,score,anomaly,label\n" } else { "row,score,anomaly\n" };
-        out.write_all(header.as_bytes()).context("cannot write output")?;
+        out.write_str(header).context("cannot write output")?;
     }
-    let config = RunConfig { order: job.order };
-    let output = &mut job.output;
-    let stats = onad_pipeline::run(job.source.as_mut(), &mut job.model, job.threshold.as_mut(), &config, |scored| {
-        if has_labels {
-            scores.extend_from_slice(scored.scores);
-            labels.extend_from_slice(scored.batch.labels().unwrap_or(&[]));
+    // SIGTERM / Ctrl-C: finish the batch, write a final checkpoint, stop cleanly.
+    let stop = Arc::new(AtomicBool::new(false));
+    if job.checkpoints.is_some() || args.output.is_some() {
+        for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot install the signal handler")?;
         }
-        if let Some(out) = output.as_mut() {
-            let labels = scored.batch.labels();
-            for (i, ((id, s), f)) in scored.row_ids().iter().zip(scored.scores).zip(scored.flags).enumerate() {
-                write!(out, "{id},{s},{}", u8::from(*f))?;
-                match labels {
-                    Some(l) => writeln!(out, ",{}", l[i])?,
-                    None => writeln!(out)?,
+    }
+    let carried = job.resumed.clone().unwrap_or_default();
+    let config = RunConfig { order: job.order, max_error_rate: args.max_error_rate };
+    let kill_at = failpoint_row("kill-at-row");
+    let term_at = failpoint_row("term-at-row");
+    let Job { source, model, threshold, output, checkpoints, spec, .. } = &mut job;
+    let mut since_checkpoint = 0u64;
+    let mut last_rows = 0u64;
+    let mut stop_reason: Option<String> = None;
+    let mut line = String::with_capacity(64);
+    let output_cell = std::cell::RefCell::new(output);
+    let result = onad_pipeline::run_with(
+        source.as_mut(),
+        model,
+        threshold,
+        &config,
+        |scored| {
+            if has_labels {
+                scores.extend_from_slice(scored.scores);
+                labels.extend_from_slice(scored.batch.labels().unwrap_or(&[]));
+            }
+            if let Some(out) = output_cell.borrow_mut().as_mut() {
+                let labels = scored.batch.labels();
+                for (i, ((id, s), f)) in scored.row_ids().iter().zip(scored.scores).zip(scored.flags).enumerate() {
+                    if kill_at == Some(*id) {
+                        kill_self();
+                    }
+                    if term_at == Some(*id) {
+                        signal_self("-TERM");
+                    }
+                    line.clear();
+                    use std::fmt::Write as _;
+                    let _ = write!(line, "{id},{s},{}", u8::from(*f));
+                    let _ = match labels {
+                        Some(l) => writeln!(line, ",{}", l[i]),
+                        None => writeln!(line),
+                    };
+                    out.write_str(&line)?;
                 }
             }
-        }
-        Ok(())
-    })
-    .with_context(|| format!("while scoring {}", job.input.describe()))?;
+            Ok(())
+        },
+        |model, threshold, progress| {
+            since_checkpoint += progress.stats.rows - last_rows;
+            last_rows = progress.stats.rows;
+            let signalled = stop.load(Ordering::Relaxed);
+            let over_memory = match (args.memory_limit_mb, memory_mib()) {
+                (Some(limit), Some((rss, _))) if rss > limit => {
+                    Some(format!("resident memory {rss:.0} MiB passed --memory-limit-mb {limit}"))
+                }
+                _ => None,
+            };
+            if signalled {
+                stop_reason = Some("interrupted by a signal".into());
+            } else if let Some(reason) = over_memory {
+                stop_reason = Some(reason);
+            }
+            if let Some(cd) = checkpoints.as_ref()
+                && (since_checkpoint >= args.checkpoint_every || stop_reason.is_some())
+            {
+                let mut out = output_cell.borrow_mut();
+                let output_bytes = match out.as_mut() {
+                    Some(o) if o.file.is_some() => Some(o.sync()?),
+                    _ => None,
+                };
+                let mut skipped = carried.skipped.clone();
+                skipped.merge(progress.skipped);
+                let state = RunStateRef {
+                    spec,
+                    model,
+                    threshold,
+                    rows: carried.rows + progress.stats.rows,
+                    anomalies: carried.anomalies + progress.stats.anomalies,
+                    skipped: &skipped,
+                    output_bytes,
+                };
+                let c = Checkpoint {
+                    model_kind: spec.name(),
+                    rows_seen: state.rows,
+                    position: progress.position.clone(),
+                    state,
+                };
+                cd.write(&c)?;
+                since_checkpoint = 0;
+            }
+            Ok(if stop_reason.is_some() { Flow::Stop } else { Flow::Continue })
+        },
+    );
+    let stats = result.with_context(|| format!("while scoring {}", job.input.describe()))?;
     if let Some(out) = job.output.as_mut() {
-        out.flush().context("cannot write output")?;
+        out.sync().context("cannot write output")?;
+    }
+    // A final checkpoint at the end of the stream, so a later --resume has nothing left to redo.
+    if let (Some(cd), false) = (job.checkpoints.as_ref(), stats.stopped_early) {
+        let mut skipped = carried.skipped.clone();
+        skipped.merge(&stats.skipped);
+        let output_bytes = job.output.as_ref().and_then(|o| o.file.as_ref().map(|_| o.written));
+        let state = RunStateRef {
+            spec: &job.spec,
+            model: &job.model,
+            threshold: &job.threshold,
+            rows: carried.rows + stats.rows,
+            anomalies: carried.anomalies + stats.anomalies,
+            skipped: &skipped,
+            output_bytes,
+        };
+        let c = Checkpoint {
+            model_kind: job.spec.name(),
+            rows_seen: state.rows,
+            position: Source::position(job.source.as_ref()),
+            state,
+        };
+        cd.write(&c)?;
+    }
+    if let Some(reason) = &stop_reason {
+        let resume = if job.checkpoints.is_some() { "; a checkpoint was written, continue with --resume" } else { "" };
+        eprintln!("stopped after {} rows: {reason}{resume}", carried.rows + stats.rows);
     }
 
     let (roc, pr) = if has_labels { (roc_auc(&scores, &labels), pr_auc(&scores, &labels)) } else { (None, None) };
+    let mut all_skipped = carried.skipped.clone();
+    all_skipped.merge(&stats.skipped);
     let skipped: serde_json::Map<String, serde_json::Value> =
-        stats.skipped.iter().map(|(k, v)| (k.to_owned(), json!(v))).collect();
+        all_skipped.iter().map(|(k, v)| (k.to_owned(), json!(v))).collect();
+    let memory = memory_mib();
     let summary = json!({
         "input": job.input.describe(),
         "model": job.spec.name(),
         "params": job.spec,
         "order": job.order,
         "threshold": job.threshold_text,
-        "rows": stats.rows,
-        "skipped": stats.skipped.total(),
+        "rows": carried.rows + stats.rows,
+        "rows_this_run": stats.rows,
+        "resumed": job.resumed.is_some(),
+        "stopped_early": stats.stopped_early,
+        "skipped": all_skipped.total(),
         "skipped_by_reason": skipped,
-        "anomalies": stats.anomalies,
+        "anomalies": carried.anomalies + stats.anomalies,
         "protected_rows": job.model.guard().map(|g| g.protected()),
         "elapsed_sec": stats.elapsed.as_secs_f64(),
         "rows_per_sec": stats.rows_per_sec(),
+        "memory_rss_mib": memory.map(|m| m.0),
+        "memory_peak_mib": memory.map(|m| m.1),
         "roc_auc": roc,
         "pr_auc": pr,
     });
@@ -320,7 +621,7 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
         std::fs::write(p, text + "\n").with_context(|| format!("cannot write summary file {}", p.display()))?;
     }
     if !args.quiet {
-        print_summary(&job, &stats, roc, pr);
+        print_summary(&job, &stats, &carried, roc, pr);
     }
     Ok(())
 }
@@ -337,7 +638,7 @@ fn thousands(n: u64) -> String {
     out
 }
 
-fn print_summary(job: &Job, stats: &onad_pipeline::RunStats, roc: Option<f64>, pr: Option<f64>) {
+fn print_summary(job: &Job, stats: &onad_pipeline::RunStats, carried: &Carried, roc: Option<f64>, pr: Option<f64>) {
     let rate = stats.rows_per_sec();
     let rate = if rate >= 1e6 { format!("{:.2}M", rate / 1e6) } else { format!("{:.0}k", rate / 1e3) };
     let order = match job.order {
@@ -351,14 +652,24 @@ fn print_summary(job: &Job, stats: &onad_pipeline::RunStats, roc: Option<f64>, p
         format!("input      {}", job.input.describe()),
         format!("model      {}  {params}", job.spec.name()),
         format!("order      {order}; threshold {}", job.threshold_text),
-        format!("rows       {} scored, {} skipped", thousands(stats.rows), thousands(stats.skipped.total())),
+        format!(
+            "rows       {} scored, {} skipped{}",
+            thousands(carried.rows + stats.rows),
+            thousands(carried.skipped.total() + stats.skipped.total()),
+            if job.resumed.is_some() {
+                format!(" ({} in this run, after a resume)", thousands(stats.rows))
+            } else {
+                String::new()
+            }
+        ),
     ];
     for (reason, n) in stats.skipped.iter() {
         lines.push(format!("             {reason}: {}", thousands(n)));
     }
     lines.push(format!("speed      {rate} rows/s ({:.3} s)", stats.elapsed.as_secs_f64()));
-    let pct = if stats.rows > 0 { 100.0 * stats.anomalies as f64 / stats.rows as f64 } else { 0.0 };
-    lines.push(format!("anomalies  {} flagged ({pct:.2} %)", thousands(stats.anomalies)));
+    let (rows, anomalies) = (carried.rows + stats.rows, carried.anomalies + stats.anomalies);
+    let pct = if rows > 0 { 100.0 * anomalies as f64 / rows as f64 } else { 0.0 };
+    lines.push(format!("anomalies  {} flagged ({pct:.2} %)", thousands(anomalies)));
     if let Some(g) = job.model.guard() {
         lines.push(format!("protected  {} rows not learned (--protect)", thousands(g.protected())));
     }

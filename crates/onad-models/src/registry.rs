@@ -239,8 +239,9 @@ pub struct PipelineSpec {
     pub transformers: Vec<AnyTransformerParams>,
     /// The final detector.
     pub detector: AnyDetectorParams,
-    /// Keep the whole pipeline from learning rows it scores as anomalous.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Keep the whole pipeline from learning rows it scores as anomalous. (Always serialized: binary
+    /// formats such as checkpoints are positional.)
+    #[serde(default)]
     pub protect: Option<Protect>,
 }
 

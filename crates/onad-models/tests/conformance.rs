@@ -284,3 +284,20 @@ fn unknown_parameters_are_rejected() {
     let err = serde_json::from_str::<AnyDetectorParams>(r#"{"no_such_model": {}}"#).unwrap_err();
     assert!(err.to_string().contains("unknown variant"), "{err}");
 }
+
+#[test]
+fn pipeline_specs_round_trip_through_binary_and_json() {
+    for protect in
+        [None, Some(Protect::Above { threshold: 2.0 }), Some(Protect::Quantile { quantile: 0.9, window_size: 50 })]
+    {
+        let spec = PipelineSpec {
+            transformers: vec![AnyTransformerParams::example_for("standard_scaler").unwrap()],
+            detector: AnyDetectorParams::example_for("moving_median").unwrap(),
+            protect,
+        };
+        let bytes = postcard::to_stdvec(&spec).unwrap();
+        assert_eq!(postcard::from_bytes::<PipelineSpec>(&bytes).unwrap(), spec);
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<PipelineSpec>(&json).unwrap(), spec);
+    }
+}

@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut model = params.build(source.schema())?;
     let mut threshold = WindowedThreshold::new(100, 2.0)?;
     let (mut scores, mut labels, mut shown) = (Vec::new(), Vec::new(), 0);
-    let config = RunConfig { order: Order::ScoreThenLearn };
+    let config = RunConfig { order: Order::ScoreThenLearn, ..Default::default() };
     let stats = run(source.as_mut(), &mut model, &mut threshold, &config, |scored| {
         for ((row, score), flag) in scored.row_ids().iter().zip(scored.scores).zip(scored.flags) {
             if *flag && shown < 5 {

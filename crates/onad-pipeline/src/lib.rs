@@ -35,7 +35,7 @@
 //!
 //! let mut source = Five { schema: Schema::shared(["v"]).unwrap(), done: false, skipped: SkipCounts::default() };
 //! let mut threshold = FixedThreshold(5.0);
-//! let config = RunConfig { order: Order::ScoreThenLearn };
+//! let config = RunConfig { order: Order::ScoreThenLearn, ..Default::default() };
 //! let mut flagged = Vec::new();
 //! let stats = run(&mut source, &mut Value, &mut threshold, &config, |scored| {
 //!     flagged.extend(scored.row_ids().iter().zip(scored.flags()).filter(|(_, f)| **f).map(|(id, _)| *id));
@@ -46,9 +46,12 @@
 //! assert_eq!(flagged, vec![2]);
 //! ```
 
+pub mod checkpoint;
 pub mod metrics;
 mod run;
 mod threshold;
 
-pub use run::{Order, PipelineError, RunConfig, RunStats, Scored, run};
-pub use threshold::{FixedThreshold, NoThreshold, Threshold, WindowedThreshold};
+pub use run::{
+    BoxError, ERROR_RATE_MIN_ROWS, Flow, Order, PipelineError, Progress, RunConfig, RunStats, Scored, run, run_with,
+};
+pub use threshold::{AnyThreshold, FixedThreshold, NoThreshold, Threshold, WindowedThreshold};

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use onad_core::{Batch, Detector, SkipCounts, Source, SourceError};
+use onad_core::{Batch, Detector, Position, SkipCounts, Source, SourceError};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -20,10 +20,36 @@ pub enum Order {
 }
 
 /// How [`run`] processes the stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunConfig {
     /// Score-then-learn or learn-then-score.
     pub order: Order,
+    /// Stop with [`PipelineError::ErrorRate`] when the share of skipped rows among all rows read passes
+    /// this (the guide's `error_threshold`); checked after each batch once 100 rows have been read.
+    pub max_error_rate: Option<f64>,
+}
+
+/// Rows that must be read before the error rate is judged (one bad first row is not a 100 % rate).
+pub const ERROR_RATE_MIN_ROWS: u64 = 100;
+
+/// Whether the loop goes on after a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Read the next batch.
+    Continue,
+    /// Stop now (a signal, a memory limit); the run ends without error.
+    Stop,
+}
+
+/// Where the run stands after a batch, for checkpoints and monitoring.
+#[derive(Debug)]
+pub struct Progress<'a> {
+    /// The source position just after the batch.
+    pub position: Position,
+    /// Counters so far (`elapsed` is not filled in yet).
+    pub stats: &'a RunStats,
+    /// The source's skip counts so far.
+    pub skipped: &'a SkipCounts,
 }
 
 /// One scored batch, handed to the sink: the input batch, a score and a flag per row.
@@ -62,6 +88,8 @@ pub struct RunStats {
     pub skipped: SkipCounts,
     /// Wall time of the loop (reading, scoring and the sink).
     pub elapsed: Duration,
+    /// True when a hook stopped the run before the source ended.
+    pub stopped_early: bool,
 }
 
 impl RunStats {
@@ -82,7 +110,25 @@ pub enum PipelineError {
     /// The sink failed.
     #[error("output: {0}")]
     Sink(Box<dyn std::error::Error + Send + Sync>),
+    /// The after-batch hook failed (for example a checkpoint could not be written).
+    #[error("{0}")]
+    Hook(Box<dyn std::error::Error + Send + Sync>),
+    /// Too many bad rows.
+    #[error("stopped: {bad} of {read} rows read were bad ({:.2} %, above the limit of {:.2} %): {reasons}", 100.0 * *bad as f64 / *read as f64, 100.0 * limit)]
+    ErrorRate {
+        /// Bad rows so far.
+        bad: u64,
+        /// Rows read so far (good and bad).
+        read: u64,
+        /// The limit.
+        limit: f64,
+        /// Counts per reason.
+        reasons: String,
+    },
 }
+
+/// A boxed error from a sink or hook.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Runs `detector` over every batch of `source` in the configured order, flags scores with `threshold`,
 /// and passes each scored batch to `sink`.
@@ -91,18 +137,40 @@ pub fn run<S, D, T, F>(
     detector: &mut D,
     threshold: &mut T,
     config: &RunConfig,
-    mut sink: F,
+    sink: F,
 ) -> Result<RunStats, PipelineError>
 where
     S: Source + ?Sized,
     D: Detector + ?Sized,
     T: Threshold + ?Sized,
-    F: FnMut(&Scored<'_>) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
+    F: FnMut(&Scored<'_>) -> Result<(), BoxError>,
+{
+    run_with(source, detector, threshold, config, sink, |_, _, _| Ok(Flow::Continue))
+}
+
+/// [`run`] with a hook called after each batch with the model, the threshold and the progress: where
+/// checkpoints are written, signals and memory limits are checked. The hook may stop the run.
+pub fn run_with<S, D, T, F, H>(
+    source: &mut S,
+    detector: &mut D,
+    threshold: &mut T,
+    config: &RunConfig,
+    mut sink: F,
+    mut after_batch: H,
+) -> Result<RunStats, PipelineError>
+where
+    S: Source + ?Sized,
+    D: Detector + ?Sized,
+    T: Threshold + ?Sized,
+    F: FnMut(&Scored<'_>) -> Result<(), BoxError>,
+    H: FnMut(&D, &T, &Progress<'_>) -> Result<Flow, BoxError>,
 {
     let start = Instant::now();
     let mut stats = RunStats::default();
     let (mut scores, mut flags, mut thresholds) = (Vec::new(), Vec::new(), Vec::new());
-    for batch in &mut *source {
+    // `while let`, not `for`: the loop body also asks the source for its position and skip counts.
+    #[allow(clippy::while_let_on_iterator)]
+    while let Some(batch) = source.next() {
         let batch = batch?;
         scores.clear();
         match config.order {
@@ -120,6 +188,20 @@ where
         stats.rows += batch.num_rows() as u64;
         sink(&Scored { batch: &batch, scores: &scores, flags: &flags, thresholds: &thresholds })
             .map_err(PipelineError::Sink)?;
+        let skipped = source.skipped();
+        if let Some(limit) = config.max_error_rate {
+            let bad = skipped.total();
+            let read = stats.rows + bad;
+            if read >= ERROR_RATE_MIN_ROWS && bad as f64 > limit * read as f64 {
+                let reasons = skipped.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ");
+                return Err(PipelineError::ErrorRate { bad, read, limit, reasons });
+            }
+        }
+        let progress = Progress { position: Source::position(source), stats: &stats, skipped };
+        if after_batch(detector, threshold, &progress).map_err(PipelineError::Hook)? == Flow::Stop {
+            stats.stopped_early = true;
+            break;
+        }
     }
     stats.skipped = source.skipped().clone();
     stats.elapsed = start.elapsed();

@@ -3,6 +3,8 @@
 
 use std::fmt::Debug;
 
+use serde::{Deserialize, Serialize};
+
 /// Decides, score by score in stream order, whether a row is an anomaly.
 pub trait Threshold: Debug + Send {
     /// Flags one score (strictly above the threshold = anomaly) and updates any internal state.
@@ -13,7 +15,7 @@ pub trait Threshold: Debug + Send {
 }
 
 /// A fixed threshold: scores strictly above it are anomalies (the guide's `score > threshold`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FixedThreshold(pub f64);
 
 impl Threshold for FixedThreshold {
@@ -27,7 +29,7 @@ impl Threshold for FixedThreshold {
 }
 
 /// Flags nothing (scores only).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct NoThreshold;
 
 impl Threshold for NoThreshold {
@@ -56,7 +58,7 @@ impl Threshold for NoThreshold {
 /// assert!(t.flag(3.0));
 /// assert!(!t.flag(2.0));
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowedThreshold {
     window: usize,
     k: f64,
@@ -121,6 +123,35 @@ impl Threshold for WindowedThreshold {
         let mean = self.sum / n;
         let var = (self.sum_sq / n - mean * mean).max(0.0);
         mean + self.k * var.sqrt()
+    }
+}
+
+/// Any of the built-in thresholds, as one serializable type (checkpoints store the threshold's state).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AnyThreshold {
+    /// Flags nothing.
+    None(NoThreshold),
+    /// A fixed threshold.
+    Fixed(FixedThreshold),
+    /// The windowed adaptive threshold.
+    Windowed(WindowedThreshold),
+}
+
+impl Threshold for AnyThreshold {
+    fn flag(&mut self, score: f64) -> bool {
+        match self {
+            AnyThreshold::None(t) => t.flag(score),
+            AnyThreshold::Fixed(t) => t.flag(score),
+            AnyThreshold::Windowed(t) => t.flag(score),
+        }
+    }
+
+    fn current(&self) -> f64 {
+        match self {
+            AnyThreshold::None(t) => t.current(),
+            AnyThreshold::Fixed(t) => t.current(),
+            AnyThreshold::Windowed(t) => t.current(),
+        }
     }
 }
 

@@ -59,7 +59,7 @@ fn scores(order: Order, values: &[f64]) -> (Vec<f64>, u64) {
         .build(&Schema::shared(["v"]).unwrap())
         .unwrap();
     let mut out = Vec::new();
-    let stats = run(&mut src, &mut model, &mut FixedThreshold(1.0), &RunConfig { order }, |s| {
+    let stats = run(&mut src, &mut model, &mut FixedThreshold(1.0), &RunConfig { order, ..Default::default() }, |s| {
         out.extend_from_slice(s.scores);
         assert!(s.thresholds.iter().all(|t| *t == 1.0));
         Ok(())

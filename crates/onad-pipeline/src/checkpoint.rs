@@ -1,0 +1,404 @@
+//! Crash-safe checkpoints: a model's state, the source position and the run's counters in a checksummed
+//! envelope, written atomically, with the last K generations kept so a corrupt newest file falls back to
+//! the one before.
+//!
+//! File layout (all integers little-endian):
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 8 | magic `ONADCKPT` |
+//! | 2 | format version (currently 1) |
+//! | 4 + n | model kind (length-prefixed UTF-8, for example `standard_scaler|moving_average`) |
+//! | 8 | rows seen |
+//! | 4 + n | source position (length-prefixed postcard) |
+//! | 8 + n | payload (length-prefixed postcard of the caller's state) |
+//! | 4 | CRC-32 of every byte after the magic and before the CRC |
+//!
+//! Anything after the CRC is an error. A single flipped bit anywhere fails the magic, the version, a
+//! length or the CRC, so a damaged file never loads silently (postcard alone would decode a flipped f64).
+//!
+//! Writing: the bytes go to a temporary file in the same directory, which is flushed and fsynced, renamed
+//! to `checkpoint-<generation>.onad`, and the directory is fsynced; older generations beyond `keep` are
+//! removed after that. A crash at any point leaves the previous generation intact; temporary leftovers
+//! are ignored when loading and removed by the next write.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use onad_core::Position;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+
+const MAGIC: &[u8; 8] = b"ONADCKPT";
+/// The format version this build writes.
+pub const FORMAT_VERSION: u16 = 1;
+const PREFIX: &str = "checkpoint-";
+const SUFFIX: &str = ".onad";
+
+/// What a checkpoint holds besides the caller's payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint<S> {
+    /// The model kind (a registry name or pipeline), checked on load.
+    pub model_kind: String,
+    /// Rows processed when it was written.
+    pub rows_seen: u64,
+    /// Where the source resumes.
+    pub position: Position,
+    /// The caller's state (model, threshold, counters).
+    pub state: S,
+}
+
+/// Why a checkpoint could not be written or loaded.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// Reading or writing failed.
+    #[error("{path}: {error}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// The file is not a valid checkpoint.
+    #[error("{path}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Written by a format version this build cannot read.
+    #[error("{path}: checkpoint format version {found} is not supported (this build reads version {FORMAT_VERSION})")]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u16,
+    },
+    /// Written for another model.
+    #[error("{path}: checkpoint is for model '{found}', not '{expected}'")]
+    WrongModel {
+        /// The file.
+        path: PathBuf,
+        /// The model asked for.
+        expected: String,
+        /// The model in the file.
+        found: String,
+    },
+    /// No generation could be loaded; each file's reason is listed.
+    #[error("no valid checkpoint in {dir}: {}", reasons.join("; "))]
+    NoneValid {
+        /// The directory.
+        dir: PathBuf,
+        /// Why each file was rejected.
+        reasons: Vec<String>,
+    },
+    /// The state could not be encoded.
+    #[error("cannot encode the checkpoint state: {0}")]
+    Encode(String),
+}
+
+fn io(path: &Path, error: std::io::Error) -> CheckpointError {
+    CheckpointError::Io { path: path.to_owned(), error }
+}
+
+/// Encodes a checkpoint into bytes.
+pub fn encode<S: Serialize>(c: &Checkpoint<S>) -> Result<Vec<u8>, CheckpointError> {
+    let position = postcard::to_stdvec(&c.position).map_err(|e| CheckpointError::Encode(e.to_string()))?;
+    let payload = postcard::to_stdvec(&c.state).map_err(|e| CheckpointError::Encode(e.to_string()))?;
+    let mut out = Vec::with_capacity(payload.len() + position.len() + c.model_kind.len() + 48);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(c.model_kind.len() as u32).to_le_bytes());
+    out.extend_from_slice(c.model_kind.as_bytes());
+    out.extend_from_slice(&c.rows_seen.to_le_bytes());
+    out.extend_from_slice(&(position.len() as u32).to_le_bytes());
+    out.extend_from_slice(&position);
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&payload);
+    let crc = crc32fast::hash(&out[MAGIC.len()..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// A cursor over the bytes of a checkpoint that reports truncation as corruption.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
+        let end = self.at.checked_add(n).filter(|e| *e <= self.bytes.len());
+        let end = end.ok_or_else(|| {
+            format!("truncated: {what} needs {n} bytes at offset {}, file has {}", self.at, self.bytes.len())
+        })?;
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+    fn u16(&mut self, what: &str) -> Result<u16, String> {
+        Ok(u16::from_le_bytes(self.take(2, what)?.try_into().unwrap_or_default()))
+    }
+    fn u32(&mut self, what: &str) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().unwrap_or_default()))
+    }
+    fn u64(&mut self, what: &str) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.take(8, what)?.try_into().unwrap_or_default()))
+    }
+}
+
+/// Decodes and verifies checkpoint bytes; `path` and `expected_kind` are for the checks and messages.
+pub fn decode<S: DeserializeOwned>(
+    bytes: &[u8],
+    path: &Path,
+    expected_kind: &str,
+) -> Result<Checkpoint<S>, CheckpointError> {
+    let corrupt = |reason: String| CheckpointError::Corrupt { path: path.to_owned(), reason };
+    let mut r = Reader { bytes, at: 0 };
+    if r.take(MAGIC.len(), "magic").map_err(corrupt)? != MAGIC {
+        return Err(corrupt("not an onad checkpoint (bad magic bytes)".into()));
+    }
+    let version = r.u16("version").map_err(corrupt)?;
+    let kind_len = r.u32("model kind length").map_err(corrupt)? as usize;
+    let kind = r.take(kind_len, "model kind").map_err(corrupt)?;
+    let rows_seen = r.u64("rows seen").map_err(corrupt)?;
+    let pos_len = r.u32("position length").map_err(corrupt)? as usize;
+    let position = r.take(pos_len, "position").map_err(corrupt)?;
+    let payload_len = usize::try_from(r.u64("payload length").map_err(corrupt)?).unwrap_or(usize::MAX);
+    let payload = r.take(payload_len, "payload").map_err(corrupt)?;
+    let body_end = r.at;
+    let crc = r.u32("checksum").map_err(corrupt)?;
+    if r.at != bytes.len() {
+        return Err(corrupt(format!("{} unexpected bytes after the checksum", bytes.len() - r.at)));
+    }
+    if crc32fast::hash(&bytes[MAGIC.len()..body_end]) != crc {
+        return Err(corrupt("checksum mismatch (the file is damaged)".into()));
+    }
+    if version != FORMAT_VERSION {
+        return Err(CheckpointError::UnsupportedVersion { path: path.to_owned(), found: version });
+    }
+    let kind = std::str::from_utf8(kind).map_err(|_| corrupt("model kind is not UTF-8".into()))?;
+    if kind != expected_kind {
+        return Err(CheckpointError::WrongModel {
+            path: path.to_owned(),
+            expected: expected_kind.into(),
+            found: kind.into(),
+        });
+    }
+    let position: Position = postcard::from_bytes(position).map_err(|e| corrupt(format!("bad position: {e}")))?;
+    let state: S = postcard::from_bytes(payload).map_err(|e| corrupt(format!("bad payload: {e}")))?;
+    Ok(Checkpoint { model_kind: kind.to_owned(), rows_seen, position, state })
+}
+
+/// Test hook: when the environment variable `ONAD_FAILPOINT` names this point, the process aborts there
+/// (simulating a crash mid-write; used by the crash tests).
+fn failpoint(name: &str) {
+    if std::env::var("ONAD_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
+/// A directory of checkpoint generations.
+#[derive(Debug, Clone)]
+pub struct CheckpointDir {
+    dir: PathBuf,
+    keep: usize,
+}
+
+impl CheckpointDir {
+    /// Uses (and creates) `dir`, keeping the newest `keep` generations (at least 1).
+    pub fn new(dir: impl Into<PathBuf>, keep: usize) -> Result<Self, CheckpointError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        Ok(CheckpointDir { dir, keep: keep.max(1) })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Generations present, newest first (by number in the file name), with their paths.
+    pub fn generations(&self) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(|e| io(&self.dir, e))? {
+            let entry = entry.map_err(|e| io(&self.dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(g) =
+                name.strip_prefix(PREFIX).and_then(|n| n.strip_suffix(SUFFIX)).and_then(|n| n.parse::<u64>().ok())
+            {
+                out.push((g, entry.path()));
+            }
+        }
+        out.sort_by_key(|b| std::cmp::Reverse(b.0));
+        Ok(out)
+    }
+
+    /// Writes a new generation atomically and prunes old ones; returns its path.
+    pub fn write<S: Serialize>(&self, checkpoint: &Checkpoint<S>) -> Result<PathBuf, CheckpointError> {
+        let bytes = encode(checkpoint)?;
+        let existing = self.generations()?;
+        let generation = existing.first().map_or(1, |(g, _)| g + 1);
+        let tmp = self.dir.join(format!(".{PREFIX}{generation:012}{SUFFIX}.tmp"));
+        let target = self.dir.join(format!("{PREFIX}{generation:012}{SUFFIX}"));
+        {
+            let mut f = File::create(&tmp).map_err(|e| io(&tmp, e))?;
+            f.write_all(&bytes).map_err(|e| io(&tmp, e))?;
+            failpoint("after-write");
+            f.sync_all().map_err(|e| io(&tmp, e))?;
+        }
+        failpoint("before-rename");
+        fs::rename(&tmp, &target).map_err(|e| io(&target, e))?;
+        failpoint("before-dir-fsync");
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| io(&self.dir, e))?;
+        for (_, old) in existing.iter().skip(self.keep - 1) {
+            let _ = fs::remove_file(old);
+        }
+        // Leftovers of interrupted writes.
+        if let Ok(entries) = fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                if name.to_str().is_some_and(|n| n.starts_with(&format!(".{PREFIX}")) && n.ends_with(".tmp")) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(target)
+    }
+
+    /// Loads the newest valid generation. Invalid newer ones are skipped; their reasons are returned as
+    /// warnings. `Ok(None)` when the directory holds no checkpoint at all; an error when it holds some but
+    /// none is valid.
+    #[allow(clippy::type_complexity)]
+    pub fn load_latest<S: DeserializeOwned>(
+        &self,
+        expected_kind: &str,
+    ) -> Result<Option<(Checkpoint<S>, PathBuf, Vec<String>)>, CheckpointError> {
+        let generations = self.generations()?;
+        if generations.is_empty() {
+            return Ok(None);
+        }
+        let mut reasons = Vec::new();
+        for (_, path) in &generations {
+            let bytes = match fs::read(path) {
+                Ok(b) => b,
+                Err(e) => {
+                    reasons.push(io(path, e).to_string());
+                    continue;
+                }
+            };
+            match decode(&bytes, path, expected_kind) {
+                Ok(c) => return Ok(Some((c, path.clone(), reasons))),
+                Err(e) => reasons.push(e.to_string()),
+            }
+        }
+        Err(CheckpointError::NoneValid { dir: self.dir.clone(), reasons })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Checkpoint<(Vec<f64>, String)> {
+        Checkpoint {
+            model_kind: "standard_scaler|moving_average".into(),
+            rows_seen: 4242,
+            position: Position::Row(4242),
+            state: ((0..50).map(|i| i as f64 * 0.5).collect(), "threshold".into()),
+        }
+    }
+
+    fn load(bytes: &[u8]) -> Result<Checkpoint<(Vec<f64>, String)>, CheckpointError> {
+        decode(bytes, Path::new("c.onad"), "standard_scaler|moving_average")
+    }
+
+    #[test]
+    fn round_trip() {
+        let c = sample();
+        assert_eq!(load(&encode(&c).unwrap()).unwrap(), c);
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_rejected() {
+        let bytes = encode(&sample()).unwrap();
+        let mut x = 0x2545F4914F6CDD1Du64;
+        for _ in 0..1000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let bit = (x % (bytes.len() as u64 * 8)) as usize;
+            let mut b = bytes.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(load(&b).is_err(), "flipping bit {bit} loaded silently");
+        }
+        // Exhaustively too, since the file is small.
+        for bit in 0..bytes.len() * 8 {
+            let mut b = bytes.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(load(&b).is_err(), "flipping bit {bit} loaded silently");
+        }
+    }
+
+    #[test]
+    fn truncation_garbage_version_and_kind_are_typed_errors() {
+        let bytes = encode(&sample()).unwrap();
+        for len in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+            let e = load(&bytes[..len]).unwrap_err().to_string();
+            assert!(e.starts_with("c.onad: ") && (e.contains("truncated") || e.contains("magic")), "{len}: {e}");
+        }
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(b"junk");
+        assert!(load(&longer).unwrap_err().to_string().contains("unexpected bytes"));
+        // A version this build does not know, with a valid checksum.
+        let mut v2 = bytes.clone();
+        v2[8..10].copy_from_slice(&2u16.to_le_bytes());
+        let n = v2.len();
+        let crc = crc32fast::hash(&v2[8..n - 4]);
+        v2[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(load(&v2), Err(CheckpointError::UnsupportedVersion { found: 2, .. })));
+        let e = decode::<(Vec<f64>, String)>(&bytes, Path::new("c.onad"), "null_model").unwrap_err();
+        assert!(matches!(e, CheckpointError::WrongModel { .. }), "{e}");
+    }
+
+    #[test]
+    fn generations_fall_back_and_prune() {
+        let dir = tempfile::tempdir().unwrap();
+        let cd = CheckpointDir::new(dir.path(), 2).unwrap();
+        let mut c = sample();
+        for rows in [100, 200, 300] {
+            c.rows_seen = rows;
+            cd.write(&c).unwrap();
+        }
+        let gens = cd.generations().unwrap();
+        assert_eq!(gens.iter().map(|g| g.0).collect::<Vec<_>>(), vec![3, 2], "keeps the newest two");
+        // Corrupt the newest: the previous one loads, with a warning naming the bad file.
+        let newest = &gens[0].1;
+        let mut bytes = fs::read(newest).unwrap();
+        bytes.truncate(bytes.len() / 2);
+        fs::write(newest, bytes).unwrap();
+        // A leftover temp file is ignored.
+        fs::write(dir.path().join(".checkpoint-000000000004.onad.tmp"), b"partial").unwrap();
+        let (loaded, path, warnings) =
+            cd.load_latest::<(Vec<f64>, String)>("standard_scaler|moving_average").unwrap().unwrap();
+        assert_eq!(loaded.rows_seen, 200);
+        assert_eq!(path, gens[1].1);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("truncated"), "{warnings:?}");
+        // Both bad: an error listing both reasons.
+        fs::write(&gens[1].1, b"nope").unwrap();
+        let e = cd.load_latest::<(Vec<f64>, String)>("standard_scaler|moving_average").unwrap_err().to_string();
+        assert!(e.starts_with("no valid checkpoint") && e.matches("onad:").count() >= 2, "{e}");
+        // The next write removes the temp leftover.
+        cd.write(&c).unwrap();
+        assert!(!dir.path().join(".checkpoint-000000000004.onad.tmp").exists());
+        let empty = tempfile::tempdir().unwrap();
+        assert!(CheckpointDir::new(empty.path(), 3).unwrap().load_latest::<u8>("x").unwrap().is_none());
+    }
+}
