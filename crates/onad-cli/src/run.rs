@@ -31,7 +31,8 @@ pub const DEFAULT_SETS: &[&str] = &["window_size=100"];
 /// Options of `onad run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Input file (.csv, .tsv, .parquet). Without it, a built-in data set is scored.
+    /// Input: a file (.csv, .tsv, .parquet, .jsonl, .ndjson) or `sqlite://PATH?query=SELECT...` (URL-encoded
+    /// query). Without it, a built-in data set is scored.
     #[arg(long, short, conflicts_with = "dataset")]
     input: Option<PathBuf>,
 
@@ -197,7 +198,7 @@ impl Input {
 
 fn open_source(input: &Input, options: SourceOptions) -> anyhow::Result<Box<dyn Source + Send>> {
     match input {
-        Input::File(path) => Ok(onad_sources::open(path, options)?),
+        Input::File(path) => Ok(onad_sources::open_url(&path.to_string_lossy(), options)?),
         Input::BuiltIn(d) => open_built_in(d, options),
     }
 }

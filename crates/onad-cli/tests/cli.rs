@@ -406,3 +406,37 @@ fn error_rate_policy_stops_a_bad_stream() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("rows read were bad") && stderr(&o).contains("non_numeric"), "{}", stderr(&o));
 }
+
+#[test]
+fn json_lines_and_sqlite_inputs_score_like_csv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (csv, jsonl) = (tmp.path().join("d.csv"), tmp.path().join("d.jsonl"));
+    let (mut c, mut j) = (String::from("a,b,label\n"), String::new());
+    for i in 0..300 {
+        let (a, b, l) = ((i % 17) as f64 * 0.5, if i == 150 { 40.0 } else { (i % 5) as f64 }, u8::from(i == 150));
+        c.push_str(&format!("{a},{b},{l}\n"));
+        j.push_str(&format!("{{\"a\": {a}, \"b\": {b}, \"label\": {l}}}\n"));
+    }
+    std::fs::write(&csv, c).unwrap();
+    std::fs::write(&jsonl, j).unwrap();
+    let run = |input: &str, name: &str| {
+        let out = tmp.path().join(name);
+        let o = onad(&[
+            "run",
+            "-q",
+            "--input",
+            input,
+            "--model",
+            "moving_mahalanobis_distance",
+            "--set",
+            "window_size=50",
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{input}: {}", stderr(&o));
+        std::fs::read_to_string(out).unwrap()
+    };
+    let from_csv = run(csv.to_str().unwrap(), "c.out");
+    assert_eq!(from_csv, run(jsonl.to_str().unwrap(), "j.out"), "JSON Lines differs from CSV");
+    assert_eq!(from_csv.lines().count(), 301);
+}

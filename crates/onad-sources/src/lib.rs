@@ -8,9 +8,12 @@
 //! |---|---|---|
 //! | `csv` | [`CsvSource`] | header or not, any delimiter, quoting, empty field = NaN |
 //! | `parquet` | [`ParquetSource`] | row group by row group; ints, floats, bools, decimals -> f64; null = NaN |
+//! | `jsonl` | [`JsonlSource`] | JSON Lines; columns = the first object's keys, in order; null = NaN |
+//! | `sqlite` | [`SqliteSource`] | a read-only SQL query (SQLite compiled in); NULL = NaN; numeric text -> f64 |
 //!
-//! [`open`] picks the connector from the file extension and gives a clear error when its feature was not
-//! compiled in.
+//! All four are default features. [`open`] picks the connector from the file extension; [`open_url`] also
+//! takes `sqlite://PATH?query=SELECT...` (a database needs a query). Both give a clear error when the
+//! connector's feature was not compiled in.
 //!
 //! ```
 //! # #[cfg(feature = "csv")] {
@@ -39,8 +42,18 @@ mod parquet_source;
 #[cfg(feature = "parquet")]
 pub use parquet_source::{ParquetSource, ParquetWriter};
 
+#[cfg(feature = "jsonl")]
+mod jsonl_source;
+#[cfg(feature = "jsonl")]
+pub use jsonl_source::{JsonlOptions, JsonlSource};
+
+#[cfg(feature = "sqlite")]
+mod sqlite_source;
+#[cfg(feature = "sqlite")]
+pub use sqlite_source::SqliteSource;
+
 mod open;
-pub use open::{Format, open};
+pub use open::{Format, open, open_url};
 
 /// Parses one text field as a number: empty (after trimming) is NaN (missing); `true`/`false` are 1/0.
 /// Returns `None` when the text is not a number.

@@ -1,0 +1,807 @@
+//! JSON Lines source: one JSON object per line, streamed into dense batches. Lines are read through a
+//! bounded buffer, so a line longer than the cap is skipped without ever being held in memory whole.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use onad_core::{BadRecord, BadRowPolicy, Batch, Position, Schema, SchemaRef, SkipCounts, Source, SourceError};
+use serde::Deserializer as _;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::options::SourceOptions;
+
+/// Options of [`JsonlSource`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonlOptions {
+    /// Label column, bad-row policy, batch size.
+    pub base: SourceOptions,
+    /// Longest line read (in bytes, without the line ending); a longer line is a bad row `line_too_long`.
+    pub max_line_bytes: usize,
+}
+
+impl Default for JsonlOptions {
+    fn default() -> Self {
+        JsonlOptions { base: SourceOptions::default(), max_line_bytes: 1 << 20 }
+    }
+}
+
+/// Streams a JSON Lines (NDJSON) file as batches: one JSON object per line, blank lines ignored (they are
+/// not rows). The columns are the keys of the first line that holds a JSON object, in the order they are
+/// written there; every key but the label is a feature. Numbers are read as `f64`, `null` is NaN
+/// (missing), `true` / `false` are 1 / 0.
+///
+/// A bad row is skipped and counted under its reason, or reported as an error naming the file, row and
+/// column, as the [`BadRowPolicy`] says. Reasons: `invalid_json` (the line does not parse, or holds a
+/// number beyond the range of `f64`), `not_object` (it parses, but not to an object), `non_numeric` (a
+/// string, array or object value, including numbers written as strings), `missing_column`,
+/// `extra_column` (a key the first object did not have), `duplicate_column` (a key given twice),
+/// `invalid_utf8`, and `line_too_long` (longer than [`JsonlOptions::max_line_bytes`]). When a line has
+/// several problems, the first in key order is reported (`missing_column` after the others).
+///
+/// Row ids count non-blank lines from 0, bad ones included. Bad lines before the first object are
+/// counted like any other under [`BadRowPolicy::Skip`]; under [`BadRowPolicy::Fail`] the first of them
+/// makes opening fail. A UTF-8 byte order mark at the start and CRLF line endings are accepted.
+pub struct JsonlSource {
+    name: String,
+    reader: Box<dyn BufRead + Send>,
+    options: JsonlOptions,
+    /// Input column names (features and label), in the first object's order.
+    columns: Vec<String>,
+    /// Input column name -> its position in `columns`.
+    index: HashMap<String, usize>,
+    schema: SchemaRef,
+    label: Option<usize>,
+    /// Lines read while looking for the schema that `next` has not consumed yet.
+    prelude: Option<Prelude>,
+    /// The current line (without its ending); meaningful after `read_line` returned `Line::Text`.
+    line: Vec<u8>,
+    /// Per input column: the value parsed from the current line, and whether its key was seen.
+    slots: Vec<f64>,
+    seen: Vec<bool>,
+    /// True until the first line has been read (where a byte order mark may be).
+    at_start: bool,
+    next_row: u64,
+    skipped: SkipCounts,
+    done: bool,
+}
+
+/// The lines read by the constructor to find the first object: runs of bad rows and the object's row.
+#[derive(Debug)]
+struct Prelude {
+    /// `(first row, last row, reason)` of consecutive bad rows, in row order.
+    bad: Vec<(u64, u64, &'static str)>,
+    /// The row of the first object.
+    object_row: u64,
+    /// Its line, to be parsed as a row once the schema is known.
+    object_line: Vec<u8>,
+}
+
+impl fmt::Debug for JsonlSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonlSource")
+            .field("name", &self.name)
+            .field("schema", &self.schema)
+            .field("label", &self.label)
+            .field("next_row", &self.next_row)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `read_line` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    /// A line is in `JsonlSource::line` (blank lines included).
+    Text,
+    /// A line longer than the cap was read past and dropped.
+    TooLong,
+    /// The end of the input.
+    End,
+}
+
+/// Why a row is bad, before it is given its source and row.
+#[derive(Debug)]
+struct Problem {
+    reason: &'static str,
+    column: Option<String>,
+    detail: String,
+}
+
+impl Problem {
+    fn new(reason: &'static str, column: Option<String>, detail: String) -> Self {
+        Problem { reason, column, detail }
+    }
+}
+
+impl JsonlSource {
+    /// Opens a JSON Lines file.
+    pub fn open(path: impl AsRef<Path>, options: JsonlOptions) -> Result<Self, SourceError> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        let file = File::open(path).map_err(|error| SourceError::Io { source_name: name.clone(), error })?;
+        Self::from_reader(name, file, options)
+    }
+
+    /// Reads JSON Lines from any reader; `name` is used in messages. Reads ahead to the first line that
+    /// holds a JSON object, which names the columns.
+    pub fn from_reader(
+        name: impl Into<String>,
+        reader: impl Read + Send + 'static,
+        options: JsonlOptions,
+    ) -> Result<Self, SourceError> {
+        let name = name.into();
+        let mut source = JsonlSource {
+            name,
+            reader: Box::new(BufReader::with_capacity(1 << 16, reader)),
+            options,
+            columns: Vec::new(),
+            index: HashMap::new(),
+            schema: Schema::numbered("unused", 0),
+            label: None,
+            prelude: None,
+            line: Vec::new(),
+            slots: Vec::new(),
+            seen: Vec::new(),
+            at_start: true,
+            next_row: 0,
+            skipped: SkipCounts::default(),
+            done: false,
+        };
+        let mut bad: Vec<(u64, u64, &'static str)> = Vec::new();
+        let mut row = 0_u64;
+        let keys = loop {
+            let problem = match source.read_line()? {
+                Line::End => {
+                    return Err(SourceError::Schema {
+                        source_name: source.name,
+                        message: if row == 0 {
+                            "no JSON object found (the file is empty)".into()
+                        } else {
+                            format!("no JSON object found in {row} non-blank lines")
+                        },
+                    });
+                }
+                Line::TooLong => source.too_long(),
+                Line::Text if is_blank(&source.line) => continue,
+                Line::Text => match std::str::from_utf8(&source.line) {
+                    Err(_) => invalid_utf8(),
+                    Ok(_) => match object_keys(&source.line) {
+                        Ok(keys) => break keys,
+                        Err(p) => p,
+                    },
+                },
+            };
+            if source.options.base.bad_rows == BadRowPolicy::Fail {
+                return Err(SourceError::BadRecord(source.bad_record(row, problem)));
+            }
+            match bad.last_mut() {
+                Some((_, last, reason)) if *reason == problem.reason && *last + 1 == row => *last = row,
+                _ => bad.push((row, row, problem.reason)),
+            }
+            row += 1;
+        };
+        if keys.is_empty() {
+            return Err(SourceError::Schema {
+                source_name: source.name,
+                message: format!("the first JSON object (row {row}) has no keys, so there are no columns"),
+            });
+        }
+        let label = source
+            .options
+            .base
+            .label_index(&keys)
+            .map_err(|message| SourceError::Schema { source_name: source.name.clone(), message })?;
+        let features = keys.iter().enumerate().filter(|(i, _)| Some(*i) != label).map(|(_, k)| k.clone());
+        source.schema = Schema::new(features)
+            .map(Arc::new)
+            .map_err(|e| SourceError::Schema { source_name: source.name.clone(), message: e.to_string() })?;
+        source.index = keys.iter().enumerate().map(|(i, k)| (k.clone(), i)).collect();
+        source.slots = vec![f64::NAN; keys.len()];
+        source.seen = vec![false; keys.len()];
+        source.columns = keys;
+        source.label = label;
+        source.prelude = Some(Prelude { bad, object_row: row, object_line: std::mem::take(&mut source.line) });
+        Ok(source)
+    }
+
+    /// Reads the next line into `self.line` (without `\n` or `\r\n`), holding at most
+    /// `max_line_bytes + 4` bytes of it (room for a `\r` and a byte order mark): the rest of a longer
+    /// line is read and dropped.
+    fn read_line(&mut self) -> Result<Line, SourceError> {
+        let cap = self.options.max_line_bytes.saturating_add(4);
+        self.line.clear();
+        let mut too_long = false;
+        let mut any = false;
+        loop {
+            let buf = match self.reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    self.done = true;
+                    return Err(SourceError::Io { source_name: self.name.clone(), error });
+                }
+            };
+            if buf.is_empty() {
+                if !any {
+                    return Ok(Line::End);
+                }
+                break;
+            }
+            any = true;
+            let (chunk, used, end) = match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => (&buf[..i], i + 1, true),
+                None => (buf, buf.len(), false),
+            };
+            if !too_long {
+                if self.line.len() + chunk.len() > cap {
+                    too_long = true;
+                    self.line.clear();
+                } else {
+                    self.line.extend_from_slice(chunk);
+                }
+            }
+            self.reader.consume(used);
+            if end {
+                break;
+            }
+        }
+        if self.line.last() == Some(&b'\r') {
+            self.line.pop();
+        }
+        if self.at_start {
+            self.at_start = false;
+            if self.line.starts_with(b"\xEF\xBB\xBF") {
+                self.line.drain(..3);
+            }
+        }
+        if too_long || self.line.len() > self.options.max_line_bytes {
+            self.line.clear();
+            return Ok(Line::TooLong);
+        }
+        Ok(Line::Text)
+    }
+
+    fn too_long(&self) -> Problem {
+        Problem::new(
+            "line_too_long",
+            None,
+            format!("the line is longer than {} bytes (max_line_bytes)", self.options.max_line_bytes),
+        )
+    }
+
+    fn bad_record(&self, row: u64, p: Problem) -> BadRecord {
+        BadRecord { source: self.name.clone(), row, column: p.column, reason: p.reason, detail: p.detail }
+    }
+
+    /// Parses `self.line` as a row into `values` / `label`, or says why it is a bad row.
+    fn parse_line(&mut self, values: &mut Vec<f64>, label: &mut f64) -> Result<(), Problem> {
+        if std::str::from_utf8(&self.line).is_err() {
+            return Err(invalid_utf8());
+        }
+        self.slots.fill(f64::NAN);
+        self.seen.fill(false);
+        let mut problem = None;
+        let seed = TopSeed {
+            row: RowSink {
+                index: &self.index,
+                columns: &self.columns,
+                slots: &mut self.slots,
+                seen: &mut self.seen,
+                problem: &mut problem,
+                column: None,
+            },
+        };
+        let mut de = serde_json::Deserializer::from_slice(&self.line);
+        let top = seed.deserialize(&mut de).and_then(|top| de.end().map(|()| top)).map_err(invalid_json)?;
+        if let Top::Other(kind) = top {
+            return Err(Problem::new("not_object", None, format!("expected a JSON object, found {kind}")));
+        }
+        if let Some(p) = problem {
+            return Err(p);
+        }
+        if let Some(i) = self.seen.iter().position(|s| !s) {
+            return Err(Problem::new(
+                "missing_column",
+                Some(self.columns[i].clone()),
+                format!("the key '{}' is missing", self.columns[i]),
+            ));
+        }
+        for (i, v) in self.slots.iter().enumerate() {
+            if Some(i) == self.label {
+                *label = *v;
+            } else {
+                values.push(*v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles one bad row under the policy: counts it, or returns the error that stops the source.
+    fn reject(&mut self, row: u64, problem: Problem) -> Result<(), SourceError> {
+        match self.options.base.bad_rows {
+            BadRowPolicy::Skip => {
+                self.skipped.add(problem.reason);
+                Ok(())
+            }
+            BadRowPolicy::Fail => {
+                self.done = true;
+                Err(SourceError::BadRecord(self.bad_record(row, problem)))
+            }
+        }
+    }
+}
+
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
+}
+
+fn invalid_utf8() -> Problem {
+    Problem::new("invalid_utf8", None, "the line is not valid UTF-8".into())
+}
+
+fn invalid_json(e: serde_json::Error) -> Problem {
+    Problem::new("invalid_json", None, format!("the line is not valid JSON: {e}"))
+}
+
+/// The keys of a line that is one JSON object, in order, each once; otherwise why the line is bad.
+fn object_keys(line: &[u8]) -> Result<Vec<String>, Problem> {
+    let mut de = serde_json::Deserializer::from_slice(line);
+    let keys = (&mut de).deserialize_any(KeysVisitor).and_then(|k| de.end().map(|()| k)).map_err(invalid_json)?;
+    keys.map_err(|kind| Problem::new("not_object", None, format!("expected a JSON object, found {kind}")))
+}
+
+/// Collects an object's keys (first occurrence order, no duplicates); anything else gives its kind.
+struct KeysVisitor;
+
+impl<'de> Visitor<'de> for KeysVisitor {
+    type Value = Result<Vec<String>, &'static str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut keys: Vec<String> = Vec::new();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            map.next_value::<IgnoredAny>()?;
+            if !keys.iter().any(|k| *k == key) {
+                keys.push(key.into_owned());
+            }
+        }
+        Ok(Ok(keys))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        drain_seq(seq).map(|()| Err("an array"))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err("a boolean"))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err("a number"))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err("a number"))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err("a number"))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err("a string"))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Err("null"))
+    }
+}
+
+fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+/// A key, borrowed from the line when it has no escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+}
+
+/// The top level of a line: an object (read into the row) or something else (its kind).
+enum Top {
+    Object,
+    Other(&'static str),
+}
+
+/// Where the values of one line go: a slot per input column, found by key. The first problem (an
+/// unknown, repeated or non-numeric key) is recorded and the rest of the line is still parsed, so that
+/// a line that is not valid JSON is always `invalid_json`.
+struct RowSink<'a> {
+    index: &'a HashMap<String, usize>,
+    columns: &'a [String],
+    slots: &'a mut [f64],
+    seen: &'a mut [bool],
+    problem: &'a mut Option<Problem>,
+    /// The key whose value is being read.
+    column: Option<usize>,
+}
+
+impl RowSink<'_> {
+    fn flag(&mut self, p: impl FnOnce() -> Problem) {
+        if self.problem.is_none() {
+            *self.problem = Some(p());
+        }
+    }
+
+    /// Stores the value of the current key (if it is a known, first-seen key).
+    fn put(&mut self, v: f64) {
+        if let Some(i) = self.column {
+            self.slots[i] = v;
+        }
+    }
+
+    fn non_numeric(&mut self, found: String) {
+        if let Some(i) = self.column {
+            let name = &self.columns[i];
+            if self.problem.is_none() {
+                let detail = format!("the value of '{name}' is {found}, not a number");
+                *self.problem = Some(Problem::new("non_numeric", Some(name.clone()), detail));
+            }
+        }
+    }
+}
+
+struct TopSeed<'a> {
+    row: RowSink<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
+    type Value = Top;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Top, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed<'_> {
+    type Value = Top;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Top, A::Error> {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            match self.row.index.get(key.as_ref()) {
+                Some(&i) if self.row.seen[i] => {
+                    self.row.flag(|| {
+                        Problem::new("duplicate_column", Some(key.to_string()), format!("the key '{key}' is repeated"))
+                    });
+                    self.row.column = None;
+                }
+                Some(&i) => {
+                    self.row.seen[i] = true;
+                    self.row.column = Some(i);
+                }
+                None => {
+                    self.row.flag(|| {
+                        Problem::new(
+                            "extra_column",
+                            Some(key.to_string()),
+                            format!("the key '{key}' is not a column of the first object"),
+                        )
+                    });
+                    self.row.column = None;
+                }
+            }
+            map.next_value_seed(ValueSeed(&mut self.row))?;
+        }
+        Ok(Top::Object)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Top, A::Error> {
+        drain_seq(seq).map(|()| Top::Other("an array"))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Top, E> {
+        Ok(Top::Other("a boolean"))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Top, E> {
+        Ok(Top::Other("a number"))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Top, E> {
+        Ok(Top::Other("a number"))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Top, E> {
+        Ok(Top::Other("a number"))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Top, E> {
+        Ok(Top::Other("a string"))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Top, E> {
+        Ok(Top::Other("null"))
+    }
+}
+
+/// One value of an object: stored in its slot when it is a number, null or a boolean.
+struct ValueSeed<'s, 'a>(&'s mut RowSink<'a>);
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.0.put(v);
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.0.put(v as f64);
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.0.put(v as f64);
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.0.put(if v { 1.0 } else { 0.0 });
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.0.put(f64::NAN);
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        let shown: String = v.chars().take(40).collect();
+        self.0.non_numeric(format!("the string '{shown}'"));
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        self.0.non_numeric("an array".into());
+        drain_seq(seq)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        self.0.non_numeric("an object".into());
+        drain_map(map)
+    }
+}
+
+impl Iterator for JsonlSource {
+    type Item = Result<Batch, SourceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let cap = self.options.base.batch_size.max(1);
+        let d = self.schema.len();
+        let mut values = Vec::with_capacity(cap * d);
+        let mut labels = self.label.map(|_| Vec::with_capacity(cap));
+        let mut row_ids = Vec::with_capacity(cap);
+        // The lines the constructor read: bad rows (from the current position on) and the first object.
+        let mut first_object = None;
+        if let Some(p) = self.prelude.take() {
+            for &(first, last, reason) in &p.bad {
+                for _ in first.max(self.next_row)..=last {
+                    self.skipped.add(reason);
+                }
+            }
+            self.next_row = p.object_row;
+            first_object = Some(p.object_line);
+        }
+        while row_ids.len() < cap {
+            let problem = if let Some(line) = first_object.take() {
+                self.line = line;
+                None
+            } else {
+                match self.read_line() {
+                    Ok(Line::End) => {
+                        self.done = true;
+                        break;
+                    }
+                    Ok(Line::Text) if is_blank(&self.line) => continue,
+                    Ok(Line::Text) => None,
+                    Ok(Line::TooLong) => Some(self.too_long()),
+                    Err(e) => return Some(Err(e)),
+                }
+            };
+            let mut label = f64::NAN;
+            let parsed = match problem {
+                Some(p) => Err(p),
+                None => self.parse_line(&mut values, &mut label),
+            };
+            match parsed {
+                Ok(()) => {
+                    row_ids.push(self.next_row);
+                    if let Some(l) = labels.as_mut() {
+                        l.push(label);
+                    }
+                }
+                Err(problem) => {
+                    if let Err(e) = self.reject(self.next_row, problem) {
+                        return Some(Err(e));
+                    }
+                }
+            }
+            self.next_row += 1;
+        }
+        if row_ids.is_empty() && self.done {
+            return None;
+        }
+        Some(
+            Batch::try_new(self.schema.clone(), values, labels, row_ids)
+                .map_err(|e| SourceError::Schema { source_name: self.name.clone(), message: e.to_string() }),
+        )
+    }
+}
+
+impl Source for JsonlSource {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn has_labels(&self) -> bool {
+        self.label.is_some()
+    }
+
+    fn position(&self) -> Position {
+        Position::Row(self.next_row)
+    }
+
+    fn skipped(&self) -> &SkipCounts {
+        &self.skipped
+    }
+
+    /// Skips forward to a row id (lines are read and dropped, not parsed, and not counted as skipped).
+    fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
+        let target = match position {
+            Position::Start => 0,
+            Position::Row(r) => *r,
+            other => {
+                return Err(SourceError::Unsupported(format!(
+                    "{}: cannot seek a JSON Lines file to {other}",
+                    self.name
+                )));
+            }
+        };
+        if target < self.next_row {
+            return Err(SourceError::Unsupported(format!(
+                "{}: cannot seek back to row {target} from row {}",
+                self.name, self.next_row
+            )));
+        }
+        if let Some(object_row) = self.prelude.as_ref().map(|p| p.object_row) {
+            if target <= object_row {
+                // Still within the lines read at open: `next` counts the bad ones from here on.
+                self.next_row = target;
+                return Ok(());
+            }
+            self.prelude = None;
+            self.next_row = object_row + 1;
+        }
+        while self.next_row < target {
+            match self.read_line()? {
+                Line::End => {
+                    return Err(SourceError::Schema {
+                        source_name: self.name.clone(),
+                        message: format!("cannot resume at row {target}: the file has only {} rows", self.next_row),
+                    });
+                }
+                Line::Text if is_blank(&self.line) => continue,
+                Line::Text | Line::TooLong => self.next_row += 1,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(text: &'static str) -> JsonlSource {
+        JsonlSource::from_reader("t.jsonl", text.as_bytes(), JsonlOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn key_order_is_the_first_objects_order() {
+        let s = source("{\"z\": 1, \"a\": 2, \"m\": 3, \"label\": 0}\n");
+        assert_eq!(s.schema().names(), ["z", "a", "m"]);
+    }
+
+    #[test]
+    fn escaped_keys_and_values_of_every_kind() {
+        let mut s = source("{\"a\\u0062\": 1e2, \"n\": null, \"t\": true, \"f\": false, \"i\": -7, \"label\": 1}\n");
+        assert_eq!(s.schema().names(), ["ab", "n", "t", "f", "i"]);
+        let b = s.next().unwrap().unwrap();
+        assert_eq!(b.row(0)[0], 100.0);
+        assert!(b.row(0)[1].is_nan());
+        assert_eq!(&b.row(0)[2..], &[1.0, 0.0, -7.0]);
+        assert_eq!(b.labels(), Some(&[1.0][..]));
+    }
+
+    #[test]
+    fn first_problem_in_key_order_wins_but_invalid_json_beats_all() {
+        let mut s =
+            source("{\"a\":1,\"label\":0}\n{\"x\":1,\"a\":\"s\"}\n{\"a\":\"s\",\"x\":1}\n{\"a\":\"s\",\"x\":1,\n");
+        let _ = s.by_ref().count();
+        assert_eq!(s.skipped().get("extra_column"), 1);
+        assert_eq!(s.skipped().get("non_numeric"), 1);
+        assert_eq!(s.skipped().get("invalid_json"), 1);
+    }
+
+    #[test]
+    fn a_line_exactly_at_the_cap_is_read() {
+        let options = JsonlOptions { max_line_bytes: 9, ..Default::default() };
+        // `{"a":1.5}` is 9 bytes; with CRLF the `\r` is not counted.
+        let text = "{\"a\":1.5}\r\n{\"a\":10.5}\r\n{\"a\":2.5}";
+        let mut s = JsonlSource::from_reader(
+            "t.jsonl",
+            text.as_bytes(),
+            JsonlOptions { base: SourceOptions { label: crate::LabelColumn::None, ..options.base }, ..options },
+        )
+        .unwrap();
+        let b = s.next().unwrap().unwrap();
+        assert_eq!(b.values(), &[1.5, 2.5]);
+        assert_eq!(b.row_ids(), &[0, 2]);
+        assert_eq!(s.skipped().get("line_too_long"), 1);
+    }
+}
