@@ -14,7 +14,7 @@ use onad_models::{AnyPipeline, PipelineSpec};
 use onad_pipeline::Flow;
 use onad_pipeline::checkpoint::{Checkpoint, CheckpointDir};
 use onad_pipeline::metrics::{pr_auc, roc_auc};
-use onad_pipeline::{AnyThreshold, FixedThreshold, NoThreshold, Order, RunConfig, WindowedThreshold};
+use onad_pipeline::{AnyThreshold, FixedThreshold, KeyedConfig, NoThreshold, Order, RunConfig, WindowedThreshold};
 use onad_sources::{LabelColumn, SourceOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -108,6 +108,18 @@ pub struct RunArgs {
     /// Stop (after a final checkpoint, when checkpointing) once resident memory exceeds this many MiB.
     #[arg(long, value_name = "MIB")]
     memory_limit_mb: Option<f64>,
+
+    /// Entity column: one model per distinct value of this column (which is then not a feature).
+    #[arg(long, value_name = "COLUMN")]
+    key: Option<String>,
+
+    /// Worker threads for per-key models (with --key); the output is the same for any number.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "key")]
+    workers: usize,
+
+    /// Most per-key models kept (least recently used are dropped and counted), with --key.
+    #[arg(long, value_name = "N", requires = "key")]
+    max_keys: Option<usize>,
 
     /// Rows per batch read from the source.
     #[arg(long, default_value_t = 4096)]
@@ -225,6 +237,8 @@ struct Job {
     checkpoints: Option<CheckpointDir>,
     /// Counters carried over from the checkpoint this run resumed from.
     resumed: Option<Carried>,
+    /// Per-key models over worker threads (`--key`).
+    keyed: Option<KeyedConfig>,
 }
 
 fn setup(args: &RunArgs) -> anyhow::Result<Job> {
@@ -254,7 +268,28 @@ fn setup(args: &RunArgs) -> anyhow::Result<Job> {
     };
     let options = SourceOptions { label, bad_rows, batch_size: args.batch_size };
     let source = open_source(&input, options)?;
-    let schema = source.schema().clone();
+    let source_schema = source.schema().clone();
+    // With --key, the models see every feature but the key.
+    let (schema, key_column) = match &args.key {
+        None => (source_schema.clone(), None),
+        Some(k) => {
+            let i = source_schema.index_of(k).ok_or_else(|| {
+                anyhow!(
+                    "{}: key column '{k}' not found (columns: {})",
+                    input.describe(),
+                    source_schema.names().join(", ")
+                )
+            })?;
+            let rest = source_schema.names().iter().enumerate().filter(|(j, _)| *j != i).map(|(_, n)| n.clone());
+            (onad_core::Schema::shared(rest)?, Some(i))
+        }
+    };
+    if args.workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    if key_column.is_some() && args.checkpoint.is_some() {
+        bail!("--checkpoint is not supported together with --key yet (per-key model maps are not checkpointed)");
+    }
 
     let mut spec = match &args.model {
         Some(m) => build_spec(m, &args.sets)?,
@@ -293,6 +328,13 @@ fn setup(args: &RunArgs) -> anyhow::Result<Job> {
         output: None,
         checkpoints: None,
         resumed: None,
+        keyed: key_column.map(|key_column| KeyedConfig {
+            key_column,
+            workers: args.workers,
+            max_keys: args.max_keys,
+            depth: 4,
+            order,
+        }),
     };
     let mut output_len = None;
     if let Some(dir) = &args.checkpoint {
@@ -476,44 +518,46 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
     let config = RunConfig { order: job.order, max_error_rate: args.max_error_rate };
     let kill_at = failpoint_row("kill-at-row");
     let term_at = failpoint_row("term-at-row");
-    let Job { source, model, threshold, output, checkpoints, spec, .. } = &mut job;
+    let Job { source, model, threshold, output, checkpoints, spec, keyed, .. } = &mut job;
     let mut since_checkpoint = 0u64;
     let mut last_rows = 0u64;
     let mut stop_reason: Option<String> = None;
     let mut line = String::with_capacity(64);
     let output_cell = std::cell::RefCell::new(output);
-    let result = onad_pipeline::run_with(
-        source.as_mut(),
-        model,
-        threshold,
-        &config,
-        |scored| {
-            if has_labels {
-                scores.extend_from_slice(scored.scores);
-                labels.extend_from_slice(scored.batch.labels().unwrap_or(&[]));
-            }
-            if let Some(out) = output_cell.borrow_mut().as_mut() {
-                let labels = scored.batch.labels();
-                for (i, ((id, s), f)) in scored.row_ids().iter().zip(scored.scores).zip(scored.flags).enumerate() {
-                    if kill_at == Some(*id) {
-                        kill_self();
-                    }
-                    if term_at == Some(*id) {
-                        signal_self("-TERM");
-                    }
-                    line.clear();
-                    use std::fmt::Write as _;
-                    let _ = write!(line, "{id},{s},{}", u8::from(*f));
-                    let _ = match labels {
-                        Some(l) => writeln!(line, ",{}", l[i]),
-                        None => writeln!(line),
-                    };
-                    out.write_str(&line)?;
+    let mut sink = |scored: &onad_pipeline::Scored<'_>| -> Result<(), onad_pipeline::BoxError> {
+        if has_labels {
+            scores.extend_from_slice(scored.scores);
+            labels.extend_from_slice(scored.batch.labels().unwrap_or(&[]));
+        }
+        if let Some(out) = output_cell.borrow_mut().as_mut() {
+            let labels = scored.batch.labels();
+            for (i, ((id, s), f)) in scored.row_ids().iter().zip(scored.scores).zip(scored.flags).enumerate() {
+                if kill_at == Some(*id) {
+                    kill_self();
                 }
+                if term_at == Some(*id) {
+                    signal_self("-TERM");
+                }
+                line.clear();
+                use std::fmt::Write as _;
+                let _ = write!(line, "{id},{s},{}", u8::from(*f));
+                let _ = match labels {
+                    Some(l) => writeln!(line, ",{}", l[i]),
+                    None => writeln!(line),
+                };
+                out.write_str(&line)?;
             }
-            Ok(())
-        },
-        |model, threshold, progress| {
+        }
+        Ok(())
+    };
+    let mut keyed_stats = None;
+    let result = if let Some(cfg) = keyed.as_ref() {
+        onad_pipeline::run_keyed(source.as_mut(), &*model, threshold, cfg, &mut sink).map(|(stats, k)| {
+            keyed_stats = Some(k);
+            stats
+        })
+    } else {
+        onad_pipeline::run_with(source.as_mut(), model, threshold, &config, &mut sink, |model, threshold, progress| {
             since_checkpoint += progress.stats.rows - last_rows;
             last_rows = progress.stats.rows;
             let signalled = stop.load(Ordering::Relaxed);
@@ -557,8 +601,8 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
                 since_checkpoint = 0;
             }
             Ok(if stop_reason.is_some() { Flow::Stop } else { Flow::Continue })
-        },
-    );
+        })
+    };
     let stats = result.with_context(|| format!("while scoring {}", job.input.describe()))?;
     if let Some(out) = job.output.as_mut() {
         out.sync().context("cannot write output")?;
@@ -610,6 +654,8 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
         "skipped_by_reason": skipped,
         "anomalies": carried.anomalies + stats.anomalies,
         "protected_rows": job.model.guard().map(|g| g.protected()),
+        "workers": job.keyed.as_ref().map(|k| k.workers),
+        "keyed_models": keyed_stats.as_ref().map(|k| json!({"created": k.models_created, "evicted": k.evictions, "live": k.live_models})),
         "elapsed_sec": stats.elapsed.as_secs_f64(),
         "rows_per_sec": stats.rows_per_sec(),
         "memory_rss_mib": memory.map(|m| m.0),

@@ -440,3 +440,60 @@ fn json_lines_and_sqlite_inputs_score_like_csv() {
     assert_eq!(from_csv, run(jsonl.to_str().unwrap(), "j.out"), "JSON Lines differs from CSV");
     assert_eq!(from_csv.lines().count(), 301);
 }
+
+#[test]
+fn per_key_models_give_identical_output_for_1_2_and_4_workers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("entities.csv");
+    let mut text = String::from("host,latency,bytes,label\n");
+    for i in 0..20_000u64 {
+        let host = (i * 7919) % 97;
+        let spike = i % 501 == 0;
+        let latency = host as f64 + (i % 13) as f64 * 0.1 + if spike { 40.0 } else { 0.0 };
+        text.push_str(&format!("{host},{latency},{},{}\n", (i % 5) * 100, u8::from(spike)));
+    }
+    std::fs::write(&input, text).unwrap();
+    let mut outputs = Vec::new();
+    for workers in ["1", "2", "4"] {
+        let out = tmp.path().join(format!("w{workers}.csv"));
+        let s = summary(&[
+            "run",
+            "--input",
+            input.to_str().unwrap(),
+            "--key",
+            "host",
+            "--workers",
+            workers,
+            "--model",
+            "moving_average",
+            "--set",
+            "window_size=20",
+            "--set",
+            "key=latency",
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(s["rows"], 20_000);
+        assert_eq!(s["keyed_models"]["created"], 97);
+        assert_eq!(s["workers"].as_u64(), Some(workers.parse().unwrap()));
+        assert!(s["roc_auc"].as_f64().unwrap() > 0.9, "{s}");
+        outputs.push(std::fs::read_to_string(out).unwrap());
+    }
+    assert_eq!(outputs[0].lines().count(), 20_001);
+    assert_eq!(outputs[0], outputs[1], "2 workers differ from 1");
+    assert_eq!(outputs[0], outputs[2], "4 workers differ from 1");
+    let capped = summary(&[
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--key",
+        "host",
+        "--max-keys",
+        "10",
+        "--model",
+        "null_model",
+    ]);
+    assert!(capped["keyed_models"]["evicted"].as_u64().unwrap() > 10_000, "{capped}");
+    let e = usage_error(&["run", "--input", input.to_str().unwrap(), "--key", "nope"]);
+    assert!(e.contains("key column 'nope' not found"), "{e}");
+}

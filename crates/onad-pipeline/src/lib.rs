@@ -47,10 +47,12 @@
 //! ```
 
 pub mod checkpoint;
+mod keyed;
 pub mod metrics;
 mod run;
 mod threshold;
 
+pub use keyed::{KeyedConfig, KeyedStats, run_keyed};
 pub use run::{
     BoxError, ERROR_RATE_MIN_ROWS, Flow, Order, PipelineError, Progress, RunConfig, RunStats, Scored, run, run_with,
 };

@@ -100,3 +100,101 @@ fn a_failing_sink_stops_the_run() {
     assert_eq!(err.to_string(), "output: disk full");
     assert_eq!(calls, 2);
 }
+
+mod keyed {
+    use super::*;
+    use onad_pipeline::{KeyedConfig, KeyedStats, NoThreshold, run_keyed};
+
+    /// Rows of (key, value): 64 keys, each with its own level, plus spikes.
+    fn keyed_source(rows: usize, batch: usize) -> Memory2 {
+        let schema = Schema::shared(["key", "v"]).unwrap();
+        let mut values = Vec::with_capacity(rows * 2);
+        let mut x = 7u64;
+        for i in 0..rows {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let key = (x >> 40) % 64;
+            let spike = if i % 97 == 0 { 50.0 } else { 0.0 };
+            values.extend_from_slice(&[key as f64, key as f64 * 10.0 + ((x >> 20) % 7) as f64 + spike]);
+        }
+        let batches = values
+            .chunks(batch * 2)
+            .enumerate()
+            .map(|(k, c)| Batch::from_rows(schema.clone(), c.to_vec(), None, (k * batch) as u64).unwrap())
+            .collect();
+        Memory2 { schema, batches, next: 0, skipped: SkipCounts::default() }
+    }
+
+    #[derive(Debug)]
+    struct Memory2 {
+        schema: SchemaRef,
+        batches: Vec<Batch>,
+        next: usize,
+        skipped: SkipCounts,
+    }
+
+    impl Iterator for Memory2 {
+        type Item = Result<Batch, SourceError>;
+        fn next(&mut self) -> Option<Self::Item> {
+            let b = self.batches.get(self.next).cloned();
+            self.next += 1;
+            b.map(Ok)
+        }
+    }
+
+    impl Source for Memory2 {
+        fn schema(&self) -> &SchemaRef {
+            &self.schema
+        }
+        fn has_labels(&self) -> bool {
+            false
+        }
+        fn position(&self) -> Position {
+            Position::Row(self.next as u64)
+        }
+        fn skipped(&self) -> &SkipCounts {
+            &self.skipped
+        }
+    }
+
+    fn run_with_workers(workers: usize, max_keys: Option<usize>) -> (Vec<(u64, u64)>, KeyedStats) {
+        let mut src = keyed_source(20_000, 333);
+        let proto = MovingAverageParams { window_size: Some(20), ..Default::default() }
+            .build(&Schema::shared(["v"]).unwrap())
+            .unwrap();
+        let config = KeyedConfig { key_column: 0, workers, max_keys, depth: 3, order: Order::ScoreThenLearn };
+        let mut out = Vec::new();
+        let (stats, keyed) = run_keyed(&mut src, &proto, &mut NoThreshold, &config, |s| {
+            out.extend(s.row_ids().iter().zip(s.scores).map(|(id, sc)| (*id, sc.to_bits())));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(stats.rows, 20_000);
+        (out, keyed)
+    }
+
+    #[test]
+    fn any_number_of_workers_gives_the_same_scores_in_input_order() {
+        let (one, k1) = run_with_workers(1, None);
+        assert_eq!(one.iter().map(|r| r.0).collect::<Vec<_>>(), (0..20_000).collect::<Vec<u64>>());
+        assert_eq!(k1.models_created, 64);
+        for workers in [2, 3, 4] {
+            let (many, k) = run_with_workers(workers, None);
+            assert_eq!(many, one, "{workers} workers differ from one");
+            assert_eq!((k.models_created, k.evictions, k.live_models), (64, 0, 64));
+        }
+        // Per-key models see only their key: the score of a key's first row is 0.
+        assert_eq!(one[0].1, 0.0f64.to_bits());
+    }
+
+    #[test]
+    fn the_model_cap_evicts_least_recently_used_keys() {
+        let (capped, k) = run_with_workers(2, Some(16));
+        assert!(k.evictions > 1000, "{k:?}");
+        assert!(k.live_models <= 16, "{k:?}");
+        assert_eq!(k.models_created, k.evictions + k.live_models);
+        let (uncapped, _) = run_with_workers(2, None);
+        assert_ne!(capped, uncapped, "evicted keys restart from a fresh model");
+        // Deterministic with the cap too, for a fixed worker count.
+        assert_eq!(run_with_workers(2, Some(16)).0, capped);
+    }
+}
