@@ -435,6 +435,12 @@ impl Output {
             match resume_at {
                 Some(len) => {
                     let f = std::fs::OpenOptions::new().write(true).open(path)?;
+                    let actual = f.metadata()?.len();
+                    if actual < len {
+                        return Err(std::io::Error::other(format!(
+                            "it has {actual} bytes but the checkpoint covers {len}: it was changed or replaced since"
+                        )));
+                    }
                     f.set_len(len)?;
                     Ok((f, len))
                 }

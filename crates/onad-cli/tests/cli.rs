@@ -497,3 +497,75 @@ fn per_key_models_give_identical_output_for_1_2_and_4_workers() {
     let e = usage_error(&["run", "--input", input.to_str().unwrap(), "--key", "nope"]);
     assert!(e.contains("key column 'nope' not found"), "{e}");
 }
+
+#[test]
+fn checkpoint_format_v1_fixture_still_resumes() {
+    // T11: a checkpoint written by format version 1, committed with the output file it covered.
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = root().join("tests/data/checkpoint-v1");
+    let (dir, out) = (tmp.path().join("ck"), tmp.path().join("out.csv"));
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(fixture.join("checkpoint-000000000001.onad"), dir.join("checkpoint-000000000001.onad")).unwrap();
+    std::fs::copy(fixture.join("out.csv"), &out).unwrap();
+    let args = |dir: &Path, out: &Path| -> Vec<String> {
+        [
+            "run",
+            "-q",
+            "--input",
+            "tests/data/unlabelled.csv",
+            "--no-label",
+            "--model",
+            "moving_average",
+            "--set",
+            "window_size=3",
+            "--set",
+            "key=a",
+            "--batch-size",
+            "2",
+            "--checkpoint-every",
+            "2",
+            "--resume",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--checkpoint".into(), dir.display().to_string(), "--output".into(), out.display().to_string()])
+        .collect()
+    };
+    let a = args(&dir, &out);
+    let o = onad(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let full = tmp.path().join("full.csv");
+    let f = onad(&[
+        "run",
+        "-q",
+        "--input",
+        "tests/data/unlabelled.csv",
+        "--no-label",
+        "--model",
+        "moving_average",
+        "--set",
+        "window_size=3",
+        "--set",
+        "key=a",
+        "--output",
+        full.to_str().unwrap(),
+    ]);
+    assert!(f.status.success());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), std::fs::read_to_string(&full).unwrap());
+
+    // The same file claiming a version this build does not know: refused, exit 2, the version named.
+    let (dir2, out2) = (tmp.path().join("ck2"), tmp.path().join("out2.csv"));
+    std::fs::create_dir(&dir2).unwrap();
+    let mut bytes = std::fs::read(fixture.join("checkpoint-000000000001.onad")).unwrap();
+    bytes[8..10].copy_from_slice(&99u16.to_le_bytes());
+    let n = bytes.len();
+    let crc = crc32fast::hash(&bytes[8..n - 4]);
+    bytes[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(dir2.join("checkpoint-000000000001.onad"), bytes).unwrap();
+    std::fs::copy(fixture.join("out.csv"), &out2).unwrap();
+    let a = args(&dir2, &out2);
+    let o = onad(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("checkpoint-000000000001.onad") && e.contains("format version 99 is not supported"), "{e}");
+}
