@@ -13,8 +13,10 @@ use onad_core::{BadRowPolicy, SkipCounts, Source};
 use onad_models::{AnyPipeline, PipelineSpec};
 use onad_pipeline::Flow;
 use onad_pipeline::checkpoint::{Checkpoint, CheckpointDir};
-use onad_pipeline::metrics::{pr_auc, roc_auc};
-use onad_pipeline::{AnyThreshold, FixedThreshold, KeyedConfig, NoThreshold, Order, RunConfig, WindowedThreshold};
+use onad_pipeline::metrics::{Prequential, pr_auc, roc_auc};
+use onad_pipeline::{
+    AnyThreshold, FixedThreshold, KeyedConfig, NoThreshold, Order, QuantileThreshold, RunConfig, WindowedThreshold,
+};
 use onad_sources::{LabelColumn, SourceOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -73,7 +75,7 @@ pub struct RunArgs {
     protect: Option<String>,
 
     /// Anomaly threshold: a number (fixed: score > X), `adaptive[:WINDOW[:K]]` (mean + K std of the last
-    /// WINDOW scores), or `none`.
+    /// WINDOW scores), `quantile:Q[:WINDOW]` (above the Q quantile of the last WINDOW scores), or `none`.
     #[arg(long, default_value = "adaptive:1000:3")]
     threshold: String,
 
@@ -92,6 +94,10 @@ pub struct RunArgs {
     /// Write a checkpoint every N rows (at batch boundaries), at the end, and on SIGTERM / Ctrl-C.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     checkpoint_every: u64,
+
+    /// Also write a checkpoint when this many seconds have passed since the last one.
+    #[arg(long, value_name = "SECONDS")]
+    checkpoint_seconds: Option<f64>,
 
     /// Checkpoint generations kept (a corrupt newest one falls back to the previous).
     #[arg(long, value_name = "K", default_value_t = 3)]
@@ -120,6 +126,11 @@ pub struct RunArgs {
     /// Most per-key models kept (least recently used are dropped and counted), with --key.
     #[arg(long, value_name = "N", requires = "key")]
     max_keys: Option<usize>,
+
+    /// Also evaluate ROC-AUC / PR-AUC over consecutive windows of N labelled rows (prequential), reported
+    /// per window in the JSON summary.
+    #[arg(long, value_name = "N")]
+    eval_window: Option<usize>,
 
     /// Rows per batch read from the source.
     #[arg(long, default_value_t = 4096)]
@@ -154,8 +165,25 @@ fn parse_threshold(text: &str) -> anyhow::Result<(AnyThreshold, String)> {
         return Ok((AnyThreshold::Fixed(FixedThreshold(v)), format!("fixed: score > {v}")));
     }
     let mut parts = t.split(':');
-    if parts.next() != Some("adaptive") {
-        bail!("--threshold '{t}' is not a number, 'adaptive[:WINDOW[:K]]' or 'none'");
+    let kind = parts.next();
+    if kind == Some("quantile") {
+        let q = parts.next().ok_or_else(|| anyhow!("--threshold quantile needs a value, for example quantile:0.99"))?;
+        let q = q.parse::<f64>().map_err(|_| anyhow!("--threshold: quantile '{q}' is not a number"))?;
+        let window = match parts.next() {
+            Some(w) => w.parse::<usize>().map_err(|_| anyhow!("--threshold: window '{w}' is not a whole number"))?,
+            None => 1000,
+        };
+        if parts.next().is_some() {
+            bail!("--threshold '{t}' has too many parts (quantile:Q:WINDOW)");
+        }
+        let threshold = QuantileThreshold::new(q, window).map_err(|e| anyhow!("--threshold: {e}"))?;
+        return Ok((
+            AnyThreshold::Quantile(threshold),
+            format!("quantile: above the {q} quantile of the last {window} scores"),
+        ));
+    }
+    if kind != Some("adaptive") {
+        bail!("--threshold '{t}' is not a number, 'adaptive[:WINDOW[:K]]', 'quantile:Q[:WINDOW]' or 'none'");
     }
     let window = match parts.next() {
         Some(w) => w.parse::<usize>().map_err(|_| anyhow!("--threshold: window '{w}' is not a whole number"))?,
@@ -507,6 +535,10 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
 fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
     let has_labels = job.source.has_labels();
     let (mut scores, mut labels) = (Vec::new(), Vec::new());
+    let mut prequential = match args.eval_window {
+        Some(w) if has_labels => Some(Prequential::new(w).map_err(|e| anyhow!("--eval-window: {e}"))?),
+        _ => None,
+    };
     if let Some(out) = job.output.as_mut()
         && out.written == 0
     {
@@ -526,6 +558,7 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
     let term_at = failpoint_row("term-at-row");
     let Job { source, model, threshold, output, checkpoints, spec, keyed, .. } = &mut job;
     let mut since_checkpoint = 0u64;
+    let mut last_checkpoint = std::time::Instant::now();
     let mut last_rows = 0u64;
     let mut stop_reason: Option<String> = None;
     let mut line = String::with_capacity(64);
@@ -534,6 +567,11 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
         if has_labels {
             scores.extend_from_slice(scored.scores);
             labels.extend_from_slice(scored.batch.labels().unwrap_or(&[]));
+            if let (Some(p), Some(l)) = (prequential.as_mut(), scored.batch.labels()) {
+                for (s, l) in scored.scores.iter().zip(l) {
+                    p.update(*s, *l);
+                }
+            }
         }
         if let Some(out) = output_cell.borrow_mut().as_mut() {
             let labels = scored.batch.labels();
@@ -579,7 +617,9 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
                 stop_reason = Some(reason);
             }
             if let Some(cd) = checkpoints.as_ref()
-                && (since_checkpoint >= args.checkpoint_every || stop_reason.is_some())
+                && (since_checkpoint >= args.checkpoint_every
+                    || args.checkpoint_seconds.is_some_and(|t| last_checkpoint.elapsed().as_secs_f64() >= t)
+                    || stop_reason.is_some())
             {
                 let mut out = output_cell.borrow_mut();
                 let output_bytes = match out.as_mut() {
@@ -605,6 +645,7 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
                 };
                 cd.write(&c)?;
                 since_checkpoint = 0;
+                last_checkpoint = std::time::Instant::now();
             }
             Ok(if stop_reason.is_some() { Flow::Stop } else { Flow::Continue })
         })
@@ -668,6 +709,12 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
         "memory_peak_mib": memory.map(|m| m.1),
         "roc_auc": roc,
         "pr_auc": pr,
+        "windowed": prequential.as_ref().map(|p| json!({
+            "window": args.eval_window,
+            "mean_roc_auc": p.mean_roc_auc(),
+            "mean_pr_auc": p.mean_pr_auc(),
+            "windows": p.windows(),
+        })),
     });
     if let Some(p) = &args.summary_json {
         let text = serde_json::to_string_pretty(&summary)?;

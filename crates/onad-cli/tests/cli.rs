@@ -569,3 +569,39 @@ fn checkpoint_format_v1_fixture_still_resumes() {
     let e = stderr(&o);
     assert!(e.contains("checkpoint-000000000001.onad") && e.contains("format version 99 is not supported"), "{e}");
 }
+
+#[test]
+fn quantile_threshold_and_windowed_evaluation() {
+    let s = summary(&["run", "--threshold", "quantile:0.95:2000", "--eval-window", "5000"]);
+    let flagged = s["anomalies"].as_f64().unwrap() / 49_097.0;
+    assert!((0.03..0.07).contains(&flagged), "about 5 % flagged above the 0.95 quantile: {flagged}");
+    assert_eq!(s["windowed"]["windows"].as_array().unwrap().len(), 9);
+    assert_eq!(s["windowed"]["windows"][8]["end"], 45_000);
+    let mean = s["windowed"]["mean_roc_auc"].as_f64().unwrap();
+    assert!(mean > 0.9 && mean <= 1.0, "{mean}");
+    let e = usage_error(&["run", "--threshold", "quantile:1.5"]);
+    assert!(e.contains("quantile must be in (0, 1)"), "{e}");
+}
+
+#[test]
+fn checkpoints_can_be_timed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ck");
+    let o = onad(&[
+        "run",
+        "-q",
+        "--batch-size",
+        "500",
+        "--checkpoint",
+        dir.to_str().unwrap(),
+        "--checkpoint-every",
+        "1000000",
+        "--checkpoint-seconds",
+        "0",
+        "--checkpoint-keep",
+        "100",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // One per batch (99 batches) plus the final one.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 100);
+}

@@ -56,4 +56,4 @@ pub use keyed::{KeyedConfig, KeyedStats, run_keyed};
 pub use run::{
     BoxError, ERROR_RATE_MIN_ROWS, Flow, Order, PipelineError, Progress, RunConfig, RunStats, Scored, run, run_with,
 };
-pub use threshold::{AnyThreshold, FixedThreshold, NoThreshold, Threshold, WindowedThreshold};
+pub use threshold::{AnyThreshold, FixedThreshold, NoThreshold, QuantileThreshold, Threshold, WindowedThreshold};

@@ -110,3 +110,92 @@ mod tests {
         assert_eq!(roc_auc(&[0.1, 0.9, 0.5], &[0.0, 1.0, f64::NAN]), Some(1.0));
     }
 }
+
+/// Prequential (test-then-train) evaluation while streaming: ROC-AUC and PR-AUC over consecutive,
+/// non-overlapping windows of `window` labelled rows, as a run goes (aberrant's windowed evaluator).
+/// Each window is evaluated once, when it fills: O(w log w) per window, O(log w) per row amortised.
+///
+/// ```
+/// use onad_pipeline::metrics::Prequential;
+/// let mut p = Prequential::new(4).unwrap();
+/// for (s, l) in [(0.1, 0.0), (0.9, 1.0), (0.2, 0.0), (0.3, 0.0), (0.8, 0.0), (0.7, 1.0), (0.1, 0.0), (0.2, 0.0)] {
+///     p.update(s, l);
+/// }
+/// assert_eq!(p.windows().len(), 2);
+/// assert_eq!(p.windows()[0].roc_auc, Some(1.0));
+/// assert_eq!(p.windows()[1].roc_auc, Some(2.0 / 3.0));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prequential {
+    window: usize,
+    scores: Vec<f64>,
+    labels: Vec<f64>,
+    rows: u64,
+    windows: Vec<WindowMetrics>,
+}
+
+/// The metrics of one evaluation window.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct WindowMetrics {
+    /// Labelled rows evaluated so far, this window included.
+    pub end: u64,
+    /// ROC-AUC of the window (None when it holds one class only).
+    pub roc_auc: Option<f64>,
+    /// PR-AUC of the window (None when it holds one class only).
+    pub pr_auc: Option<f64>,
+}
+
+impl Prequential {
+    /// Windows of `window` labelled rows (at least 2).
+    pub fn new(window: usize) -> Result<Self, String> {
+        if window < 2 {
+            return Err(format!("the evaluation window must hold at least 2 rows, got {window}"));
+        }
+        Ok(Prequential {
+            window,
+            scores: Vec::with_capacity(window),
+            labels: Vec::with_capacity(window),
+            rows: 0,
+            windows: Vec::new(),
+        })
+    }
+
+    /// Adds one scored row; rows with a NaN label are ignored.
+    pub fn update(&mut self, score: f64, label: f64) {
+        if label.is_nan() {
+            return;
+        }
+        self.scores.push(score);
+        self.labels.push(label);
+        self.rows += 1;
+        if self.scores.len() == self.window {
+            self.windows.push(WindowMetrics {
+                end: self.rows,
+                roc_auc: roc_auc(&self.scores, &self.labels),
+                pr_auc: pr_auc(&self.scores, &self.labels),
+            });
+            self.scores.clear();
+            self.labels.clear();
+        }
+    }
+
+    /// The completed windows, in order.
+    pub fn windows(&self) -> &[WindowMetrics] {
+        &self.windows
+    }
+
+    /// Mean of the defined per-window ROC-AUC values.
+    pub fn mean_roc_auc(&self) -> Option<f64> {
+        mean(self.windows.iter().filter_map(|w| w.roc_auc))
+    }
+
+    /// Mean of the defined per-window PR-AUC values.
+    pub fn mean_pr_auc(&self) -> Option<f64> {
+        mean(self.windows.iter().filter_map(|w| w.pr_auc))
+    }
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}

@@ -126,6 +126,71 @@ impl Threshold for WindowedThreshold {
     }
 }
 
+/// A streaming quantile threshold: a score is an anomaly when it is strictly above the `quantile` of the
+/// last `window` scores (linear interpolation at rank `(n - 1) q`); nothing is flagged until `window.min(30)`
+/// scores have been seen. As with [`WindowedThreshold`], a score is compared before it joins the window.
+/// The window is kept sorted (binary search and an in-place shift per score).
+///
+/// ```
+/// use onad_pipeline::{QuantileThreshold, Threshold};
+/// let mut t = QuantileThreshold::new(0.9, 100).unwrap();
+/// for i in 0..100 {
+///     t.flag(i as f64);
+/// }
+/// assert!((t.current() - 89.1).abs() < 1e-9);
+/// assert!(t.flag(95.0));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuantileThreshold {
+    quantile: f64,
+    window: usize,
+    arrival: std::collections::VecDeque<f64>,
+    sorted: Vec<f64>,
+}
+
+impl QuantileThreshold {
+    /// A threshold at `quantile` (in (0, 1)) of the last `window` scores.
+    pub fn new(quantile: f64, window: usize) -> Result<Self, String> {
+        if !(quantile > 0.0 && quantile < 1.0) {
+            return Err(format!("the quantile must be in (0, 1), got {quantile}"));
+        }
+        if window == 0 {
+            return Err("the threshold window must hold at least 1 score".into());
+        }
+        Ok(QuantileThreshold { quantile, window, arrival: Default::default(), sorted: Vec::new() })
+    }
+}
+
+impl Threshold for QuantileThreshold {
+    fn flag(&mut self, score: f64) -> bool {
+        let flagged = score > self.current();
+        if score.is_finite() {
+            if self.arrival.len() == self.window {
+                if let Some(old) = self.arrival.pop_front() {
+                    let i = self.sorted.partition_point(|v| *v < old);
+                    self.sorted.remove(i);
+                }
+            }
+            self.arrival.push_back(score);
+            let i = self.sorted.partition_point(|v| *v < score);
+            self.sorted.insert(i, score);
+        }
+        flagged
+    }
+
+    fn current(&self) -> f64 {
+        let n = self.sorted.len();
+        if n < self.window.min(30) || n == 0 {
+            return f64::INFINITY;
+        }
+        let rank = (n - 1) as f64 * self.quantile;
+        let lo = rank.floor() as usize;
+        let hi = (lo + 1).min(n - 1);
+        let f = rank - lo as f64;
+        (1.0 - f) * self.sorted[lo] + f * self.sorted[hi]
+    }
+}
+
 /// Any of the built-in thresholds, as one serializable type (checkpoints store the threshold's state).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AnyThreshold {
@@ -135,6 +200,8 @@ pub enum AnyThreshold {
     Fixed(FixedThreshold),
     /// The windowed adaptive threshold.
     Windowed(WindowedThreshold),
+    /// The streaming quantile threshold.
+    Quantile(QuantileThreshold),
 }
 
 impl Threshold for AnyThreshold {
@@ -143,6 +210,7 @@ impl Threshold for AnyThreshold {
             AnyThreshold::None(t) => t.flag(score),
             AnyThreshold::Fixed(t) => t.flag(score),
             AnyThreshold::Windowed(t) => t.flag(score),
+            AnyThreshold::Quantile(t) => t.flag(score),
         }
     }
 
@@ -151,6 +219,7 @@ impl Threshold for AnyThreshold {
             AnyThreshold::None(t) => t.current(),
             AnyThreshold::Fixed(t) => t.current(),
             AnyThreshold::Windowed(t) => t.current(),
+            AnyThreshold::Quantile(t) => t.current(),
         }
     }
 }

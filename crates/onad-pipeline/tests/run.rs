@@ -186,6 +186,63 @@ mod keyed {
         assert_eq!(one[0].1, 0.0f64.to_bits());
     }
 
+    /// A source that counts how many batches have been read, shared with the sink.
+    #[derive(Debug)]
+    struct Counting {
+        inner: Memory2,
+        read: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Iterator for Counting {
+        type Item = Result<Batch, SourceError>;
+        fn next(&mut self) -> Option<Self::Item> {
+            let b = self.inner.next();
+            if b.is_some() {
+                self.read.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            b
+        }
+    }
+
+    impl Source for Counting {
+        fn schema(&self) -> &SchemaRef {
+            self.inner.schema()
+        }
+        fn has_labels(&self) -> bool {
+            false
+        }
+        fn position(&self) -> Position {
+            self.inner.position()
+        }
+        fn skipped(&self) -> &SkipCounts {
+            self.inner.skipped()
+        }
+    }
+
+    #[test]
+    fn a_slow_sink_holds_the_reader_back() {
+        // T8: with a slow sink the reader never runs more than `depth` batches ahead, and nothing is dropped.
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut src = Counting { inner: keyed_source(5_000, 100), read: read.clone() };
+        let proto = MovingAverageParams { window_size: Some(5), ..Default::default() }
+            .build(&Schema::shared(["v"]).unwrap())
+            .unwrap();
+        let depth = 3;
+        let config = KeyedConfig { key_column: 0, workers: 2, max_keys: None, depth, order: Order::ScoreThenLearn };
+        let (mut emitted, mut ahead, mut rows) = (0usize, 0usize, 0usize);
+        run_keyed(&mut src, &proto, &mut NoThreshold, &config, |s| {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            emitted += 1;
+            rows += s.scores.len();
+            ahead = ahead.max(read.load(std::sync::atomic::Ordering::SeqCst) - emitted);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(rows, 5_000, "no row dropped");
+        assert_eq!(emitted, 50);
+        assert!(ahead <= depth, "the reader ran {ahead} batches ahead of a slow sink (depth {depth})");
+    }
+
     #[test]
     fn the_model_cap_evicts_least_recently_used_keys() {
         let (capped, k) = run_with_workers(2, Some(16));
