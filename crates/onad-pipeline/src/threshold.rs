@@ -165,11 +165,11 @@ impl Threshold for QuantileThreshold {
     fn flag(&mut self, score: f64) -> bool {
         let flagged = score > self.current();
         if score.is_finite() {
-            if self.arrival.len() == self.window {
-                if let Some(old) = self.arrival.pop_front() {
-                    let i = self.sorted.partition_point(|v| *v < old);
-                    self.sorted.remove(i);
-                }
+            if self.arrival.len() == self.window
+                && let Some(old) = self.arrival.pop_front()
+            {
+                let i = self.sorted.partition_point(|v| *v < old);
+                self.sorted.remove(i);
             }
             self.arrival.push_back(score);
             let i = self.sorted.partition_point(|v| *v < score);
