@@ -111,6 +111,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "RATE")]
     max_error_rate: Option<f64>,
 
+    /// Print progress to stderr every N rows: rows, resident memory and its growth since the start, rate
+    /// (the guide's memory monitoring).
+    #[arg(long, value_name = "N")]
+    report_every: Option<u64>,
+
     /// Stop (after a final checkpoint, when checkpointing) once resident memory exceeds this many MiB.
     #[arg(long, value_name = "MIB")]
     memory_limit_mb: Option<f64>,
@@ -559,6 +564,9 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
     let Job { source, model, threshold, output, checkpoints, spec, keyed, .. } = &mut job;
     let mut since_checkpoint = 0u64;
     let mut last_checkpoint = std::time::Instant::now();
+    let run_start = std::time::Instant::now();
+    let start_rss = memory_mib().map_or(0.0, |m| m.0);
+    let mut reported = 0u64;
     let mut last_rows = 0u64;
     let mut stop_reason: Option<String> = None;
     let mut line = String::with_capacity(64);
@@ -604,6 +612,19 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
         onad_pipeline::run_with(source.as_mut(), model, threshold, &config, &mut sink, |model, threshold, progress| {
             since_checkpoint += progress.stats.rows - last_rows;
             last_rows = progress.stats.rows;
+            if let Some(every) = args.report_every
+                && progress.stats.rows / every.max(1) > reported
+            {
+                reported = progress.stats.rows / every.max(1);
+                let (rss, peak) = memory_mib().unwrap_or((f64::NAN, f64::NAN));
+                let secs = run_start.elapsed().as_secs_f64();
+                eprintln!(
+                    "rows {}: resident {rss:.1} MiB (+{:.1} MiB since start, peak {peak:.1} MiB), {:.0} rows/s",
+                    carried.rows + progress.stats.rows,
+                    rss - start_rss,
+                    progress.stats.rows as f64 / secs.max(1e-9)
+                );
+            }
             let signalled = stop.load(Ordering::Relaxed);
             let over_memory = match (args.memory_limit_mb, memory_mib()) {
                 (Some(limit), Some((rss, _))) if rss > limit => {

@@ -605,3 +605,12 @@ fn checkpoints_can_be_timed() {
     // One per batch (99 batches) plus the final one.
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 100);
 }
+
+#[test]
+fn progress_reports_memory_every_n_rows() {
+    let o = onad(&["run", "-q", "--batch-size", "1000", "--report-every", "10000"]);
+    assert!(o.status.success());
+    let lines: Vec<String> = stderr(&o).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines[0].starts_with("rows 10000: resident ") && lines[0].contains("MiB"), "{lines:?}");
+}
