@@ -132,6 +132,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", requires = "key")]
     max_keys: Option<usize>,
 
+    /// Skip the overall ROC-AUC / PR-AUC, which keeps every (score, label) pair (16 bytes per labelled row):
+    /// for unbounded streams, use --eval-window instead.
+    #[arg(long)]
+    no_eval: bool,
+
     /// Also evaluate ROC-AUC / PR-AUC over consecutive windows of N labelled rows (prequential), reported
     /// per window in the JSON summary.
     #[arg(long, value_name = "N")]
@@ -503,6 +508,55 @@ impl Output {
     }
 }
 
+/// The guide's monitoring, checked after every batch: progress reports (`--report-every`), the memory limit
+/// and stop signals. Returns why the run should stop, if it should.
+struct Monitor {
+    report_every: Option<u64>,
+    memory_limit_mb: Option<f64>,
+    stop: Arc<AtomicBool>,
+    start: std::time::Instant,
+    start_rss: f64,
+    reported: u64,
+}
+
+impl Monitor {
+    fn new(args: &RunArgs, stop: Arc<AtomicBool>) -> Monitor {
+        Monitor {
+            report_every: args.report_every,
+            memory_limit_mb: args.memory_limit_mb,
+            stop,
+            start: std::time::Instant::now(),
+            start_rss: memory_mib().map_or(0.0, |m| m.0),
+            reported: 0,
+        }
+    }
+
+    fn check(&mut self, carried_rows: u64, rows: u64) -> Option<String> {
+        if let Some(every) = self.report_every
+            && rows / every.max(1) > self.reported
+        {
+            self.reported = rows / every.max(1);
+            let (rss, peak) = memory_mib().unwrap_or((f64::NAN, f64::NAN));
+            let secs = self.start.elapsed().as_secs_f64();
+            eprintln!(
+                "rows {}: resident {rss:.1} MiB (+{:.1} MiB since start, peak {peak:.1} MiB), {:.0} rows/s",
+                carried_rows + rows,
+                rss - self.start_rss,
+                rows as f64 / secs.max(1e-9)
+            );
+        }
+        if self.stop.load(Ordering::Relaxed) {
+            return Some("interrupted by a signal".into());
+        }
+        match (self.memory_limit_mb, memory_mib()) {
+            (Some(limit), Some((rss, _))) if rss > limit => {
+                Some(format!("resident memory {rss:.0} MiB passed --memory-limit-mb {limit}"))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Resident and peak memory of this process in MiB (Linux; `None` elsewhere).
 fn memory_mib() -> Option<(f64, f64)> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -564,17 +618,17 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
     let Job { source, model, threshold, output, checkpoints, spec, keyed, .. } = &mut job;
     let mut since_checkpoint = 0u64;
     let mut last_checkpoint = std::time::Instant::now();
-    let run_start = std::time::Instant::now();
-    let start_rss = memory_mib().map_or(0.0, |m| m.0);
-    let mut reported = 0u64;
+    let monitor = std::cell::RefCell::new(Monitor::new(args, Arc::clone(&stop)));
     let mut last_rows = 0u64;
     let mut stop_reason: Option<String> = None;
     let mut line = String::with_capacity(64);
     let output_cell = std::cell::RefCell::new(output);
     let mut sink = |scored: &onad_pipeline::Scored<'_>| -> Result<(), onad_pipeline::BoxError> {
         if has_labels {
-            scores.extend_from_slice(scored.scores);
-            labels.extend_from_slice(scored.batch.labels().unwrap_or(&[]));
+            if !args.no_eval {
+                scores.extend_from_slice(scored.scores);
+                labels.extend_from_slice(scored.batch.labels().unwrap_or(&[]));
+            }
             if let (Some(p), Some(l)) = (prequential.as_mut(), scored.batch.labels()) {
                 for (s, l) in scored.scores.iter().zip(l) {
                     p.update(*s, *l);
@@ -604,7 +658,16 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
     };
     let mut keyed_stats = None;
     let result = if let Some(cfg) = keyed.as_ref() {
-        onad_pipeline::run_keyed(source.as_mut(), &*model, threshold, cfg, &mut sink).map(|(stats, k)| {
+        let hook = |progress: &onad_pipeline::Progress<'_>| -> Result<Flow, onad_pipeline::BoxError> {
+            Ok(match monitor.borrow_mut().check(carried.rows, progress.stats.rows) {
+                Some(reason) => {
+                    stop_reason = Some(reason);
+                    Flow::Stop
+                }
+                None => Flow::Continue,
+            })
+        };
+        onad_pipeline::run_keyed(source.as_mut(), &*model, threshold, cfg, &mut sink, hook).map(|(stats, k)| {
             keyed_stats = Some(k);
             stats
         })
@@ -612,29 +675,7 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
         onad_pipeline::run_with(source.as_mut(), model, threshold, &config, &mut sink, |model, threshold, progress| {
             since_checkpoint += progress.stats.rows - last_rows;
             last_rows = progress.stats.rows;
-            if let Some(every) = args.report_every
-                && progress.stats.rows / every.max(1) > reported
-            {
-                reported = progress.stats.rows / every.max(1);
-                let (rss, peak) = memory_mib().unwrap_or((f64::NAN, f64::NAN));
-                let secs = run_start.elapsed().as_secs_f64();
-                eprintln!(
-                    "rows {}: resident {rss:.1} MiB (+{:.1} MiB since start, peak {peak:.1} MiB), {:.0} rows/s",
-                    carried.rows + progress.stats.rows,
-                    rss - start_rss,
-                    progress.stats.rows as f64 / secs.max(1e-9)
-                );
-            }
-            let signalled = stop.load(Ordering::Relaxed);
-            let over_memory = match (args.memory_limit_mb, memory_mib()) {
-                (Some(limit), Some((rss, _))) if rss > limit => {
-                    Some(format!("resident memory {rss:.0} MiB passed --memory-limit-mb {limit}"))
-                }
-                _ => None,
-            };
-            if signalled {
-                stop_reason = Some("interrupted by a signal".into());
-            } else if let Some(reason) = over_memory {
+            if let Some(reason) = monitor.borrow_mut().check(carried.rows, progress.stats.rows) {
                 stop_reason = Some(reason);
             }
             if let Some(cd) = checkpoints.as_ref()
@@ -702,7 +743,8 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
         eprintln!("stopped after {} rows: {reason}{resume}", carried.rows + stats.rows);
     }
 
-    let (roc, pr) = if has_labels { (roc_auc(&scores, &labels), pr_auc(&scores, &labels)) } else { (None, None) };
+    let (roc, pr) =
+        if has_labels && !args.no_eval { (roc_auc(&scores, &labels), pr_auc(&scores, &labels)) } else { (None, None) };
     let mut all_skipped = carried.skipped.clone();
     all_skipped.merge(&stats.skipped);
     let skipped: serde_json::Map<String, serde_json::Value> =

@@ -13,7 +13,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use onad_core::{Batch, Detector, Source};
 
-use crate::run::{BoxError, Order, PipelineError, RunStats, Scored};
+use crate::run::{BoxError, Flow, Order, PipelineError, Progress, RunStats, Scored};
 use crate::threshold::Threshold;
 
 /// How a keyed run is spread over threads.
@@ -129,19 +129,22 @@ fn worker<D: Detector + Clone>(
 
 /// Runs a per-key model over `source` on `config.workers` threads; scores reach `threshold` and `sink` in
 /// input order, exactly as a one-thread run would produce them. `prototype` is cloned for each new key;
-/// it must be built for the source's features without the key column.
-pub fn run_keyed<S, D, T, F>(
+/// it must be built for the source's features without the key column. `after_batch` sees the progress
+/// after each batch is read (monitoring, signals) and may stop the run.
+pub fn run_keyed<S, D, T, F, H>(
     source: &mut S,
     prototype: &D,
     threshold: &mut T,
     config: &KeyedConfig,
     mut sink: F,
+    mut after_batch: H,
 ) -> Result<(RunStats, KeyedStats), PipelineError>
 where
     S: Source + ?Sized,
     D: Detector + Clone + Send,
     T: Threshold + ?Sized,
     F: FnMut(&Scored<'_>) -> Result<(), BoxError>,
+    H: FnMut(&Progress<'_>) -> Result<Flow, BoxError>,
 {
     let start = Instant::now();
     let n = config.workers.max(1);
@@ -224,6 +227,12 @@ where
                     tx.send(job).map_err(|_| PipelineError::Hook("a worker thread stopped".into()))?;
                 }
                 seq += 1;
+                let progress =
+                    Progress { position: Source::position(&*source), stats: &stats, skipped: source.skipped() };
+                if after_batch(&progress).map_err(PipelineError::Hook)? == Flow::Stop {
+                    stats.stopped_early = true;
+                    break;
+                }
                 // Keep at most `depth` batches in flight; emit completed ones in order.
                 while in_flight.len() > depth || in_flight.front().is_some_and(|f| f.3.iter().all(Option::is_some)) {
                     if in_flight.front().is_some_and(|f| f.3.iter().all(Option::is_some)) {

@@ -163,10 +163,17 @@ mod keyed {
             .unwrap();
         let config = KeyedConfig { key_column: 0, workers, max_keys, depth: 3, order: Order::ScoreThenLearn };
         let mut out = Vec::new();
-        let (stats, keyed) = run_keyed(&mut src, &proto, &mut NoThreshold, &config, |s| {
-            out.extend(s.row_ids().iter().zip(s.scores).map(|(id, sc)| (*id, sc.to_bits())));
-            Ok(())
-        })
+        let (stats, keyed) = run_keyed(
+            &mut src,
+            &proto,
+            &mut NoThreshold,
+            &config,
+            |s| {
+                out.extend(s.row_ids().iter().zip(s.scores).map(|(id, sc)| (*id, sc.to_bits())));
+                Ok(())
+            },
+            |_| Ok(onad_pipeline::Flow::Continue),
+        )
         .unwrap();
         assert_eq!(stats.rows, 20_000);
         (out, keyed)
@@ -230,13 +237,20 @@ mod keyed {
         let depth = 3;
         let config = KeyedConfig { key_column: 0, workers: 2, max_keys: None, depth, order: Order::ScoreThenLearn };
         let (mut emitted, mut ahead, mut rows) = (0usize, 0usize, 0usize);
-        run_keyed(&mut src, &proto, &mut NoThreshold, &config, |s| {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-            emitted += 1;
-            rows += s.scores.len();
-            ahead = ahead.max(read.load(std::sync::atomic::Ordering::SeqCst) - emitted);
-            Ok(())
-        })
+        run_keyed(
+            &mut src,
+            &proto,
+            &mut NoThreshold,
+            &config,
+            |s| {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                emitted += 1;
+                rows += s.scores.len();
+                ahead = ahead.max(read.load(std::sync::atomic::Ordering::SeqCst) - emitted);
+                Ok(())
+            },
+            |_| Ok(onad_pipeline::Flow::Continue),
+        )
         .unwrap();
         assert_eq!(rows, 5_000, "no row dropped");
         assert_eq!(emitted, 50);
