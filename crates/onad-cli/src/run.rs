@@ -15,7 +15,8 @@ use onad_pipeline::Flow;
 use onad_pipeline::checkpoint::{Checkpoint, CheckpointDir};
 use onad_pipeline::metrics::{Prequential, pr_auc, roc_auc};
 use onad_pipeline::{
-    AnyThreshold, FixedThreshold, KeyedConfig, NoThreshold, Order, QuantileThreshold, RunConfig, WindowedThreshold,
+    AnyThreshold, FixedThreshold, KeyedAction, KeyedConfig, KeyedModel, NoThreshold, Order, QuantileThreshold,
+    RunConfig, WindowedThreshold,
 };
 use onad_sources::{LabelColumn, SourceOptions};
 use serde::{Deserialize, Serialize};
@@ -277,6 +278,10 @@ struct Job {
     resumed: Option<Carried>,
     /// Per-key models over worker threads (`--key`).
     keyed: Option<KeyedConfig>,
+    /// Per-key models restored from a checkpoint.
+    keyed_models: Vec<KeyedModel<AnyPipeline>>,
+    /// The checkpoint's model kind: the pipeline's name, prefixed `keyed:COLUMN:` for per-key runs.
+    checkpoint_kind: String,
 }
 
 fn setup(args: &RunArgs) -> anyhow::Result<Job> {
@@ -325,9 +330,6 @@ fn setup(args: &RunArgs) -> anyhow::Result<Job> {
     if args.workers == 0 {
         bail!("--workers must be at least 1");
     }
-    if key_column.is_some() && args.checkpoint.is_some() {
-        bail!("--checkpoint is not supported together with --key yet (per-key model maps are not checkpointed)");
-    }
 
     let mut spec = match &args.model {
         Some(m) => build_spec(m, &args.sets)?,
@@ -372,7 +374,14 @@ fn setup(args: &RunArgs) -> anyhow::Result<Job> {
             max_keys: args.max_keys,
             depth: 4,
             order,
+            snapshot_at_end: args.checkpoint.is_some(),
         }),
+        keyed_models: Vec::new(),
+        checkpoint_kind: String::new(),
+    };
+    job.checkpoint_kind = match (&args.key, key_column) {
+        (Some(k), Some(_)) => format!("keyed:{k}:{}", job.spec.name()),
+        _ => job.spec.name(),
     };
     let mut output_len = None;
     if let Some(dir) = &args.checkpoint {
@@ -380,7 +389,28 @@ fn setup(args: &RunArgs) -> anyhow::Result<Job> {
             bail!("--checkpoint-every must be at least 1");
         }
         let cd = CheckpointDir::new(dir, args.checkpoint_keep)?;
-        match cd.load_latest::<RunState>(&job.spec.name())? {
+        let loaded = if job.keyed.is_some() {
+            cd.load_latest::<KeyedRunState>(&job.checkpoint_kind)?.map(|(c, path, warnings)| {
+                let c = Checkpoint {
+                    model_kind: c.model_kind,
+                    rows_seen: c.rows_seen,
+                    position: c.position,
+                    state: (c.state.common, c.state.models),
+                };
+                (c, path, warnings)
+            })
+        } else {
+            cd.load_latest::<RunState>(&job.checkpoint_kind)?.map(|(c, path, warnings)| {
+                let c = Checkpoint {
+                    model_kind: c.model_kind,
+                    rows_seen: c.rows_seen,
+                    position: c.position,
+                    state: (c.state, Vec::new()),
+                };
+                (c, path, warnings)
+            })
+        };
+        match loaded {
             None => {}
             Some(_) if !args.resume => bail!(
                 "{} holds checkpoints of an earlier run: pass --resume to continue it, or remove them to start over",
@@ -390,6 +420,9 @@ fn setup(args: &RunArgs) -> anyhow::Result<Job> {
                 for w in warnings {
                     eprintln!("warning: skipped a damaged checkpoint: {w}");
                 }
+                let Checkpoint { position, rows_seen, state: (state, models), .. } = c;
+                job.keyed_models = models;
+                let c = Checkpoint { model_kind: String::new(), rows_seen, position, state };
                 if c.state.spec != job.spec {
                     bail!(
                         "{}: the checkpoint was made with other model parameters ({}); use the same --model/--set",
@@ -440,6 +473,20 @@ struct RunState {
     anomalies: u64,
     skipped: SkipCounts,
     output_bytes: Option<u64>,
+}
+
+/// A per-key run's checkpoint: the common state (its model is the prototype) and every live model.
+#[derive(Debug, Deserialize)]
+struct KeyedRunState {
+    common: RunState,
+    models: Vec<KeyedModel<AnyPipeline>>,
+}
+
+/// [`KeyedRunState`] by reference.
+#[derive(Debug, Serialize)]
+struct KeyedRunStateRef<'a> {
+    common: RunStateRef<'a>,
+    models: &'a [KeyedModel<AnyPipeline>],
 }
 
 /// [`RunState`] by reference, for writing without cloning the model.
@@ -615,7 +662,8 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
     let config = RunConfig { order: job.order, max_error_rate: args.max_error_rate };
     let kill_at = failpoint_row("kill-at-row");
     let term_at = failpoint_row("term-at-row");
-    let Job { source, model, threshold, output, checkpoints, spec, keyed, .. } = &mut job;
+    let Job { source, model, threshold, output, checkpoints, spec, keyed, keyed_models, checkpoint_kind, .. } =
+        &mut job;
     let mut since_checkpoint = 0u64;
     let mut last_checkpoint = std::time::Instant::now();
     let monitor = std::cell::RefCell::new(Monitor::new(args, Arc::clone(&stop)));
@@ -658,19 +706,63 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
     };
     let mut keyed_stats = None;
     let result = if let Some(cfg) = keyed.as_ref() {
-        let hook = |progress: &onad_pipeline::Progress<'_>| -> Result<Flow, onad_pipeline::BoxError> {
-            Ok(match monitor.borrow_mut().check(carried.rows, progress.stats.rows) {
-                Some(reason) => {
-                    stop_reason = Some(reason);
-                    Flow::Stop
-                }
-                None => Flow::Continue,
+        let pending = std::cell::Cell::new((0u64, 0u64, std::time::Instant::now()));
+        let hook = |progress: &onad_pipeline::Progress<'_>| -> Result<KeyedAction, onad_pipeline::BoxError> {
+            let (since, last, at) = pending.get();
+            let since = since + progress.stats.rows - last;
+            pending.set((since, progress.stats.rows, at));
+            if let Some(reason) = monitor.borrow_mut().check(carried.rows, progress.stats.rows) {
+                stop_reason = Some(reason);
+            }
+            let due = since >= args.checkpoint_every
+                || args.checkpoint_seconds.is_some_and(|t| at.elapsed().as_secs_f64() >= t);
+            Ok(match (checkpoints.is_some(), stop_reason.is_some(), due) {
+                (true, true, _) => KeyedAction::SnapshotAndStop,
+                (false, true, _) => KeyedAction::Stop,
+                (true, false, true) => KeyedAction::Snapshot,
+                _ => KeyedAction::Continue,
             })
         };
-        onad_pipeline::run_keyed(source.as_mut(), &*model, threshold, cfg, &mut sink, hook).map(|(stats, k)| {
-            keyed_stats = Some(k);
-            stats
-        })
+        let on_snapshot = |threshold: &AnyThreshold,
+                           models: Vec<KeyedModel<AnyPipeline>>,
+                           progress: &onad_pipeline::Progress<'_>|
+         -> Result<(), onad_pipeline::BoxError> {
+            let Some(cd) = checkpoints.as_ref() else { return Ok(()) };
+            let mut out = output_cell.borrow_mut();
+            let output_bytes = match out.as_mut() {
+                Some(o) if o.file.is_some() => Some(o.sync()?),
+                _ => None,
+            };
+            let mut skipped = carried.skipped.clone();
+            skipped.merge(progress.skipped);
+            let common = RunStateRef {
+                spec,
+                model,
+                threshold,
+                rows: carried.rows + progress.stats.rows,
+                anomalies: carried.anomalies + progress.stats.anomalies,
+                skipped: &skipped,
+                output_bytes,
+            };
+            let rows_seen = common.rows;
+            let state = KeyedRunStateRef { common, models: &models };
+            let c = Checkpoint {
+                model_kind: checkpoint_kind.clone(),
+                rows_seen,
+                position: progress.position.clone(),
+                state,
+            };
+            cd.write(&c)?;
+            pending.set((0, progress.stats.rows, std::time::Instant::now()));
+            Ok(())
+        };
+        let initial = std::mem::take(keyed_models);
+        onad_pipeline::run_keyed(source.as_mut(), &*model, threshold, cfg, initial, &mut sink, hook, on_snapshot).map(
+            |(stats, k)| {
+                keyed_stats = Some(k);
+                stats
+            },
+        )
     } else {
         onad_pipeline::run_with(source.as_mut(), model, threshold, &config, &mut sink, |model, threshold, progress| {
             since_checkpoint += progress.stats.rows - last_rows;
@@ -717,7 +809,7 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
         out.sync().context("cannot write output")?;
     }
     // A final checkpoint at the end of the stream, so a later --resume has nothing left to redo.
-    if let (Some(cd), false) = (job.checkpoints.as_ref(), stats.stopped_early) {
+    if let (Some(cd), false, None) = (job.checkpoints.as_ref(), stats.stopped_early, job.keyed.as_ref()) {
         let mut skipped = carried.skipped.clone();
         skipped.merge(&stats.skipped);
         let output_bytes = job.output.as_ref().and_then(|o| o.file.as_ref().map(|_| o.written));

@@ -614,3 +614,71 @@ fn progress_reports_memory_every_n_rows() {
     assert_eq!(lines.len(), 4, "{lines:?}");
     assert!(lines[0].starts_with("rows 10000: resident ") && lines[0].contains("MiB"), "{lines:?}");
 }
+
+#[test]
+fn per_key_runs_checkpoint_and_resume_exactly_even_with_another_worker_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("entities.csv");
+    let mut text = String::from("host,latency,label\n");
+    for i in 0..30_000u64 {
+        let host = (i * 7919) % 61;
+        let spike = i % 433 == 0;
+        text.push_str(&format!(
+            "{host},{},{}\n",
+            host as f64 + (i % 11) as f64 * 0.3 + if spike { 25.0 } else { 0.0 },
+            u8::from(spike)
+        ));
+    }
+    std::fs::write(&input, text).unwrap();
+    let input = input.to_str().unwrap();
+    let base = [
+        "run",
+        "-q",
+        "--input",
+        input,
+        "--key",
+        "host",
+        "--model",
+        "moving_median",
+        "--set",
+        "window_size=15",
+        "--set",
+        "key=latency",
+        "--batch-size",
+        "700",
+        "--checkpoint-every",
+        "2000",
+    ];
+    let full = tmp.path().join("full.csv");
+    let mut args = base.to_vec();
+    args.extend(["--workers", "2", "--output", full.to_str().unwrap()]);
+    assert!(onad(&args).status.success());
+    let expected = std::fs::read(&full).unwrap();
+    for (row, before, after) in [(5_555u64, "2", "2"), (17_001, "1", "4"), (29_999, "4", "1")] {
+        let (dir, out) = (tmp.path().join(format!("ck{row}")), tmp.path().join(format!("o{row}.csv")));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_onad"));
+        cmd.current_dir(root())
+            .args(base)
+            .args(["--workers", before, "--checkpoint"])
+            .arg(&dir)
+            .arg("--output")
+            .arg(&out);
+        cmd.env("ONAD_FAILPOINT", format!("kill-at-row:{row}"));
+        let killed = cmd.output().unwrap();
+        assert_eq!(killed.status.code(), None, "{}", stderr(&killed));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_onad"));
+        cmd.current_dir(root())
+            .args(base)
+            .args(["--workers", after, "--resume", "--checkpoint"])
+            .arg(&dir)
+            .arg("--output")
+            .arg(&out);
+        cmd.env_remove("ONAD_FAILPOINT");
+        let resumed = cmd.output().unwrap();
+        assert!(resumed.status.success(), "{}", stderr(&resumed));
+        assert!(
+            std::fs::read(&out).unwrap() == expected,
+            "kill at {row} ({before} -> {after} workers): output differs"
+        );
+    }
+}

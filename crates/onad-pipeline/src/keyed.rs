@@ -13,7 +13,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use onad_core::{Batch, Detector, Source};
 
-use crate::run::{BoxError, Flow, Order, PipelineError, Progress, RunStats, Scored};
+use crate::run::{BoxError, Order, PipelineError, Progress, RunStats, Scored};
 use crate::threshold::Threshold;
 
 /// How a keyed run is spread over threads.
@@ -29,6 +29,8 @@ pub struct KeyedConfig {
     pub depth: usize,
     /// Score-then-learn or learn-then-score.
     pub order: Order,
+    /// Take a snapshot (for a final checkpoint) when the source ends.
+    pub snapshot_at_end: bool,
 }
 
 /// Counters of a keyed run beyond [`RunStats`].
@@ -47,6 +49,29 @@ struct Job {
     seq: u64,
     keys: Vec<u64>,
     rows: Vec<f64>,
+}
+
+/// A per-key model with its key and its last-use tick (the LRU order), as snapshots carry them.
+pub type KeyedModel<D> = (u64, u64, D);
+
+/// A message to a worker.
+enum Msg<D> {
+    Work(Job),
+    /// Send a copy of every live model (sent only when nothing is in flight).
+    Snapshot(Sender<Vec<KeyedModel<D>>>),
+}
+
+/// What a keyed run does after a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyedAction {
+    /// Go on.
+    Continue,
+    /// Finish the batches in flight, snapshot every model (for a checkpoint), go on.
+    Snapshot,
+    /// Snapshot, then stop.
+    SnapshotAndStop,
+    /// Stop without a snapshot.
+    Stop,
 }
 
 /// A batch sent to the workers and not yet emitted: its sequence number, the batch, the worker of each
@@ -100,17 +125,34 @@ impl<D: Detector + Clone> Models<D> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn worker<D: Detector + Clone>(
     id: usize,
     prototype: D,
     width: usize,
     order: Order,
     cap: Option<usize>,
-    jobs: Receiver<Job>,
+    initial: Vec<KeyedModel<D>>,
+    jobs: Receiver<Msg<D>>,
     done: Sender<Done>,
 ) -> Models<D> {
     let mut models = Models { models: HashMap::new(), by_use: BTreeMap::new(), tick: 0, cap, created: 0, evictions: 0 };
-    for job in jobs {
+    for (key, tick, model) in initial {
+        models.tick = models.tick.max(tick);
+        models.by_use.insert(tick, key);
+        models.models.insert(key, (model, tick));
+    }
+    for msg in jobs {
+        let job = match msg {
+            Msg::Work(job) => job,
+            Msg::Snapshot(reply) => {
+                let copy = models.models.iter().map(|(k, (m, t))| (*k, *t, m.clone())).collect();
+                if reply.send(copy).is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
         let mut scores = Vec::with_capacity(job.keys.len());
         for (key, row) in job.keys.iter().zip(job.rows.chunks_exact(width.max(1))) {
             let row = if width == 0 { &[][..] } else { row };
@@ -130,21 +172,28 @@ fn worker<D: Detector + Clone>(
 /// Runs a per-key model over `source` on `config.workers` threads; scores reach `threshold` and `sink` in
 /// input order, exactly as a one-thread run would produce them. `prototype` is cloned for each new key;
 /// it must be built for the source's features without the key column. `after_batch` sees the progress
-/// after each batch is read (monitoring, signals) and may stop the run.
-pub fn run_keyed<S, D, T, F, H>(
+/// after each batch is read (monitoring, signals, checkpoint timing) and may ask for a snapshot, which
+/// `on_snapshot` receives (with the threshold, every live model sorted by key, and the progress) once all
+/// batches read so far are scored: the state to checkpoint at that position. `initial` models (from a
+/// snapshot) are handed to the workers that own their keys before the run starts.
+#[allow(clippy::too_many_arguments)]
+pub fn run_keyed<S, D, T, F, H, P>(
     source: &mut S,
     prototype: &D,
     threshold: &mut T,
     config: &KeyedConfig,
+    initial: Vec<KeyedModel<D>>,
     mut sink: F,
     mut after_batch: H,
+    mut on_snapshot: P,
 ) -> Result<(RunStats, KeyedStats), PipelineError>
 where
     S: Source + ?Sized,
     D: Detector + Clone + Send,
     T: Threshold + ?Sized,
     F: FnMut(&Scored<'_>) -> Result<(), BoxError>,
-    H: FnMut(&Progress<'_>) -> Result<Flow, BoxError>,
+    H: FnMut(&Progress<'_>) -> Result<KeyedAction, BoxError>,
+    P: FnMut(&T, Vec<KeyedModel<D>>, &Progress<'_>) -> Result<(), BoxError>,
 {
     let start = Instant::now();
     let n = config.workers.max(1);
@@ -160,13 +209,17 @@ where
         let (done_tx, done_rx) = bounded::<Done>(n * depth);
         let mut job_txs = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
-        for id in 0..n {
-            let (tx, rx) = bounded::<Job>(depth);
+        let mut shares: Vec<Vec<KeyedModel<D>>> = (0..n).map(|_| Vec::new()).collect();
+        for m in initial {
+            shares[spread(m.0, n)].push(m);
+        }
+        for (id, share) in shares.into_iter().enumerate() {
+            let (tx, rx) = bounded::<Msg<D>>(depth);
             job_txs.push(tx);
             let done = done_tx.clone();
             let proto = prototype.clone();
             let order = config.order;
-            handles.push(scope.spawn(move || worker(id, proto, width, order, cap, rx, done)));
+            handles.push(scope.spawn(move || worker(id, proto, width, order, cap, share, rx, done)));
         }
         drop(done_tx);
 
@@ -176,7 +229,8 @@ where
         let mut emit = |batch: &Batch,
                         owners: &[usize],
                         parts: Vec<Option<Vec<f64>>>,
-                        stats: &mut RunStats|
+                        stats: &mut RunStats,
+                        threshold: &mut T|
          -> Result<(), PipelineError> {
             let mut cursors = vec![0usize; n];
             let parts: Vec<Vec<f64>> = parts.into_iter().map(Option::unwrap_or_default).collect();
@@ -208,6 +262,34 @@ where
             Ok(())
         };
 
+        // Scores everything read so far, then hands a copy of every worker's models to `on_snapshot`.
+        macro_rules! snapshot {
+            () => {{
+                while let Some(front) = in_flight.front() {
+                    if front.3.iter().all(Option::is_some) {
+                        let (_, batch, owners, parts) = in_flight.pop_front().expect("checked");
+                        emit(&batch, &owners, parts, &mut stats, &mut *threshold)?;
+                    } else {
+                        receive_one(&mut in_flight)?;
+                    }
+                }
+                let (reply_tx, reply_rx) = bounded::<Vec<KeyedModel<D>>>(n);
+                for tx in &job_txs {
+                    tx.send(Msg::Snapshot(reply_tx.clone()))
+                        .map_err(|_| PipelineError::Hook("a worker thread stopped".into()))?;
+                }
+                let mut models = Vec::new();
+                for _ in 0..n {
+                    let part = reply_rx.recv().map_err(|_| PipelineError::Hook("a worker thread stopped".into()))?;
+                    models.extend(part);
+                }
+                models.sort_by_key(|m| m.0);
+                let progress =
+                    Progress { position: Source::position(&*source), stats: &stats, skipped: source.skipped() };
+                on_snapshot(&*threshold, models, &progress).map_err(PipelineError::Hook)?;
+            }};
+        }
+
         let mut seq = 0u64;
         let result = (|| -> Result<(), PipelineError> {
             #[allow(clippy::while_let_on_iterator)]
@@ -224,12 +306,16 @@ where
                 }
                 in_flight.push_back((seq, batch, owners, vec![None; n]));
                 for (tx, job) in job_txs.iter().zip(jobs) {
-                    tx.send(job).map_err(|_| PipelineError::Hook("a worker thread stopped".into()))?;
+                    tx.send(Msg::Work(job)).map_err(|_| PipelineError::Hook("a worker thread stopped".into()))?;
                 }
                 seq += 1;
                 let progress =
                     Progress { position: Source::position(&*source), stats: &stats, skipped: source.skipped() };
-                if after_batch(&progress).map_err(PipelineError::Hook)? == Flow::Stop {
+                let action = after_batch(&progress).map_err(PipelineError::Hook)?;
+                if matches!(action, KeyedAction::Snapshot | KeyedAction::SnapshotAndStop) {
+                    snapshot!();
+                }
+                if matches!(action, KeyedAction::Stop | KeyedAction::SnapshotAndStop) {
                     stats.stopped_early = true;
                     break;
                 }
@@ -237,16 +323,19 @@ where
                 while in_flight.len() > depth || in_flight.front().is_some_and(|f| f.3.iter().all(Option::is_some)) {
                     if in_flight.front().is_some_and(|f| f.3.iter().all(Option::is_some)) {
                         let (_, batch, owners, parts) = in_flight.pop_front().expect("checked");
-                        emit(&batch, &owners, parts, &mut stats)?;
+                        emit(&batch, &owners, parts, &mut stats, &mut *threshold)?;
                     } else {
                         receive_one(&mut in_flight)?;
                     }
                 }
             }
+            if config.snapshot_at_end && !stats.stopped_early {
+                snapshot!();
+            }
             while let Some(front) = in_flight.front() {
                 if front.3.iter().all(Option::is_some) {
                     let (_, batch, owners, parts) = in_flight.pop_front().expect("checked");
-                    emit(&batch, &owners, parts, &mut stats)?;
+                    emit(&batch, &owners, parts, &mut stats, &mut *threshold)?;
                 } else {
                     receive_one(&mut in_flight)?;
                 }

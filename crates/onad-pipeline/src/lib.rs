@@ -52,7 +52,7 @@ pub mod metrics;
 mod run;
 mod threshold;
 
-pub use keyed::{KeyedConfig, KeyedStats, run_keyed};
+pub use keyed::{KeyedAction, KeyedConfig, KeyedModel, KeyedStats, run_keyed};
 pub use run::{
     BoxError, ERROR_RATE_MIN_ROWS, Flow, Order, PipelineError, Progress, RunConfig, RunStats, Scored, run, run_with,
 };

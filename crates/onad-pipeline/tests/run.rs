@@ -161,18 +161,27 @@ mod keyed {
         let proto = MovingAverageParams { window_size: Some(20), ..Default::default() }
             .build(&Schema::shared(["v"]).unwrap())
             .unwrap();
-        let config = KeyedConfig { key_column: 0, workers, max_keys, depth: 3, order: Order::ScoreThenLearn };
+        let config = KeyedConfig {
+            key_column: 0,
+            workers,
+            max_keys,
+            depth: 3,
+            order: Order::ScoreThenLearn,
+            snapshot_at_end: false,
+        };
         let mut out = Vec::new();
         let (stats, keyed) = run_keyed(
             &mut src,
             &proto,
             &mut NoThreshold,
             &config,
+            Vec::new(),
             |s| {
                 out.extend(s.row_ids().iter().zip(s.scores).map(|(id, sc)| (*id, sc.to_bits())));
                 Ok(())
             },
-            |_| Ok(onad_pipeline::Flow::Continue),
+            |_| Ok(onad_pipeline::KeyedAction::Continue),
+            |_, _, _| Ok(()),
         )
         .unwrap();
         assert_eq!(stats.rows, 20_000);
@@ -235,13 +244,21 @@ mod keyed {
             .build(&Schema::shared(["v"]).unwrap())
             .unwrap();
         let depth = 3;
-        let config = KeyedConfig { key_column: 0, workers: 2, max_keys: None, depth, order: Order::ScoreThenLearn };
+        let config = KeyedConfig {
+            key_column: 0,
+            workers: 2,
+            max_keys: None,
+            depth,
+            order: Order::ScoreThenLearn,
+            snapshot_at_end: false,
+        };
         let (mut emitted, mut ahead, mut rows) = (0usize, 0usize, 0usize);
         run_keyed(
             &mut src,
             &proto,
             &mut NoThreshold,
             &config,
+            Vec::new(),
             |s| {
                 std::thread::sleep(std::time::Duration::from_millis(2));
                 emitted += 1;
@@ -249,7 +266,8 @@ mod keyed {
                 ahead = ahead.max(read.load(std::sync::atomic::Ordering::SeqCst) - emitted);
                 Ok(())
             },
-            |_| Ok(onad_pipeline::Flow::Continue),
+            |_| Ok(onad_pipeline::KeyedAction::Continue),
+            |_, _, _| Ok(()),
         )
         .unwrap();
         assert_eq!(rows, 5_000, "no row dropped");
