@@ -5,6 +5,8 @@
 //! - `bench`: criterion throughput per registered detector (synthetic stream and SHUTTLE), and the CLI end
 //!   to end on SHUTTLE per model; writes `target/bench/results.{json,md}`.
 //! - `datasets build`: rebuild the shipped Parquet data sets from the shared CSV copies.
+//! - `datasets fetch NAME [--from BASE]`: fetch a registered data set into the cache (sha256-verified), from
+//!   BASE (a URL or directory), else `$ONAD_DATASETS_BASE`, else the shared data directory.
 
 mod bench;
 mod tidy;
@@ -48,7 +50,7 @@ fn ci() -> Result<()> {
     run("clippy", clippy)?;
 
     // Each connector feature must build on its own (features are additive and independent).
-    for features in ["", "csv", "parquet", "jsonl", "sqlite"] {
+    for features in ["", "csv", "parquet", "jsonl", "sqlite", "fetch"] {
         let mut check = cargo();
         check.args(["clippy", "-p", "onad-sources", "--no-default-features", "--locked"]);
         if !features.is_empty() {
@@ -124,6 +126,29 @@ fn datasets_build() -> Result<()> {
     Ok(())
 }
 
+/// The shared labelled data: `$ONAD_DATA_DIR`, else `../shared/data` beside the repository.
+fn shared_data() -> PathBuf {
+    std::env::var_os("ONAD_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data"))
+}
+
+fn datasets_fetch(name: &str, from: Option<&str>) -> Result<()> {
+    use onad_sources::datasets;
+    let Some(info) = datasets::find(name) else {
+        let names: Vec<&str> = datasets::REGISTRY.iter().map(|d| d.name).collect();
+        bail!("unknown data set '{name}' (known: {})", names.join(", "));
+    };
+    let base = match from.map(str::to_string).or_else(datasets::default_base) {
+        Some(base) => base,
+        None => shared_data().join(info.shared_subdir()).display().to_string(),
+    };
+    let mut options = datasets::FetchOptions::new(base, datasets::cache_dir()?);
+    options.progress = true;
+    eprintln!("fetching {} from {}", info.name, datasets::source_location(info, &options.base)?);
+    let path = datasets::fetch(info, &options)?;
+    println!("{}", path.display());
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
@@ -131,6 +156,10 @@ fn main() -> Result<()> {
         ["tidy"] => tidy::check(&root()),
         ["bench", rest @ ..] => bench::bench(&root(), rest),
         ["datasets", "build"] => datasets_build(),
-        _ => bail!("usage: cargo xtask ci | tidy | bench [--quick] | datasets build"),
+        ["datasets", "fetch", name] => datasets_fetch(name, None),
+        ["datasets", "fetch", name, "--from", base] => datasets_fetch(name, Some(base)),
+        _ => {
+            bail!("usage: cargo xtask ci | tidy | bench [--quick] | datasets build | datasets fetch NAME [--from BASE]")
+        }
     }
 }

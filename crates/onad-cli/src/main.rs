@@ -30,8 +30,8 @@ enum Command {
     Run(Box<run::RunArgs>),
     /// List the registered models with their parameters and defaults.
     Models(models::ModelsArgs),
-    /// List the built-in data sets.
-    Datasets,
+    /// List the built-in and downloadable data sets, or fetch one into the cache.
+    Datasets(datasets::DatasetsArgs),
 }
 
 /// A failure and the exit code it maps to.
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Models(args) => models::list(&args).map_err(Failure::Usage),
-        Command::Datasets => datasets::list().map_err(Failure::Usage),
+        Command::Datasets(args) => datasets::command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

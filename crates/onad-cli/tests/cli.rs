@@ -682,3 +682,41 @@ fn per_key_runs_checkpoint_and_resume_exactly_even_with_another_worker_count() {
         );
     }
 }
+
+#[test]
+fn datasets_can_be_listed_and_fetched_into_a_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let from = data_dir().join("reference-only");
+    let fetch = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_onad"))
+            .current_dir(root())
+            .env("ONAD_CACHE_DIR", &cache)
+            .env_remove("ONAD_DATASETS_BASE")
+            .args(["datasets", "fetch", name, "--quiet", "--from", from.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let o = fetch("fraud");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let path = PathBuf::from(stdout(&o).trim());
+    assert!(path.starts_with(&cache) && path.exists(), "{path:?}");
+    // The fetched file scores end to end.
+    let s = summary(&[
+        "run",
+        "--input",
+        path.to_str().unwrap(),
+        "--model",
+        "moving_mahalanobis_distance",
+        "--set",
+        "window_size=200",
+    ]);
+    assert_eq!(s["rows"], 1722);
+    let listing =
+        Command::new(env!("CARGO_BIN_EXE_onad")).env("ONAD_CACHE_DIR", &cache).arg("datasets").output().unwrap();
+    let text = stdout(&listing);
+    assert!(text.contains("shuttle") && text.contains("fraud") && text.contains("[cached]"), "{text}");
+    let o = fetch("no-such-set");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown data set 'no-such-set'"), "{}", stderr(&o));
+}

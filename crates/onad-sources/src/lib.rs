@@ -10,10 +10,13 @@
 //! | `parquet` | [`ParquetSource`] | row group by row group; ints, floats, bools, decimals -> f64; null = NaN |
 //! | `jsonl` | [`JsonlSource`] | JSON Lines; columns = the first object's keys, in order; null = NaN |
 //! | `sqlite` | [`SqliteSource`] | a read-only SQL query (SQLite compiled in); NULL = NaN; numeric text -> f64 |
+//! | `fetch` | [`datasets`] | the data set registry; fetch a set into a cache (HTTP, directory), sha256-verified |
+//! | `fetch-tls` | [`datasets`] | adds `https://` to `fetch` (rustls); not a default feature |
 //!
-//! All four are default features. [`open`] picks the connector from the file extension; [`open_url`] also
-//! takes `sqlite://PATH?query=SELECT...` (a database needs a query). Both give a clear error when the
-//! connector's feature was not compiled in.
+//! All but `fetch-tls` are default features. [`open`] picks the connector from the file extension;
+//! [`open_url`] also takes `sqlite://PATH?query=SELECT...` (a database needs a query). Both give a clear
+//! error when the connector's feature was not compiled in. [`datasets`] is not a connector: it names the
+//! labelled data sets onad knows and fetches their CSV files into a cache, which the `csv` source reads.
 //!
 //! ```
 //! # #[cfg(feature = "csv")] {
@@ -54,6 +57,9 @@ pub use sqlite_source::SqliteSource;
 
 mod open;
 pub use open::{Format, open, open_url};
+
+#[cfg(feature = "fetch")]
+pub mod datasets;
 
 /// Parses one text field as a number: empty (after trimming) is NaN (missing); `true`/`false` are 1/0.
 /// Returns `None` when the text is not a number.

@@ -145,7 +145,7 @@ fn open_sqlite(path: &str, query: &str, options: SourceOptions) -> Result<Box<dy
 
 /// Splits `scheme://rest` when `spec` starts with a URL scheme (letters, digits, `+`, `-`, `.`, starting
 /// with a letter); a plain path gives `None`.
-fn split_scheme(spec: &str) -> Option<(&str, &str)> {
+pub(crate) fn split_scheme(spec: &str) -> Option<(&str, &str)> {
     let (scheme, rest) = spec.split_once("://")?;
     let mut chars = scheme.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
@@ -178,7 +178,7 @@ fn parse_sqlite_url(spec: &str, rest: &str) -> Result<(String, String), SourceEr
 
 /// Decodes `%XX` escapes (and, when `plus_is_space`, `+` as a space, as in form-encoded query strings).
 /// A malformed escape or a result that is not UTF-8 is an error.
-fn percent_decode(text: &str, plus_is_space: bool) -> Result<String, String> {
+pub(crate) fn percent_decode(text: &str, plus_is_space: bool) -> Result<String, String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
