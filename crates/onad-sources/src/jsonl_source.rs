@@ -1,18 +1,14 @@
 //! JSON Lines source: one JSON object per line, streamed into dense batches. Lines are read through a
 //! bounded buffer, so a line longer than the cap is skipped without ever being held in memory whole.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::sync::Arc;
 
 use onad_core::{BadRecord, BadRowPolicy, Batch, Position, Schema, SchemaRef, SkipCounts, Source, SourceError};
-use serde::Deserializer as _;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use crate::json_row::{JsonRow, Problem, first_keys};
 use crate::options::SourceOptions;
 
 /// Options of [`JsonlSource`].
@@ -50,19 +46,13 @@ pub struct JsonlSource {
     name: String,
     reader: Box<dyn BufRead + Send>,
     options: JsonlOptions,
-    /// Input column names (features and label), in the first object's order.
-    columns: Vec<String>,
-    /// Input column name -> its position in `columns`.
-    index: HashMap<String, usize>,
+    /// The columns (the first object's keys) and the scratch space to read a line into them.
+    row: JsonRow,
     schema: SchemaRef,
-    label: Option<usize>,
     /// Lines read while looking for the schema that `next` has not consumed yet.
     prelude: Option<Prelude>,
     /// The current line (without its ending); meaningful after `read_line` returned `Line::Text`.
     line: Vec<u8>,
-    /// Per input column: the value parsed from the current line, and whether its key was seen.
-    slots: Vec<f64>,
-    seen: Vec<bool>,
     /// True until the first line has been read (where a byte order mark may be).
     at_start: bool,
     next_row: u64,
@@ -86,7 +76,7 @@ impl fmt::Debug for JsonlSource {
         f.debug_struct("JsonlSource")
             .field("name", &self.name)
             .field("schema", &self.schema)
-            .field("label", &self.label)
+            .field("label", &self.row.label())
             .field("next_row", &self.next_row)
             .finish_non_exhaustive()
     }
@@ -101,20 +91,6 @@ enum Line {
     TooLong,
     /// The end of the input.
     End,
-}
-
-/// Why a row is bad, before it is given its source and row.
-#[derive(Debug)]
-struct Problem {
-    reason: &'static str,
-    column: Option<String>,
-    detail: String,
-}
-
-impl Problem {
-    fn new(reason: &'static str, column: Option<String>, detail: String) -> Self {
-        Problem { reason, column, detail }
-    }
 }
 
 impl JsonlSource {
@@ -138,14 +114,10 @@ impl JsonlSource {
             name,
             reader: Box::new(BufReader::with_capacity(1 << 16, reader)),
             options,
-            columns: Vec::new(),
-            index: HashMap::new(),
+            row: JsonRow::default(),
             schema: Schema::numbered("unused", 0),
-            label: None,
             prelude: None,
             line: Vec::new(),
-            slots: Vec::new(),
-            seen: Vec::new(),
             at_start: true,
             next_row: 0,
             skipped: SkipCounts::default(),
@@ -167,12 +139,9 @@ impl JsonlSource {
                 }
                 Line::TooLong => source.too_long(),
                 Line::Text if is_blank(&source.line) => continue,
-                Line::Text => match std::str::from_utf8(&source.line) {
-                    Err(_) => invalid_utf8(),
-                    Ok(_) => match object_keys(&source.line) {
-                        Ok(keys) => break keys,
-                        Err(p) => p,
-                    },
+                Line::Text => match first_keys(&source.line, "line") {
+                    Ok(keys) => break keys,
+                    Err(p) => p,
                 },
             };
             if source.options.base.bad_rows == BadRowPolicy::Fail {
@@ -190,20 +159,7 @@ impl JsonlSource {
                 message: format!("the first JSON object (row {row}) has no keys, so there are no columns"),
             });
         }
-        let label = source
-            .options
-            .base
-            .label_index(&keys)
-            .map_err(|message| SourceError::Schema { source_name: source.name.clone(), message })?;
-        let features = keys.iter().enumerate().filter(|(i, _)| Some(*i) != label).map(|(_, k)| k.clone());
-        source.schema = Schema::new(features)
-            .map(Arc::new)
-            .map_err(|e| SourceError::Schema { source_name: source.name.clone(), message: e.to_string() })?;
-        source.index = keys.iter().enumerate().map(|(i, k)| (k.clone(), i)).collect();
-        source.slots = vec![f64::NAN; keys.len()];
-        source.seen = vec![false; keys.len()];
-        source.columns = keys;
-        source.label = label;
+        (source.row, source.schema) = JsonRow::new(&source.name, keys, &source.options.base, "line")?;
         source.prelude = Some(Prelude { bad, object_row: row, object_line: std::mem::take(&mut source.line) });
         Ok(source)
     }
@@ -279,45 +235,7 @@ impl JsonlSource {
 
     /// Parses `self.line` as a row into `values` / `label`, or says why it is a bad row.
     fn parse_line(&mut self, values: &mut Vec<f64>, label: &mut f64) -> Result<(), Problem> {
-        if std::str::from_utf8(&self.line).is_err() {
-            return Err(invalid_utf8());
-        }
-        self.slots.fill(f64::NAN);
-        self.seen.fill(false);
-        let mut problem = None;
-        let seed = TopSeed {
-            row: RowSink {
-                index: &self.index,
-                columns: &self.columns,
-                slots: &mut self.slots,
-                seen: &mut self.seen,
-                problem: &mut problem,
-                column: None,
-            },
-        };
-        let mut de = serde_json::Deserializer::from_slice(&self.line);
-        let top = seed.deserialize(&mut de).and_then(|top| de.end().map(|()| top)).map_err(invalid_json)?;
-        if let Top::Other(kind) = top {
-            return Err(Problem::new("not_object", None, format!("expected a JSON object, found {kind}")));
-        }
-        if let Some(p) = problem {
-            return Err(p);
-        }
-        if let Some(i) = self.seen.iter().position(|s| !s) {
-            return Err(Problem::new(
-                "missing_column",
-                Some(self.columns[i].clone()),
-                format!("the key '{}' is missing", self.columns[i]),
-            ));
-        }
-        for (i, v) in self.slots.iter().enumerate() {
-            if Some(i) == self.label {
-                *label = *v;
-            } else {
-                values.push(*v);
-            }
-        }
-        Ok(())
+        self.row.parse(&self.line, values, label)
     }
 
     /// Handles one bad row under the policy: counts it, or returns the error that stops the source.
@@ -339,291 +257,6 @@ fn is_blank(line: &[u8]) -> bool {
     line.iter().all(u8::is_ascii_whitespace)
 }
 
-fn invalid_utf8() -> Problem {
-    Problem::new("invalid_utf8", None, "the line is not valid UTF-8".into())
-}
-
-fn invalid_json(e: serde_json::Error) -> Problem {
-    Problem::new("invalid_json", None, format!("the line is not valid JSON: {e}"))
-}
-
-/// The keys of a line that is one JSON object, in order, each once; otherwise why the line is bad.
-fn object_keys(line: &[u8]) -> Result<Vec<String>, Problem> {
-    let mut de = serde_json::Deserializer::from_slice(line);
-    let keys = (&mut de).deserialize_any(KeysVisitor).and_then(|k| de.end().map(|()| k)).map_err(invalid_json)?;
-    keys.map_err(|kind| Problem::new("not_object", None, format!("expected a JSON object, found {kind}")))
-}
-
-/// Collects an object's keys (first occurrence order, no duplicates); anything else gives its kind.
-struct KeysVisitor;
-
-impl<'de> Visitor<'de> for KeysVisitor {
-    type Value = Result<Vec<String>, &'static str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut keys: Vec<String> = Vec::new();
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            map.next_value::<IgnoredAny>()?;
-            if !keys.iter().any(|k| *k == key) {
-                keys.push(key.into_owned());
-            }
-        }
-        Ok(Ok(keys))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        drain_seq(seq).map(|()| Err("an array"))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Err("a boolean"))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Err("a number"))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Err("a number"))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Err("a number"))
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Err("a string"))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Err("null"))
-    }
-}
-
-fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
-    while seq.next_element::<IgnoredAny>()?.is_some() {}
-    Ok(())
-}
-
-fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
-    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-    Ok(())
-}
-
-/// A key, borrowed from the line when it has no escapes.
-struct KeySeed;
-
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
-struct KeyVisitor;
-
-impl<'de> Visitor<'de> for KeyVisitor {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a key")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_owned()))
-    }
-}
-
-/// The top level of a line: an object (read into the row) or something else (its kind).
-enum Top {
-    Object,
-    Other(&'static str),
-}
-
-/// Where the values of one line go: a slot per input column, found by key. The first problem (an
-/// unknown, repeated or non-numeric key) is recorded and the rest of the line is still parsed, so that
-/// a line that is not valid JSON is always `invalid_json`.
-struct RowSink<'a> {
-    index: &'a HashMap<String, usize>,
-    columns: &'a [String],
-    slots: &'a mut [f64],
-    seen: &'a mut [bool],
-    problem: &'a mut Option<Problem>,
-    /// The key whose value is being read.
-    column: Option<usize>,
-}
-
-impl RowSink<'_> {
-    fn flag(&mut self, p: impl FnOnce() -> Problem) {
-        if self.problem.is_none() {
-            *self.problem = Some(p());
-        }
-    }
-
-    /// Stores the value of the current key (if it is a known, first-seen key).
-    fn put(&mut self, v: f64) {
-        if let Some(i) = self.column {
-            self.slots[i] = v;
-        }
-    }
-
-    fn non_numeric(&mut self, found: String) {
-        if let Some(i) = self.column {
-            let name = &self.columns[i];
-            if self.problem.is_none() {
-                let detail = format!("the value of '{name}' is {found}, not a number");
-                *self.problem = Some(Problem::new("non_numeric", Some(name.clone()), detail));
-            }
-        }
-    }
-}
-
-struct TopSeed<'a> {
-    row: RowSink<'a>,
-}
-
-impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
-    type Value = Top;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Top, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for TopSeed<'_> {
-    type Value = Top;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Top, A::Error> {
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            match self.row.index.get(key.as_ref()) {
-                Some(&i) if self.row.seen[i] => {
-                    self.row.flag(|| {
-                        Problem::new("duplicate_column", Some(key.to_string()), format!("the key '{key}' is repeated"))
-                    });
-                    self.row.column = None;
-                }
-                Some(&i) => {
-                    self.row.seen[i] = true;
-                    self.row.column = Some(i);
-                }
-                None => {
-                    self.row.flag(|| {
-                        Problem::new(
-                            "extra_column",
-                            Some(key.to_string()),
-                            format!("the key '{key}' is not a column of the first object"),
-                        )
-                    });
-                    self.row.column = None;
-                }
-            }
-            map.next_value_seed(ValueSeed(&mut self.row))?;
-        }
-        Ok(Top::Object)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Top, A::Error> {
-        drain_seq(seq).map(|()| Top::Other("an array"))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Top, E> {
-        Ok(Top::Other("a boolean"))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Top, E> {
-        Ok(Top::Other("a number"))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Top, E> {
-        Ok(Top::Other("a number"))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Top, E> {
-        Ok(Top::Other("a number"))
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Top, E> {
-        Ok(Top::Other("a string"))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Top, E> {
-        Ok(Top::Other("null"))
-    }
-}
-
-/// One value of an object: stored in its slot when it is a number, null or a boolean.
-struct ValueSeed<'s, 'a>(&'s mut RowSink<'a>);
-
-impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.0.put(v);
-        Ok(())
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.0.put(v as f64);
-        Ok(())
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.0.put(v as f64);
-        Ok(())
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.0.put(if v { 1.0 } else { 0.0 });
-        Ok(())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.0.put(f64::NAN);
-        Ok(())
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        let shown: String = v.chars().take(40).collect();
-        self.0.non_numeric(format!("the string '{shown}'"));
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        self.0.non_numeric("an array".into());
-        drain_seq(seq)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        self.0.non_numeric("an object".into());
-        drain_map(map)
-    }
-}
-
 impl Iterator for JsonlSource {
     type Item = Result<Batch, SourceError>;
 
@@ -634,7 +267,7 @@ impl Iterator for JsonlSource {
         let cap = self.options.base.batch_size.max(1);
         let d = self.schema.len();
         let mut values = Vec::with_capacity(cap * d);
-        let mut labels = self.label.map(|_| Vec::with_capacity(cap));
+        let mut labels = self.row.label().map(|_| Vec::with_capacity(cap));
         let mut row_ids = Vec::with_capacity(cap);
         // The lines the constructor read: bad rows (from the current position on) and the first object.
         let mut first_object = None;
@@ -699,7 +332,7 @@ impl Source for JsonlSource {
     }
 
     fn has_labels(&self) -> bool {
-        self.label.is_some()
+        self.row.label().is_some()
     }
 
     fn position(&self) -> Position {

@@ -10,11 +10,13 @@
 //! | `parquet` | [`ParquetSource`] | row group by row group; ints, floats, bools, decimals -> f64; null = NaN |
 //! | `jsonl` | [`JsonlSource`] | JSON Lines; columns = the first object's keys, in order; null = NaN |
 //! | `sqlite` | [`SqliteSource`] | a read-only SQL query (SQLite compiled in); NULL = NaN; numeric text -> f64 |
+//! | `redis` | [`RedisSource`] | a Redis stream (consumer group, at-least-once) or pub/sub channel of JSON objects |
 //! | `fetch` | [`datasets`] | the data set registry; fetch a set into a cache (HTTP, directory), sha256-verified |
 //! | `fetch-tls` | [`datasets`] | adds `https://` to `fetch` (rustls); not a default feature |
 //!
 //! All but `fetch-tls` are default features. [`open`] picks the connector from the file extension;
-//! [`open_url`] also takes `sqlite://PATH?query=SELECT...` (a database needs a query). Both give a clear
+//! [`open_url`] also takes `sqlite://PATH?query=SELECT...` (a database needs a query) and
+//! `redis://HOST:PORT/stream/NAME?group=G&consumer=C` or `redis://HOST:PORT/channel/NAME`. Both give a clear
 //! error when the connector's feature was not compiled in. [`datasets`] is not a connector: it names the
 //! labelled data sets onad knows and fetches their CSV files into a cache, which the `csv` source reads.
 //!
@@ -45,6 +47,9 @@ mod parquet_source;
 #[cfg(feature = "parquet")]
 pub use parquet_source::{ParquetSource, ParquetWriter};
 
+#[cfg(any(feature = "jsonl", feature = "redis"))]
+mod json_row;
+
 #[cfg(feature = "jsonl")]
 mod jsonl_source;
 #[cfg(feature = "jsonl")]
@@ -54,6 +59,11 @@ pub use jsonl_source::{JsonlOptions, JsonlSource};
 mod sqlite_source;
 #[cfg(feature = "sqlite")]
 pub use sqlite_source::SqliteSource;
+
+#[cfg(feature = "redis")]
+mod redis_source;
+#[cfg(feature = "redis")]
+pub use redis_source::RedisSource;
 
 mod open;
 pub use open::{Format, open, open_url};

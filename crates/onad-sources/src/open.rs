@@ -115,6 +115,17 @@ pub fn open(path: &Path, options: SourceOptions) -> Result<Box<dyn Source + Send
 ///   `sqlite://` and `?`, so `sqlite:///abs/path.db` is absolute and `sqlite://rel.db` relative). `SQL` is
 ///   percent-encoded, `+` standing for a space: `sqlite://m.db?query=SELECT+a%2C+b+FROM+t`.
 ///
+/// - `redis://[USER:PASSWORD@]HOST[:PORT]/stream/NAME?group=G&consumer=C[&...]`: the Redis stream `NAME`,
+///   read through the consumer group `G` as consumer `C` (see [`RedisSource`](crate::RedisSource)).
+///   Optional parameters: `field` (the entry field holding the JSON object; `data`), `claim_idle_ms`
+///   (claim other consumers' pending entries idle this long; 60000), and those below.
+/// - `redis://[USER:PASSWORD@]HOST[:PORT]/channel/NAME[?...]`: the messages published on the Redis
+///   pub/sub channel `NAME`.
+///
+///   Both Redis forms take `idle_timeout_ms` (end when no message arrives for this long; default: wait
+///   forever), `max_rows` (end after this many rows) and `give_up_ms` (fail when a lost connection cannot
+///   be re-established for this long; default: keep retrying). `PORT` defaults to 6379.
+///
 /// An unknown scheme is an error, and so is a known one whose connector was not compiled in
 /// ([`SourceError::NotCompiled`]).
 pub fn open_url(spec: &str, options: SourceOptions) -> Result<Box<dyn Source + Send>, SourceError> {
@@ -126,8 +137,10 @@ pub fn open_url(spec: &str, options: SourceOptions) -> Result<Box<dyn Source + S
             let (path, query) = parse_sqlite_url(spec, rest)?;
             open_sqlite(&path, &query, options)
         }
+        "redis" => open_redis(parse_redis_url(rest)?, options),
         _ => Err(SourceError::Unsupported(format!(
-            "{spec}: unknown source scheme '{scheme}://' (expected a file path or sqlite://PATH?query=SELECT...)"
+            "{spec}: unknown source scheme '{scheme}://' (expected a file path, sqlite://PATH?query=SELECT..., \
+             redis://HOST:PORT/stream/NAME?group=G&consumer=C or redis://HOST:PORT/channel/NAME)"
         ))),
     }
 }
@@ -141,6 +154,160 @@ fn open_sqlite(path: &str, query: &str, options: SourceOptions) -> Result<Box<dy
 fn open_sqlite(path: &str, query: &str, options: SourceOptions) -> Result<Box<dyn Source + Send>, SourceError> {
     let _ = (path, query, options);
     Err(not_compiled(Format::Sqlite))
+}
+
+#[cfg(feature = "redis")]
+fn open_redis(url: RedisUrl, options: SourceOptions) -> Result<Box<dyn Source + Send>, SourceError> {
+    Ok(Box::new(crate::RedisSource::from_url(url, options)?))
+}
+
+#[cfg(not(feature = "redis"))]
+fn open_redis(url: RedisUrl, options: SourceOptions) -> Result<Box<dyn Source + Send>, SourceError> {
+    let _ = (url, options);
+    Err(SourceError::NotCompiled { connector: "redis".into(), feature: "redis".into() })
+}
+
+/// A password, never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A parsed `redis://` source URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) struct RedisUrl {
+    /// The URL as given but without the password: the source's name in messages.
+    pub(crate) name: String,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<Secret>,
+    pub(crate) target: RedisTarget,
+    pub(crate) idle_timeout_ms: Option<u64>,
+    pub(crate) max_rows: Option<u64>,
+    pub(crate) give_up_ms: Option<u64>,
+}
+
+/// What a `redis://` URL reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) enum RedisTarget {
+    /// A stream read through a consumer group.
+    Stream { key: String, group: String, consumer: String, field: String, claim_idle_ms: u64 },
+    /// A pub/sub channel.
+    Channel { name: String },
+}
+
+const REDIS_FORMS: &str = "expected redis://HOST:PORT/stream/NAME?group=G&consumer=C or redis://HOST:PORT/channel/NAME";
+
+/// Parses the part of a `redis://` URL after the scheme.
+pub(crate) fn parse_redis_url(rest: &str) -> Result<RedisUrl, SourceError> {
+    let (authority, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (username, password) = match userinfo {
+        None => (None, None),
+        Some(u) => {
+            let (user, pass) = u.split_once(':').map_or((u, None), |(a, b)| (a, Some(b)));
+            (Some(user), pass)
+        }
+    };
+    // The name shown in messages: the URL without the password.
+    let name = match username.filter(|u| !u.is_empty()) {
+        Some(user) => format!("redis://{user}@{hostport}/{tail}"),
+        None => format!("redis://{hostport}/{tail}"),
+    };
+    let bad = |message: String| SourceError::Unsupported(format!("{name}: {message}"));
+    let decode = |t: &str, plus: bool| percent_decode(t, plus).map_err(&bad);
+    let (host, port) = if let Some(after) = hostport.strip_prefix('[') {
+        let (h, p) = after.split_once(']').ok_or_else(|| bad("unclosed '[' in the host".into()))?;
+        (h, p.strip_prefix(':'))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad(format!("the URL names no host ({REDIS_FORMS})")));
+    }
+    let port = match port {
+        None | Some("") => 6379,
+        Some(p) => p.parse::<u16>().map_err(|_| bad(format!("'{p}' is not a port number")))?,
+    };
+    let (path, params) = tail.split_once('?').unwrap_or((tail, ""));
+    let (kind, target_name) = path.split_once('/').unwrap_or((path, ""));
+    let target_name = decode(target_name, false)?;
+    if !matches!(kind, "stream" | "channel") || target_name.is_empty() || target_name.contains('/') {
+        return Err(bad(format!("cannot read '/{path}': {REDIS_FORMS}")));
+    }
+    let stream = kind == "stream";
+    let mut values: Vec<(String, String)> = Vec::new();
+    for pair in params.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (key, value) = (decode(key, true)?, decode(value, true)?);
+        let known: &[&str] = if stream {
+            &["group", "consumer", "field", "claim_idle_ms", "idle_timeout_ms", "max_rows", "give_up_ms"]
+        } else {
+            &["idle_timeout_ms", "max_rows", "give_up_ms"]
+        };
+        if !known.contains(&key.as_str()) {
+            return Err(bad(format!("unknown parameter '{key}' for a {kind} (known: {})", known.join(", "))));
+        }
+        if values.iter().any(|(k, _)| *k == key) {
+            return Err(bad(format!("the parameter '{key}' is given twice")));
+        }
+        values.push((key, value));
+    }
+    let get = |key: &str| values.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let number = |key: &str| -> Result<Option<u64>, SourceError> {
+        get(key)
+            .map(|v| v.parse::<u64>().map_err(|_| bad(format!("{key}={v} is not a whole number of the right size"))))
+            .transpose()
+    };
+    let max_rows = number("max_rows")?;
+    if max_rows == Some(0) {
+        return Err(bad("max_rows must be at least 1".into()));
+    }
+    let target = if stream {
+        let required = |key: &str| match get(key) {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => Err(bad(format!(
+                "a stream is read through a consumer group: add ?group=G&consumer=C (missing '{key}')"
+            ))),
+        };
+        let field = get("field").unwrap_or_else(|| "data".into());
+        if field.is_empty() {
+            return Err(bad("field= names no field".into()));
+        }
+        RedisTarget::Stream {
+            key: target_name,
+            group: required("group")?,
+            consumer: required("consumer")?,
+            field,
+            claim_idle_ms: number("claim_idle_ms")?.unwrap_or(60_000),
+        }
+    } else {
+        RedisTarget::Channel { name: target_name }
+    };
+    Ok(RedisUrl {
+        host: host.to_owned(),
+        port,
+        username: username.filter(|u| !u.is_empty()).map(|u| decode(u, false)).transpose()?,
+        password: password.map(|p| decode(p, false).map(Secret)).transpose()?,
+        target,
+        idle_timeout_ms: number("idle_timeout_ms")?,
+        max_rows,
+        give_up_ms: number("give_up_ms")?,
+        name,
+    })
 }
 
 /// Splits `scheme://rest` when `spec` starts with a URL scheme (letters, digits, `+`, `-`, `.`, starting
@@ -236,6 +403,50 @@ mod tests {
         assert!(parse("sqlite://?query=q").unwrap_err().to_string().contains("no database file"));
         assert!(parse("sqlite://m.db?query=a&query=b").unwrap_err().to_string().contains("twice"));
         assert!(parse("sqlite://m.db?query=a&limit=3").unwrap_err().to_string().contains("unknown parameter 'limit'"));
+    }
+
+    #[test]
+    fn redis_urls() {
+        let parse = |s: &str| parse_redis_url(split_scheme(s).unwrap().1);
+        let u = parse("redis://127.0.0.1:7000/stream/ev%20s?group=g&consumer=c1&claim_idle_ms=5&max_rows=9").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("127.0.0.1", 7000));
+        assert_eq!(
+            u.target,
+            RedisTarget::Stream {
+                key: "ev s".into(),
+                group: "g".into(),
+                consumer: "c1".into(),
+                field: "data".into(),
+                claim_idle_ms: 5
+            }
+        );
+        assert_eq!((u.max_rows, u.idle_timeout_ms, u.give_up_ms), (Some(9), None, None));
+        let u = parse("redis://bob:s3cret@host/channel/alerts?idle_timeout_ms=100&give_up_ms=7").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("host", 6379));
+        assert_eq!(u.target, RedisTarget::Channel { name: "alerts".into() });
+        assert_eq!((u.username.as_deref(), u.password.as_ref().map(|p| p.0.as_str())), (Some("bob"), Some("s3cret")));
+        assert_eq!(u.name, "redis://bob@host/channel/alerts?idle_timeout_ms=100&give_up_ms=7");
+        assert!(!format!("{u:?}").contains("s3cret"));
+        let u = parse("redis://:pw@[::1]:6380/channel/c").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.name.as_str()), ("::1", 6380, "redis://[::1]:6380/channel/c"));
+        let err = |s: &str| parse(s).unwrap_err().to_string();
+        assert!(err("redis://h/stream/s?group=g").contains("missing 'consumer'"));
+        assert!(err("redis://h/stream/s").contains("consumer group"));
+        assert!(err("redis://h/list/s").contains("expected redis://"));
+        assert!(err("redis://h/channel/").contains("expected redis://"));
+        assert!(err("redis://h/channel/c?group=g").contains("unknown parameter 'group'"));
+        assert!(err("redis://h/channel/c?max_rows=0").contains("at least 1"));
+        assert!(err("redis://h/channel/c?max_rows=x").contains("max_rows=x"));
+        assert!(err("redis://h:99999/channel/c").contains("not a port"));
+        assert!(err("redis://:pw@/channel/c").contains("no host"));
+        assert!(!err("redis://:pw@h/channel/c?bad=1").contains("pw"));
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn redis_without_the_feature_is_not_compiled() {
+        let err = open_url("redis://127.0.0.1:1/channel/c", SourceOptions::default()).err().unwrap();
+        assert!(matches!(err, SourceError::NotCompiled { .. }), "{err}");
     }
 
     #[test]

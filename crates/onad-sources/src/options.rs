@@ -34,7 +34,10 @@ impl Default for SourceOptions {
 
 impl SourceOptions {
     /// Resolves the label column against the input's column names; `Err` names what is missing.
-    #[cfg_attr(not(any(feature = "csv", feature = "parquet", feature = "jsonl", feature = "sqlite")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "csv", feature = "parquet", feature = "jsonl", feature = "sqlite", feature = "redis")),
+        allow(dead_code)
+    )]
     pub(crate) fn label_index(&self, names: &[String]) -> Result<Option<usize>, String> {
         match &self.label {
             LabelColumn::None => Ok(None),

@@ -1,0 +1,419 @@
+//! The conversion of one JSON object into a dense row, shared by the JSON Lines and Redis sources: the
+//! columns are the first object's keys; numbers become `f64`, `null` NaN, booleans 1 / 0; anything else
+//! is a bad row with a stable reason (`invalid_json`, `not_object`, `non_numeric`, `missing_column`,
+//! `extra_column`, `duplicate_column`, `invalid_utf8`).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use onad_core::{Schema, SchemaRef, SourceError};
+use serde::Deserializer as _;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::options::SourceOptions;
+
+/// Why a row is bad, before it is given its source and row.
+#[derive(Debug)]
+pub(crate) struct Problem {
+    pub(crate) reason: &'static str,
+    pub(crate) column: Option<String>,
+    pub(crate) detail: String,
+}
+
+impl Problem {
+    pub(crate) fn new(reason: &'static str, column: Option<String>, detail: String) -> Self {
+        Problem { reason, column, detail }
+    }
+}
+
+/// The columns of a JSON stream and the per-row scratch space to read one object into them. The default
+/// has no columns (a placeholder until the first object is read).
+#[derive(Debug, Default)]
+pub(crate) struct JsonRow {
+    /// Input column names (features and label), in the first object's order.
+    columns: Vec<String>,
+    /// Input column name -> its position in `columns`.
+    index: HashMap<String, usize>,
+    label: Option<usize>,
+    /// Per input column: the value parsed from the current object, and whether its key was seen.
+    slots: Vec<f64>,
+    seen: Vec<bool>,
+    /// What one input is called in messages (`line`, `message`).
+    noun: &'static str,
+}
+
+impl JsonRow {
+    /// Resolves the label among `keys` (the first object's keys) and builds the feature schema; `name`
+    /// is the source, for the error.
+    pub(crate) fn new(
+        name: &str,
+        keys: Vec<String>,
+        options: &SourceOptions,
+        noun: &'static str,
+    ) -> Result<(JsonRow, SchemaRef), SourceError> {
+        let label = options
+            .label_index(&keys)
+            .map_err(|message| SourceError::Schema { source_name: name.to_owned(), message })?;
+        let features = keys.iter().enumerate().filter(|(i, _)| Some(*i) != label).map(|(_, k)| k.clone());
+        let schema = Schema::new(features)
+            .map(Arc::new)
+            .map_err(|e| SourceError::Schema { source_name: name.to_owned(), message: e.to_string() })?;
+        let row = JsonRow {
+            index: keys.iter().enumerate().map(|(i, k)| (k.clone(), i)).collect(),
+            slots: vec![f64::NAN; keys.len()],
+            seen: vec![false; keys.len()],
+            columns: keys,
+            label,
+            noun,
+        };
+        Ok((row, schema))
+    }
+
+    /// The input column of the label, if any.
+    pub(crate) fn label(&self) -> Option<usize> {
+        self.label
+    }
+
+    /// Parses `bytes` (one JSON object) as a row: pushes its features onto `values` and sets `label`, or
+    /// says why it is a bad row (then `values` is unchanged).
+    pub(crate) fn parse(&mut self, bytes: &[u8], values: &mut Vec<f64>, label: &mut f64) -> Result<(), Problem> {
+        if std::str::from_utf8(bytes).is_err() {
+            return Err(invalid_utf8(self.noun));
+        }
+        self.slots.fill(f64::NAN);
+        self.seen.fill(false);
+        let mut problem = None;
+        let seed = TopSeed {
+            row: RowSink {
+                index: &self.index,
+                columns: &self.columns,
+                slots: &mut self.slots,
+                seen: &mut self.seen,
+                problem: &mut problem,
+                column: None,
+            },
+        };
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let noun = self.noun;
+        let top =
+            seed.deserialize(&mut de).and_then(|top| de.end().map(|()| top)).map_err(|e| invalid_json(noun, e))?;
+        if let Top::Other(kind) = top {
+            return Err(Problem::new("not_object", None, format!("expected a JSON object, found {kind}")));
+        }
+        if let Some(p) = problem {
+            return Err(p);
+        }
+        if let Some(i) = self.seen.iter().position(|s| !s) {
+            return Err(Problem::new(
+                "missing_column",
+                Some(self.columns[i].clone()),
+                format!("the key '{}' is missing", self.columns[i]),
+            ));
+        }
+        for (i, v) in self.slots.iter().enumerate() {
+            if Some(i) == self.label {
+                *label = *v;
+            } else {
+                values.push(*v);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The keys of `bytes` when it is one JSON object in UTF-8, in order, each once; otherwise why it is a
+/// bad row.
+pub(crate) fn first_keys(bytes: &[u8], noun: &'static str) -> Result<Vec<String>, Problem> {
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(invalid_utf8(noun));
+    }
+    object_keys(bytes, noun)
+}
+
+pub(crate) fn invalid_utf8(noun: &str) -> Problem {
+    Problem::new("invalid_utf8", None, format!("the {noun} is not valid UTF-8"))
+}
+
+fn invalid_json(noun: &str, e: serde_json::Error) -> Problem {
+    Problem::new("invalid_json", None, format!("the {noun} is not valid JSON: {e}"))
+}
+
+/// The keys of a text that is one JSON object, in order, each once; otherwise why it is bad.
+fn object_keys(bytes: &[u8], noun: &str) -> Result<Vec<String>, Problem> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let keys =
+        (&mut de).deserialize_any(KeysVisitor).and_then(|k| de.end().map(|()| k)).map_err(|e| invalid_json(noun, e))?;
+    keys.map_err(|kind| Problem::new("not_object", None, format!("expected a JSON object, found {kind}")))
+}
+
+/// Collects an object's keys (first occurrence order, no duplicates); anything else gives its kind.
+struct KeysVisitor;
+
+impl<'de> Visitor<'de> for KeysVisitor {
+    type Value = Result<Vec<String>, &'static str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut keys: Vec<String> = Vec::new();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            map.next_value::<IgnoredAny>()?;
+            if !keys.iter().any(|k| *k == key) {
+                keys.push(key.into_owned());
+            }
+        }
+        Ok(Ok(keys))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        drain_seq(seq).map(|()| Err("an array"))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err("a boolean"))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err("a number"))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err("a number"))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err("a number"))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err("a string"))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Err("null"))
+    }
+}
+
+fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+/// A key, borrowed from the line when it has no escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+}
+
+/// The top level of a line: an object (read into the row) or something else (its kind).
+enum Top {
+    Object,
+    Other(&'static str),
+}
+
+/// Where the values of one line go: a slot per input column, found by key. The first problem (an
+/// unknown, repeated or non-numeric key) is recorded and the rest of the line is still parsed, so that
+/// a line that is not valid JSON is always `invalid_json`.
+struct RowSink<'a> {
+    index: &'a HashMap<String, usize>,
+    columns: &'a [String],
+    slots: &'a mut [f64],
+    seen: &'a mut [bool],
+    problem: &'a mut Option<Problem>,
+    /// The key whose value is being read.
+    column: Option<usize>,
+}
+
+impl RowSink<'_> {
+    fn flag(&mut self, p: impl FnOnce() -> Problem) {
+        if self.problem.is_none() {
+            *self.problem = Some(p());
+        }
+    }
+
+    /// Stores the value of the current key (if it is a known, first-seen key).
+    fn put(&mut self, v: f64) {
+        if let Some(i) = self.column {
+            self.slots[i] = v;
+        }
+    }
+
+    fn non_numeric(&mut self, found: String) {
+        if let Some(i) = self.column {
+            let name = &self.columns[i];
+            if self.problem.is_none() {
+                let detail = format!("the value of '{name}' is {found}, not a number");
+                *self.problem = Some(Problem::new("non_numeric", Some(name.clone()), detail));
+            }
+        }
+    }
+}
+
+struct TopSeed<'a> {
+    row: RowSink<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
+    type Value = Top;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Top, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed<'_> {
+    type Value = Top;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Top, A::Error> {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            match self.row.index.get(key.as_ref()) {
+                Some(&i) if self.row.seen[i] => {
+                    self.row.flag(|| {
+                        Problem::new("duplicate_column", Some(key.to_string()), format!("the key '{key}' is repeated"))
+                    });
+                    self.row.column = None;
+                }
+                Some(&i) => {
+                    self.row.seen[i] = true;
+                    self.row.column = Some(i);
+                }
+                None => {
+                    self.row.flag(|| {
+                        Problem::new(
+                            "extra_column",
+                            Some(key.to_string()),
+                            format!("the key '{key}' is not a column of the first object"),
+                        )
+                    });
+                    self.row.column = None;
+                }
+            }
+            map.next_value_seed(ValueSeed(&mut self.row))?;
+        }
+        Ok(Top::Object)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Top, A::Error> {
+        drain_seq(seq).map(|()| Top::Other("an array"))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Top, E> {
+        Ok(Top::Other("a boolean"))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Top, E> {
+        Ok(Top::Other("a number"))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Top, E> {
+        Ok(Top::Other("a number"))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Top, E> {
+        Ok(Top::Other("a number"))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Top, E> {
+        Ok(Top::Other("a string"))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Top, E> {
+        Ok(Top::Other("null"))
+    }
+}
+
+/// One value of an object: stored in its slot when it is a number, null or a boolean.
+struct ValueSeed<'s, 'a>(&'s mut RowSink<'a>);
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.0.put(v);
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.0.put(v as f64);
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.0.put(v as f64);
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.0.put(if v { 1.0 } else { 0.0 });
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.0.put(f64::NAN);
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        let shown: String = v.chars().take(40).collect();
+        self.0.non_numeric(format!("the string '{shown}'"));
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        self.0.non_numeric("an array".into());
+        drain_seq(seq)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        self.0.non_numeric("an object".into());
+        drain_map(map)
+    }
+}
