@@ -497,8 +497,37 @@ struct RunStateRef<'a> {
     threshold: &'a AnyThreshold,
     rows: u64,
     anomalies: u64,
-    skipped: &'a SkipCounts,
+    skipped: SkipCounts,
     output_bytes: Option<u64>,
+}
+
+impl<'a> RunStateRef<'a> {
+    /// The state to checkpoint at `progress`, after flushing and fsyncing the output so the checkpoint
+    /// can record how much of it is covered.
+    fn at(
+        spec: &'a PipelineSpec,
+        model: &'a AnyPipeline,
+        threshold: &'a AnyThreshold,
+        carried: &Carried,
+        progress: &onad_pipeline::Progress<'_>,
+        output: &mut Option<Output>,
+    ) -> std::io::Result<RunStateRef<'a>> {
+        let output_bytes = match output.as_mut() {
+            Some(o) if o.file.is_some() => Some(o.sync()?),
+            _ => None,
+        };
+        let mut skipped = carried.skipped.clone();
+        skipped.merge(progress.skipped);
+        Ok(RunStateRef {
+            spec,
+            model,
+            threshold,
+            rows: carried.rows + progress.stats.rows,
+            anomalies: carried.anomalies + progress.stats.anomalies,
+            skipped,
+            output_bytes,
+        })
+    }
 }
 
 /// The `--output` sink: counts the bytes written so a checkpoint can record how much of the file it
@@ -728,22 +757,7 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
                            progress: &onad_pipeline::Progress<'_>|
          -> Result<(), onad_pipeline::BoxError> {
             let Some(cd) = checkpoints.as_ref() else { return Ok(()) };
-            let mut out = output_cell.borrow_mut();
-            let output_bytes = match out.as_mut() {
-                Some(o) if o.file.is_some() => Some(o.sync()?),
-                _ => None,
-            };
-            let mut skipped = carried.skipped.clone();
-            skipped.merge(progress.skipped);
-            let common = RunStateRef {
-                spec,
-                model,
-                threshold,
-                rows: carried.rows + progress.stats.rows,
-                anomalies: carried.anomalies + progress.stats.anomalies,
-                skipped: &skipped,
-                output_bytes,
-            };
+            let common = RunStateRef::at(spec, model, threshold, &carried, progress, &mut output_cell.borrow_mut())?;
             let rows_seen = common.rows;
             let state = KeyedRunStateRef { common, models: &models };
             let c = Checkpoint {
@@ -775,22 +789,7 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
                     || args.checkpoint_seconds.is_some_and(|t| last_checkpoint.elapsed().as_secs_f64() >= t)
                     || stop_reason.is_some())
             {
-                let mut out = output_cell.borrow_mut();
-                let output_bytes = match out.as_mut() {
-                    Some(o) if o.file.is_some() => Some(o.sync()?),
-                    _ => None,
-                };
-                let mut skipped = carried.skipped.clone();
-                skipped.merge(progress.skipped);
-                let state = RunStateRef {
-                    spec,
-                    model,
-                    threshold,
-                    rows: carried.rows + progress.stats.rows,
-                    anomalies: carried.anomalies + progress.stats.anomalies,
-                    skipped: &skipped,
-                    output_bytes,
-                };
+                let state = RunStateRef::at(spec, model, threshold, &carried, progress, &mut output_cell.borrow_mut())?;
                 let c = Checkpoint {
                     model_kind: spec.name(),
                     rows_seen: state.rows,
@@ -810,22 +809,13 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
     }
     // A final checkpoint at the end of the stream, so a later --resume has nothing left to redo.
     if let (Some(cd), false, None) = (job.checkpoints.as_ref(), stats.stopped_early, job.keyed.as_ref()) {
-        let mut skipped = carried.skipped.clone();
-        skipped.merge(&stats.skipped);
-        let output_bytes = job.output.as_ref().and_then(|o| o.file.as_ref().map(|_| o.written));
-        let state = RunStateRef {
-            spec: &job.spec,
-            model: &job.model,
-            threshold: &job.threshold,
-            rows: carried.rows + stats.rows,
-            anomalies: carried.anomalies + stats.anomalies,
-            skipped: &skipped,
-            output_bytes,
-        };
+        let position = Source::position(job.source.as_ref());
+        let progress = onad_pipeline::Progress { position, stats: &stats, skipped: &stats.skipped };
+        let state = RunStateRef::at(&job.spec, &job.model, &job.threshold, &carried, &progress, &mut job.output)?;
         let c = Checkpoint {
             model_kind: job.spec.name(),
             rows_seen: state.rows,
-            position: Source::position(job.source.as_ref()),
+            position: progress.position.clone(),
             state,
         };
         cd.write(&c)?;
