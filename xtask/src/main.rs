@@ -39,8 +39,29 @@ fn run(step: &str, mut cmd: Command) -> Result<()> {
     Ok(())
 }
 
+/// The Redis connector's tests start a real `redis-server`. On a machine without it, install Debian's
+/// package when we can (root with apt-get, as on CI), so `cargo xtask ci` works on a fresh machine.
+fn ensure_redis_server() -> Result<()> {
+    let present = |name: &str| Command::new(name).arg("--version").output().is_ok_and(|o| o.status.success());
+    if present("redis-server") {
+        return Ok(());
+    }
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !(root && present("apt-get")) {
+        bail!("the Redis tests need redis-server on PATH: install it (Debian: apt-get install -y redis-server)");
+    }
+    eprintln!("\n==> installing redis-server (apt-get), needed by the Redis connector's tests");
+    let mut update = Command::new("apt-get");
+    update.args(["update", "-qq"]).env("DEBIAN_FRONTEND", "noninteractive");
+    run("apt-get update", update)?;
+    let mut install = Command::new("apt-get");
+    install.args(["install", "-y", "-qq", "redis-server"]).env("DEBIAN_FRONTEND", "noninteractive");
+    run("apt-get install redis-server", install)
+}
+
 fn ci() -> Result<()> {
     let start = Instant::now();
+    ensure_redis_server()?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     run("fmt", fmt)?;
