@@ -159,3 +159,31 @@ fn no_label_means_every_column_is_a_feature() {
     assert!(!src.has_labels());
     assert_eq!(collect(&mut src).0, vec![1.0, 2.0]);
 }
+
+#[test]
+fn reads_snappy_zstd_gzip_and_uncompressed_files() {
+    use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+    let dir = tempfile::tempdir().unwrap();
+    let values: Vec<f64> = (0..5000).map(|i| (i as f64 * 0.37).sin()).collect();
+    for (name, codec) in [
+        ("snappy", Compression::SNAPPY),
+        ("zstd", Compression::ZSTD(ZstdLevel::default())),
+        ("gzip", Compression::GZIP(GzipLevel::default())),
+        ("none", Compression::UNCOMPRESSED),
+    ] {
+        let path = dir.path().join(format!("{name}.parquet"));
+        let schema = Arc::new(ArrowSchema::new(vec![Field::new("x", arrow_schema::DataType::Float64, true)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(arrow_array::Float64Array::from(values.clone())) as ArrayRef],
+        )
+        .unwrap();
+        let props = WriterProperties::builder().set_compression(codec).build();
+        let mut w = ArrowWriter::try_new(File::create(&path).unwrap(), schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let options = SourceOptions { label: LabelColumn::None, ..Default::default() };
+        let mut src = ParquetSource::open(&path, options).unwrap();
+        assert_eq!(collect(&mut src).0, values, "{name}");
+    }
+}
