@@ -163,6 +163,18 @@ impl CsvSource {
         }
         let start = values.len();
         for (i, field) in self.record.iter().enumerate() {
+            // Fast path: a plain number, parsed from the bytes (no UTF-8 pass).
+            let trimmed = field.trim_ascii();
+            if !trimmed.is_empty()
+                && let Ok(v) = fast_float2::parse::<f64, _>(trimmed)
+            {
+                if Some(i) == self.label {
+                    *label = v;
+                } else {
+                    values.push(v);
+                }
+                continue;
+            }
             let text = match std::str::from_utf8(field) {
                 Ok(t) => t,
                 Err(_) => {
