@@ -4,7 +4,7 @@ use onad_core::{Batch, DetectorParams, Position, Schema, SchemaRef, SkipCounts, 
 use onad_models::MovingAverageParams;
 use onad_pipeline::{FixedThreshold, Order, PipelineError, RunConfig, run};
 
-/// An in-memory source: batches of one feature, with some rows reported as skipped.
+/// An in-memory source over prepared batches (labelled when its batches are).
 #[derive(Debug)]
 struct Memory {
     schema: SchemaRef,
@@ -14,6 +14,7 @@ struct Memory {
 }
 
 impl Memory {
+    /// Batches of one labelled feature, with one row reported as skipped.
     fn new(values: &[f64], batch: usize) -> Self {
         let schema = Schema::shared(["v"]).unwrap();
         let batches = values
@@ -43,7 +44,7 @@ impl Source for Memory {
         &self.schema
     }
     fn has_labels(&self) -> bool {
-        true
+        self.batches.first().is_some_and(|b| b.labels().is_some())
     }
     fn position(&self) -> Position {
         Position::Row(self.next as u64)
@@ -106,7 +107,7 @@ mod keyed {
     use onad_pipeline::{KeyedConfig, KeyedStats, NoThreshold, run_keyed};
 
     /// Rows of (key, value): 64 keys, each with its own level, plus spikes.
-    fn keyed_source(rows: usize, batch: usize) -> Memory2 {
+    fn keyed_source(rows: usize, batch: usize) -> Memory {
         let schema = Schema::shared(["key", "v"]).unwrap();
         let mut values = Vec::with_capacity(rows * 2);
         let mut x = 7u64;
@@ -121,39 +122,7 @@ mod keyed {
             .enumerate()
             .map(|(k, c)| Batch::from_rows(schema.clone(), c.to_vec(), None, (k * batch) as u64).unwrap())
             .collect();
-        Memory2 { schema, batches, next: 0, skipped: SkipCounts::default() }
-    }
-
-    #[derive(Debug)]
-    struct Memory2 {
-        schema: SchemaRef,
-        batches: Vec<Batch>,
-        next: usize,
-        skipped: SkipCounts,
-    }
-
-    impl Iterator for Memory2 {
-        type Item = Result<Batch, SourceError>;
-        fn next(&mut self) -> Option<Self::Item> {
-            let b = self.batches.get(self.next).cloned();
-            self.next += 1;
-            b.map(Ok)
-        }
-    }
-
-    impl Source for Memory2 {
-        fn schema(&self) -> &SchemaRef {
-            &self.schema
-        }
-        fn has_labels(&self) -> bool {
-            false
-        }
-        fn position(&self) -> Position {
-            Position::Row(self.next as u64)
-        }
-        fn skipped(&self) -> &SkipCounts {
-            &self.skipped
-        }
+        Memory { schema, batches, next: 0, skipped: SkipCounts::default() }
     }
 
     fn run_with_workers(workers: usize, max_keys: Option<usize>) -> (Vec<(u64, u64)>, KeyedStats) {
@@ -205,7 +174,7 @@ mod keyed {
     /// A source that counts how many batches have been read, shared with the sink.
     #[derive(Debug)]
     struct Counting {
-        inner: Memory2,
+        inner: Memory,
         read: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     }
 
