@@ -254,10 +254,7 @@ impl Iterator for CsvSource {
         if row_ids.is_empty() && self.done {
             return None;
         }
-        Some(
-            Batch::try_new(self.schema.clone(), values, labels, row_ids)
-                .map_err(|e| SourceError::Schema { source_name: self.name.clone(), message: e.to_string() }),
-        )
+        Some(crate::options::make_batch(&self.name, &self.schema, values, labels, row_ids))
     }
 }
 
@@ -280,11 +277,7 @@ impl Source for CsvSource {
 
     /// Skips forward to a row id (records are read and dropped; rows before it are not parsed).
     fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
-        let target = match position {
-            Position::Start => 0,
-            Position::Row(r) => *r,
-            other => return Err(SourceError::Unsupported(format!("{}: cannot seek a CSV file to {other}", self.name))),
-        };
+        let target = crate::options::seek_row(position, &self.name, "a CSV file")?;
         if target < self.next_row {
             return Err(SourceError::Unsupported(format!(
                 "{}: cannot seek back to row {target} from row {}",

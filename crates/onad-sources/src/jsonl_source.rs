@@ -319,10 +319,7 @@ impl Iterator for JsonlSource {
         if row_ids.is_empty() && self.done {
             return None;
         }
-        Some(
-            Batch::try_new(self.schema.clone(), values, labels, row_ids)
-                .map_err(|e| SourceError::Schema { source_name: self.name.clone(), message: e.to_string() }),
-        )
+        Some(crate::options::make_batch(&self.name, &self.schema, values, labels, row_ids))
     }
 }
 
@@ -345,16 +342,7 @@ impl Source for JsonlSource {
 
     /// Skips forward to a row id (lines are read and dropped, not parsed, and not counted as skipped).
     fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
-        let target = match position {
-            Position::Start => 0,
-            Position::Row(r) => *r,
-            other => {
-                return Err(SourceError::Unsupported(format!(
-                    "{}: cannot seek a JSON Lines file to {other}",
-                    self.name
-                )));
-            }
-        };
+        let target = crate::options::seek_row(position, &self.name, "a JSON Lines file")?;
         if target < self.next_row {
             return Err(SourceError::Unsupported(format!(
                 "{}: cannot seek back to row {target} from row {}",

@@ -1,7 +1,7 @@
 //! Options shared by every connector: which column holds the label, what to do with bad rows, how many
 //! rows go in a batch.
 
-use onad_core::BadRowPolicy;
+use onad_core::{BadRowPolicy, Batch, Position, SchemaRef, SourceError};
 
 /// Which input column holds the label (1 = anomaly, 0 = normal); it is never a feature.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -49,4 +49,27 @@ impl SourceOptions {
             },
         }
     }
+}
+
+/// The row a file-like source is asked to seek to (`Start` is row 0); other positions are unsupported.
+#[cfg_attr(not(any(feature = "csv", feature = "parquet", feature = "jsonl", feature = "sqlite")), allow(dead_code))]
+pub(crate) fn seek_row(position: &Position, source_name: &str, what: &str) -> Result<u64, SourceError> {
+    match position {
+        Position::Start => Ok(0),
+        Position::Row(r) => Ok(*r),
+        other => Err(SourceError::Unsupported(format!("{source_name}: cannot seek {what} to {other}"))),
+    }
+}
+
+/// Assembles a batch from the rows a connector has parsed; a shape error names the source.
+#[cfg_attr(not(any(feature = "csv", feature = "jsonl", feature = "redis")), allow(dead_code))]
+pub(crate) fn make_batch(
+    source_name: &str,
+    schema: &SchemaRef,
+    values: Vec<f64>,
+    labels: Option<Vec<f64>>,
+    row_ids: Vec<u64>,
+) -> Result<Batch, SourceError> {
+    Batch::try_new(schema.clone(), values, labels, row_ids)
+        .map_err(|e| SourceError::Schema { source_name: source_name.to_owned(), message: e.to_string() })
 }

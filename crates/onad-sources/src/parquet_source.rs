@@ -298,13 +298,7 @@ impl Source for ParquetSource {
 
     /// Reopens the file positioned at the row (row groups before it are not decoded).
     fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
-        let row = match position {
-            Position::Start => 0,
-            Position::Row(r) => *r,
-            other => {
-                return Err(SourceError::Unsupported(format!("{}: cannot seek a Parquet file to {other}", self.name)));
-            }
-        };
+        let row = crate::options::seek_row(position, &self.name, "a Parquet file")?;
         if row > self.total_rows {
             return Err(SourceError::Schema {
                 source_name: self.name.clone(),

@@ -845,10 +845,7 @@ impl Iterator for RedisSource {
             self.next_row += 1;
         }
         self.rows += row_ids.len() as u64;
-        Some(
-            Batch::try_new(self.schema.clone(), values, labels, row_ids)
-                .map_err(|e| SourceError::Schema { source_name: self.name.clone(), message: e.to_string() }),
-        )
+        Some(crate::options::make_batch(&self.name, &self.schema, values, labels, row_ids))
     }
 }
 

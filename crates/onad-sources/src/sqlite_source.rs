@@ -412,13 +412,7 @@ impl Source for SqliteSource {
     /// Runs the query again from the start and skips to a row id (forward or back; the skipped rows are
     /// not converted and not counted). Fails when the query has fewer rows than that.
     fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
-        let target = match position {
-            Position::Start => 0,
-            Position::Row(r) => *r,
-            other => {
-                return Err(SourceError::Unsupported(format!("{}: cannot seek a SQLite query to {other}", self.name)));
-            }
-        };
+        let target = crate::options::seek_row(position, &self.name, "a SQLite query")?;
         // Stop the current reader; on failure below, `next` restarts from the unchanged position.
         self.reader = None;
         self.pending = None;
