@@ -71,7 +71,7 @@ fn ci() -> Result<()> {
     run("clippy", clippy)?;
 
     // Each connector feature must build on its own (features are additive and independent).
-    for features in ["", "csv", "parquet", "jsonl", "sqlite", "fetch", "redis"] {
+    for features in ["", "csv", "parquet", "jsonl", "sqlite", "fetch", "redis", "kafka"] {
         let mut check = cargo();
         check.args(["clippy", "-p", "onad-sources", "--no-default-features", "--locked"]);
         if !features.is_empty() {

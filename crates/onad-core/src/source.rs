@@ -41,8 +41,14 @@ pub enum Position {
     Start,
     /// A file-like source: the input row id of the next row to read (header excluded, bad rows included).
     Row(u64),
-    /// A partitioned log (Kafka): the next offset to read per (topic, partition).
-    Offsets(BTreeMap<(String, i32), i64>),
+    /// A partitioned log (Kafka): the next offset to read per (topic, partition), and the number of
+    /// messages delivered so far (bad ones included), so row ids go on where they stopped.
+    Offsets {
+        /// (topic, partition) -> the offset of the next message to deliver.
+        next: BTreeMap<(String, i32), i64>,
+        /// Messages delivered (the row id of the next one).
+        delivered: u64,
+    },
 }
 
 impl fmt::Display for Position {
@@ -50,12 +56,12 @@ impl fmt::Display for Position {
         match self {
             Position::Start => f.write_str("the start"),
             Position::Row(r) => write!(f, "row {r}"),
-            Position::Offsets(o) => {
-                f.write_str("offsets")?;
-                for ((topic, partition), offset) in o {
+            Position::Offsets { next, delivered } => {
+                write!(f, "message {delivered} (offsets")?;
+                for ((topic, partition), offset) in next {
                     write!(f, " {topic}/{partition}@{offset}")?;
                 }
-                Ok(())
+                f.write_str(")")
             }
         }
     }
@@ -212,7 +218,7 @@ mod tests {
     fn position_round_trips_through_postcard() {
         let mut offsets = BTreeMap::new();
         offsets.insert(("events".to_string(), 3), 1200_i64);
-        for p in [Position::Start, Position::Row(7), Position::Offsets(offsets)] {
+        for p in [Position::Start, Position::Row(7), Position::Offsets { next: offsets, delivered: 12 }] {
             let bytes = postcard::to_stdvec(&p).unwrap();
             assert_eq!(postcard::from_bytes::<Position>(&bytes).unwrap(), p);
         }

@@ -72,6 +72,12 @@ impl JsonRow {
     }
 
     /// The input column of the label, if any.
+    /// Whether `name` is one of the input columns (features or label).
+    #[cfg_attr(not(any(feature = "redis", feature = "kafka")), allow(dead_code))]
+    pub(crate) fn is_column(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
     pub(crate) fn label(&self) -> Option<usize> {
         self.label
     }

@@ -11,6 +11,7 @@
 //! | `jsonl` | [`JsonlSource`] | JSON Lines; columns = the first object's keys, in order; null = NaN |
 //! | `sqlite` | [`SqliteSource`] | a read-only SQL query (SQLite compiled in); NULL = NaN; numeric text -> f64 |
 //! | `redis` | [`RedisSource`] | a Redis stream (consumer group, at-least-once) or pub/sub channel of JSON objects |
+//! | `kafka` | [`KafkaSource`] | a Kafka topic of JSON objects (consumer group, manual commits, offsets per partition) |
 //! | `fetch` | [`datasets`] | the data set registry; fetch a set into a cache (HTTP, directory), sha256-verified |
 //! | `fetch-tls` | [`datasets`] | adds `https://` to `fetch` (rustls); not a default feature |
 //!
@@ -47,8 +48,11 @@ mod parquet_source;
 #[cfg(feature = "parquet")]
 pub use parquet_source::{ParquetSource, ParquetWriter};
 
-#[cfg(any(feature = "jsonl", feature = "redis"))]
+#[cfg(any(feature = "jsonl", feature = "redis", feature = "kafka"))]
 mod json_row;
+
+#[cfg(any(feature = "redis", feature = "kafka"))]
+mod message;
 
 #[cfg(feature = "jsonl")]
 mod jsonl_source;
@@ -64,6 +68,11 @@ pub use sqlite_source::SqliteSource;
 mod redis_source;
 #[cfg(feature = "redis")]
 pub use redis_source::RedisSource;
+
+#[cfg(feature = "kafka")]
+mod kafka_source;
+#[cfg(feature = "kafka")]
+pub use kafka_source::KafkaSource;
 
 mod open;
 pub use open::{Format, open, open_url};

@@ -126,6 +126,13 @@ pub fn open(path: &Path, options: SourceOptions) -> Result<Box<dyn Source + Send
 ///   forever), `max_rows` (end after this many rows) and `give_up_ms` (fail when a lost connection cannot
 ///   be re-established for this long; default: keep retrying). `PORT` defaults to 6379.
 ///
+/// - `kafka://HOST:PORT[,HOST:PORT...]/TOPIC[?...]`: the Kafka topic `TOPIC`, read through a consumer group
+///   (see [`KafkaSource`](crate::KafkaSource)). Parameters: `group` (the consumer group; `onad`),
+///   `key_column` (add each message's key as a last feature column of this name, for `--key`),
+///   `idle_timeout_ms`, `max_rows` (as for Redis), `connect_timeout_ms` (opening fails when the brokers
+///   do not describe the topic within this long; 10000), and any librdkafka setting, recognised by the dot in its
+///   name (`session.timeout.ms=6000`, `auto.offset.reset=latest`, `fetch.min.bytes=1`).
+///
 /// An unknown scheme is an error, and so is a known one whose connector was not compiled in
 /// ([`SourceError::NotCompiled`]).
 pub fn open_url(spec: &str, options: SourceOptions) -> Result<Box<dyn Source + Send>, SourceError> {
@@ -138,9 +145,11 @@ pub fn open_url(spec: &str, options: SourceOptions) -> Result<Box<dyn Source + S
             open_sqlite(&path, &query, options)
         }
         "redis" => open_redis(parse_redis_url(rest)?, options),
+        "kafka" => open_kafka(parse_kafka_url(rest)?, options),
         _ => Err(SourceError::Unsupported(format!(
             "{spec}: unknown source scheme '{scheme}://' (expected a file path, sqlite://PATH?query=SELECT..., \
-             redis://HOST:PORT/stream/NAME?group=G&consumer=C or redis://HOST:PORT/channel/NAME)"
+             redis://HOST:PORT/stream/NAME?group=G&consumer=C, redis://HOST:PORT/channel/NAME or \
+             kafka://HOST:PORT/TOPIC?group=G)"
         ))),
     }
 }
@@ -165,6 +174,131 @@ fn open_redis(url: RedisUrl, options: SourceOptions) -> Result<Box<dyn Source + 
 fn open_redis(url: RedisUrl, options: SourceOptions) -> Result<Box<dyn Source + Send>, SourceError> {
     let _ = (url, options);
     Err(SourceError::NotCompiled { connector: "redis".into(), feature: "redis".into() })
+}
+
+#[cfg(feature = "kafka")]
+fn open_kafka(url: KafkaUrl, options: SourceOptions) -> Result<Box<dyn Source + Send>, SourceError> {
+    Ok(Box::new(crate::KafkaSource::from_url(url, options)?))
+}
+
+#[cfg(not(feature = "kafka"))]
+fn open_kafka(url: KafkaUrl, options: SourceOptions) -> Result<Box<dyn Source + Send>, SourceError> {
+    let _ = (url, options);
+    Err(SourceError::NotCompiled { connector: "kafka".into(), feature: "kafka".into() })
+}
+
+/// A parsed `kafka://` source URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+pub(crate) struct KafkaUrl {
+    /// The URL as given: the source's name in messages.
+    pub(crate) name: String,
+    /// `bootstrap.servers`: `HOST:PORT[,HOST:PORT...]`.
+    pub(crate) brokers: String,
+    pub(crate) topic: String,
+    pub(crate) group: String,
+    pub(crate) key_column: Option<String>,
+    pub(crate) idle_timeout_ms: Option<u64>,
+    /// How long opening waits for the brokers to describe the topic.
+    pub(crate) connect_timeout_ms: u64,
+    pub(crate) max_rows: Option<u64>,
+    /// librdkafka settings passed through, in the order given.
+    pub(crate) config: Vec<(String, String)>,
+}
+
+const KAFKA_FORM: &str = "expected kafka://HOST:PORT[,HOST:PORT...]/TOPIC[?group=G&key_column=K&...]";
+
+/// Parses the part of a `kafka://` URL after the scheme.
+pub(crate) fn parse_kafka_url(rest: &str) -> Result<KafkaUrl, SourceError> {
+    let name = format!("kafka://{rest}");
+    let bad = |message: String| SourceError::Unsupported(format!("{name}: {message}"));
+    let (authority, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
+    if authority.is_empty() || authority.split(',').any(|b| b.trim().is_empty()) {
+        return Err(bad(format!("the URL names no broker ({KAFKA_FORM})")));
+    }
+    for broker in authority.split(',') {
+        if let Some((_, port)) = broker.rsplit_once(':')
+            && port.parse::<u16>().is_err()
+        {
+            return Err(bad(format!("'{port}' is not a port number")));
+        }
+    }
+    let topic = percent_decode(path, false).map_err(&bad)?;
+    if topic.is_empty() || topic.contains('/') {
+        return Err(bad(format!("the URL names no topic ({KAFKA_FORM})")));
+    }
+    let params = Params::parse(
+        query,
+        &["group", "key_column", "idle_timeout_ms", "max_rows", "connect_timeout_ms"],
+        true,
+        &bad,
+    )?;
+    let max_rows = params.number("max_rows", &bad)?;
+    if max_rows == Some(0) {
+        return Err(bad("max_rows must be at least 1".into()));
+    }
+    let group = params.get("group").unwrap_or("onad").to_owned();
+    if group.is_empty() {
+        return Err(bad("group= names no consumer group".into()));
+    }
+    let key_column = match params.get("key_column") {
+        Some("") => return Err(bad("key_column= names no column".into())),
+        k => k.map(str::to_owned),
+    };
+    Ok(KafkaUrl {
+        brokers: authority.to_owned(),
+        topic,
+        group,
+        key_column,
+        idle_timeout_ms: params.number("idle_timeout_ms", &bad)?,
+        connect_timeout_ms: params.number("connect_timeout_ms", &bad)?.unwrap_or(10_000),
+        max_rows,
+        config: params.values.iter().filter(|(k, _)| k.contains('.')).cloned().collect(),
+        name,
+    })
+}
+
+/// The `key=value&...` parameters of a source URL, percent-decoded, each given at most once.
+struct Params {
+    values: Vec<(String, String)>,
+}
+
+impl Params {
+    /// Parses `query`, accepting the `known` keys (and, with `dotted`, any key containing a dot).
+    fn parse(
+        query: &str,
+        known: &[&str],
+        dotted: bool,
+        bad: &dyn Fn(String) -> SourceError,
+    ) -> Result<Params, SourceError> {
+        let mut values: Vec<(String, String)> = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let key = percent_decode(key, true).map_err(bad)?;
+            let value = percent_decode(value, true).map_err(bad)?;
+            let librdkafka_setting = dotted && key.contains('.');
+            if !(known.contains(&key.as_str()) || librdkafka_setting) {
+                let also = if dotted { ", or a librdkafka setting such as session.timeout.ms" } else { "" };
+                return Err(bad(format!("unknown parameter '{key}' (known: {}{also})", known.join(", "))));
+            }
+            if values.iter().any(|(k, _)| *k == key) {
+                return Err(bad(format!("the parameter '{key}' is given twice")));
+            }
+            values.push((key, value));
+        }
+        Ok(Params { values })
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.values.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    fn number(&self, key: &str, bad: &dyn Fn(String) -> SourceError) -> Result<Option<u64>, SourceError> {
+        self.get(key)
+            .map(|v| v.parse::<u64>().map_err(|_| bad(format!("{key}={v} is not a whole number of the right size"))))
+            .transpose()
+    }
 }
 
 /// A password, never shown by `Debug`.
@@ -249,29 +383,14 @@ pub(crate) fn parse_redis_url(rest: &str) -> Result<RedisUrl, SourceError> {
         return Err(bad(format!("cannot read '/{path}': {REDIS_FORMS}")));
     }
     let stream = kind == "stream";
-    let mut values: Vec<(String, String)> = Vec::new();
-    for pair in params.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let (key, value) = (decode(key, true)?, decode(value, true)?);
-        let known: &[&str] = if stream {
-            &["group", "consumer", "field", "claim_idle_ms", "idle_timeout_ms", "max_rows", "give_up_ms"]
-        } else {
-            &["idle_timeout_ms", "max_rows", "give_up_ms"]
-        };
-        if !known.contains(&key.as_str()) {
-            return Err(bad(format!("unknown parameter '{key}' for a {kind} (known: {})", known.join(", "))));
-        }
-        if values.iter().any(|(k, _)| *k == key) {
-            return Err(bad(format!("the parameter '{key}' is given twice")));
-        }
-        values.push((key, value));
-    }
-    let get = |key: &str| values.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-    let number = |key: &str| -> Result<Option<u64>, SourceError> {
-        get(key)
-            .map(|v| v.parse::<u64>().map_err(|_| bad(format!("{key}={v} is not a whole number of the right size"))))
-            .transpose()
+    let known: &[&str] = if stream {
+        &["group", "consumer", "field", "claim_idle_ms", "idle_timeout_ms", "max_rows", "give_up_ms"]
+    } else {
+        &["idle_timeout_ms", "max_rows", "give_up_ms"]
     };
+    let params = Params::parse(params, known, false, &bad)?;
+    let get = |key: &str| params.get(key).map(str::to_owned);
+    let number = |key: &str| params.number(key, &bad);
     let max_rows = number("max_rows")?;
     if max_rows == Some(0) {
         return Err(bad("max_rows must be at least 1".into()));
@@ -455,8 +574,8 @@ mod tests {
         assert_eq!(split_scheme("data/file.csv"), None);
         assert_eq!(split_scheme("C:\\data\\file.csv"), None);
         assert_eq!(split_scheme("weird dir://x"), None);
-        let err = open_url("kafka://broker/topic", SourceOptions::default()).err().unwrap().to_string();
-        assert!(err.contains("unknown source scheme 'kafka://'"), "{err}");
+        let err = open_url("amqp://broker/queue", SourceOptions::default()).err().unwrap().to_string();
+        assert!(err.contains("unknown source scheme 'amqp://'"), "{err}");
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! `PubSub` borrows the connection, and must keep reading so the server does not drop a slow subscriber)
 //! and hands messages over a bounded channel.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,15 +13,14 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use onad_core::{BadRecord, BadRowPolicy, Batch, Position, SchemaRef, SkipCounts, Source, SourceError};
+use onad_core::{Batch, Position, SchemaRef, SkipCounts, Source, SourceError};
 use redis::{Client, Connection, IntoConnectionInfo, RedisError, Value};
 
-use crate::json_row::{JsonRow, Problem, first_keys};
+use crate::json_row::Problem;
+use crate::message::{MessageReader, MessageStream, POLL, StreamLimits};
 use crate::open::{RedisTarget, RedisUrl, parse_redis_url, split_scheme};
 use crate::options::SourceOptions;
 
-/// Longest single wait for messages; waits repeat until `idle_timeout_ms` (or forever).
-const POLL: Duration = Duration::from_secs(1);
 /// Connection (TCP connect and handshake) timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Socket read and write timeout of a stream connection: a blocked read waits at most `POLL` on the
@@ -74,44 +72,24 @@ const MAX_DELAY: Duration = Duration::from_secs(5);
 /// lost later is re-established with backoff (100 ms, doubling up to 5 s), the group re-created or the
 /// channel re-subscribed, until `give_up_ms` has passed since the loss (default: forever); then the
 /// source fails with an error saying so.
-pub struct RedisSource {
-    name: String,
-    reader: Reader,
-    row: JsonRow,
-    schema: SchemaRef,
-    policy: BadRowPolicy,
-    batch_size: usize,
-    idle_timeout: Option<Duration>,
-    max_rows: Option<u64>,
-    /// Messages fetched and not yet turned into rows.
-    buffer: VecDeque<Message>,
-    /// When the last message arrived (or the source was opened).
-    last_message: Instant,
-    /// The row id of the next message.
-    next_row: u64,
-    /// Good rows handed out.
-    rows: u64,
-    skipped: SkipCounts,
-    done: bool,
-}
+pub struct RedisSource(MessageStream<Reader>);
 
 impl fmt::Debug for RedisSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisSource")
-            .field("name", &self.name)
-            .field("schema", &self.schema)
-            .field("next_row", &self.next_row)
-            .field("rows", &self.rows)
-            .finish_non_exhaustive()
+        f.debug_tuple("RedisSource").field(&self.0).finish()
     }
 }
 
-/// One message: the stream entry id (none for pub/sub) and its JSON text (`None`: the entry lacks the
-/// field).
+type Message = crate::message::Message<EntryId>;
+
+/// A stream entry id, shown as `entry ID` in errors.
 #[derive(Debug)]
-struct Message {
-    id: Option<String>,
-    payload: Option<Vec<u8>>,
+struct EntryId(String);
+
+impl fmt::Display for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "entry {}", self.0)
+    }
 }
 
 enum Reader {
@@ -119,8 +97,9 @@ enum Reader {
     Channel(ChannelReader),
 }
 
-impl Reader {
-    /// Up to `count` messages, waiting at most `wait` for the first; none when nothing arrived.
+impl MessageReader for Reader {
+    type Id = EntryId;
+
     fn fetch(&mut self, count: usize, wait: Duration) -> Result<Vec<Message>, SourceError> {
         match self {
             Reader::Stream(s) => s.fetch(count, wait),
@@ -128,19 +107,25 @@ impl Reader {
         }
     }
 
-    /// Notes that a message was handed out (or skipped), to be acknowledged with the next `ack`.
-    fn handed_out(&mut self, id: Option<String>) {
+    fn handed_out(&mut self, id: Option<EntryId>) {
         if let (Reader::Stream(s), Some(id)) = (self, id) {
-            s.unacked.push(id);
+            s.unacked.push(id.0);
         }
     }
 
-    /// Acknowledges the messages handed out so far.
     fn ack(&mut self) -> Result<(), SourceError> {
         match self {
             Reader::Stream(s) => s.ack(),
             Reader::Channel(_) => Ok(()),
         }
+    }
+
+    fn missing_payload(&self) -> Problem {
+        let field = match self {
+            Reader::Stream(s) => s.field.as_str(),
+            Reader::Channel(_) => "data",
+        };
+        Problem::new("missing_field", None, format!("the entry has no field '{field}'"))
     }
 }
 
@@ -402,7 +387,7 @@ impl StreamReader {
                 None => self.unacked.push(id),
                 Some(fields) => {
                     let payload = fields.into_iter().find(|(k, _)| *k == self.field.as_bytes()).map(|(_, v)| v);
-                    out.push(Message { id: Some(id), payload });
+                    out.push(Message { id: Some(EntryId(id)), payload, key: f64::NAN });
                 }
             }
         }
@@ -556,14 +541,14 @@ impl ChannelReader {
         let stopped = || SourceError::Unsupported("the Redis subscriber thread stopped unexpectedly".into());
         let mut out = Vec::new();
         match rx.recv_timeout(wait) {
-            Ok(Ok(p)) => out.push(Message { id: None, payload: Some(p) }),
+            Ok(Ok(p)) => out.push(Message { id: None, payload: Some(p), key: f64::NAN }),
             Ok(Err(e)) => return Err(e),
             Err(RecvTimeoutError::Timeout) => return Ok(out),
             Err(RecvTimeoutError::Disconnected) => return Err(stopped()),
         }
         while out.len() < count {
             match rx.try_recv() {
-                Ok(Ok(p)) => out.push(Message { id: None, payload: Some(p) }),
+                Ok(Ok(p)) => out.push(Message { id: None, payload: Some(p), key: f64::NAN }),
                 Ok(Err(e)) => {
                     self.failed = Some(e);
                     break;
@@ -665,119 +650,16 @@ impl RedisSource {
     }
 
     pub(crate) fn from_url(url: RedisUrl, options: SourceOptions) -> Result<Self, SourceError> {
-        let batch_size = options.batch_size.max(1);
         let reader = match url.target {
             RedisTarget::Stream { .. } => Reader::Stream(Box::new(StreamReader::open(&url)?)),
-            RedisTarget::Channel { .. } => Reader::Channel(ChannelReader::open(&url, batch_size.max(1024))?),
+            RedisTarget::Channel { .. } => Reader::Channel(ChannelReader::open(&url, options.batch_size.max(1024))?),
         };
-        let mut source = RedisSource {
-            name: url.name,
-            reader,
-            row: JsonRow::default(),
-            schema: onad_core::Schema::numbered("unused", 0),
-            policy: options.bad_rows,
-            batch_size,
+        let limits = StreamLimits {
             idle_timeout: url.idle_timeout_ms.map(Duration::from_millis),
             max_rows: url.max_rows,
-            buffer: VecDeque::new(),
-            last_message: Instant::now(),
-            next_row: 0,
-            rows: 0,
-            skipped: SkipCounts::default(),
-            done: false,
+            key_column: None,
         };
-        // Read up to the first JSON object; the messages stay buffered, to be delivered by `next`.
-        let mut scanned = 0;
-        let keys = 'found: loop {
-            while let Some(m) = source.buffer.get(scanned) {
-                let problem = match &m.payload {
-                    None => source.missing_field(),
-                    Some(p) => match first_keys(p, "message") {
-                        Ok(keys) => break 'found keys,
-                        Err(p) => p,
-                    },
-                };
-                if source.policy == BadRowPolicy::Fail {
-                    let id = m.id.clone();
-                    return Err(SourceError::BadRecord(source.bad_record(scanned as u64, id.as_deref(), problem)));
-                }
-                scanned += 1;
-            }
-            let Some(wait) = source.wait() else {
-                return Err(SourceError::Schema {
-                    source_name: source.name,
-                    message: format!(
-                        "no JSON object arrived within idle_timeout_ms={} ({scanned} bad messages), so there are \
-                         no columns",
-                        source.idle_timeout.unwrap_or_default().as_millis()
-                    ),
-                });
-            };
-            let count = source.fetch_count(0);
-            source.fetch(count, wait)?;
-        };
-        if keys.is_empty() {
-            return Err(SourceError::Schema {
-                source_name: source.name,
-                message: format!("the first JSON object (row {scanned}) has no keys, so there are no columns"),
-            });
-        }
-        (source.row, source.schema) = JsonRow::new(&source.name, keys, &options, "message")?;
-        Ok(source)
-    }
-
-    /// How long the next fetch may wait; `None` once `idle_timeout_ms` has passed without a message.
-    fn wait(&self) -> Option<Duration> {
-        match self.idle_timeout {
-            None => Some(POLL),
-            Some(idle) => {
-                let left = idle.saturating_sub(self.last_message.elapsed());
-                (!left.is_zero()).then_some(left.min(POLL))
-            }
-        }
-    }
-
-    /// How many messages to ask for when `rows` rows are already in the batch being built: never more
-    /// than the batch or `max_rows` can take, so a stream consumer does not take entries it will not
-    /// hand out.
-    fn fetch_count(&self, rows: usize) -> usize {
-        let room = self.batch_size.saturating_sub(rows).max(1);
-        match self.max_rows {
-            Some(max) => room.min(usize::try_from(max.saturating_sub(self.rows)).unwrap_or(usize::MAX)).max(1),
-            None => room,
-        }
-    }
-
-    fn fetch(&mut self, count: usize, wait: Duration) -> Result<(), SourceError> {
-        let got = self.reader.fetch(count, wait)?;
-        if !got.is_empty() {
-            self.last_message = Instant::now();
-            self.buffer.extend(got);
-        }
-        Ok(())
-    }
-
-    fn missing_field(&self) -> Problem {
-        let field = match &self.reader {
-            Reader::Stream(s) => s.field.as_str(),
-            Reader::Channel(_) => "data",
-        };
-        Problem::new("missing_field", None, format!("the entry has no field '{field}'"))
-    }
-
-    fn bad_record(&self, row: u64, id: Option<&str>, p: Problem) -> BadRecord {
-        let detail = match id {
-            Some(id) => format!("entry {id}: {}", p.detail),
-            None => p.detail,
-        };
-        BadRecord { source: self.name.clone(), row, column: p.column, reason: p.reason, detail }
-    }
-
-    /// Ends the source: acknowledges what was handed out (the caller asked for more, so it has
-    /// processed it).
-    fn finish(&mut self) -> Option<Result<Batch, SourceError>> {
-        self.done = true;
-        self.reader.ack().err().map(Err)
+        MessageStream::open(url.name, reader, &options, limits).map(RedisSource)
     }
 }
 
@@ -785,103 +667,43 @@ impl Iterator for RedisSource {
     type Item = Result<Batch, SourceError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        // The caller has processed the previous batch: acknowledge it.
-        if let Err(e) = self.reader.ack() {
-            self.done = true;
-            return Some(Err(e));
-        }
-        let left = self.max_rows.map_or(u64::MAX, |m| m.saturating_sub(self.rows));
-        if left == 0 {
-            return self.finish();
-        }
-        let cap = usize::try_from(left).unwrap_or(usize::MAX).min(self.batch_size);
-        let d = self.schema.len();
-        let mut values = Vec::with_capacity(cap * d);
-        let mut labels = self.row.label().map(|_| Vec::with_capacity(cap));
-        let mut row_ids = Vec::with_capacity(cap);
-        while row_ids.len() < cap {
-            let Some(m) = self.buffer.pop_front() else {
-                if !row_ids.is_empty() {
-                    break;
-                }
-                let Some(wait) = self.wait() else {
-                    return self.finish();
-                };
-                let count = self.fetch_count(0);
-                if let Err(e) = self.fetch(count, wait) {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-                continue;
-            };
-            let mut label = f64::NAN;
-            let parsed = match &m.payload {
-                None => Err(self.missing_field()),
-                Some(p) => self.row.parse(p, &mut values, &mut label),
-            };
-            match parsed {
-                Ok(()) => {
-                    row_ids.push(self.next_row);
-                    if let Some(l) = labels.as_mut() {
-                        l.push(label);
-                    }
-                }
-                Err(problem) => match self.policy {
-                    BadRowPolicy::Skip => self.skipped.add(problem.reason),
-                    BadRowPolicy::Fail => {
-                        self.done = true;
-                        return Some(Err(SourceError::BadRecord(self.bad_record(
-                            self.next_row,
-                            m.id.as_deref(),
-                            problem,
-                        ))));
-                    }
-                },
-            }
-            self.reader.handed_out(m.id);
-            self.next_row += 1;
-        }
-        self.rows += row_ids.len() as u64;
-        Some(crate::options::make_batch(&self.name, &self.schema, values, labels, row_ids))
+        self.0.next_batch()
     }
 }
 
 impl Source for RedisSource {
     fn schema(&self) -> &SchemaRef {
-        &self.schema
+        self.0.schema()
     }
 
     fn has_labels(&self) -> bool {
-        self.row.label().is_some()
+        self.0.has_labels()
     }
 
     /// `Position::Row(n)`: the messages delivered so far, bad ones included. Not a place in the stream:
     /// a stream resumes from its consumer group's state.
     fn position(&self) -> Position {
-        Position::Row(self.next_row)
+        Position::Row(self.0.next_row)
     }
 
     fn skipped(&self) -> &SkipCounts {
-        &self.skipped
+        self.0.skipped()
     }
 
     /// Accepts only `Position::Start` before anything was delivered. A stream resumes from its consumer
     /// group (entries handed out and not acknowledged are delivered again, acknowledged ones are not);
     /// a channel keeps nothing to go back to.
     fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
-        if *position == Position::Start && self.next_row == 0 {
+        if *position == Position::Start && self.0.next_row == 0 {
             return Ok(());
         }
-        let why = match self.reader {
+        let why = match self.0.reader {
             Reader::Stream(_) => {
                 "a Redis stream resumes from its consumer group's state (unacknowledged entries are delivered \
                  again, acknowledged ones are not): open it again with the same group and consumer instead"
             }
             Reader::Channel(_) => "a Redis pub/sub channel keeps no messages to go back to",
         };
-        Err(SourceError::Unsupported(format!("{}: cannot seek to {position}: {why}", self.name)))
+        Err(SourceError::Unsupported(format!("{}: cannot seek to {position}: {why}", self.0.name)))
     }
 }
