@@ -1,8 +1,16 @@
 //! Read throughput of the file connectors on a 1M-row, 10-feature file (plus a label column): rows/s and
 //! MB/s into dense batches. The files are generated once into a temp directory.
+//!
+//! When `ONAD_PYTHON` names a Python with onad 0.3.0, pandas and pyarrow installed (see `scripts/README.md`),
+//! the Parquet measurement is followed by Python onad's `ParquetStreamer` on the same file
+//! (`scripts/bench/python_parquet_streamer.py`) and the ratio against a Rust read of that file. This runs
+//! only in bench mode (not under `cargo test --benches`), whatever the criterion filter; a Python failure
+//! is printed, it does not fail the bench.
 
 use std::io::Write;
 use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use onad_core::Source;
@@ -46,6 +54,58 @@ fn drain(source: &mut dyn Source) -> usize {
     n
 }
 
+/// Rust rows/s on `path`: median of three timed full reads (open included, as in the criterion bench).
+fn rust_parquet_rows_per_s(path: &Path) -> f64 {
+    let mut rates: Vec<f64> = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let n = drain(&mut ParquetSource::open(path, SourceOptions::default()).unwrap());
+            n as f64 / t.elapsed().as_secs_f64()
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    rates[1]
+}
+
+/// Python onad's `ParquetStreamer` on the same file, side by side with the Rust reader. Prints, never panics.
+fn python_parquet(py: &Path, parquet: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench/python_parquet_streamer.py");
+    let rust = rust_parquet_rows_per_s(parquet);
+    eprintln!("rust onad ParquetSource: {rust:.0} rows/s (median of 3 timed full reads, outside criterion)");
+    eprintln!("running {} {} {} ...", py.display(), script.display(), parquet.display());
+    let out = match Command::new(py).arg(&script).arg(parquet).output() {
+        Ok(out) => out,
+        Err(e) => return eprintln!("python onad ParquetStreamer: not run: cannot start {}: {e}", py.display()),
+    };
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // The last lines only: tqdm's progress bar goes to stderr too.
+        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return eprintln!("python onad ParquetStreamer: failed ({}):\n{}", out.status, tail.join("\n"));
+    }
+    let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&out.stdout);
+    let Some(v) = parsed.ok().filter(|v| v["rows_per_s"].as_f64().is_some()) else {
+        return eprintln!(
+            "python onad ParquetStreamer: no rows_per_s in its output: {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
+    };
+    let rate = v["rows_per_s"].as_f64().unwrap_or_default();
+    println!(
+        "python onad ParquetStreamer: {rate:.0} rows/s (ratio against the Rust Parquet median: {:.1}x)",
+        rust / rate
+    );
+    eprintln!(
+        "  python: {} of {} rows in {:.1} s{}; file {} bytes",
+        v["rows"],
+        v["file_rows"],
+        v["seconds"].as_f64().unwrap_or_default(),
+        if v["complete"] == serde_json::Value::Bool(true) { "" } else { " (stopped at the time budget)" },
+        v["file_bytes"],
+    );
+}
+
 fn read(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     write_files(dir.path());
@@ -62,6 +122,11 @@ fn read(c: &mut Criterion) {
     group.bench_function("parquet", |b| {
         b.iter(|| drain(&mut ParquetSource::open(&parquet, SourceOptions::default()).unwrap()))
     });
+    if let Some(py) = std::env::var_os("ONAD_PYTHON")
+        && std::env::args().any(|a| a == "--bench")
+    {
+        python_parquet(Path::new(&py), &parquet);
+    }
     group.bench_function("jsonl", |b| b.iter(|| drain(&mut JsonlSource::open(&jsonl, Default::default()).unwrap())));
     group.finish();
 }

@@ -51,7 +51,7 @@ const JOIN_GRACE: Duration = Duration::from_secs(30);
 /// the position (their new owner goes on from the group's commits).
 ///
 /// **End.** A topic has no end: the source waits for new messages unless `idle_timeout_ms` or
-/// `max_rows` is given. The idle timeout starts once the group has assigned partitions to this consumer
+/// `max_rows` is given (after a seek, `max_rows` counts from the position's message count). The idle timeout starts once the group has assigned partitions to this consumer
 /// (joining takes a few seconds), or 30 s after opening for a member that gets none.
 ///
 /// **Bad messages** are skipped and counted by reason, or, under `BadRowPolicy::Fail`, reported with
@@ -410,8 +410,7 @@ impl Source for KafkaSource {
             Position::Offsets { next, delivered } => {
                 self.0.reader.seek(next)?;
                 self.0.reader.delivered = *delivered;
-                self.0.next_row = *delivered;
-                self.0.clear_buffer();
+                self.0.resume_at(*delivered);
                 Ok(())
             }
             other => Err(SourceError::Unsupported(format!(

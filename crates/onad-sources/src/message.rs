@@ -183,10 +183,14 @@ impl<R: MessageReader> MessageStream<R> {
         &self.skipped
     }
 
-    /// Forgets the messages fetched and not handed out (after the reader moved elsewhere).
+    /// After the reader moved to a checkpoint's place: forgets the messages fetched and not handed out,
+    /// and goes on counting from `delivered` messages (row ids, and `max_rows`, which then counts the
+    /// messages of the resumed run, bad ones included).
     #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
-    pub(crate) fn clear_buffer(&mut self) {
+    pub(crate) fn resume_at(&mut self, delivered: u64) {
         self.buffer.clear();
+        self.next_row = delivered;
+        self.rows = delivered;
     }
 
     /// How long the next fetch may wait; `None` once the idle timeout has passed without a message.

@@ -1,0 +1,231 @@
+//! `onad run` over every kind of input at once: the same rows as CSV, JSON Lines, Parquet, SQLite, a Redis
+//! stream (a real `redis-server` on 127.0.0.1) and a Kafka topic (rdkafka's mock cluster, hosted by this
+//! test process) give byte-identical output files. And a run reading Kafka that is SIGKILLed mid-stream
+//! resumes from its checkpoint (the offsets per partition) to the output of an uninterrupted run.
+#![cfg(all(feature = "redis", feature = "kafka", feature = "sqlite", feature = "parquet", feature = "jsonl"))]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn onad(args: &[&str], failpoint: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_onad"));
+    cmd.args(args).current_dir(root()).env_remove("ONAD_FAILPOINT");
+    if let Some(f) = failpoint {
+        cmd.env("ONAD_FAILPOINT", f);
+    }
+    cmd.output().expect("onad runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The first `n` SHUTTLE rows as (features, label) and the header.
+fn shuttle(n: usize) -> (Vec<String>, Vec<(Vec<String>, String)>) {
+    let dir = std::env::var_os("ONAD_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data"));
+    let text = std::fs::read_to_string(dir.join("shippable/shuttle_odds.csv")).expect("shared SHUTTLE csv");
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next().unwrap().split(',').map(str::to_owned).collect();
+    let rows = lines
+        .take(n)
+        .map(|l| {
+            let mut f: Vec<String> = l.split(',').map(str::to_owned).collect();
+            let label = f.pop().unwrap();
+            (f, label)
+        })
+        .collect();
+    (header, rows)
+}
+
+fn json_object(header: &[String], features: &[String], label: &str) -> String {
+    let mut fields: Vec<String> = header.iter().zip(features).map(|(h, v)| format!("\"{h}\": {v}")).collect();
+    fields.push(format!("\"label\": {label}"));
+    format!("{{{}}}", fields.join(", "))
+}
+
+/// A `redis-server` child on 127.0.0.1, killed on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (apt-get install redis-server)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+            let pong: Option<String> =
+                client.get_connection().ok().and_then(|mut c| redis::cmd("PING").query(&mut c).ok());
+            if pong.is_some() {
+                return Redis { child, port };
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn produce(brokers: &str, topic: &str, values: &[String]) {
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    for v in values {
+        loop {
+            match producer.send(BaseRecord::<(), str>::to(topic).partition(0).payload(v.as_str())) {
+                Ok(()) => break,
+                Err((e, _)) => {
+                    assert!(format!("{e}").contains("Queue full"), "cannot produce: {e}");
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+#[test]
+fn every_source_gives_identical_scores() {
+    const N: usize = 3000;
+    let (header, rows) = shuttle(N);
+    let features = &header[..header.len() - 1];
+    let tmp = tempfile::tempdir().unwrap();
+    let objects: Vec<String> = rows.iter().map(|(f, l)| json_object(features, f, l)).collect();
+
+    let csv = tmp.path().join("d.csv");
+    let mut text = format!("{}\n", header.join(","));
+    for (f, l) in &rows {
+        text.push_str(&format!("{},{l}\n", f.join(",")));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let jsonl = tmp.path().join("d.jsonl");
+    std::fs::write(&jsonl, objects.join("\n")).unwrap();
+
+    // Parquet through the project's writer, from the CSV.
+    let parquet = tmp.path().join("d.parquet");
+    {
+        use onad_core::Source;
+        let mut src = onad_sources::CsvSource::open(&csv, onad_sources::CsvOptions::default()).unwrap();
+        let mut w = onad_sources::ParquetWriter::create(&parquet, src.schema(), Some("label")).unwrap();
+        for b in &mut src {
+            w.write(&b.unwrap()).unwrap();
+        }
+        w.finish().unwrap();
+    }
+
+    let db = tmp.path().join("d.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let cols: Vec<String> = header.iter().map(|h| format!("{h} REAL")).collect();
+        conn.execute(&format!("CREATE TABLE t (id INTEGER PRIMARY KEY, {})", cols.join(", ")), []).unwrap();
+        let marks = vec!["?"; header.len()].join(", ");
+        let tx = conn.unchecked_transaction().unwrap();
+        {
+            let mut stmt = tx.prepare(&format!("INSERT INTO t ({}) VALUES ({marks})", header.join(", "))).unwrap();
+            for (f, l) in &rows {
+                let values: Vec<f64> = f.iter().chain(std::iter::once(l)).map(|v| v.parse().unwrap()).collect();
+                stmt.execute(rusqlite::params_from_iter(values)).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let sqlite = format!("sqlite://{}?query=SELECT+{}+FROM+t+ORDER+BY+id", db.display(), header.join("%2C"));
+
+    let redis_server = Redis::start();
+    {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", redis_server.port)).unwrap();
+        let mut conn = client.get_connection().unwrap();
+        let mut pipe = redis::pipe();
+        for o in &objects {
+            pipe.cmd("XADD").arg("shuttle").arg("*").arg("data").arg(o);
+        }
+        let _: Vec<String> = pipe.query(&mut conn).unwrap();
+    }
+    let redis = format!("redis://127.0.0.1:{}/stream/shuttle?group=g&consumer=c&max_rows={N}", redis_server.port);
+
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("shuttle", 1, 1).unwrap();
+    produce(&cluster.bootstrap_servers(), "shuttle", &objects);
+    let kafka = format!("kafka://{}/shuttle?group=g&session.timeout.ms=6000&max_rows={N}", cluster.bootstrap_servers());
+
+    let inputs = [
+        csv.to_str().unwrap().to_owned(),
+        jsonl.to_str().unwrap().to_owned(),
+        parquet.to_str().unwrap().to_owned(),
+        sqlite,
+        redis,
+        kafka,
+    ];
+    let mut outputs = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let out = tmp.path().join(format!("out-{i}.csv"));
+        let o = onad(&["run", "-q", "--input", input, "--batch-size", "500", "--output", out.to_str().unwrap()], None);
+        assert!(o.status.success(), "{input}: {}", stderr(&o));
+        outputs.push(std::fs::read_to_string(out).unwrap());
+    }
+    assert_eq!(outputs[0].lines().count(), N + 1);
+    for (input, out) in inputs.iter().zip(&outputs).skip(1) {
+        assert!(*out == outputs[0], "{input}: the output differs from the CSV run's");
+    }
+}
+
+#[test]
+fn a_killed_kafka_run_resumes_from_its_offsets_to_identical_output() {
+    const N: usize = 6000;
+    let (header, rows) = shuttle(N);
+    let features = &header[..header.len() - 1];
+    let objects: Vec<String> = rows.iter().map(|(f, l)| json_object(features, f, l)).collect();
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("shuttle", 1, 1).unwrap();
+    produce(&cluster.bootstrap_servers(), "shuttle", &objects);
+    let url = |group: &str| {
+        format!("kafka://{}/shuttle?group={group}&session.timeout.ms=6000&max_rows={N}", cluster.bootstrap_servers())
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |group: &str, out: &Path, ck: Option<&Path>, resume: bool, failpoint: Option<&str>| {
+        let input = url(group);
+        let mut args = vec!["run", "-q", "--input", &input, "--batch-size", "500", "--output", out.to_str().unwrap()];
+        if let Some(ck) = ck {
+            args.extend(["--checkpoint", ck.to_str().unwrap(), "--checkpoint-every", "1000"]);
+        }
+        if resume {
+            args.push("--resume");
+        }
+        onad(&args, failpoint)
+    };
+    let full = tmp.path().join("full.csv");
+    let o = run("full", &full, None, false, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expected = std::fs::read(&full).unwrap();
+    assert_eq!(String::from_utf8_lossy(&expected).lines().count(), N + 1);
+    for (k, row) in [1700, 4321].into_iter().enumerate() {
+        let (ck, out) = (tmp.path().join(format!("ck-{k}")), tmp.path().join(format!("out-{k}.csv")));
+        let group = format!("killed-{k}");
+        let killed = run(&group, &out, Some(&ck), false, Some(&format!("kill-at-row:{row}")));
+        assert_eq!(killed.status.code(), None, "row {row}: should die by a signal: {}", stderr(&killed));
+        let resumed = run(&group, &out, Some(&ck), true, None);
+        assert!(resumed.status.success(), "row {row}: {}", stderr(&resumed));
+        assert!(std::fs::read(&out).unwrap() == expected, "kill at row {row}: output differs after resume");
+    }
+}
