@@ -68,13 +68,14 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (apt-get install redis-server)");
+        let server = Redis { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
             let pong: Option<String> =
                 client.get_connection().ok().and_then(|mut c| redis::cmd("PING").query(&mut c).ok());
             if pong.is_some() {
-                return Redis { child, port };
+                return server;
             }
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
