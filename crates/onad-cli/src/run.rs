@@ -18,7 +18,7 @@ use onad_pipeline::{
     AnyThreshold, FixedThreshold, KeyedAction, KeyedConfig, KeyedModel, NoThreshold, Order, QuantileThreshold,
     RunConfig, WindowedThreshold,
 };
-use onad_sources::{LabelColumn, SourceOptions};
+use onad_sources::{LabelColumn, NonNumericColumns, SourceOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -87,6 +87,20 @@ pub struct RunArgs {
     /// What to do with rows that cannot be read as numbers: skip and count them, or stop.
     #[arg(long, value_enum, default_value_t = BadRowArg::Skip)]
     on_bad_row: BadRowArg,
+
+    /// Read only these input columns as features (comma-separated; the label is read besides).
+    /// Parquet decodes only these columns.
+    #[arg(long, value_name = "COL,...", value_delimiter = ',')]
+    columns: Option<Vec<String>>,
+
+    /// Leave these input columns out (comma-separated): ids, timestamps, free text.
+    #[arg(long, value_name = "COL,...", value_delimiter = ',')]
+    exclude: Vec<String>,
+
+    /// Columns that do not hold numbers: `reject` (each row with text there is a bad row) or `exclude`
+    /// (left out, judged on the first row when opening).
+    #[arg(long, value_enum, default_value_t = NonNumericArg::Reject)]
+    non_numeric: NonNumericArg,
 
     /// Directory for crash-safe checkpoints (model, threshold, source position, output length).
     #[arg(long, value_name = "DIR")]
@@ -162,6 +176,12 @@ enum OrderArg {
 enum BadRowArg {
     Skip,
     Fail,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum NonNumericArg {
+    Reject,
+    Exclude,
 }
 
 fn parse_threshold(text: &str) -> anyhow::Result<(AnyThreshold, String)> {
@@ -309,7 +329,17 @@ fn setup(args: &RunArgs) -> anyhow::Result<Job> {
         BadRowArg::Skip => BadRowPolicy::Skip,
         BadRowArg::Fail => BadRowPolicy::Fail,
     };
-    let options = SourceOptions { label, bad_rows, batch_size: args.batch_size };
+    let options = SourceOptions {
+        label,
+        bad_rows,
+        batch_size: args.batch_size,
+        columns: args.columns.clone(),
+        exclude: args.exclude.clone(),
+        non_numeric: match args.non_numeric {
+            NonNumericArg::Reject => NonNumericColumns::Reject,
+            NonNumericArg::Exclude => NonNumericColumns::Exclude,
+        },
+    };
     let source = open_source(&input, options)?;
     let source_schema = source.schema().clone();
     // With --key, the models see every feature but the key.

@@ -31,6 +31,7 @@ fn convert(input: &Path, output: &Path, label: &str) -> Result<u64, Box<dyn std:
         label: LabelColumn::Named(label.to_owned()),
         bad_rows: onad_core::BadRowPolicy::Fail,
         batch_size: 16_384,
+        ..SourceOptions::default()
     };
     let source = open(input, options)?;
     let mut writer = ParquetWriter::create(output, source.schema(), Some(label))?;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use onad_core::{BadRecord, BadRowPolicy, Batch, Position, Schema, SchemaRef, SkipCounts, Source, SourceError};
 
-use crate::options::SourceOptions;
+use crate::options::{NonNumericColumns, Role, SourceOptions};
 use crate::parse_number;
 
 /// Options of [`CsvSource`].
@@ -38,8 +38,10 @@ pub struct CsvSource {
     name: String,
     reader: csv::Reader<Box<dyn Read + Send>>,
     options: CsvOptions,
-    /// Input column names (features and label).
+    /// Input column names (features, label and columns left out).
     columns: Vec<String>,
+    /// What each input column is.
+    roles: Vec<Role>,
     schema: SchemaRef,
     label: Option<usize>,
     /// A record read ahead to learn the width of a header-less file.
@@ -113,11 +115,25 @@ impl CsvSource {
                 message: "the file is empty (no header, no columns)".into(),
             });
         }
-        let label = options
+        if options.base.non_numeric == NonNumericColumns::Exclude && pending.is_none() {
+            // Judge the columns by the first data record, kept to be delivered as row 0.
+            let mut first = csv::ByteRecord::new();
+            if reader.read_byte_record(&mut first).map_err(|e| csv_error(&name, e))? {
+                pending = Some(first);
+            }
+        }
+        let numeric = |i: usize| {
+            pending.as_ref().and_then(|r| r.get(i)).is_none_or(|f| {
+                let t = f.trim_ascii();
+                t.is_empty() || std::str::from_utf8(t).ok().and_then(parse_number).is_some()
+            })
+        };
+        let roles = options
             .base
-            .label_index(&columns)
+            .roles(&columns, numeric)
             .map_err(|message| SourceError::Schema { source_name: name.clone(), message })?;
-        let features = columns.iter().enumerate().filter(|(i, _)| Some(*i) != label).map(|(_, c)| c.clone());
+        let label = roles.iter().position(|r| *r == Role::Label);
+        let features = columns.iter().zip(&roles).filter(|(_, r)| **r == Role::Feature).map(|(c, _)| c.clone());
         let schema = Schema::new(features)
             .map(Arc::new)
             .map_err(|e| SourceError::Schema { source_name: name.clone(), message: e.to_string() })?;
@@ -126,6 +142,7 @@ impl CsvSource {
             reader,
             options,
             columns,
+            roles,
             schema,
             label,
             pending,
@@ -163,12 +180,16 @@ impl CsvSource {
         }
         let start = values.len();
         for (i, field) in self.record.iter().enumerate() {
+            let role = self.roles[i];
+            if role == Role::Skip {
+                continue;
+            }
             // Fast path: a plain number, parsed from the bytes (no UTF-8 pass).
             let trimmed = field.trim_ascii();
             if !trimmed.is_empty()
                 && let Ok(v) = fast_float2::parse::<f64, _>(trimmed)
             {
-                if Some(i) == self.label {
+                if role == Role::Label {
                     *label = v;
                 } else {
                     values.push(v);
@@ -187,7 +208,7 @@ impl CsvSource {
                 let shown: String = text.chars().take(40).collect();
                 return Err(bad(Some(&self.columns[i]), "non_numeric", format!("cannot read '{shown}' as a number")));
             };
-            if Some(i) == self.label {
+            if role == Role::Label {
                 *label = v;
             } else {
                 values.push(v);

@@ -4,7 +4,7 @@
 //! `extra_column`, `duplicate_column`, `invalid_utf8`).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use onad_core::{Schema, SchemaRef, SourceError};
 use serde::Deserializer as _;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::options::SourceOptions;
+use crate::options::{Role, SourceOptions};
 
 /// Why a row is bad, before it is given its source and row.
 #[derive(Debug)]
@@ -36,6 +36,8 @@ pub(crate) struct JsonRow {
     columns: Vec<String>,
     /// Input column name -> its position in `columns`.
     index: HashMap<String, usize>,
+    /// Keys left out by the options: skipped wherever they appear.
+    ignored: HashSet<String>,
     label: Option<usize>,
     /// Per input column: the value parsed from the current object, and whether its key was seen.
     slots: Vec<f64>,
@@ -49,22 +51,29 @@ impl JsonRow {
     /// is the source, for the error.
     pub(crate) fn new(
         name: &str,
-        keys: Vec<String>,
+        keys: Vec<FirstKey>,
         options: &SourceOptions,
         noun: &'static str,
     ) -> Result<(JsonRow, SchemaRef), SourceError> {
-        let label = options
-            .label_index(&keys)
+        let names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
+        let roles = options
+            .roles(&names, |i| keys[i].numeric)
             .map_err(|message| SourceError::Schema { source_name: name.to_owned(), message })?;
-        let features = keys.iter().enumerate().filter(|(i, _)| Some(*i) != label).map(|(_, k)| k.clone());
+        // Columns left out are neither read nor required: their keys are skipped in every object.
+        let ignored = names.iter().zip(&roles).filter(|(_, r)| **r == Role::Skip).map(|(n, _)| n.clone()).collect();
+        let kept: Vec<(String, Role)> = names.into_iter().zip(roles).filter(|(_, r)| *r != Role::Skip).collect();
+        let label = kept.iter().position(|(_, r)| *r == Role::Label);
+        let features = kept.iter().filter(|(_, r)| *r == Role::Feature).map(|(n, _)| n.clone());
         let schema = Schema::new(features)
             .map(Arc::new)
             .map_err(|e| SourceError::Schema { source_name: name.to_owned(), message: e.to_string() })?;
+        let columns: Vec<String> = kept.into_iter().map(|(n, _)| n).collect();
         let row = JsonRow {
-            index: keys.iter().enumerate().map(|(i, k)| (k.clone(), i)).collect(),
-            slots: vec![f64::NAN; keys.len()],
-            seen: vec![false; keys.len()],
-            columns: keys,
+            index: columns.iter().enumerate().map(|(i, k)| (k.clone(), i)).collect(),
+            ignored,
+            slots: vec![f64::NAN; columns.len()],
+            seen: vec![false; columns.len()],
+            columns,
             label,
             noun,
         };
@@ -75,7 +84,7 @@ impl JsonRow {
     /// Whether `name` is one of the input columns (features or label).
     #[cfg_attr(not(any(feature = "redis", feature = "kafka")), allow(dead_code))]
     pub(crate) fn is_column(&self, name: &str) -> bool {
-        self.index.contains_key(name)
+        self.index.contains_key(name) || self.ignored.contains(name)
     }
 
     pub(crate) fn label(&self) -> Option<usize> {
@@ -94,6 +103,7 @@ impl JsonRow {
         let seed = TopSeed {
             row: RowSink {
                 index: &self.index,
+                ignored: &self.ignored,
                 columns: &self.columns,
                 slots: &mut self.slots,
                 seen: &mut self.seen,
@@ -131,7 +141,7 @@ impl JsonRow {
 
 /// The keys of `bytes` when it is one JSON object in UTF-8, in order, each once; otherwise why it is a
 /// bad row.
-pub(crate) fn first_keys(bytes: &[u8], noun: &'static str) -> Result<Vec<String>, Problem> {
+pub(crate) fn first_keys(bytes: &[u8], noun: &'static str) -> Result<Vec<FirstKey>, Problem> {
     if std::str::from_utf8(bytes).is_err() {
         return Err(invalid_utf8(noun));
     }
@@ -147,7 +157,7 @@ fn invalid_json(noun: &str, e: serde_json::Error) -> Problem {
 }
 
 /// The keys of a text that is one JSON object, in order, each once; otherwise why it is bad.
-fn object_keys(bytes: &[u8], noun: &str) -> Result<Vec<String>, Problem> {
+fn object_keys(bytes: &[u8], noun: &str) -> Result<Vec<FirstKey>, Problem> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let keys =
         (&mut de).deserialize_any(KeysVisitor).and_then(|k| de.end().map(|()| k)).map_err(|e| invalid_json(noun, e))?;
@@ -158,18 +168,18 @@ fn object_keys(bytes: &[u8], noun: &str) -> Result<Vec<String>, Problem> {
 struct KeysVisitor;
 
 impl<'de> Visitor<'de> for KeysVisitor {
-    type Value = Result<Vec<String>, &'static str>;
+    type Value = Result<Vec<FirstKey>, &'static str>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut keys: Vec<String> = Vec::new();
+        let mut keys: Vec<FirstKey> = Vec::new();
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            map.next_value::<IgnoredAny>()?;
-            if !keys.iter().any(|k| *k == key) {
-                keys.push(key.into_owned());
+            let NumberLike(numeric) = map.next_value()?;
+            if !keys.iter().any(|k| k.name == key) {
+                keys.push(FirstKey { name: key.into_owned(), numeric });
             }
         }
         Ok(Ok(keys))
@@ -201,6 +211,65 @@ impl<'de> Visitor<'de> for KeysVisitor {
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(Err("null"))
+    }
+}
+
+/// A key of the first object, and whether its value there could be read as a number (a number, `null`
+/// or a boolean; not a string, array or object).
+#[derive(Debug, Clone)]
+pub(crate) struct FirstKey {
+    pub(crate) name: String,
+    pub(crate) numeric: bool,
+}
+
+/// Whether a JSON value reads as a number; the value itself is skipped.
+struct NumberLike(bool);
+
+impl<'de> de::Deserialize<'de> for NumberLike {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NumberLikeVisitor)
+    }
+}
+
+struct NumberLikeVisitor;
+
+impl<'de> Visitor<'de> for NumberLikeVisitor {
+    type Value = NumberLike;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<NumberLike, E> {
+        Ok(NumberLike(true))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<NumberLike, E> {
+        Ok(NumberLike(true))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<NumberLike, E> {
+        Ok(NumberLike(true))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<NumberLike, E> {
+        Ok(NumberLike(true))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<NumberLike, E> {
+        Ok(NumberLike(true))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<NumberLike, E> {
+        Ok(NumberLike(false))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<NumberLike, A::Error> {
+        drain_seq(seq).map(|()| NumberLike(false))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<NumberLike, A::Error> {
+        drain_map(map).map(|()| NumberLike(false))
     }
 }
 
@@ -254,6 +323,7 @@ enum Top {
 /// a line that is not valid JSON is always `invalid_json`.
 struct RowSink<'a> {
     index: &'a HashMap<String, usize>,
+    ignored: &'a HashSet<String>,
     columns: &'a [String],
     slots: &'a mut [f64],
     seen: &'a mut [bool],
@@ -318,6 +388,10 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
                 Some(&i) => {
                     self.row.seen[i] = true;
                     self.row.column = Some(i);
+                }
+                None if self.row.ignored.contains(key.as_ref()) => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
                 }
                 None => {
                     self.row.flag(|| {

@@ -36,7 +36,7 @@
 //! ```
 
 mod options;
-pub use options::{LabelColumn, SourceOptions};
+pub use options::{LabelColumn, NonNumericColumns, SourceOptions};
 
 #[cfg(feature = "csv")]
 mod csv_source;

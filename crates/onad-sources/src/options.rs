@@ -15,6 +15,20 @@ pub enum LabelColumn {
     None,
 }
 
+/// What a column that does not hold numbers (names, ids as text, timestamps, nested values) does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NonNumericColumns {
+    /// It stays a feature, and every row with a non-numeric value in it is a bad row (`non_numeric`),
+    /// skipped and counted or failing, as `bad_rows` says. A column type that can never be a number
+    /// (a Parquet string column) is an error when opening.
+    #[default]
+    Reject,
+    /// It is left out, decided once when opening: a CSV or SQLite column whose first non-empty value
+    /// is not a number, a JSON key whose first value is a string, array or object, a Parquet column of
+    /// a non-numeric type. [`Source::schema`](onad_core::Source::schema) shows what was kept.
+    Exclude,
+}
+
 /// Options every connector takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceOptions {
@@ -24,12 +38,35 @@ pub struct SourceOptions {
     pub bad_rows: BadRowPolicy,
     /// Rows per batch.
     pub batch_size: usize,
+    /// Read only these columns as features (in input order; the label is read besides). `None`: all.
+    /// A Parquet source reads only these columns from the file. A name the input lacks is an error.
+    pub columns: Option<Vec<String>>,
+    /// Leave these input columns out (ids, timestamps, free text). A name the input lacks is an error.
+    pub exclude: Vec<String>,
+    /// What a non-numeric column does.
+    pub non_numeric: NonNumericColumns,
 }
 
 impl Default for SourceOptions {
     fn default() -> Self {
-        SourceOptions { label: LabelColumn::Last, bad_rows: BadRowPolicy::Skip, batch_size: 4096 }
+        SourceOptions {
+            label: LabelColumn::Last,
+            bad_rows: BadRowPolicy::Skip,
+            batch_size: 4096,
+            columns: None,
+            exclude: Vec::new(),
+            non_numeric: NonNumericColumns::Reject,
+        }
     }
+}
+
+/// What an input column is, once the options are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(any(feature = "csv", feature = "parquet", feature = "jsonl", feature = "sqlite")), allow(dead_code))]
+pub(crate) enum Role {
+    Feature,
+    Label,
+    Skip,
 }
 
 impl SourceOptions {
@@ -48,6 +85,54 @@ impl SourceOptions {
                 None => Err(format!("label column '{n}' not found (columns: {})", names.join(", "))),
             },
         }
+    }
+}
+
+impl SourceOptions {
+    /// The role of every input column: the label, the columns left out (`exclude`, outside `columns`, or
+    /// non-numeric under [`NonNumericColumns::Exclude`], judged by `numeric(i)`), and the features. `Err`
+    /// says what is wrong (an unknown name, no feature left).
+    #[cfg_attr(not(any(feature = "csv", feature = "parquet", feature = "jsonl", feature = "sqlite")), allow(dead_code))]
+    pub(crate) fn roles(&self, names: &[String], numeric: impl Fn(usize) -> bool) -> Result<Vec<Role>, String> {
+        let label = self.label_index(names)?;
+        let known = |n: &String, what: &str| {
+            if names.contains(n) {
+                Ok(())
+            } else {
+                Err(format!("{what} names column '{n}', which the input lacks (columns: {})", names.join(", ")))
+            }
+        };
+        for n in &self.exclude {
+            known(n, "exclude")?;
+            if label.is_some_and(|l| names[l] == *n) {
+                return Err(format!("column '{n}' is the label and cannot be excluded"));
+            }
+        }
+        if let Some(cols) = &self.columns {
+            for n in cols {
+                known(n, "columns")?;
+            }
+        }
+        let roles: Vec<Role> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                if Some(i) == label {
+                    Role::Label
+                } else if self.exclude.contains(n)
+                    || self.columns.as_ref().is_some_and(|c| !c.contains(n))
+                    || (self.non_numeric == NonNumericColumns::Exclude && !numeric(i))
+                {
+                    Role::Skip
+                } else {
+                    Role::Feature
+                }
+            })
+            .collect();
+        if !roles.contains(&Role::Feature) {
+            return Err(format!("no feature column is left (columns: {})", names.join(", ")));
+        }
+        Ok(roles)
     }
 }
 

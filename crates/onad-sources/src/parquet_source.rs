@@ -15,11 +15,12 @@ use arrow_schema::{DataType, Field};
 use bytes::Bytes;
 use onad_core::{Batch, Position, Schema, SchemaRef, SkipCounts, Source, SourceError};
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use crate::options::SourceOptions;
+use crate::options::{Role, SourceOptions};
 
 /// Where the bytes come from; kept so that `seek` can reopen.
 #[derive(Debug, Clone)]
@@ -118,28 +119,34 @@ impl ParquetSource {
         .map_err(|e| external(&name, e))?;
         let arrow_schema = builder.schema().clone();
         let names: Vec<String> = arrow_schema.fields().iter().map(|f| f.name().clone()).collect();
-        let label = options
-            .label_index(&names)
+        let roles = options
+            .roles(&names, |i| numeric(arrow_schema.field(i).data_type()))
             .map_err(|message| SourceError::Schema { source_name: name.clone(), message })?;
         let total_rows = builder.total_rows();
-        for (i, field) in arrow_schema.fields().iter().enumerate() {
-            if !numeric(field.data_type()) {
-                let role = if Some(i) == label { "label column" } else { "column" };
+        for (field, role) in arrow_schema.fields().iter().zip(&roles) {
+            if *role != Role::Skip && !numeric(field.data_type()) {
+                let role = if *role == Role::Label { "label column" } else { "column" };
                 return Err(SourceError::Schema {
                     source_name: name.clone(),
                     message: format!(
-                        "{role} '{}' has type {}, which cannot be read as a number",
+                        "{role} '{}' has type {}, which cannot be read as a number (leave it out with exclude, or \
+                         exclude every non-numeric column)",
                         field.name(),
                         field.data_type()
                     ),
                 });
             }
         }
-        let feature_names = names.iter().enumerate().filter(|(i, _)| Some(*i) != label).map(|(_, n)| n.clone());
+        // Only the columns read are decoded: the others are projected away.
+        let kept: Vec<usize> = (0..names.len()).filter(|i| roles[*i] != Role::Skip).collect();
+        let feature_names = kept.iter().filter(|i| roles[**i] == Role::Feature).map(|i| names[*i].clone());
         let schema = Schema::new(feature_names)
             .map(Arc::new)
             .map_err(|e| SourceError::Schema { source_name: name.clone(), message: e.to_string() })?;
-        let feature_cols = (0..names.len()).filter(|i| Some(*i) != label).collect();
+        // Positions within the projected batches, which hold the kept columns in file order.
+        let feature_cols = (0..kept.len()).filter(|j| roles[kept[*j]] == Role::Feature).collect();
+        let label = (0..kept.len()).find(|j| roles[kept[*j]] == Role::Label);
+        let builder = builder.project(&kept);
         let batch_size = options.batch_size.max(1);
         let reader = builder.finish(batch_size, offset).map_err(|e| external(&name, e))?;
         Ok(ParquetSource {
@@ -201,6 +208,20 @@ impl Builder {
             Builder::Memory(b) => b.metadata().file_metadata().num_rows(),
         };
         u64::try_from(rows).unwrap_or(0)
+    }
+
+    /// Reads only the top-level columns `kept` (file order).
+    fn project(self, kept: &[usize]) -> Builder {
+        match self {
+            Builder::File(b) => {
+                let mask = ProjectionMask::roots(b.parquet_schema(), kept.iter().copied());
+                Builder::File(b.with_projection(mask))
+            }
+            Builder::Memory(b) => {
+                let mask = ProjectionMask::roots(b.parquet_schema(), kept.iter().copied());
+                Builder::Memory(b.with_projection(mask))
+            }
+        }
     }
 
     fn finish(self, batch_size: usize, offset: u64) -> parquet::errors::Result<ParquetRecordBatchReader> {

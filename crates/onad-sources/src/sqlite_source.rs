@@ -20,7 +20,7 @@ use onad_core::{BadRecord, BadRowPolicy, Batch, Position, Schema, SchemaRef, Ski
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, InterruptHandle, OpenFlags};
 
-use crate::options::SourceOptions;
+use crate::options::{NonNumericColumns, Role, SourceOptions};
 
 /// Streams the result of an SQL query on a SQLite database file as batches. The query's column names
 /// are the columns; every column but the label is a feature. `INTEGER` and `REAL` values become `f64`,
@@ -62,6 +62,8 @@ impl fmt::Debug for SqliteSource {
 struct Layout {
     name: String,
     columns: Vec<String>,
+    /// What each column is.
+    roles: Vec<Role>,
     label: Option<usize>,
     features: usize,
     batch_size: usize,
@@ -146,10 +148,22 @@ impl SqliteSource {
                 message: format!("the query returns no columns: {query}"),
             });
         }
-        let label = options
-            .label_index(&columns)
+        // Under `NonNumericColumns::Exclude` the first row says which columns hold numbers.
+        let mut first_numeric = vec![true; columns.len()];
+        if options.non_numeric == NonNumericColumns::Exclude {
+            let mut stmt = conn.prepare(&query).map_err(|e| external(&name, e))?;
+            let mut rows = stmt.query([]).map_err(|e| external(&name, e))?;
+            if let Some(row) = rows.next().map_err(|e| external(&name, e))? {
+                for (i, n) in first_numeric.iter_mut().enumerate() {
+                    *n = row.get_ref(i).map(|v| number(v).is_ok()).unwrap_or(true);
+                }
+            }
+        }
+        let roles = options
+            .roles(&columns, |i| first_numeric[i])
             .map_err(|message| SourceError::Schema { source_name: name.clone(), message })?;
-        let features = columns.iter().enumerate().filter(|(i, _)| Some(*i) != label).map(|(_, c)| c.clone());
+        let label = roles.iter().position(|r| *r == Role::Label);
+        let features = columns.iter().zip(&roles).filter(|(_, r)| **r == Role::Feature).map(|(c, _)| c.clone());
         let schema = Schema::new(features)
             .map(Arc::new)
             .map_err(|e| SourceError::Schema { source_name: name.clone(), message: e.to_string() })?;
@@ -157,6 +171,7 @@ impl SqliteSource {
             name: name.clone(),
             features: schema.len(),
             columns,
+            roles,
             label,
             batch_size: options.batch_size.max(1),
             policy: options.bad_rows,
@@ -287,6 +302,9 @@ fn read_rows(conn: &Connection, query: &str, layout: &Layout, start: u64, tx: &S
             let mut label = f64::NAN;
             let mut bad = None;
             for (i, column) in layout.columns.iter().enumerate() {
+                if layout.roles[i] == Role::Skip {
+                    continue;
+                }
                 let v = match row.get_ref(i) {
                     Ok(v) => v,
                     Err(e) => return fail(e),

@@ -8,7 +8,7 @@ use onad_core::{BadRowPolicy, Position, Source, SourceError};
 use onad_sources::{JsonlOptions, JsonlSource, LabelColumn, SourceOptions, open};
 
 fn options(label: LabelColumn, bad_rows: BadRowPolicy, batch_size: usize) -> JsonlOptions {
-    JsonlOptions { base: SourceOptions { label, bad_rows, batch_size }, ..Default::default() }
+    JsonlOptions { base: SourceOptions { label, bad_rows, batch_size, ..Default::default() }, ..Default::default() }
 }
 
 fn from_bytes(bytes: &[u8], options: JsonlOptions) -> Result<JsonlSource, SourceError> {

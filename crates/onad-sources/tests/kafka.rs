@@ -20,7 +20,12 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 fn options(batch_size: usize) -> SourceOptions {
-    SourceOptions { label: LabelColumn::Named("label".into()), bad_rows: BadRowPolicy::Skip, batch_size }
+    SourceOptions {
+        label: LabelColumn::Named("label".into()),
+        bad_rows: BadRowPolicy::Skip,
+        batch_size,
+        ..Default::default()
+    }
 }
 
 fn json_rows(range: std::ops::Range<usize>) -> Vec<Vec<u8>> {

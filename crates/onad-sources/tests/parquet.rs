@@ -187,3 +187,52 @@ fn reads_snappy_zstd_gzip_and_uncompressed_files() {
         assert_eq!(collect(&mut src).0, values, "{name}");
     }
 }
+
+#[test]
+fn columns_can_be_projected_excluded_or_left_out_when_not_numeric() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.parquet");
+    write(
+        &path,
+        vec![
+            ("host", Arc::new(StringArray::from(vec!["a", "b", "c"])) as ArrayRef),
+            ("cpu", Arc::new(Float32Array::from(vec![0.5, 1.5, 2.5]))),
+            ("mem", Arc::new(Int64Array::from(vec![10, 20, 30]))),
+            ("label", Arc::new(UInt8Array::from(vec![0, 1, 0]))),
+        ],
+        2,
+    );
+    // Rejecting (the default) names the string column and how to leave it out.
+    let err = ParquetSource::open(&path, SourceOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("column 'host' has type Utf8") && err.contains("exclude"), "{err}");
+
+    let excluded = SourceOptions { exclude: vec!["host".into()], ..Default::default() };
+    let mut src = ParquetSource::open(&path, excluded).unwrap();
+    assert_eq!(src.schema().names(), ["cpu", "mem"]);
+    let (v, l, _) = collect(&mut src);
+    assert_eq!((v, l), (vec![0.5, 10.0, 1.5, 20.0, 2.5, 30.0], vec![0.0, 1.0, 0.0]));
+
+    let auto = SourceOptions { non_numeric: onad_sources::NonNumericColumns::Exclude, ..Default::default() };
+    assert_eq!(ParquetSource::open(&path, auto).unwrap().schema().names(), ["cpu", "mem"]);
+
+    // Projection: only `mem` (and the label) are decoded; seeking keeps the projection.
+    let projected = SourceOptions { columns: Some(vec!["mem".into()]), ..Default::default() };
+    let mut src = ParquetSource::open(&path, projected).unwrap();
+    src.seek(&Position::Row(1)).unwrap();
+    assert_eq!(src.schema().names(), ["mem"]);
+    let (v, l, ids) = collect(&mut src);
+    assert_eq!((v, l, ids), (vec![20.0, 30.0], vec![1.0, 0.0], vec![1, 2]));
+
+    for (options, needle) in [
+        (SourceOptions { exclude: vec!["disk".into()], ..Default::default() }, "column 'disk', which the input lacks"),
+        (SourceOptions { columns: Some(vec!["host".into(), "x".into()]), ..Default::default() }, "column 'x'"),
+        (SourceOptions { exclude: vec!["label".into()], ..Default::default() }, "is the label"),
+        (
+            SourceOptions { exclude: vec!["host".into(), "cpu".into(), "mem".into()], ..Default::default() },
+            "no feature column is left",
+        ),
+    ] {
+        let err = ParquetSource::open(&path, options).unwrap_err().to_string();
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+}

@@ -88,7 +88,12 @@ impl Drop for Server {
 }
 
 fn options(batch_size: usize) -> SourceOptions {
-    SourceOptions { label: LabelColumn::Named("label".into()), bad_rows: BadRowPolicy::Skip, batch_size }
+    SourceOptions {
+        label: LabelColumn::Named("label".into()),
+        bad_rows: BadRowPolicy::Skip,
+        batch_size,
+        ..Default::default()
+    }
 }
 
 /// Appends each payload to `stream` as the field `field`, returning the entry ids.

@@ -9,7 +9,7 @@ use onad_sources::{LabelColumn, SourceOptions, SqliteSource, open, open_url};
 use rusqlite::{Connection, params};
 
 fn options(label: LabelColumn, bad_rows: BadRowPolicy, batch_size: usize) -> SourceOptions {
-    SourceOptions { label, bad_rows, batch_size }
+    SourceOptions { label, bad_rows, batch_size, ..Default::default() }
 }
 
 fn collect(src: &mut dyn Source) -> (Vec<f64>, Vec<f64>, Vec<u64>) {
