@@ -1,10 +1,11 @@
 //! CSV (and other delimited text) source: streams records into dense batches, reading a bounded buffer
 //! at a time, so memory does not grow with the file.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use onad_core::{BadRecord, BadRowPolicy, Batch, Position, Schema, SchemaRef, SkipCounts, Source, SourceError};
 
@@ -20,18 +21,103 @@ pub struct CsvOptions {
     pub delimiter: u8,
     /// The first record names the columns; without a header they are named `col_0, col_1, ...`.
     pub has_header: bool,
+    /// Longest line kept (bytes, without the line ending). The rest of a longer line is dropped as it is
+    /// read (memory stays bounded), and its record is a bad row `line_too_long`.
+    pub max_line_bytes: usize,
 }
 
 impl Default for CsvOptions {
     fn default() -> Self {
-        CsvOptions { base: SourceOptions::default(), delimiter: b',', has_header: true }
+        CsvOptions { base: SourceOptions::default(), delimiter: b',', has_header: true, max_line_bytes: 1 << 20 }
     }
 }
 
-/// Streams a CSV file as batches. Every column except the label is a feature; empty fields are NaN
-/// (missing). A record with the wrong number of fields, text where a number belongs, or bytes that are
-/// not UTF-8 is a bad row: skipped and counted under `field_count`, `non_numeric` or `invalid_utf8`, or
-/// reported as an error naming the file, row and column, as the [`BadRowPolicy`] says.
+/// A reader that keeps at most `cap` bytes of each line: the rest of a longer line is dropped, and the
+/// place of the cut (a byte offset in what it hands out) is queued in `cuts` so the record holding it
+/// can be told apart.
+struct LineCap<R> {
+    inner: R,
+    cap: usize,
+    /// Bytes of the current line handed out so far.
+    run: usize,
+    /// Inside the dropped tail of a long line.
+    dropping: bool,
+    /// The dropped tail so far holds an odd number of quote characters: a quote is handed out at the
+    /// line end so the quoting of what follows reads as in the file.
+    odd_quotes: bool,
+    /// Bytes handed out so far.
+    out: u64,
+    cuts: Arc<Mutex<VecDeque<u64>>>,
+}
+
+impl<R: Read> Read for LineCap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = self.inner.read(buf)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            // Compact in place: `w` trails `r` once something was dropped.
+            let (mut r, mut w) = (0, 0);
+            while r < n {
+                let end = memchr::memchr(b'\n', &buf[r..n]).map_or(n, |i| r + i);
+                let segment = end - r;
+                let mut keep = segment;
+                if !self.dropping {
+                    keep = segment.min(self.cap.saturating_sub(self.run));
+                    buf.copy_within(r..r + keep, w);
+                    w += keep;
+                    self.run += keep;
+                    if keep < segment {
+                        self.dropping = true;
+                        lock(&self.cuts).push_back(self.out + w as u64);
+                    }
+                }
+                if self.dropping {
+                    let dropped = &buf[r + if keep < segment { keep } else { 0 }..end];
+                    self.odd_quotes ^= memchr::memchr_iter(b'"', dropped).count() % 2 == 1;
+                }
+                if end < n {
+                    if std::mem::take(&mut self.odd_quotes) {
+                        // Room: at least one byte was dropped, so `w < end`.
+                        buf[w] = b'"';
+                        w += 1;
+                    }
+                    buf[w] = b'\n';
+                    w += 1;
+                    self.run = 0;
+                    self.dropping = false;
+                }
+                r = end + 1;
+            }
+            self.out += w as u64;
+            if w > 0 {
+                return Ok(w);
+            }
+        }
+    }
+}
+
+/// Whether a line was cut before `end` (the offset just past the record read last); forgets those cuts.
+fn cut_within(cuts: &Mutex<VecDeque<u64>>, end: u64) -> bool {
+    let mut cuts = lock(cuts);
+    let mut any = false;
+    while cuts.front().is_some_and(|c| *c <= end) {
+        cuts.pop_front();
+        any = true;
+    }
+    any
+}
+
+fn lock(cuts: &Mutex<VecDeque<u64>>) -> std::sync::MutexGuard<'_, VecDeque<u64>> {
+    cuts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Streams a CSV file as batches. Every column except the label is a feature (unless the options leave
+/// it out); empty fields are NaN (missing). A record with the wrong number of fields, text where a number
+/// belongs, bytes that are not UTF-8, or a line longer than [`CsvOptions::max_line_bytes`] is a bad row:
+/// skipped and counted under `field_count`, `non_numeric`, `invalid_utf8` or `line_too_long`, or reported
+/// as an error naming the file, row and column, as the [`BadRowPolicy`] says.
 ///
 /// Row ids count data records from 0 (the header is not a row), including bad ones.
 pub struct CsvSource {
@@ -44,9 +130,14 @@ pub struct CsvSource {
     roles: Vec<Role>,
     schema: SchemaRef,
     label: Option<usize>,
-    /// A record read ahead to learn the width of a header-less file.
-    pending: Option<csv::ByteRecord>,
+    /// A record read ahead (to learn the width of a header-less file, or to judge the columns), and
+    /// whether its line was cut.
+    pending: Option<(csv::ByteRecord, bool)>,
     record: csv::ByteRecord,
+    /// The current record's line was longer than `max_line_bytes`.
+    too_long: bool,
+    /// Where `LineCap` cut lines, not yet matched to a record.
+    cuts: Arc<Mutex<VecDeque<u64>>>,
     next_row: u64,
     skipped: SkipCounts,
     done: bool,
@@ -79,15 +170,31 @@ impl CsvSource {
         options: CsvOptions,
     ) -> Result<Self, SourceError> {
         let name = name.into();
+        let cuts = Arc::new(Mutex::new(VecDeque::new()));
+        let capped = LineCap {
+            inner: reader,
+            cap: options.max_line_bytes.max(1),
+            run: 0,
+            dropping: false,
+            odd_quotes: false,
+            out: 0,
+            cuts: cuts.clone(),
+        };
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(options.delimiter)
             .has_headers(options.has_header)
             .flexible(true)
             .buffer_capacity(1 << 16)
-            .from_reader(Box::new(reader) as Box<dyn Read + Send>);
+            .from_reader(Box::new(capped) as Box<dyn Read + Send>);
         let mut pending = None;
         let columns: Vec<String> = if options.has_header {
             let header = reader.byte_headers().map_err(|e| csv_error(&name, e))?.clone();
+            if cut_within(&cuts, reader.position().byte()) {
+                return Err(SourceError::Schema {
+                    source_name: name,
+                    message: format!("the header line is longer than max_line_bytes={}", options.max_line_bytes),
+                });
+            }
             header
                 .iter()
                 .enumerate()
@@ -102,7 +209,7 @@ impl CsvSource {
             let mut first = csv::ByteRecord::new();
             let width = if reader.read_byte_record(&mut first).map_err(|e| csv_error(&name, e))? {
                 let w = first.len();
-                pending = Some(first);
+                pending = Some((first, cut_within(&cuts, reader.position().byte())));
                 w
             } else {
                 0
@@ -119,11 +226,11 @@ impl CsvSource {
             // Judge the columns by the first data record, kept to be delivered as row 0.
             let mut first = csv::ByteRecord::new();
             if reader.read_byte_record(&mut first).map_err(|e| csv_error(&name, e))? {
-                pending = Some(first);
+                pending = Some((first, cut_within(&cuts, reader.position().byte())));
             }
         }
         let numeric = |i: usize| {
-            pending.as_ref().and_then(|r| r.get(i)).is_none_or(|f| {
+            pending.as_ref().and_then(|(r, _)| r.get(i)).is_none_or(|f| {
                 let t = f.trim_ascii();
                 t.is_empty() || std::str::from_utf8(t).ok().and_then(parse_number).is_some()
             })
@@ -147,6 +254,8 @@ impl CsvSource {
             label,
             pending,
             record: csv::ByteRecord::new(),
+            too_long: false,
+            cuts,
             next_row: 0,
             skipped: SkipCounts::default(),
             done: false,
@@ -154,11 +263,14 @@ impl CsvSource {
     }
 
     fn read_record(&mut self) -> Result<bool, SourceError> {
-        if let Some(p) = self.pending.take() {
+        if let Some((p, too_long)) = self.pending.take() {
             self.record = p;
+            self.too_long = too_long;
             return Ok(true);
         }
-        self.reader.read_byte_record(&mut self.record).map_err(|e| csv_error(&self.name, e))
+        let got = self.reader.read_byte_record(&mut self.record).map_err(|e| csv_error(&self.name, e))?;
+        self.too_long = got && cut_within(&self.cuts, self.reader.position().byte());
+        Ok(got)
     }
 
     /// Parses the current record into `values` / `label`; on a bad row returns what is wrong.
@@ -171,6 +283,13 @@ impl CsvSource {
             reason,
             detail,
         };
+        if self.too_long {
+            return Err(bad(
+                None,
+                "line_too_long",
+                format!("a line of the record is longer than max_line_bytes={}", self.options.max_line_bytes),
+            ));
+        }
         if self.record.len() != self.columns.len() {
             return Err(bad(
                 None,
@@ -366,6 +485,59 @@ mod tests {
         assert_eq!(s.skipped().get("field_count"), 2);
         assert_eq!(s.skipped().get("invalid_utf8"), 1);
         assert_eq!(s.skipped().total(), 4);
+    }
+
+    #[test]
+    fn long_lines_are_cut_as_read_and_counted() {
+        // T4: a 10 MB line among good ones, one long line in the middle of a quoted field spanning
+        // lines, and a long last line without a line end.
+        let mut text = b"a,b,label\n1,2,0\n".to_vec();
+        text.extend(std::iter::repeat_n(b'7', 10 << 20));
+        text.extend(b",1,0\n3,4,1\n\"x\nyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy\",1,0\n5,6,0\n");
+        text.extend(std::iter::repeat_n(b'8', 100));
+        let options = CsvOptions { max_line_bytes: 32, ..Default::default() };
+        let mut s = CsvSource::from_reader("t.csv", std::io::Cursor::new(text.clone()), options).unwrap();
+        let (v, l, ids) = all(&mut s);
+        assert_eq!((v, l, ids), (vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], vec![0.0, 1.0, 0.0], vec![0, 2, 4]));
+        assert_eq!(s.skipped().get("line_too_long"), 3);
+        assert_eq!(s.skipped().total(), 3);
+
+        // The fail policy names the row; a header over the cap is an error when opening.
+        let fail = CsvOptions {
+            base: SourceOptions { bad_rows: BadRowPolicy::Fail, ..Default::default() },
+            max_line_bytes: 32,
+            ..Default::default()
+        };
+        let mut s = CsvSource::from_reader("t.csv", std::io::Cursor::new(text), fail).unwrap();
+        s.next().unwrap().unwrap_err();
+        let mut s = CsvSource::from_reader(
+            "t.csv",
+            std::io::Cursor::new(b"a,b,label\n1,2,0\n".repeat(3)),
+            CsvOptions {
+                base: SourceOptions { bad_rows: BadRowPolicy::Fail, batch_size: 1, ..Default::default() },
+                max_line_bytes: 32,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(s.next().unwrap().is_ok());
+        let long_header = format!("{},label\n1,0\n", "c".repeat(40));
+        let err = CsvSource::from_reader(
+            "t.csv",
+            std::io::Cursor::new(long_header.into_bytes()),
+            CsvOptions { max_line_bytes: 32, ..Default::default() },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("header line is longer than max_line_bytes=32"), "{err}");
+        // With the default cap (1 MiB) the 10 MB line alone is cut; a line exactly at the cap is kept.
+        let mut exact = b"a,label\n".to_vec();
+        exact.extend(std::iter::repeat_n(b'1', 30));
+        exact.extend(b",0\n");
+        let options = CsvOptions { max_line_bytes: 32, ..Default::default() };
+        let mut s = CsvSource::from_reader("t.csv", std::io::Cursor::new(exact), options).unwrap();
+        let (v, _, _) = all(&mut s);
+        assert_eq!(v, vec![111_111_111_111_111_111_111_111_111_111.0]);
     }
 
     #[test]
