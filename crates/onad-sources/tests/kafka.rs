@@ -292,16 +292,29 @@ fn bad_messages_are_counted_by_reason_or_stop_with_their_offset() {
         (0, None, Some(b"{\"a\": \"x\", \"label\": 0}".to_vec())), // non_numeric
         (0, None, None),                                           // missing_field (no value)
         (0, None, Some(b"{\"label\": 1}".to_vec())),               // missing_column
-        (0, None, good(6)),
+        (0, None, Some(b"{\"a\": 1, \"b\": 2, \"label\": 0}".to_vec())), // extra_column
+        (0, None, Some(b"{\"a\": 1, \"a\": 2, \"label\": 0}".to_vec())), // duplicate_column
+        (0, None, Some(b"{\"a\": 1, \"label\": \"\xff\"}".to_vec())), // invalid_utf8
+        (0, None, Some(b"{\"a\": [1], \"label\": 0}".to_vec())),   // non_numeric (an array)
+        (0, None, good(10)),
     ];
     produce(&mock.brokers(), "mixed", &records);
     let mut src = KafkaSource::open(&mock.url("mixed", "group=g&max_rows=2"), options(16)).unwrap();
     let (v, _, ids) = collect(&mut src);
-    assert_eq!((v, ids), (vec![0.0, 6.0], vec![0, 6]));
+    assert_eq!((v, ids), (vec![0.0, 10.0], vec![0, 10]));
     let counts: Vec<(&str, u64)> = src.skipped().iter().collect();
     assert_eq!(
         counts,
-        [("invalid_json", 1), ("missing_column", 1), ("missing_field", 1), ("non_numeric", 1), ("not_object", 1)]
+        [
+            ("duplicate_column", 1),
+            ("extra_column", 1),
+            ("invalid_json", 1),
+            ("invalid_utf8", 1),
+            ("missing_column", 1),
+            ("missing_field", 1),
+            ("non_numeric", 2),
+            ("not_object", 1)
+        ]
     );
 
     let fail = SourceOptions { bad_rows: BadRowPolicy::Fail, ..options(16) };

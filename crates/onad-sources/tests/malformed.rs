@@ -1,0 +1,147 @@
+//! The malformed-input matrix (T4 of the reliability design) for the file sources, in one place: every kind
+//! of damage is injected a known number of times and the per-reason counts must equal the injected
+//! counts; the fail policy stops at the first bad row with the row and column; nothing panics. (JSON
+//! Lines has its own exhaustive reason test in jsonl.rs; Redis and Kafka in redis.rs and kafka.rs.)
+#![cfg(all(feature = "csv", feature = "parquet", feature = "sqlite"))]
+
+use std::sync::Arc;
+
+use onad_core::{BadRowPolicy, Source, SourceError};
+use onad_sources::{CsvOptions, CsvSource, ParquetSource, SourceOptions, SqliteSource};
+
+fn drain(src: &mut dyn Source) -> (Vec<f64>, Vec<u64>) {
+    let (mut v, mut ids) = (vec![], vec![]);
+    for b in &mut *src {
+        let b = b.unwrap();
+        v.extend_from_slice(b.values());
+        ids.extend_from_slice(b.row_ids());
+    }
+    (v, ids)
+}
+
+fn csv(bytes: Vec<u8>, policy: BadRowPolicy) -> Result<CsvSource, SourceError> {
+    let options = CsvOptions {
+        base: SourceOptions { bad_rows: policy, batch_size: 3, ..Default::default() },
+        max_line_bytes: 1 << 20,
+        ..Default::default()
+    };
+    CsvSource::from_reader("m.csv", std::io::Cursor::new(bytes), options)
+}
+
+#[test]
+fn csv_matrix_counts_every_injected_fault() {
+    // A BOM, CRLF line ends, and per data row one case (good ones have a label 0).
+    let mut f = b"\xEF\xBB\xBFa,b,label\r\n".to_vec();
+    let rows: &[&[u8]] = &[
+        b"1,2,0",         // 0 good
+        b"NaN,inf,0",     // 1 good: NaN and +inf are values (models tolerate them)
+        b"-inf,,0",       // 2 good: -inf, and an empty field is missing (NaN)
+        b"1,2",           // 3 field_count (missing column)
+        b"1,2,0,4",       // 4 field_count (extra column)
+        b"1,abc,0",       // 5 non_numeric
+        b"[1],2,0",       // 6 non_numeric (an array where a number belongs)
+        b"{\"x\":1},2,0", // 7 non_numeric (an object; quotes inside a field are plain text)
+        b"1,\xff\xfe,0",  // 8 invalid_utf8
+        b"x,y,z,w",       // 9 field_count (a new header mid-stream: the schema changed)
+        b"c,d,label",     // 10 non_numeric (a repeated header of the same width)
+        b"3,4,1",         // 11 good
+    ];
+    for r in rows {
+        f.extend_from_slice(r);
+        f.extend_from_slice(b"\r\n");
+    }
+    let big = vec![b'9'; 10 << 20]; // 12 line_too_long: a 10 MB line
+    f.extend_from_slice(&big);
+    f.extend_from_slice(b",1,0\r\n5,6,0\r\n"); // 13 good
+    let mut src = csv(f.clone(), BadRowPolicy::Skip).unwrap();
+    assert_eq!(src.schema().names(), ["a", "b"]);
+    let (v, ids) = drain(&mut src);
+    assert_eq!(ids, [0, 1, 2, 11, 13]);
+    assert_eq!(v.len(), 10);
+    assert!(v[2].is_nan() && v[3] == f64::INFINITY && v[4] == f64::NEG_INFINITY && v[5].is_nan());
+    let counts: Vec<(&str, u64)> = src.skipped().iter().collect();
+    assert_eq!(
+        counts,
+        [("field_count", 3), ("invalid_utf8", 1), ("line_too_long", 1), ("non_numeric", 4)],
+        "{counts:?}"
+    );
+
+    // Fail: the first bad row (3) stops the read with the file, row and reason.
+    let mut src = csv(f, BadRowPolicy::Fail).unwrap();
+    let err = src.find_map(Result::err).expect("an error");
+    let SourceError::BadRecord(r) = &err else { panic!("{err}") };
+    assert_eq!((r.row, r.reason, r.source.as_str()), (3, "field_count", "m.csv"));
+}
+
+#[test]
+fn csv_empty_and_header_only_files() {
+    let err = csv(Vec::new(), BadRowPolicy::Skip).unwrap_err().to_string();
+    assert!(err.contains("empty"), "{err}");
+    let mut src = csv(b"a,b,label\n".to_vec(), BadRowPolicy::Skip).unwrap();
+    assert_eq!(src.schema().names(), ["a", "b"]);
+    assert!(src.next().is_none());
+    assert_eq!(src.skipped().total(), 0);
+}
+
+#[test]
+fn parquet_values_nulls_empty_and_damaged_files() {
+    use arrow_array::{ArrayRef, Float64Array, RecordBatch};
+    use arrow_schema::{DataType, Field, Schema};
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, a: Vec<Option<f64>>| {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Float64, true),
+            Field::new("label", DataType::Float64, true),
+        ]));
+        let label = Float64Array::from(vec![Some(0.0); a.len()]);
+        let cols: Vec<ArrayRef> = vec![Arc::new(Float64Array::from(a)), Arc::new(label)];
+        let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
+        let path = dir.path().join(name);
+        let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        path
+    };
+    let p = write("v.parquet", vec![Some(f64::NAN), Some(f64::INFINITY), Some(f64::NEG_INFINITY), None, Some(1.5)]);
+    let mut src = ParquetSource::open(&p, SourceOptions::default()).unwrap();
+    let (v, ids) = drain(&mut src);
+    assert_eq!(ids, [0, 1, 2, 3, 4]);
+    assert!(v[0].is_nan() && v[1] == f64::INFINITY && v[2] == f64::NEG_INFINITY && v[3].is_nan() && v[4] == 1.5);
+
+    let empty = write("e.parquet", vec![]);
+    let mut src = ParquetSource::open(&empty, SourceOptions::default()).unwrap();
+    assert_eq!(src.total_rows(), 0);
+    assert!(drain(&mut src).1.is_empty());
+
+    // Truncated and non-Parquet files: a clear error naming the file, no panic.
+    let bytes = std::fs::read(&p).unwrap();
+    let cut = dir.path().join("cut.parquet");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let junk = dir.path().join("junk.parquet");
+    std::fs::write(&junk, b"a,b,label\n1,2,0\n").unwrap();
+    for path in [cut, junk] {
+        let err = ParquetSource::open(&path, SourceOptions::default()).unwrap_err().to_string();
+        assert!(err.contains(path.to_str().unwrap()), "{err}");
+    }
+}
+
+#[test]
+fn sqlite_infinities_nulls_and_an_empty_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t (a REAL, b, label INTEGER);
+         INSERT INTO t VALUES (9e999, NULL, 0), (-9e999, 'x', 0), (1.0, X'00', 1), (2.0, '3.5', 0);",
+    )
+    .unwrap();
+    let mut src = SqliteSource::open(&db, "SELECT a, b, label FROM t", SourceOptions::default()).unwrap();
+    let (v, ids) = drain(&mut src);
+    assert_eq!(ids, [0, 3]);
+    assert!(v[0] == f64::INFINITY && v[1].is_nan() && v[2..] == [2.0, 3.5]);
+    assert_eq!(src.skipped().iter().collect::<Vec<_>>(), [("non_numeric", 2)]);
+    let mut none =
+        SqliteSource::open(&db, "SELECT a, b, label FROM t WHERE a > 1e308 AND a < 0", SourceOptions::default())
+            .unwrap();
+    assert!(none.next().is_none());
+}
