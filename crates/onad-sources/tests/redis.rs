@@ -421,3 +421,49 @@ fn a_lost_server_is_a_clear_error_after_give_up_ms() {
     let err = RedisSource::open(&url, options(5)).unwrap_err().to_string();
     assert!(err.starts_with(&format!("redis source {url}: cannot connect")), "{err}");
 }
+
+/// Publishes `rows` on `channel` once someone is subscribed to it.
+fn publish_when_subscribed(client: redis::Client, channel: &'static str, rows: Vec<Vec<u8>>) {
+    let mut conn = client.get_connection().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, n): (String, i64) = redis::cmd("PUBSUB").arg("NUMSUB").arg(channel).query(&mut conn).unwrap();
+        if n > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nobody subscribed to {channel}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for row in rows {
+        let _: i64 = redis::cmd("PUBLISH").arg(channel).arg(row).query(&mut conn).unwrap();
+    }
+}
+
+#[test]
+fn a_channel_source_resubscribes_after_a_server_restart() {
+    let mut server = Server::start();
+    let port = server.port;
+    let client = server.client();
+    let first = std::thread::spawn(move || publish_when_subscribed(client, "ticks", json_rows(0..5)));
+    let mut src = RedisSource::open(&server.url("channel/ticks?max_rows=10"), options(5)).unwrap();
+    first.join().unwrap();
+    let mut ids = Vec::new();
+    while ids.len() < 5 {
+        ids.extend_from_slice(src.next().unwrap().unwrap().row_ids());
+    }
+    assert_eq!(ids, [0, 1, 2, 3, 4]);
+    let reader = std::thread::spawn(move || {
+        let (v, _, ids) = collect(&mut src);
+        (v, ids)
+    });
+    server.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    let server = Server::start_on(port, None);
+    // Messages published while nobody listened are lost (pub/sub keeps nothing); once the source has
+    // subscribed again, it receives what follows.
+    publish_when_subscribed(server.client(), "ticks", json_rows(5..10));
+    let (v, ids) = reader.join().unwrap();
+    assert_eq!(ids, (5..10).collect::<Vec<u64>>());
+    let want: Vec<f64> = (5..10).map(|i| i as f64 * 0.1 - 3.0).collect();
+    assert!(same(&v.chunks(3).map(|r| r[0]).collect::<Vec<_>>(), &want));
+}
