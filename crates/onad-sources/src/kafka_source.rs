@@ -54,6 +54,10 @@ const JOIN_GRACE: Duration = Duration::from_secs(30);
 /// `max_rows` is given (after a seek, `max_rows` counts from the position's message count). The idle timeout starts once the group has assigned partitions to this consumer
 /// (joining takes a few seconds), or 30 s after opening for a member that gets none.
 ///
+/// **Brokers down.** librdkafka reconnects by itself, and the source waits meanwhile, losing nothing
+/// (offsets are only committed for batches processed). With `give_up_ms`, the source fails with an error
+/// saying so once every broker has been unreachable that long.
+///
 /// **Bad messages** are skipped and counted by reason, or, under `BadRowPolicy::Fail`, reported with
 /// the URL, the row, the partition and offset, and the column.
 pub struct KafkaSource(MessageStream<Reader>);
@@ -87,6 +91,8 @@ struct Shared {
     assigned: BTreeSet<i32>,
     /// The last rebalance error, reported by the next fetch.
     error: Option<String>,
+    /// Since when librdkafka has reported every broker down (cleared by a message or a probe).
+    down_since: Option<Instant>,
 }
 
 /// The consumer's context: on assignment, partitions with a known position start there.
@@ -99,7 +105,14 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl ClientContext for Context {}
+impl ClientContext for Context {
+    /// librdkafka reconnects by itself; the source only notes when every broker is down, for `give_up_ms`.
+    fn error(&self, error: KafkaError, _reason: &str) {
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) {
+            lock(&self.shared).down_since.get_or_insert_with(Instant::now);
+        }
+    }
+}
 
 impl ConsumerContext for Context {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
@@ -143,6 +156,7 @@ impl ConsumerContext for Context {
 
 pub(crate) struct Reader {
     name: String,
+    brokers: String,
     topic: String,
     consumer: BaseConsumer<Context>,
     shared: Arc<Mutex<Shared>>,
@@ -155,6 +169,10 @@ pub(crate) struct Reader {
     /// fetched messages loses none.
     unread: BTreeMap<i32, i64>,
     opened: Instant,
+    /// Fail once every broker has been down this long (`None`: keep waiting).
+    give_up: Option<Duration>,
+    /// Since when commits have been failing.
+    commit_failing: Option<Instant>,
 }
 
 fn external(name: &str, error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> SourceError {
@@ -198,6 +216,7 @@ impl Reader {
         consumer.subscribe(&[&url.topic]).map_err(|e| external(&url.name, format!("cannot subscribe: {e}")))?;
         Ok(Reader {
             name: url.name.clone(),
+            brokers: url.brokers.clone(),
             topic: url.topic.clone(),
             consumer,
             shared,
@@ -205,6 +224,8 @@ impl Reader {
             delivered: 0,
             unread: BTreeMap::new(),
             opened: Instant::now(),
+            give_up: url.give_up_ms.map(Duration::from_millis),
+            commit_failing: None,
         })
     }
 
@@ -247,6 +268,19 @@ impl Reader {
         Ok(())
     }
 
+    /// The offsets to commit: the next offset of every partition with messages handed out since the last
+    /// commit.
+    fn pending_offsets(&self) -> Result<TopicPartitionList, SourceError> {
+        let mut tpl = TopicPartitionList::new();
+        let shared = lock(&self.shared);
+        for p in &self.uncommitted {
+            if let Some(&o) = shared.next.get(p) {
+                tpl.add_partition_offset(&self.topic, *p, Offset::Offset(o)).map_err(|e| external(&self.name, e))?;
+            }
+        }
+        Ok(tpl)
+    }
+
     fn position(&self) -> Position {
         let shared = lock(&self.shared);
         Position::Offsets {
@@ -256,10 +290,28 @@ impl Reader {
     }
 
     fn check(&self) -> Result<(), SourceError> {
-        match lock(&self.shared).error.take() {
-            Some(e) => Err(external(&self.name, e)),
-            None => Ok(()),
+        if let Some(e) = lock(&self.shared).error.take() {
+            return Err(external(&self.name, e));
         }
+        let down_since = lock(&self.shared).down_since;
+        if let (Some(since), Some(give_up)) = (down_since, self.give_up)
+            && since.elapsed() >= give_up
+        {
+            // The brokers may be back without a message to show it: ask for the topic's metadata.
+            if self.consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(1)).is_ok() {
+                lock(&self.shared).down_since = None;
+            } else {
+                return Err(external(
+                    &self.name,
+                    format!(
+                        "lost every broker and could not reach one within give_up_ms={} (brokers: {})",
+                        give_up.as_millis(),
+                        self.brokers
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A poll error: fatal ones end the source, others (a broker briefly down) are retried by librdkafka.
@@ -296,6 +348,7 @@ impl MessageReader for Reader {
                         continue;
                     }
                     self.unread.entry(m.partition()).or_insert(m.offset());
+                    lock(&self.shared).down_since = None;
                     out.push(self.message(&m));
                 }
                 Some(Err(e)) => self.poll_error(e)?,
@@ -326,21 +379,40 @@ impl MessageReader for Reader {
         if self.uncommitted.is_empty() {
             return Ok(());
         }
-        let mut tpl = TopicPartitionList::new();
-        {
-            let shared = lock(&self.shared);
-            for p in &self.uncommitted {
-                if let Some(&o) = shared.next.get(p) {
-                    tpl.add_partition_offset(&self.topic, *p, Offset::Offset(o))
-                        .map_err(|e| external(&self.name, e))?;
+        let tpl = self.pending_offsets()?;
+        match self.consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => {
+                self.uncommitted.clear();
+                self.commit_failing = None;
+                Ok(())
+            }
+            // A broker or coordinator away: the offsets stay pending and go with the next commit
+            // (offsets are cumulative), unless this has lasted `give_up_ms`.
+            Err(e) => {
+                let since = *self.commit_failing.get_or_insert_with(Instant::now);
+                match self.give_up {
+                    Some(g) if since.elapsed() >= g => Err(external(
+                        &self.name,
+                        format!("could not commit offsets within give_up_ms={}: {e}", g.as_millis()),
+                    )),
+                    _ => Ok(()),
                 }
             }
         }
-        self.consumer
-            .commit(&tpl, CommitMode::Sync)
-            .map_err(|e| external(&self.name, format!("cannot commit offsets: {e}")))?;
-        self.uncommitted.clear();
-        Ok(())
+    }
+
+    /// The last commit, when the source ends: a failure is reported (the uncommitted batch would be
+    /// delivered again to the next consumer of the group).
+    fn flush(&mut self) -> Result<(), SourceError> {
+        self.ack()?;
+        match self.commit_failing {
+            Some(_) => self
+                .consumer
+                .commit(&self.pending_offsets()?, CommitMode::Sync)
+                .map(|()| self.uncommitted.clear())
+                .map_err(|e| external(&self.name, format!("cannot commit the last offsets: {e}"))),
+            None => Ok(()),
+        }
     }
 
     fn missing_payload(&self) -> Problem {

@@ -40,6 +40,11 @@ pub(crate) trait MessageReader {
     /// Acknowledges (commits) every message handed out so far.
     fn ack(&mut self) -> Result<(), SourceError>;
 
+    /// The last acknowledgement, when the source ends; by default `ack`.
+    fn flush(&mut self) -> Result<(), SourceError> {
+        self.ack()
+    }
+
     /// The problem of a message without a payload.
     fn missing_payload(&self) -> Problem;
 
@@ -235,7 +240,7 @@ impl<R: MessageReader> MessageStream<R> {
     /// processed it).
     fn finish(&mut self) -> Option<Result<Batch, SourceError>> {
         self.done = true;
-        self.reader.ack().err().map(Err)
+        self.reader.flush().err().map(Err)
     }
 
     /// The next batch; acknowledges the previous one first.

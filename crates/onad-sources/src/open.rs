@@ -130,7 +130,8 @@ pub fn open(path: &Path, options: SourceOptions) -> Result<Box<dyn Source + Send
 ///   (see [`KafkaSource`](crate::KafkaSource)). Parameters: `group` (the consumer group; `onad`),
 ///   `key_column` (add each message's key as a last feature column of this name, for `--key`),
 ///   `idle_timeout_ms`, `max_rows` (as for Redis), `connect_timeout_ms` (opening fails when the brokers
-///   do not describe the topic within this long; 10000), and any librdkafka setting, recognised by the dot in its
+///   do not describe the topic within this long; 10000), `give_up_ms` (fail once every broker has been
+///   down this long; default: keep waiting), and any librdkafka setting, recognised by the dot in its
 ///   name (`session.timeout.ms=6000`, `auto.offset.reset=latest`, `fetch.min.bytes=1`).
 ///
 /// An unknown scheme is an error, and so is a known one whose connector was not compiled in
@@ -201,6 +202,8 @@ pub(crate) struct KafkaUrl {
     pub(crate) idle_timeout_ms: Option<u64>,
     /// How long opening waits for the brokers to describe the topic.
     pub(crate) connect_timeout_ms: u64,
+    /// Fail once every broker has been down this long.
+    pub(crate) give_up_ms: Option<u64>,
     pub(crate) max_rows: Option<u64>,
     /// librdkafka settings passed through, in the order given.
     pub(crate) config: Vec<(String, String)>,
@@ -230,7 +233,7 @@ pub(crate) fn parse_kafka_url(rest: &str) -> Result<KafkaUrl, SourceError> {
     }
     let params = Params::parse(
         query,
-        &["group", "key_column", "idle_timeout_ms", "max_rows", "connect_timeout_ms"],
+        &["group", "key_column", "idle_timeout_ms", "max_rows", "connect_timeout_ms", "give_up_ms"],
         true,
         &bad,
     )?;
@@ -253,6 +256,7 @@ pub(crate) fn parse_kafka_url(rest: &str) -> Result<KafkaUrl, SourceError> {
         key_column,
         idle_timeout_ms: params.number("idle_timeout_ms", &bad)?,
         connect_timeout_ms: params.number("connect_timeout_ms", &bad)?.unwrap_or(10_000),
+        give_up_ms: params.number("give_up_ms", &bad)?,
         max_rows,
         config: params.values.iter().filter(|(k, _)| k.contains('.')).cloned().collect(),
         name,

@@ -358,3 +358,41 @@ fn positions_of_other_kinds_are_refused() {
         open_url(&format!("kafka://127.0.0.1:{port}/t?connect_timeout_ms=500"), options(16)).err().unwrap().to_string();
     assert!(err.contains("cannot reach the brokers") && err.contains("500 ms"), "{err}");
 }
+
+#[test]
+fn a_broker_outage_loses_nothing_and_give_up_ms_ends_the_wait() {
+    let mock = Mock::new("outage", 1);
+    produce(&mock.brokers(), "outage", &values_on(0, json_rows(0..50)));
+    let mut src = KafkaSource::open(&mock.url("outage", "group=g&max_rows=100"), options(50)).unwrap();
+    let mut ids: Vec<u64> = src.next().unwrap().unwrap().row_ids().to_vec();
+    while ids.len() < 50 {
+        ids.extend_from_slice(src.next().unwrap().unwrap().row_ids());
+    }
+    // The broker goes away for two seconds; the reader waits, then gets what is produced afterwards.
+    let reader = std::thread::spawn(move || collect(&mut src));
+    mock.cluster.broker_down(1).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    mock.cluster.broker_up(1).unwrap();
+    produce(&mock.brokers(), "outage", &values_on(0, json_rows(50..100)));
+    let (v, _, later) = reader.join().unwrap();
+    ids.extend(later);
+    assert_eq!(ids, (0..100).collect::<Vec<u64>>());
+    let want: Vec<f64> = (50..100).map(|i| i as f64 * 0.1 - 3.0).collect();
+    assert!(same(&v.chunks(2).map(|r| r[0]).collect::<Vec<_>>(), &want));
+
+    // With give_up_ms, a broker that stays away ends the source with an error saying so.
+    let mut src = KafkaSource::open(&mock.url("outage", "group=g2&give_up_ms=1500"), options(100)).unwrap();
+    let _ = src.next().unwrap().unwrap();
+    mock.cluster.broker_down(1).unwrap();
+    let started = std::time::Instant::now();
+    let err = loop {
+        match src.next() {
+            Some(Ok(_)) => assert!(started.elapsed() < Duration::from_secs(30), "no error after 30 s"),
+            Some(Err(e)) => break e.to_string(),
+            None => panic!("the source ended instead of failing"),
+        }
+    };
+    eprintln!("give-up error: {err}");
+    assert!(err.contains("within give_up_ms=1500"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+}
