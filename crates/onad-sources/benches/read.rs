@@ -128,7 +128,93 @@ fn read(c: &mut Criterion) {
         python_parquet(Path::new(&py), &parquet);
     }
     group.bench_function("jsonl", |b| b.iter(|| drain(&mut JsonlSource::open(&jsonl, Default::default()).unwrap())));
+    #[cfg(feature = "sqlite")]
+    {
+        let db = dir.path().join("d.db");
+        write_sqlite(&csv, &db);
+        eprintln!("sqlite: {:.1} MB", std::fs::metadata(&db).unwrap().len() as f64 / 1e6);
+        group.bench_function("sqlite", |b| {
+            b.iter(|| {
+                drain(&mut onad_sources::SqliteSource::open(&db, "SELECT * FROM t", SourceOptions::default()).unwrap())
+            })
+        });
+    }
+    #[cfg(feature = "kafka")]
+    kafka(&mut group, &jsonl);
     group.finish();
+}
+
+/// The CSV's rows as a SQLite table `t` (all REAL columns).
+#[cfg(feature = "sqlite")]
+fn write_sqlite(csv: &Path, db: &Path) {
+    let text = std::fs::read_to_string(csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let cols: Vec<String> = header.iter().map(|h| format!("{h} REAL")).collect();
+    conn.execute(&format!("CREATE TABLE t ({})", cols.join(", ")), []).unwrap();
+    let tx = conn.unchecked_transaction().unwrap();
+    {
+        let marks = vec!["?"; header.len()].join(", ");
+        let mut stmt = tx.prepare(&format!("INSERT INTO t VALUES ({marks})")).unwrap();
+        for line in lines {
+            let values: Vec<f64> = line
+                .split(',')
+                .map(|v| v.parse::<f64>().unwrap_or_else(|_| f64::from(u8::from(v == "true"))))
+                .collect();
+            stmt.execute(rusqlite::params_from_iter(values)).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// The JSON Lines rows as messages of a one-partition topic on rdkafka's mock cluster (in this process),
+/// read through a new consumer group per iteration. The group join (seconds, by the protocol) happens while
+/// opening and is not timed: the time runs from the first batch request to the last row.
+#[cfg(feature = "kafka")]
+fn kafka(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, jsonl: &Path) {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use std::time::Duration;
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    cluster.create_topic("bench", 1, 1).unwrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let text = std::fs::read_to_string(jsonl).unwrap();
+    let mut bytes = 0;
+    for line in text.lines() {
+        bytes += line.len();
+        let mut record = Some(BaseRecord::<(), str>::to("bench").partition(0).payload(line));
+        while let Some(r) = record.take() {
+            if let Err((_, r)) = producer.send(r) {
+                producer.poll(Duration::from_millis(5));
+                record = Some(r);
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+    eprintln!("kafka: {:.1} MB of message values", bytes as f64 / 1e6);
+    let mut n = 0;
+    group.bench_function("kafka_mock", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                n += 1;
+                let url = format!(
+                    "kafka://{}/bench?group=bench-{n}&max_rows={ROWS}&session.timeout.ms=6000",
+                    cluster.bootstrap_servers()
+                );
+                let mut src = onad_sources::KafkaSource::open(&url, SourceOptions::default()).unwrap();
+                let t = Instant::now();
+                drain(&mut src);
+                total += t.elapsed();
+            }
+            total
+        })
+    });
 }
 
 criterion_group!(benches, read);

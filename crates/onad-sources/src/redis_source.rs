@@ -62,7 +62,7 @@ const MAX_DELAY: Duration = Duration::from_secs(5);
 /// rows) is given. Opening waits (within `idle_timeout_ms`) for the first JSON object, which names the
 /// columns.
 ///
-/// **Bad messages** are skipped and counted by reason, or, under [`BadRowPolicy::Fail`], reported as an
+/// **Bad messages** are skipped and counted by reason, or, under [`BadRowPolicy::Fail`](onad_core::BadRowPolicy::Fail), reported as an
 /// error naming the URL (without its password), the row, the entry id and the column. The reasons are
 /// those of the JSON Lines source (`invalid_json`, `not_object`, `non_numeric`, `missing_column`,
 /// `extra_column`, `duplicate_column`, `invalid_utf8`), plus `missing_field` (a stream entry without the
