@@ -3,6 +3,9 @@
 //! rejected row by row by default and left out on request.
 #![cfg(all(feature = "csv", feature = "jsonl", feature = "sqlite"))]
 
+mod common;
+use common::collect;
+
 use onad_core::Source;
 use onad_sources::{CsvOptions, CsvSource, JsonlOptions, JsonlSource, NonNumericColumns, SourceOptions, SqliteSource};
 
@@ -46,23 +49,12 @@ fn open_all(f: &Files, base: SourceOptions) -> Vec<(&'static str, Box<dyn Source
     ]
 }
 
-fn read(src: &mut dyn Source) -> (Vec<f64>, Vec<f64>, Vec<u64>) {
-    let (mut v, mut l, mut ids) = (vec![], vec![], vec![]);
-    for b in &mut *src {
-        let b = b.unwrap();
-        v.extend_from_slice(b.values());
-        l.extend_from_slice(b.labels().unwrap_or(&[]));
-        ids.extend_from_slice(b.row_ids());
-    }
-    (v, l, ids)
-}
-
 #[test]
 fn a_text_column_is_rejected_row_by_row_by_default() {
     let f = files();
     for (name, mut src) in open_all(&f, SourceOptions::default()) {
         assert_eq!(src.schema().names(), ["host", "cpu", "mem"], "{name}");
-        let (v, _, ids) = read(src.as_mut());
+        let (v, _, ids) = collect(src.as_mut());
         // Only the CSV row with an empty host (missing = NaN) is a row; the others are non_numeric. In
         // SQLite '' is text, not NULL, and in JSON the third host is an object: every row is bad there.
         if name != "csv" {
@@ -85,7 +77,7 @@ fn excluded_and_auto_excluded_columns_are_not_read() {
     for (options, names) in [(by_name, vec!["cpu", "mem"]), (auto, vec!["cpu", "mem"]), (only_mem, vec!["mem"])] {
         for (name, mut src) in open_all(&f, options.clone()) {
             assert_eq!(src.schema().names(), names, "{name} {options:?}");
-            let (v, l, ids) = read(src.as_mut());
+            let (v, l, ids) = collect(src.as_mut());
             assert_eq!(ids, [0, 1, 2, 3], "{name}");
             assert_eq!(l, [0.0, 1.0, 0.0, 0.0], "{name}");
             let expect: Vec<f64> = if names.len() == 2 {

@@ -2,6 +2,9 @@
 //! lines, BOM, CRLF, empty files, labels, seeking, and `open` by extension.
 #![cfg(feature = "jsonl")]
 
+mod common;
+use common::{collect, same};
+
 use std::io::Write;
 
 use onad_core::{BadRowPolicy, Position, Source, SourceError};
@@ -13,21 +16,6 @@ fn options(label: LabelColumn, bad_rows: BadRowPolicy, batch_size: usize) -> Jso
 
 fn from_bytes(bytes: &[u8], options: JsonlOptions) -> Result<JsonlSource, SourceError> {
     JsonlSource::from_reader("t.jsonl", std::io::Cursor::new(bytes.to_vec()), options)
-}
-
-fn collect(src: &mut dyn Source) -> (Vec<f64>, Vec<f64>, Vec<u64>) {
-    let (mut v, mut l, mut ids) = (vec![], vec![], vec![]);
-    for b in &mut *src {
-        let b = b.unwrap();
-        v.extend_from_slice(b.values());
-        l.extend_from_slice(b.labels().unwrap_or(&[]));
-        ids.extend_from_slice(b.row_ids());
-    }
-    (v, l, ids)
-}
-
-fn same(a: &[f64], b: &[f64]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
 #[test]

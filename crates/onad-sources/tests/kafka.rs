@@ -8,6 +8,9 @@
 //! created by the test; see scripts/README.md for a local one).
 #![cfg(feature = "kafka")]
 
+mod common;
+use common::{collect, same};
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -89,22 +92,6 @@ impl Mock {
     fn url(&self, topic: &str, params: &str) -> String {
         format!("kafka://{}/{topic}?session.timeout.ms=6000&{params}", self.brokers())
     }
-}
-
-/// Values, labels and row ids of every batch.
-fn collect(src: &mut dyn Source) -> (Vec<f64>, Vec<f64>, Vec<u64>) {
-    let (mut v, mut l, mut ids) = (vec![], vec![], vec![]);
-    for b in &mut *src {
-        let b = b.unwrap();
-        v.extend_from_slice(b.values());
-        l.extend_from_slice(b.labels().unwrap_or(&[]));
-        ids.extend_from_slice(b.row_ids());
-    }
-    (v, l, ids)
-}
-
-fn same(a: &[f64], b: &[f64]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
 fn round_trip(brokers: &str, topic: &str) {

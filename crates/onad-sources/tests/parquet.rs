@@ -2,6 +2,9 @@
 //! the CSV reader on the same data.
 #![cfg(all(feature = "parquet", feature = "csv"))]
 
+mod common;
+use common::collect;
+
 use std::fs::File;
 use std::sync::Arc;
 
@@ -22,17 +25,6 @@ fn write(path: &std::path::Path, columns: Vec<(&str, ArrayRef)>, row_group: usiz
     let mut w = ArrowWriter::try_new(File::create(path).unwrap(), schema, Some(props)).unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
-}
-
-fn collect(src: &mut dyn Source) -> (Vec<f64>, Vec<f64>, Vec<u64>) {
-    let (mut v, mut l, mut ids) = (vec![], vec![], vec![]);
-    for b in &mut *src {
-        let b = b.unwrap();
-        v.extend_from_slice(b.values());
-        l.extend_from_slice(b.labels().unwrap_or(&[]));
-        ids.extend_from_slice(b.row_ids());
-    }
-    (v, l, ids)
 }
 
 #[test]

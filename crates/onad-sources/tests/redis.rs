@@ -7,6 +7,9 @@
 //! they fail, saying so.
 #![cfg(feature = "redis")]
 
+mod common;
+use common::{collect, same};
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -113,22 +116,6 @@ fn json_rows(range: std::ops::Range<usize>) -> Vec<Vec<u8>> {
             format!("{{\"a\": {a}, \"b\": {b}, \"flag\": {}, \"label\": {}}}", i % 2 == 0, i % 3 == 0).into_bytes()
         })
         .collect()
-}
-
-/// Values, labels and row ids of every batch.
-fn collect(src: &mut dyn Source) -> (Vec<f64>, Vec<f64>, Vec<u64>) {
-    let (mut v, mut l, mut ids) = (vec![], vec![], vec![]);
-    for b in &mut *src {
-        let b = b.unwrap();
-        v.extend_from_slice(b.values());
-        l.extend_from_slice(b.labels().unwrap_or(&[]));
-        ids.extend_from_slice(b.row_ids());
-    }
-    (v, l, ids)
-}
-
-fn same(a: &[f64], b: &[f64]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
 fn pending(conn: &mut redis::Connection, stream: &str, group: &str) -> i64 {

@@ -2,6 +2,9 @@
 //! same data set read as CSV, JSON Lines and SQLite giving identical batches.
 #![cfg(feature = "sqlite")]
 
+mod common;
+use common::{collect, same};
+
 use std::path::{Path, PathBuf};
 
 use onad_core::{BadRowPolicy, Position, Source, SourceError};
@@ -10,21 +13,6 @@ use rusqlite::{Connection, params};
 
 fn options(label: LabelColumn, bad_rows: BadRowPolicy, batch_size: usize) -> SourceOptions {
     SourceOptions { label, bad_rows, batch_size, ..Default::default() }
-}
-
-fn collect(src: &mut dyn Source) -> (Vec<f64>, Vec<f64>, Vec<u64>) {
-    let (mut v, mut l, mut ids) = (vec![], vec![], vec![]);
-    for b in &mut *src {
-        let b = b.unwrap();
-        v.extend_from_slice(b.values());
-        l.extend_from_slice(b.labels().unwrap_or(&[]));
-        ids.extend_from_slice(b.row_ids());
-    }
-    (v, l, ids)
-}
-
-fn same(a: &[f64], b: &[f64]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
 /// A database with table `t(id, a, b, label)` holding rows `(i, i, i / 4, i % 2)` for i in 0..n.
