@@ -194,6 +194,7 @@ impl<R: MessageReader> MessageStream<R> {
     #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     pub(crate) fn resume_at(&mut self, delivered: u64) {
         self.buffer.clear();
+        self.done = false;
         self.next_row = delivered;
         self.rows = delivered;
     }
