@@ -230,3 +230,42 @@ fn a_killed_kafka_run_resumes_from_its_offsets_to_identical_output() {
         assert!(std::fs::read(&out).unwrap() == expected, "kill at row {row}: output differs after resume");
     }
 }
+
+#[test]
+fn a_sigterm_commits_what_was_processed_so_the_group_goes_on_without_duplicates() {
+    // T12 over Kafka: SIGTERM mid-stream writes a final checkpoint and commits the offsets of every row
+    // processed; a later run of the same group (without the checkpoint) reads exactly the rest.
+    const N: usize = 4000;
+    let (header, rows) = shuttle(N);
+    let features = &header[..header.len() - 1];
+    let objects: Vec<String> = rows.iter().map(|(f, l)| json_object(features, f, l)).collect();
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("shuttle", 1, 1).unwrap();
+    produce(&cluster.bootstrap_servers(), "shuttle", &objects);
+    let url =
+        format!("kafka://{}/shuttle?group=g&session.timeout.ms=6000&idle_timeout_ms=3000", cluster.bootstrap_servers());
+    let tmp = tempfile::tempdir().unwrap();
+    let (ck, first, second) = (tmp.path().join("ck"), tmp.path().join("first.csv"), tmp.path().join("second.csv"));
+    let o = onad(
+        &[
+            "run",
+            "-q",
+            "--input",
+            &url,
+            "--batch-size",
+            "500",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--output",
+            first.to_str().unwrap(),
+        ],
+        Some("term-at-row:1700"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let done = std::fs::read_to_string(&first).unwrap().lines().count() - 1;
+    assert!((1700..N).contains(&done), "the first run wrote {done} rows");
+    let o = onad(&["run", "-q", "--input", &url, "--batch-size", "500", "--output", second.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rest = std::fs::read_to_string(&second).unwrap().lines().count() - 1;
+    assert_eq!(done + rest, N, "first run {done} rows, second {rest}");
+}

@@ -30,6 +30,14 @@ pub trait Source: Iterator<Item = Result<Batch, SourceError>> {
     fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
         Err(SourceError::Unsupported(format!("this source cannot seek to {position}")))
     }
+
+    /// Acknowledges every row yielded so far to the system the rows come from (a broker's consumer
+    /// group), so that the next reader of that group starts after them. A run calls it when it ends,
+    /// also when it stops early (after its final checkpoint); broker sources otherwise acknowledge a batch
+    /// only when the next one is asked for. Files have nothing to acknowledge: the default does nothing.
+    fn commit(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
 }
 
 /// Where a source stands, so that a restarted run continues from there.

@@ -340,6 +340,8 @@ where
                     receive_one(&mut in_flight)?;
                 }
             }
+            // Every batch read has been scored and emitted: acknowledge them to the source.
+            source.commit()?;
             Ok(())
         })();
         drop(job_txs);

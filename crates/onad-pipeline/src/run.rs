@@ -203,6 +203,8 @@ where
             break;
         }
     }
+    // Every batch yielded has been processed (and, when stopping, checkpointed): acknowledge them.
+    source.commit()?;
     stats.skipped = source.skipped().clone();
     stats.elapsed = start.elapsed();
     Ok(stats)

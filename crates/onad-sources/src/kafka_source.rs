@@ -474,6 +474,11 @@ impl Source for KafkaSource {
         self.0.skipped()
     }
 
+    /// Acknowledges every message delivered so far (the caller has processed them).
+    fn commit(&mut self) -> Result<(), SourceError> {
+        self.0.reader.flush()
+    }
+
     /// `Position::Start` before anything was delivered, or `Position::Offsets` (a checkpoint's): each
     /// partition named starts at its offset; messages fetched but not delivered are dropped.
     fn seek(&mut self, position: &Position) -> Result<(), SourceError> {

@@ -690,6 +690,11 @@ impl Source for RedisSource {
         self.0.skipped()
     }
 
+    /// Acknowledges every message delivered so far (the caller has processed them).
+    fn commit(&mut self) -> Result<(), SourceError> {
+        self.0.reader.flush()
+    }
+
     /// Accepts only `Position::Start` before anything was delivered. A stream resumes from its consumer
     /// group (entries handed out and not acknowledged are delivered again, acknowledged ones are not);
     /// a channel keeps nothing to go back to.
