@@ -720,3 +720,42 @@ fn datasets_can_be_listed_and_fetched_into_a_cache() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("unknown data set 'no-such-set'"), "{}", stderr(&o));
 }
+
+#[test]
+fn text_columns_are_rejected_or_left_out_on_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("hosts.csv");
+    let mut text = String::from("host,ts,cpu,mem,label\n");
+    for i in 0..200 {
+        text.push_str(&format!(
+            "web-{},2026-11-25T10:{:02}:00,{},{},{}\n",
+            i % 3,
+            i % 60,
+            i % 7,
+            i % 5,
+            u8::from(i == 100)
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let input = csv.to_str().unwrap();
+    // By default every row has text in a feature column: all are bad rows, and the summary says why.
+    let s = summary(&["run", "--input", input, "--model", "null_model"]);
+    assert_eq!((s["rows"].as_u64(), s["skipped_by_reason"]["non_numeric"].as_u64()), (Some(0), Some(200)), "{s}");
+    // Left out by name, or every text column at once: the same 200 rows and scores.
+    let by_name = tmp.path().join("a.csv");
+    let auto = tmp.path().join("b.csv");
+    for (out, extra) in [(&by_name, vec!["--exclude", "host,ts"]), (&auto, vec!["--non-numeric", "exclude"])] {
+        let mut args = vec!["run", "-q", "--input", input, "--output", out.to_str().unwrap()];
+        args.extend(extra);
+        let o = onad(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let a = std::fs::read_to_string(&by_name).unwrap();
+    assert_eq!(a.lines().count(), 201);
+    assert_eq!(a, std::fs::read_to_string(&auto).unwrap());
+    // --columns keeps only the named features; an unknown name is a one-line configuration error.
+    let s = summary(&["run", "--input", input, "--columns", "cpu", "--model", "null_model"]);
+    assert_eq!(s["rows"].as_u64(), Some(200), "{s}");
+    let err = usage_error(&["run", "--input", input, "--exclude", "hots"]);
+    assert!(err.contains("column 'hots', which the input lacks"), "{err}");
+}
