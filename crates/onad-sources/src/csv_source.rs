@@ -45,6 +45,8 @@ struct LineCap<R> {
     /// The dropped tail so far holds an odd number of quote characters: a quote is handed out at the
     /// line end so the quoting of what follows reads as in the file.
     odd_quotes: bool,
+    /// A byte still to hand out (a line end after an added quote, with a one-byte buffer).
+    owed: Option<u8>,
     /// Bytes handed out so far.
     out: u64,
     cuts: Arc<Mutex<VecDeque<u64>>>,
@@ -52,17 +54,30 @@ struct LineCap<R> {
 
 impl<R: Read> Read for LineCap<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if let Some(b) = self.owed.take() {
+            buf[0] = b;
+            self.out += 1;
+            return Ok(1);
+        }
         loop {
-            let n = self.inner.read(buf)?;
-            if n == 0 {
+            // Inside a dropped tail, the line end may need a quote handed out before it: read one byte
+            // to the right so there is room for it even when the line end comes first.
+            let start = usize::from(self.dropping && buf.len() > 1);
+            let n = start + self.inner.read(&mut buf[start..])?;
+            if n == start {
                 return Ok(0);
             }
-            // Compact in place: `w` trails `r` once something was dropped.
-            let (mut r, mut w) = (0, 0);
+            // Compact in place: `w` trails `r` once something was dropped (or by the slack byte).
+            let (mut r, mut w) = (start, 0);
             while r < n {
-                let end = memchr::memchr(b'\n', &buf[r..n]).map_or(n, |i| r + i);
+                // Both `\n` and a lone `\r` end a line for the csv reader; a CRLF is two short ends.
+                let end = memchr::memchr2(b'\n', b'\r', &buf[r..n]).map_or(n, |i| r + i);
                 let segment = end - r;
-                let mut keep = segment;
+                // Bytes of this segment handed out (none when the line was already being dropped).
+                let mut keep = 0;
                 if !self.dropping {
                     keep = segment.min(self.cap.saturating_sub(self.run));
                     buf.copy_within(r..r + keep, w);
@@ -74,16 +89,23 @@ impl<R: Read> Read for LineCap<R> {
                     }
                 }
                 if self.dropping {
-                    let dropped = &buf[r + if keep < segment { keep } else { 0 }..end];
-                    self.odd_quotes ^= memchr::memchr_iter(b'"', dropped).count() % 2 == 1;
+                    self.odd_quotes ^= memchr::memchr_iter(b'"', &buf[r + keep..end]).count() % 2 == 1;
                 }
                 if end < n {
+                    let line_end = buf[end];
                     if std::mem::take(&mut self.odd_quotes) {
-                        // Room: at least one byte was dropped, so `w < end`.
                         buf[w] = b'"';
                         w += 1;
+                        if w > end {
+                            // Only with a one-byte buffer (no slack): the line end goes out next time.
+                            self.owed = Some(line_end);
+                            self.run = 0;
+                            self.dropping = false;
+                            r = end + 1;
+                            continue;
+                        }
                     }
-                    buf[w] = b'\n';
+                    buf[w] = line_end;
                     w += 1;
                     self.run = 0;
                     self.dropping = false;
@@ -177,6 +199,7 @@ impl CsvSource {
             run: 0,
             dropping: false,
             odd_quotes: false,
+            owed: None,
             out: 0,
             cuts: cuts.clone(),
         };
@@ -209,7 +232,17 @@ impl CsvSource {
             let mut first = csv::ByteRecord::new();
             let width = if reader.read_byte_record(&mut first).map_err(|e| csv_error(&name, e))? {
                 let w = first.len();
-                pending = Some((first, cut_within(&cuts, reader.position().byte())));
+                if cut_within(&cuts, reader.position().byte()) {
+                    return Err(SourceError::Schema {
+                        source_name: name,
+                        message: format!(
+                            "the first line (which sets the columns of a file without header) is longer than \
+                             max_line_bytes={}",
+                            options.max_line_bytes
+                        ),
+                    });
+                }
+                pending = Some((first, false));
                 w
             } else {
                 0
@@ -487,6 +520,75 @@ mod tests {
         assert_eq!(s.skipped().total(), 4);
     }
 
+    /// A reader that hands out at most `size` bytes per call.
+    struct Chunks {
+        data: Vec<u8>,
+        at: usize,
+        size: usize,
+    }
+
+    impl Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let k = self.size.min(buf.len()).min(self.data.len() - self.at);
+            buf[..k].copy_from_slice(&self.data[self.at..self.at + k]);
+            self.at += k;
+            Ok(k)
+        }
+    }
+
+    #[test]
+    fn line_cap_gives_the_same_rows_whatever_the_read_sizes() {
+        // Long lines whose dropped tails hold odd and even numbers of quotes, line ends landing on every
+        // read boundary, CRLF and CR-only endings.
+        let mut text = b"a,b,label\r\n1,2,0\r\n".to_vec();
+        text.extend(b"3,\"xx".iter().chain(std::iter::repeat_n(&b'y', 40)).chain(b"\",9,1\r\n"));
+        text.extend(b"5,6,0\r7,8,1\n");
+        text.extend(std::iter::repeat_n(b'z', 50));
+        text.extend(b"\"\"\"\n9,10,0\n11,12,1");
+        let run = |size: usize| {
+            let reader = Chunks { data: text.clone(), at: 0, size };
+            let options = CsvOptions { max_line_bytes: 16, ..Default::default() };
+            let mut s = CsvSource::from_reader("t.csv", reader, options).unwrap();
+            let (v, l, ids) = all(&mut s);
+            (v, l, ids, s.skipped().iter().map(|(k, n)| (k.to_owned(), n)).collect::<Vec<_>>())
+        };
+        let whole = run(usize::MAX);
+        assert_eq!(whole.0, [1.0, 2.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0], "{whole:?}");
+        assert_eq!(whole.2, [0, 2, 3, 5, 6], "{whole:?}");
+        assert_eq!(whole.3, [("line_too_long".to_owned(), 2)], "{whole:?}");
+        for size in 1..=24 {
+            assert_eq!(run(size), whole, "reads of {size} bytes");
+        }
+        // The cap itself, read one byte at a time, hands out the same bytes as in one read.
+        let through = |size: usize| {
+            let cuts = Arc::new(Mutex::new(VecDeque::new()));
+            let inner = Chunks { data: text.clone(), at: 0, size: usize::MAX };
+            let mut cap = LineCap {
+                inner,
+                cap: 16,
+                run: 0,
+                dropping: false,
+                odd_quotes: false,
+                owed: None,
+                out: 0,
+                cuts: cuts.clone(),
+            };
+            let mut out = Vec::new();
+            let mut buf = vec![0; size];
+            loop {
+                let n = cap.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n]);
+            }
+            (out, lock(&cuts).clone())
+        };
+        let one = through(1);
+        assert_eq!(one, through(4096));
+        assert_eq!(one, through(2));
+    }
+
     #[test]
     fn long_lines_are_cut_as_read_and_counted() {
         // T4: a 10 MB line among good ones, one long line in the middle of a quoted field spanning
@@ -530,6 +632,11 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("header line is longer than max_line_bytes=32"), "{err}");
+        let headerless = CsvOptions { has_header: false, max_line_bytes: 8, ..Default::default() };
+        let err = CsvSource::from_reader("t.csv", std::io::Cursor::new(b"1,2,3,4,5,6\n1,2\n".to_vec()), headerless)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("first line (which sets the columns"), "{err}");
         // With the default cap (1 MiB) the 10 MB line alone is cut; a line exactly at the cap is kept.
         let mut exact = b"a,label\n".to_vec();
         exact.extend(std::iter::repeat_n(b'1', 30));
