@@ -38,7 +38,7 @@ const JOIN_GRACE: Duration = Duration::from_secs(30);
 /// reads the topic from its start); any librdkafka setting can be given as a URL parameter.
 ///
 /// **Delivery is at least once, with manual commits.** Automatic commits are off. The offsets of a batch
-/// are committed (synchronously, to the group) when the *next* batch is requested, that is after the
+/// are committed (asynchronously, to the group) when the *next* batch is requested, that is after the
 /// caller has processed it. A consumer that dies loses only the uncommitted batch, which the group
 /// delivers again, to a restarted consumer or to another member after a rebalance.
 ///
@@ -89,10 +89,15 @@ struct Shared {
     next: BTreeMap<i32, i64>,
     /// Partitions currently assigned to this consumer.
     assigned: BTreeSet<i32>,
+    /// Offsets a seek asked for, kept across rebalances until a message of the partition is delivered.
+    pinned: BTreeMap<i32, i64>,
     /// The last rebalance error, reported by the next fetch.
     error: Option<String>,
     /// Since when librdkafka has reported every broker down (cleared by a message or a probe).
     down_since: Option<Instant>,
+    /// Since when commits have been failing (cleared by a successful one), and the last error.
+    commit_failing: Option<Instant>,
+    last_commit_error: Option<String>,
 }
 
 /// The consumer's context: on assignment, partitions with a known position start there.
@@ -115,27 +120,42 @@ impl ClientContext for Context {
 }
 
 impl ConsumerContext for Context {
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
         let mut shared = lock(&self.shared);
+        match result {
+            Ok(()) => {
+                shared.commit_failing = None;
+                shared.last_commit_error = None;
+            }
+            Err(e) => {
+                shared.commit_failing.get_or_insert_with(Instant::now);
+                shared.last_commit_error = Some(e.to_string());
+            }
+        }
+    }
+
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let mut ours = Vec::new();
-                for e in tpl.elements() {
-                    if e.topic() == self.topic {
-                        ours.push(e.partition());
-                    }
-                }
+                let ours: Vec<i32> =
+                    tpl.elements().iter().filter(|e| e.topic() == self.topic).map(|e| e.partition()).collect();
+                let mut shared = lock(&self.shared);
                 for p in ours {
                     shared.assigned.insert(p);
-                    if let Some(&o) = shared.next.get(&p) {
+                    let start = shared.pinned.get(&p).or_else(|| shared.next.get(&p)).copied();
+                    if let Some(o) = start {
+                        shared.next.insert(p, o);
                         // Cannot fail: the partition is in the list.
                         let _ = tpl.set_partition_offset(&self.topic, p, Offset::Offset(o));
                     }
                 }
+                drop(shared);
                 consumer.assign(tpl)
             }
             _ => {
-                // Revoked (or a rebalance error): the new owner goes on from the group's commits.
+                // Revoked (or a rebalance error): the new owner goes on from the group's commits. Offsets a
+                // seek asked for stay pinned until a message of the partition is delivered.
+                let mut shared = lock(&self.shared);
                 for e in tpl.elements() {
                     if e.topic() == self.topic {
                         shared.assigned.remove(&e.partition());
@@ -145,11 +165,12 @@ impl ConsumerContext for Context {
                 if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
                     shared.error = Some(format!("rebalance failed: {err:?}"));
                 }
+                drop(shared);
                 consumer.unassign()
             }
         };
         if let Err(e) = result {
-            shared.error = Some(format!("cannot apply a rebalance: {e}"));
+            lock(&self.shared).error = Some(format!("cannot apply a rebalance: {e}"));
         }
     }
 }
@@ -162,6 +183,8 @@ pub(crate) struct Reader {
     shared: Arc<Mutex<Shared>>,
     /// Partitions with messages handed out since the last commit.
     uncommitted: BTreeSet<i32>,
+    /// Partitions with messages handed out at all (committed synchronously at the end).
+    touched: BTreeSet<i32>,
     /// Messages delivered (the row id of the next one).
     delivered: u64,
     /// Partition -> the offset of its first message fetched and not yet handed out (or just past the last
@@ -171,8 +194,8 @@ pub(crate) struct Reader {
     opened: Instant,
     /// Fail once every broker has been down this long (`None`: keep waiting).
     give_up: Option<Duration>,
-    /// Since when commits have been failing.
-    commit_failing: Option<Instant>,
+    /// When a message or a metadata answer last came from the brokers.
+    last_contact: Instant,
 }
 
 fn external(name: &str, error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> SourceError {
@@ -221,11 +244,12 @@ impl Reader {
             consumer,
             shared,
             uncommitted: BTreeSet::new(),
+            touched: BTreeSet::new(),
             delivered: 0,
             unread: BTreeMap::new(),
             opened: Instant::now(),
             give_up: url.give_up_ms.map(Duration::from_millis),
-            commit_failing: None,
+            last_contact: Instant::now(),
         })
     }
 
@@ -240,24 +264,26 @@ impl Reader {
     /// Moves this consumer to `next` (partition -> offset): assigned partitions now, the others when they
     /// are assigned.
     fn seek(&mut self, next: &BTreeMap<(String, i32), i64>) -> Result<(), SourceError> {
+        if let Some((topic, _)) = next.keys().find(|(topic, _)| *topic != self.topic) {
+            return Err(SourceError::Unsupported(format!(
+                "{}: cannot seek to an offset of topic '{topic}': this source reads '{}'",
+                self.name, self.topic
+            )));
+        }
         let mut shared = lock(&self.shared);
-        for ((topic, partition), &offset) in next {
-            if *topic != self.topic {
-                return Err(SourceError::Unsupported(format!(
-                    "{}: cannot seek to an offset of topic '{topic}': this source reads '{}'",
-                    self.name, self.topic
-                )));
-            }
-            shared.next.insert(*partition, offset);
-            if shared.assigned.contains(partition) {
+        for (&(_, partition), &offset) in next {
+            shared.next.insert(partition, offset);
+            shared.pinned.insert(partition, offset);
+            if shared.assigned.contains(&partition) {
                 self.consumer
-                    .seek(&self.topic, *partition, Offset::Offset(offset), BROKER_TIMEOUT)
+                    .seek(&self.topic, partition, Offset::Offset(offset), BROKER_TIMEOUT)
                     .map_err(|e| external(&self.name, format!("cannot seek partition {partition} to {offset}: {e}")))?;
             }
         }
         // Partitions the position does not name go back to their first message not handed out.
         for (&partition, &offset) in &self.unread {
-            if !shared.next.contains_key(&partition) && shared.assigned.contains(&partition) {
+            if !next.contains_key(&(self.topic.clone(), partition)) && shared.assigned.contains(&partition) {
+                shared.next.insert(partition, offset);
                 self.consumer
                     .seek(&self.topic, partition, Offset::Offset(offset), BROKER_TIMEOUT)
                     .map_err(|e| external(&self.name, format!("cannot seek partition {partition} to {offset}: {e}")))?;
@@ -283,35 +309,40 @@ impl Reader {
 
     fn position(&self) -> Position {
         let shared = lock(&self.shared);
+        let mut next = shared.pinned.clone();
+        next.extend(shared.next.iter().map(|(&p, &o)| (p, o)));
         Position::Offsets {
-            next: shared.next.iter().map(|(&p, &o)| ((self.topic.clone(), p), o)).collect(),
+            next: next.into_iter().map(|(p, o)| ((self.topic.clone(), p), o)).collect(),
             delivered: self.delivered,
         }
     }
 
-    fn check(&self) -> Result<(), SourceError> {
+    fn check(&mut self) -> Result<(), SourceError> {
         if let Some(e) = lock(&self.shared).error.take() {
             return Err(external(&self.name, e));
         }
-        let down_since = lock(&self.shared).down_since;
-        if let (Some(since), Some(give_up)) = (down_since, self.give_up)
-            && since.elapsed() >= give_up
-        {
-            // The brokers may be back without a message to show it: ask for the topic's metadata.
-            if self.consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(1)).is_ok() {
-                lock(&self.shared).down_since = None;
-            } else {
-                return Err(external(
-                    &self.name,
-                    format!(
-                        "lost every broker and could not reach one within give_up_ms={} (brokers: {})",
-                        give_up.as_millis(),
-                        self.brokers
-                    ),
-                ));
-            }
+        let Some(give_up) = self.give_up else {
+            return Ok(());
+        };
+        // Silent for `give_up_ms` (no message, or librdkafka reported every broker down that long): ask
+        // the brokers for the topic's metadata; no answer ends the source.
+        let since = lock(&self.shared).down_since.unwrap_or(self.last_contact);
+        if since.elapsed() < give_up {
+            return Ok(());
         }
-        Ok(())
+        if self.consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(1)).is_ok() {
+            lock(&self.shared).down_since = None;
+            self.last_contact = Instant::now();
+            return Ok(());
+        }
+        Err(external(
+            &self.name,
+            format!(
+                "lost every broker and could not reach one within give_up_ms={} (brokers: {})",
+                give_up.as_millis(),
+                self.brokers
+            ),
+        ))
     }
 
     /// A poll error: fatal ones end the source, others (a broker briefly down) are retried by librdkafka.
@@ -338,8 +369,8 @@ impl MessageReader for Reader {
         let until = Instant::now() + wait;
         while out.len() < count.max(1) {
             let timeout = if out.is_empty() { until.saturating_duration_since(Instant::now()) } else { Duration::ZERO };
-            let polled = self.consumer.poll(timeout);
             self.check()?;
+            let polled = self.consumer.poll(timeout);
             match polled {
                 Some(Ok(m)) => {
                     // A message from before a seek may still arrive: drop what comes before the position.
@@ -349,6 +380,7 @@ impl MessageReader for Reader {
                     }
                     self.unread.entry(m.partition()).or_insert(m.offset());
                     lock(&self.shared).down_since = None;
+                    self.last_contact = Instant::now();
                     out.push(self.message(&m));
                 }
                 Some(Err(e)) => self.poll_error(e)?,
@@ -368,51 +400,66 @@ impl MessageReader for Reader {
         let mut shared = lock(&self.shared);
         // A message of a partition revoked meanwhile is still delivered, but neither tracked nor committed:
         // its new owner goes on from the group's commits.
+        shared.pinned.remove(&id.partition);
         if shared.assigned.contains(&id.partition) {
             shared.next.insert(id.partition, id.offset + 1);
             drop(shared);
             self.uncommitted.insert(id.partition);
+            self.touched.insert(id.partition);
         }
     }
 
+    /// Commits asynchronously (a synchronous commit would block without limit while the brokers are
+    /// away); the result arrives through the consumer's commit callback. Offsets are cumulative, so a
+    /// failed commit is made good by the next one; failures lasting `give_up_ms` end the source.
     fn ack(&mut self) -> Result<(), SourceError> {
+        if let (Some(g), Some(since)) = (self.give_up, lock(&self.shared).commit_failing)
+            && since.elapsed() >= g
+        {
+            return Err(external(&self.name, format!("could not commit offsets within give_up_ms={}", g.as_millis())));
+        }
         if self.uncommitted.is_empty() {
             return Ok(());
         }
         let tpl = self.pending_offsets()?;
-        match self.consumer.commit(&tpl, CommitMode::Sync) {
-            Ok(()) => {
-                self.uncommitted.clear();
-                self.commit_failing = None;
-                Ok(())
+        self.uncommitted.clear();
+        if tpl.count() == 0 {
+            // Only revoked partitions had messages: nothing of ours to commit.
+            return Ok(());
+        }
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            let mut shared = lock(&self.shared);
+            shared.commit_failing.get_or_insert_with(Instant::now);
+            shared.last_commit_error = Some(e.to_string());
+        }
+        Ok(())
+    }
+
+    /// The last commit, when the source ends (or the run stops): synchronous, of the next offset of every
+    /// partition this source delivered from (asynchronous commits may have failed), and a failure is
+    /// reported (the rows would be delivered again to the group). With every broker known to be down, it
+    /// fails at once instead of waiting for them.
+    fn flush(&mut self) -> Result<(), SourceError> {
+        self.ack()?;
+        let mut tpl = TopicPartitionList::new();
+        {
+            let shared = lock(&self.shared);
+            if shared.down_since.is_some() {
+                return Err(external(&self.name, "cannot commit the last offsets: every broker is down"));
             }
-            // A broker or coordinator away: the offsets stay pending and go with the next commit
-            // (offsets are cumulative), unless this has lasted `give_up_ms`.
-            Err(e) => {
-                let since = *self.commit_failing.get_or_insert_with(Instant::now);
-                match self.give_up {
-                    Some(g) if since.elapsed() >= g => Err(external(
-                        &self.name,
-                        format!("could not commit offsets within give_up_ms={}: {e}", g.as_millis()),
-                    )),
-                    _ => Ok(()),
+            for p in &self.touched {
+                if let (true, Some(&o)) = (shared.assigned.contains(p), shared.next.get(p)) {
+                    tpl.add_partition_offset(&self.topic, *p, Offset::Offset(o))
+                        .map_err(|e| external(&self.name, e))?;
                 }
             }
         }
-    }
-
-    /// The last commit, when the source ends: a failure is reported (the uncommitted batch would be
-    /// delivered again to the next consumer of the group).
-    fn flush(&mut self) -> Result<(), SourceError> {
-        self.ack()?;
-        match self.commit_failing {
-            Some(_) => self
-                .consumer
-                .commit(&self.pending_offsets()?, CommitMode::Sync)
-                .map(|()| self.uncommitted.clear())
-                .map_err(|e| external(&self.name, format!("cannot commit the last offsets: {e}"))),
-            None => Ok(()),
+        if tpl.count() == 0 {
+            return Ok(());
         }
+        self.consumer
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(|e| external(&self.name, format!("cannot commit the last offsets: {e}")))
     }
 
     fn missing_payload(&self) -> Problem {

@@ -312,15 +312,17 @@ impl<R: MessageReader> MessageStream<R> {
 }
 
 /// A message key as a number, so it can be a key column (`--key`): a key that is a decimal number is that
-/// number; any other key is a 64-bit FNV-1a hash of its bytes cut to 53 bits (so the `f64` holds it
+/// number (integers only below 2^53, where `f64` is exact); any other key is a 64-bit FNV-1a hash of its bytes cut to 53 bits (so the `f64` holds it
 /// exactly; distinct keys collide with probability about n^2 / 2^54); no key is NaN.
 #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
 pub(crate) fn key_number(key: Option<&[u8]>) -> f64 {
     let Some(key) = key else {
         return f64::NAN;
     };
-    if let Some(x) = std::str::from_utf8(key).ok().and_then(|t| t.trim().parse::<f64>().ok()).filter(|x| x.is_finite())
-    {
+    // A number only when the f64 holds it exactly (an integer beyond 2^53, such as a 64-bit id, would
+    // share its f64 with its neighbours): the rest is hashed.
+    let exact = |x: &f64| x.is_finite() && (x.fract() != 0.0 || x.abs() < 9_007_199_254_740_992.0);
+    if let Some(x) = std::str::from_utf8(key).ok().and_then(|t| t.trim().parse::<f64>().ok()).filter(exact) {
         return x;
     }
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -347,5 +349,9 @@ mod tests {
         assert!(a >= 0.0 && a < 2f64.powi(53) && a.fract() == 0.0);
         // "nan" and "inf" parse as floats but are not finite: they are hashed like any other text.
         assert!(key_number(Some(b"nan")).is_finite());
+        // 64-bit ids beyond 2^53 are hashed, so neighbours do not share a model.
+        let (big, next) = (key_number(Some(b"18446744073709551614")), key_number(Some(b"18446744073709551615")));
+        assert_ne!(big, next);
+        assert_eq!(key_number(Some(b"9007199254740991")), 9_007_199_254_740_991.0);
     }
 }

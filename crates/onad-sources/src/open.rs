@@ -245,6 +245,25 @@ pub(crate) fn parse_kafka_url(rest: &str) -> Result<KafkaUrl, SourceError> {
     if group.is_empty() {
         return Err(bad("group= names no consumer group".into()));
     }
+    // Settings the source owns: overriding them would break manual commits or the rebalance handling.
+    for (k, v) in params.values.iter().filter(|(k, _)| k.contains('.')) {
+        let owned = matches!(
+            k.as_str(),
+            "group.id"
+                | "bootstrap.servers"
+                | "enable.auto.commit"
+                | "enable.auto.offset.store"
+                | "enable.partition.eof"
+        );
+        let cooperative = (k == "partition.assignment.strategy" && v.contains("cooperative"))
+            || (k == "group.protocol" && v != "classic");
+        if owned || cooperative {
+            return Err(bad(format!(
+                "{k}={v} cannot be set: the source commits by hand, takes the group and brokers from the URL, and \
+                 uses the eager (classic) rebalance protocol"
+            )));
+        }
+    }
     let key_column = match params.get("key_column") {
         Some("") => return Err(bad("key_column= names no column".into())),
         k => k.map(str::to_owned),

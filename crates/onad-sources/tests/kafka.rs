@@ -337,6 +337,10 @@ fn positions_of_other_kinds_are_refused() {
     assert!(err.contains("unknown parameter 'grop'"), "{err}");
     let err = open_url("kafka:///t", options(16)).err().unwrap().to_string();
     assert!(err.contains("names no broker"), "{err}");
+    for setting in ["enable.auto.commit=true", "group.id=x", "partition.assignment.strategy=cooperative-sticky"] {
+        let err = open_url(&mock.url("t", setting), options(16)).err().unwrap().to_string();
+        assert!(err.contains("cannot be set"), "{setting}: {err}");
+    }
     // A topic the cluster does not have, and brokers nobody listens on, fail when opening, by name.
     let err = open_url(&mock.url("nosuch", "connect_timeout_ms=3000"), options(16)).err().unwrap().to_string();
     assert!(err.contains("topic 'nosuch'"), "{err}");
@@ -357,11 +361,14 @@ fn a_broker_outage_loses_nothing_and_give_up_ms_ends_the_wait() {
     }
     // The broker goes away for two seconds; the reader waits, then gets what is produced afterwards.
     let reader = std::thread::spawn(move || collect(&mut src));
+    eprintln!("outage: broker down");
     mock.cluster.broker_down(1).unwrap();
     std::thread::sleep(Duration::from_secs(2));
     mock.cluster.broker_up(1).unwrap();
     produce(&mock.brokers(), "outage", &values_on(0, json_rows(50..100)));
+    eprintln!("outage: broker up, 50 more produced");
     let (v, _, later) = reader.join().unwrap();
+    eprintln!("outage: the reader got them");
     ids.extend(later);
     assert_eq!(ids, (0..100).collect::<Vec<u64>>());
     let want: Vec<f64> = (50..100).map(|i| i as f64 * 0.1 - 3.0).collect();
