@@ -13,7 +13,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use onad_core::{Batch, Detector, Source};
 
-use crate::run::{BoxError, Order, PipelineError, Progress, RunStats, Scored};
+use crate::run::{BoxError, Flagger, Order, PipelineError, Progress, RunStats, Scored};
 use crate::threshold::Threshold;
 
 /// How a keyed run is spread over threads.
@@ -225,7 +225,7 @@ where
 
         // Batches sent but not yet emitted, oldest first, with each row's worker and the scores received.
         let mut in_flight: std::collections::VecDeque<Pending> = Default::default();
-        let (mut scores, mut flags, mut thresholds) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut scores, mut flagger) = (Vec::new(), Flagger::default());
         let mut emit = |batch: &Batch,
                         owners: &[usize],
                         parts: Vec<Option<Vec<f64>>>,
@@ -239,17 +239,7 @@ where
                 scores.push(parts[w][cursors[w]]);
                 cursors[w] += 1;
             }
-            flags.clear();
-            thresholds.clear();
-            for &s in &scores {
-                thresholds.push(threshold.current());
-                let f = threshold.flag(s);
-                stats.anomalies += u64::from(f);
-                flags.push(f);
-            }
-            stats.rows += batch.num_rows() as u64;
-            sink(&Scored { batch, scores: &scores, flags: &flags, thresholds: &thresholds })
-                .map_err(PipelineError::Sink)
+            flagger.emit(batch, &scores, threshold, stats, &mut sink)
         };
         let receive_one = |in_flight: &mut std::collections::VecDeque<_>| -> Result<(), PipelineError> {
             let done: Done = done_rx.recv().map_err(|_| PipelineError::Hook("a worker thread stopped".into()))?;

@@ -148,6 +148,42 @@ where
     run_with(source, detector, threshold, config, sink, |_, _, _| Ok(Flow::Continue))
 }
 
+/// Compares scores with the threshold and hands scored batches to the sink: the one place the plain and the
+/// per-key run loops turn scores into flags, so both flag alike. Keeps its buffers between batches.
+#[derive(Debug, Default)]
+pub(crate) struct Flagger {
+    flags: Vec<bool>,
+    thresholds: Vec<f64>,
+}
+
+impl Flagger {
+    /// Flags each score against the threshold as it stood before the score (which then joins it),
+    /// counts rows and anomalies, and calls the sink.
+    pub(crate) fn emit<T, F>(
+        &mut self,
+        batch: &Batch,
+        scores: &[f64],
+        threshold: &mut T,
+        stats: &mut RunStats,
+        sink: &mut F,
+    ) -> Result<(), PipelineError>
+    where
+        T: Threshold + ?Sized,
+        F: FnMut(&Scored<'_>) -> Result<(), BoxError>,
+    {
+        self.flags.clear();
+        self.thresholds.clear();
+        for &s in scores {
+            self.thresholds.push(threshold.current());
+            let f = threshold.flag(s);
+            stats.anomalies += u64::from(f);
+            self.flags.push(f);
+        }
+        stats.rows += batch.num_rows() as u64;
+        sink(&Scored { batch, scores, flags: &self.flags, thresholds: &self.thresholds }).map_err(PipelineError::Sink)
+    }
+}
+
 /// [`run`] with a hook called after each batch with the model, the threshold and the progress: where
 /// checkpoints are written, signals and memory limits are checked. The hook may stop the run.
 pub fn run_with<S, D, T, F, H>(
@@ -167,7 +203,7 @@ where
 {
     let start = Instant::now();
     let mut stats = RunStats::default();
-    let (mut scores, mut flags, mut thresholds) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut scores, mut flagger) = (Vec::new(), Flagger::default());
     // `while let`, not `for`: the loop body also asks the source for its position and skip counts.
     #[allow(clippy::while_let_on_iterator)]
     while let Some(batch) = source.next() {
@@ -177,17 +213,7 @@ where
             Order::ScoreThenLearn => detector.score_learn_many(&batch, &mut scores),
             Order::LearnThenScore => detector.learn_score_many(&batch, &mut scores),
         }
-        flags.clear();
-        thresholds.clear();
-        for &s in &scores {
-            thresholds.push(threshold.current());
-            let f = threshold.flag(s);
-            stats.anomalies += u64::from(f);
-            flags.push(f);
-        }
-        stats.rows += batch.num_rows() as u64;
-        sink(&Scored { batch: &batch, scores: &scores, flags: &flags, thresholds: &thresholds })
-            .map_err(PipelineError::Sink)?;
+        flagger.emit(&batch, &scores, threshold, &mut stats, &mut sink)?;
         let skipped = source.skipped();
         if let Some(limit) = config.max_error_rate {
             let bad = skipped.total();
