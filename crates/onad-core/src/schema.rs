@@ -84,6 +84,17 @@ impl Schema {
             available: self.names.join(", "),
         })
     }
+
+    /// The columns a multivariate model reads: those `names` lists (parameter `param`, usually `keys`), or
+    /// every feature when it is `None`. An empty list, and a schema without features, are errors.
+    pub fn resolve_all(&self, param: &'static str, names: Option<&[String]>) -> Result<Vec<usize>, ParamError> {
+        match names {
+            Some([]) => Err(ParamError::invalid(param, "needs at least one feature")),
+            Some(names) => names.iter().map(|n| self.resolve(param, n)).collect(),
+            None if self.is_empty() => Err(ParamError::Schema("the input has no features".into())),
+            None => Ok((0..self.len()).collect()),
+        }
+    }
 }
 
 impl fmt::Debug for Schema {
@@ -108,6 +119,16 @@ impl From<Schema> for Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolve_all_takes_named_or_every_feature() {
+        let s = Schema::shared(["a", "b", "c"]).unwrap();
+        assert_eq!(s.resolve_all("keys", None).unwrap(), [0, 1, 2]);
+        assert_eq!(s.resolve_all("keys", Some(&["c".to_string(), "a".to_string()])).unwrap(), [2, 0]);
+        assert!(s.resolve_all("keys", Some(&[])).unwrap_err().to_string().contains("at least one feature"));
+        assert!(s.resolve_all("keys", Some(&["z".to_string()])).unwrap_err().to_string().contains("'z'"));
+        assert!(Schema::numbered("f", 0).resolve_all("keys", None).is_err());
+    }
 
     #[test]
     fn resolves_names_and_rejects_duplicates() {

@@ -77,12 +77,7 @@ impl DetectorParams for MovingMahalanobisDistanceParams {
     type Model = MovingMahalanobisDistance;
     fn build(&self, schema: &SchemaRef) -> Result<MovingMahalanobisDistance, ParamError> {
         let w = window_size(self.window_size)?;
-        let columns: Vec<usize> = match &self.keys {
-            Some(keys) if keys.is_empty() => return Err(ParamError::invalid("keys", "needs at least one feature")),
-            Some(keys) => keys.iter().map(|k| schema.resolve("keys", k)).collect::<Result<_, _>>()?,
-            None if schema.is_empty() => return Err(ParamError::Schema("the input has no features".into())),
-            None => (0..schema.len()).collect(),
-        };
+        let columns = schema.resolve_all("keys", self.keys.as_deref())?;
         let d = columns.len();
         Ok(MovingMahalanobisDistance {
             columns,

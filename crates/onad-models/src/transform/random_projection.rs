@@ -54,10 +54,7 @@ pub struct RandomProjection {
 impl TransformerParams for RandomProjectionParams {
     type Model = RandomProjection;
     fn build(&self, schema: &SchemaRef) -> Result<RandomProjection, ParamError> {
-        let columns: Vec<usize> = match &self.keys {
-            Some(keys) => keys.iter().map(|k| schema.resolve("keys", k)).collect::<Result<_, _>>()?,
-            None => (0..schema.len()).collect(),
-        };
+        let columns = schema.resolve_all("keys", self.keys.as_deref())?;
         let d = columns.len();
         let k = self.n_components.ok_or(ParamError::Missing("n_components"))?;
         if k == 0 || k > d {
