@@ -8,7 +8,10 @@
 //!   panics on NaN or infinities, and returns a finite score. Configuration problems surface once, when the
 //!   model is built from its parameters against a schema (see [`crate::DetectorParams`]).
 //! - The batch methods have defaults built on the one-row methods; a model may override them for speed
-//!   but must give identical results (checked by the conformance suite).
+//!   but must give identical results (checked by the conformance suite). The same holds for
+//!   [`Transformer::learn_transform_one`].
+//! - Both traits require `Send + Sync`: a model moves between worker threads, and a model behind a shared
+//!   reference may be scored from several threads at once (bindings to other languages rely on both).
 
 use std::fmt::Debug;
 
@@ -17,7 +20,7 @@ use crate::pipeline::{Pipeline, TransformerChain};
 use crate::schema::SchemaRef;
 
 /// An online anomaly detector: learns one row at a time, scores one row at a time, higher = more anomalous.
-pub trait Detector: Send + Debug {
+pub trait Detector: Send + Sync + Debug {
     /// Updates the model with one row (values in the schema the model was built against).
     fn learn_one(&mut self, x: &[f64]);
 
@@ -68,13 +71,23 @@ pub trait Detector: Send + Debug {
 }
 
 /// An online feature transformer: learns statistics one row at a time and maps rows to new rows.
-pub trait Transformer: Send + Debug {
+pub trait Transformer: Send + Sync + Debug {
     /// Updates the transformer's statistics with one row.
     fn learn_one(&mut self, x: &[f64]);
 
     /// Writes the transformed row into `out`, whose length is `self.output_schema().len()`.
     /// Never panics on NaN; missing inputs map to NaN or to a documented value.
     fn transform_one(&self, x: &[f64], out: &mut [f64]);
+
+    /// Learns the row, then writes its transform by the updated state into `out` (what composition does
+    /// for every learned row). The default calls [`learn_one`](Self::learn_one) then
+    /// [`transform_one`](Self::transform_one); a transformer may override it to share work between the
+    /// two (a shingling transformer, whose output is the window it just pushed the row into), but the
+    /// result and the later state must equal the default's bit for bit (checked by the conformance suite).
+    fn learn_transform_one(&mut self, x: &[f64], out: &mut [f64]) {
+        self.learn_one(x);
+        self.transform_one(x, out);
+    }
 
     /// The schema of the transformed rows.
     fn output_schema(&self) -> &SchemaRef;
@@ -158,6 +171,9 @@ impl<T: Transformer + ?Sized> Transformer for Box<T> {
     fn transform_one(&self, x: &[f64], out: &mut [f64]) {
         (**self).transform_one(x, out)
     }
+    fn learn_transform_one(&mut self, x: &[f64], out: &mut [f64]) {
+        (**self).learn_transform_one(x, out)
+    }
     fn output_schema(&self) -> &SchemaRef {
         (**self).output_schema()
     }
@@ -170,6 +186,9 @@ impl<T: Transformer + ?Sized> Transformer for &mut T {
     fn transform_one(&self, x: &[f64], out: &mut [f64]) {
         (**self).transform_one(x, out)
     }
+    fn learn_transform_one(&mut self, x: &[f64], out: &mut [f64]) {
+        (**self).learn_transform_one(x, out)
+    }
     fn output_schema(&self) -> &SchemaRef {
         (**self).output_schema()
     }
@@ -177,3 +196,11 @@ impl<T: Transformer + ?Sized> Transformer for &mut T {
 
 // Both traits must stay usable as trait objects: the CLI and the registry build `Box<dyn Detector>`.
 const _: fn(&dyn Detector, &dyn Transformer) = |_, _| {};
+
+// Trait objects are `Send + Sync` through the supertraits, with no extra bounds at the use site.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync + ?Sized>() {}
+    assert_send_sync::<dyn Detector>();
+    assert_send_sync::<dyn Transformer>();
+    assert_send_sync::<Box<dyn Detector>>();
+};

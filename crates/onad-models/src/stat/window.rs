@@ -15,7 +15,7 @@ use super::{univariate_column, window_size};
 use crate::registry::finite_score;
 
 /// Running state of one window statistic.
-pub trait WindowStatistic: Clone + Debug + PartialEq + Send + Serialize + DeserializeOwned {
+pub trait WindowStatistic: Clone + Debug + PartialEq + Send + Sync + Serialize + DeserializeOwned {
     /// Whether a value enters the window (NaN and infinities never do; some statistics exclude more).
     fn accepts(&self, v: f64) -> bool {
         v.is_finite()
