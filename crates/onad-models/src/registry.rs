@@ -3,6 +3,8 @@
 //!
 //! Adding a model is one line in the `registry!` invocation below plus its file.
 
+use std::borrow::Cow;
+
 use onad_core::{
     Batch, Detector, DetectorParams, ParamDoc, ParamError, SchemaRef, Transformer, TransformerParams, with_scratch,
 };
@@ -198,6 +200,9 @@ macro_rules! registry {
             fn transform_one(&self, x: &[f64], out: &mut [f64]) {
                 match self { $( Self::$T(m) => m.transform_one(x, out), )* }
             }
+            fn learn_transform_one(&mut self, x: &[f64], out: &mut [f64]) {
+                match self { $( Self::$T(m) => m.learn_transform_one(x, out), )* }
+            }
             fn output_schema(&self) -> &SchemaRef { match self { $( Self::$T(m) => m.output_schema(), )* } }
         }
     };
@@ -298,6 +303,7 @@ impl AnyPipeline {
     }
 }
 
+/// Scores `x` through the current state of every stage.
 fn score_through(stages: &[AnyTransformer], x: &[f64], detector: &AnyDetector) -> f64 {
     match stages.split_first() {
         None => detector.score_one(x),
@@ -308,25 +314,64 @@ fn score_through(stages: &[AnyTransformer], x: &[f64], detector: &AnyDetector) -
     }
 }
 
-fn learn_through(stages: &mut [AnyTransformer], x: &[f64], detector: &mut AnyDetector) {
+/// Learns `x` through every stage (each learns its input, then passes on its post-update transform) and
+/// hands the last stage's output to `last`.
+fn learn_through<R>(stages: &mut [AnyTransformer], x: &[f64], last: impl FnOnce(&[f64]) -> R) -> R {
     match stages.split_first_mut() {
-        None => detector.learn_one(x),
-        Some((first, rest)) => {
-            first.learn_one(x);
-            with_scratch(first.output_schema().len(), |buf| {
-                first.transform_one(x, buf);
-                learn_through(rest, buf, detector)
-            })
-        }
+        None => last(x),
+        Some((first, rest)) => with_scratch(first.output_schema().len(), |buf| {
+            first.learn_transform_one(x, buf);
+            learn_through(rest, buf, last)
+        }),
     }
 }
 
+/// A batch of `schema`'s width holding `f(row)` for each row of `batch`, with the same row ids.
+fn map_batch(schema: SchemaRef, batch: &Batch, mut f: impl FnMut(&[f64], &mut [f64])) -> Batch {
+    let n = schema.len();
+    let mut values = vec![0.0; batch.num_rows() * n];
+    if n > 0 {
+        for (x, out) in batch.rows().zip(values.chunks_exact_mut(n)) {
+            f(x, out);
+        }
+    } else {
+        batch.rows().for_each(|x| f(x, &mut []));
+    }
+    Batch::try_new(schema, values, None, batch.row_ids().to_vec())
+        .expect("one output row of the stage's width per input row")
+}
+
+/// The batch transformed by the current state of every stage (the batch itself when there is none).
+/// Stage by stage over the whole batch equals row by row through all stages: nothing learns.
+fn transform_batch<'b>(stages: &[AnyTransformer], batch: &'b Batch) -> Cow<'b, Batch> {
+    stages.iter().fold(Cow::Borrowed(batch), |current, t| {
+        Cow::Owned(map_batch(t.output_schema().clone(), &current, |x, out| t.transform_one(x, out)))
+    })
+}
+
+/// Learns the batch through every stage and returns the rows as the detector learns them. Stage by stage
+/// equals row by row ([`learn_through`]): a stage's updates depend only on the rows it is given, in order.
+fn learn_transform_batch<'b>(stages: &mut [AnyTransformer], batch: &'b Batch) -> Cow<'b, Batch> {
+    stages.iter_mut().fold(Cow::Borrowed(batch), |current, t| {
+        let schema = t.output_schema().clone();
+        Cow::Owned(map_batch(schema, &current, |x, out| t.learn_transform_one(x, out)))
+    })
+}
+
+/// Scores on the pre-update transforms and learns on the post-update ones, like nested
+/// `onad_core::Pipeline`s. The batch methods reach the detector's own batch methods whenever that keeps
+/// the row-by-row results: with no transformer and no guard all four go straight to it; otherwise
+/// `score_many` hands it the transformed batch, and, without a guard, `learn_many` and `learn_score_many`
+/// hand it the batch as learned through the transformers. A guard decides row by row from each score
+/// whether the row is learned, and `score_learn_one` scores and learns different transforms of the row, so
+/// those paths go row by row.
 impl Detector for AnyPipeline {
     fn learn_one(&mut self, x: &[f64]) {
         if self.guard.is_some() {
             self.score_learn_one(x);
         } else {
-            learn_through(&mut self.transformers, x, &mut self.detector)
+            let detector = &mut self.detector;
+            learn_through(&mut self.transformers, x, |y| detector.learn_one(y))
         }
     }
 
@@ -340,8 +385,51 @@ impl Detector for AnyPipeline {
         }
         let s = score_through(&self.transformers, x, &self.detector);
         if self.guard.as_mut().is_none_or(|g| g.admit(s)) {
-            learn_through(&mut self.transformers, x, &mut self.detector);
+            let detector = &mut self.detector;
+            learn_through(&mut self.transformers, x, |y| detector.learn_one(y));
         }
         s
+    }
+
+    fn learn_score_one(&mut self, x: &[f64]) -> f64 {
+        if self.guard.is_some() {
+            self.learn_one(x);
+            return self.score_one(x);
+        }
+        // Learning and the score after it both see the post-update transform.
+        let detector = &mut self.detector;
+        learn_through(&mut self.transformers, x, |y| detector.learn_score_one(y))
+    }
+
+    fn learn_many(&mut self, batch: &Batch) {
+        if self.guard.is_some() {
+            batch.rows().for_each(|x| self.learn_one(x));
+        } else {
+            let learned = learn_transform_batch(&mut self.transformers, batch);
+            self.detector.learn_many(&learned);
+        }
+    }
+
+    fn score_many(&self, batch: &Batch, out: &mut Vec<f64>) {
+        self.detector.score_many(&transform_batch(&self.transformers, batch), out);
+    }
+
+    fn score_learn_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
+        if self.transformers.is_empty() && self.guard.is_none() {
+            self.detector.score_learn_many(batch, out);
+        } else {
+            out.reserve(batch.num_rows());
+            out.extend(batch.rows().map(|x| self.score_learn_one(x)));
+        }
+    }
+
+    fn learn_score_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
+        if self.guard.is_some() {
+            out.reserve(batch.num_rows());
+            out.extend(batch.rows().map(|x| self.learn_score_one(x)));
+        } else {
+            let learned = learn_transform_batch(&mut self.transformers, batch);
+            self.detector.learn_score_many(&learned, out);
+        }
     }
 }
