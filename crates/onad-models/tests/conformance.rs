@@ -1,5 +1,5 @@
-//! The conformance suite: every registered detector and transformer (and every detector behind a scaler)
-//! must pass the same checks. Driven by `REGISTRY`, so a newly registered model is covered automatically.
+//! The conformance suite: every registered detector and transformer (and every detector behind every
+//! transformer, with and without learn protection) must pass the same checks. Driven by `REGISTRY`, so a newly registered model is covered automatically.
 
 mod common;
 
@@ -80,6 +80,24 @@ where
     let first = run(&mut make());
     assert_eq!(bits(&first), bits(&run(&mut make())), "{name}: two runs differ");
 
+    // The combined one-row methods equal their two steps: same scores to the bit, same state after.
+    let (mut fused, mut split) = (make(), make());
+    for (i, r) in rows.iter().enumerate() {
+        let a = fused.score_learn_one(r);
+        let b = split.score_one(r);
+        split.learn_one(r);
+        assert_eq!(a.to_bits(), b.to_bits(), "{name}: score_learn_one row {i} is not score_one then learn_one");
+    }
+    assert_eq!(state(&fused), state(&split), "{name}: score_learn_one left another state than score_one, learn_one");
+    let (mut fused, mut split) = (make(), make());
+    for (i, r) in corrupted(rows).iter().enumerate() {
+        let a = fused.learn_score_one(r);
+        split.learn_one(r);
+        let b = split.score_one(r);
+        assert_eq!(a.to_bits(), b.to_bits(), "{name}: learn_score_one row {i} is not learn_one then score_one");
+    }
+    assert_eq!(state(&fused), state(&split), "{name}: learn_score_one left another state than learn_one, score_one");
+
     // Serialize mid-stream: the restored model gives identical later scores and state.
     let half = rows.len() / 2;
     let mut a = make();
@@ -159,6 +177,19 @@ where
         assert!(out.iter().all(|v| v.is_finite()), "{name}: row {i} gave {out:?}");
     }
 
+    // learn_transform_one equals learn_one then transform_one: same output to the bit, same state after.
+    for input in [rows.to_vec(), corrupted(rows)] {
+        let (mut fused, mut split) = (make(), make());
+        for (i, r) in input.iter().enumerate() {
+            let mut a = vec![0.0; width];
+            fused.learn_transform_one(r, &mut a);
+            split.learn_one(r);
+            let b = transform(&split, r);
+            assert_eq!(bits(&a), bits(&b), "{name}: learn_transform_one row {i} is not learn_one then transform_one");
+        }
+        assert_eq!(state(&fused), state(&split), "{name}: learn_transform_one left another state");
+    }
+
     // Serialize mid-stream, transform does not change state, deterministic.
     let half = rows.len() / 2;
     let mut a = make();
@@ -184,6 +215,10 @@ fn every_registered_detector_conforms() {
         let params = AnyDetectorParams::example_for(info.name).unwrap();
         let (schema, rows) = stream_for(|s| params.build(s).map(drop));
         check_detector(info.name, || params.build(&schema).unwrap(), &schema, &rows);
+        // The same detector as a run-time pipeline of one stage (what the CLI builds), whose batch methods
+        // go straight to the detector's.
+        let spec = PipelineSpec::detector(params.clone());
+        check_detector(&format!("pipeline {}", info.name), || spec.build(&schema).unwrap(), &schema, &rows);
         checked += 1;
     }
     assert!(checked >= 4, "only {checked} detectors registered");
