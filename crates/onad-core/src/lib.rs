@@ -41,6 +41,7 @@ mod detector;
 mod error;
 mod params;
 mod pipeline;
+pub mod rolling;
 mod schema;
 mod source;
 
