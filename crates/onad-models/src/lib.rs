@@ -49,3 +49,5 @@ pub use transform::{
     IncrementalPCA, IncrementalPCAParams, MinMaxScaler, MinMaxScalerParams, RandomProjection, RandomProjectionParams,
     StandardScaler, StandardScalerParams,
 };
+#[cfg(test)]
+mod state_layout;

@@ -7,8 +7,6 @@ mod means;
 mod moments;
 mod moving_average;
 mod order_stats;
-pub mod order_stats_backend;
-pub mod order_tree;
 pub mod window;
 
 pub use bivariate::{

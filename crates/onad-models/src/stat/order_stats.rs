@@ -1,33 +1,23 @@
 //! MovingMedian, MovingQuantile, MovingInterquartileRange and MovingAverageAbsoluteDeviation: statistics
-//! of the sorted window, kept in an [`OrderStats`] store (a sorted vector for windows up to 4,096 values, an
-//! O(log w) treap beyond), so nothing is re-sorted (Python onad sorts the window, twice, on every score).
+//! of the sorted window, kept in the shared [`OrderStats`] store of `onad_core::rolling` (a sorted vector for
+//! windows up to 4,096 values, an O(log w) treap beyond), so nothing is re-sorted (Python onad sorts the
+//! window, twice, on every score).
 //!
-//! Quantiles interpolate linearly at rank `(n - 1) * q` of the sorted values, as onad does (numpy's
-//! default "linear" method).
+//! Quantiles interpolate linearly at rank `(n - 1) * q` of the sorted values, written as onad writes it
+//! ([`Interpolation::Weighted`]).
 
 use std::collections::VecDeque;
 
+use onad_core::rolling::{Interpolation, OrderStats, quantile_by_rank};
 use onad_core::{DetectorParams, ParamError, SchemaRef};
 use serde::{Deserialize, Serialize};
 
 use super::moments::build_window;
-use super::order_stats_backend::OrderStats;
 use super::window::{MovingWindow, WindowStatistic, window_params};
 
-/// Linear-interpolated quantile `q` of `n` sorted values given by `kth`.
+/// Linear-interpolated quantile `q` of `n` sorted values given by `kth`, as Python onad computes it.
 fn quantile(n: usize, q: f64, kth: impl Fn(usize) -> Option<f64>) -> Option<f64> {
-    if n == 0 {
-        return None;
-    }
-    let rank = (n - 1) as f64 * q;
-    let lower = rank.floor() as usize;
-    let upper = (lower + 1).min(n - 1);
-    let fraction = rank - lower as f64;
-    let lo = kth(lower)?;
-    if lower == upper {
-        return Some(lo);
-    }
-    Some((1.0 - fraction) * lo + fraction * kth(upper)?)
+    quantile_by_rank(n, q, Interpolation::Weighted, kth)
 }
 
 /// An order-statistic view of the window with a statistic computed on the window or the window plus one.

@@ -2,13 +2,9 @@
 //! fault does not become "normal" by repetition (river's `protect_anomaly_detector`; none of the onad
 //! family has it).
 
-use std::collections::VecDeque;
-
+use onad_core::rolling::{Interpolation, RollingWindow};
 use onad_core::{Detector, ParamError};
 use serde::{Deserialize, Serialize};
-
-use super::linear_quantile;
-use crate::stat::order_stats_backend::OrderStats;
 
 /// When a row counts as anomalous for learning purposes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,8 +29,9 @@ pub enum Protect {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Guard {
     rule: Protect,
-    scores: VecDeque<f64>,
-    tree: OrderStats,
+    /// The recent scores of a quantile rule (serialized as the arrival-ordered scores, then their order
+    /// statistics: the layout of the two fields it replaced).
+    scores: RollingWindow,
     protected: u64,
 }
 
@@ -57,7 +54,7 @@ impl Guard {
             Protect::Quantile { window_size, .. } => window_size,
             Protect::Above { .. } => 0,
         };
-        Ok(Guard { rule, scores: VecDeque::new(), tree: OrderStats::with_capacity(capacity), protected: 0 })
+        Ok(Guard { rule, scores: RollingWindow::with_capacity(capacity), protected: 0 })
     }
 
     /// Rows kept from learning so far.
@@ -72,17 +69,9 @@ impl Guard {
             Protect::Quantile { quantile, window_size } => {
                 let (q, w) = (*quantile, *window_size);
                 let warm = self.scores.len() >= w.min(30);
-                let allowed = !warm
-                    || linear_quantile(self.tree.len(), q, |k| self.tree.kth(k)).is_none_or(|t| not_above(score, t));
-                if score.is_finite() {
-                    if self.scores.len() == w
-                        && let Some(old) = self.scores.pop_front()
-                    {
-                        self.tree.remove(old);
-                    }
-                    self.scores.push_back(score);
-                    self.tree.insert(score);
-                }
+                let allowed =
+                    !warm || self.scores.quantile(q, Interpolation::NearerEnd).is_none_or(|t| not_above(score, t));
+                self.scores.push_bounded(score, w);
                 allowed
             }
         };

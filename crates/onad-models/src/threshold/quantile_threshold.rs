@@ -1,12 +1,11 @@
 //! QuantileThreshold: turns a stream of scores into a graded alarm relative to a moving quantile of recent
 //! scores (aberrant's `QuantileThreshold`).
 
+use onad_core::rolling::{Interpolation, RollingWindow};
 use onad_core::{Detector, DetectorParams, ParamDoc, ParamError, SchemaRef};
 use serde::{Deserialize, Serialize};
 
-use super::linear_quantile;
 use crate::registry::Describe;
-use crate::stat::order_stats_backend::OrderStats;
 
 /// Hyperparameters of [`QuantileThreshold`] (aberrant 1.3.0 names and defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,7 +29,7 @@ impl Default for QuantileThresholdParams {
 /// learned scores, `score / threshold` below it (when the threshold is positive), and 0.0 while fewer than
 /// `min(window_size, max(10, window_size / 10))` scores have been learned.
 ///
-/// The threshold is recomputed at every learn from an order-statistic store (no re-sort; aberrant re-sorts
+/// The threshold is recomputed at every learn from the shared rolling window (no re-sort; aberrant re-sorts
 /// the window, O(w log w)). Non-finite scores are not learned and score 0.0 (aberrant raises); a NaN score scores 0.0.
 ///
 /// ```
@@ -50,8 +49,9 @@ pub struct QuantileThreshold {
     quantile: f64,
     window_size: usize,
     min_samples: usize,
-    window: std::collections::VecDeque<f64>,
-    tree: OrderStats,
+    /// The recent scores (serialized as the arrival-ordered scores, then their order statistics: the
+    /// layout of the two fields it replaced).
+    scores: RollingWindow,
     threshold: Option<f64>,
 }
 
@@ -88,8 +88,7 @@ impl DetectorParams for QuantileThresholdParams {
             quantile: self.quantile,
             window_size: w,
             min_samples: w.min((w / 10).max(10)),
-            window: std::collections::VecDeque::with_capacity(w.min(1 << 16)),
-            tree: OrderStats::with_capacity(w),
+            scores: RollingWindow::with_capacity(w),
             threshold: None,
         })
     }
@@ -101,15 +100,9 @@ impl Detector for QuantileThreshold {
         if !s.is_finite() {
             return;
         }
-        if self.window.len() == self.window_size
-            && let Some(old) = self.window.pop_front()
-        {
-            self.tree.remove(old);
-        }
-        self.window.push_back(s);
-        self.tree.insert(s);
-        if self.window.len() >= self.min_samples {
-            self.threshold = linear_quantile(self.tree.len(), self.quantile, |k| self.tree.kth(k));
+        self.scores.push_bounded(s, self.window_size);
+        if self.scores.len() >= self.min_samples {
+            self.threshold = self.scores.quantile(self.quantile, Interpolation::NearerEnd);
         }
     }
 
