@@ -56,4 +56,12 @@ pub use keyed::{KeyedAction, KeyedConfig, KeyedModel, KeyedStats, run_keyed};
 pub use run::{
     BoxError, ERROR_RATE_MIN_ROWS, Flow, Order, PipelineError, Progress, RunConfig, RunStats, Scored, run, run_with,
 };
-pub use threshold::{AnyThreshold, FixedThreshold, NoThreshold, QuantileThreshold, Threshold, WindowedThreshold};
+pub use threshold::{
+    AnyThreshold, FixedThreshold, NoThreshold, ParseThresholdError, RollingQuantileThreshold, Threshold,
+    WindowedThreshold,
+};
+
+/// The streaming quantile threshold's old name, kept while callers move to [`RollingQuantileThreshold`]
+/// (the name is the model `onad_models::QuantileThreshold`'s).
+#[deprecated(note = "renamed RollingQuantileThreshold (onad_models::QuantileThreshold is an unrelated detector)")]
+pub type QuantileThreshold = RollingQuantileThreshold;
