@@ -23,6 +23,7 @@
 //! ```
 
 pub mod baseline;
+pub mod legacy;
 mod registry;
 pub mod stat;
 pub mod synthetic;
@@ -32,6 +33,7 @@ pub mod transform;
 pub use baseline::{
     NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdBound, ThresholdModel, ThresholdModelParams,
 };
+pub use registry::decode_explained;
 pub use registry::{
     AnyDetector, AnyDetectorParams, AnyPipeline, AnyTransformer, AnyTransformerParams, Describe, ModelInfo,
     PipelineSpec, REGISTRY, Role, model_info,

@@ -2,14 +2,29 @@
 //! parameter enums, the CLI names, `onad models`, the conformance suite and the benches.
 //!
 //! Adding a model is one line in the `registry!` invocation below plus its file.
+//!
+//! # Encoding
+//!
+//! In binary formats (checkpoints, postcard) every value of the four registry enums is the tuple
+//! `(registry name, state version, payload)`, so the order of the list below is not part of any format and
+//! a model may be added anywhere. The state version is the kind's [`Describe::STATE_VERSION`]; bytes with
+//! an unknown name or another version fail to decode with an error naming the enum, the kind and both
+//! versions (postcard drops such messages: [`decode_explained`] recovers them). Human-readable formats
+//! (JSON, TOML) keep serde's externally tagged form: `{"moving_average": {...}}` for the parameter enums,
+//! the Rust type name (`{"MovingAverage": {...}}`) for the model enums. Checkpoints written before this
+//! encoding (checkpoint format 1, variants by index) are read through [`crate::legacy::v1`].
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::fmt;
+use std::marker::PhantomData;
 
 use onad_core::{
     Batch, Detector, DetectorParams, ParamDoc, ParamError, SchemaRef, Transformer, TransformerParams, with_scratch,
 };
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::de::{self, DeserializeOwned, EnumAccess, SeqAccess, VariantAccess, Visitor};
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::baseline::{
     NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdModel, ThresholdModelParams,
@@ -36,6 +51,11 @@ pub trait Describe: Default + Serialize + DeserializeOwned {
     const PARAMS: &'static [ParamDoc];
     /// Valid parameters for examples, tests and benches (fills required parameters).
     fn example() -> Self;
+    /// The version of this kind's binary layout: its model state and its parameters as checkpoints store
+    /// them. Bump it when a change makes old bytes unreadable (a field added, removed, reordered or
+    /// retyped); a checkpoint holding another version then fails to load with both versions named, instead
+    /// of being misread.
+    const STATE_VERSION: u16 = 1;
 }
 
 /// Whether a registered kind scores rows or transforms them.
@@ -61,6 +81,8 @@ pub struct ModelInfo {
     pub summary: &'static str,
     /// Its parameters.
     pub params: &'static [ParamDoc],
+    /// Its [`Describe::STATE_VERSION`].
+    pub state_version: u16,
 }
 
 /// Looks a registered kind up by name.
@@ -80,46 +102,292 @@ pub(crate) fn finite_score(s: f64) -> f64 {
     }
 }
 
+thread_local! {
+    /// The message of the last by-name decoding failure on this thread (see [`decode_explained`]).
+    static DECODE_NOTE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Runs `decode`, a deserialization that may contain registry values (for example
+/// `postcard::from_bytes::<AnyPipeline>(bytes)` or a whole checkpoint load), and on failure returns the
+/// registry's own message when a registry value caused it ("`x` is not a registered detector", "written
+/// with state version 2, this build reads state version 1"), else the decoder's message. Needed because
+/// postcard replaces every custom serde message by "Serde Deserialization Error".
+///
+/// ```
+/// use onad_models::{AnyDetectorParams, decode_explained};
+/// let bytes = postcard::to_stdvec(&("no_such_model", 1u16, ())).unwrap();
+/// let err = decode_explained(|| postcard::from_bytes::<AnyDetectorParams>(&bytes)).unwrap_err();
+/// assert!(err.contains("`no_such_model` is not a registered detector"), "{err}");
+/// ```
+pub fn decode_explained<T, E: fmt::Display>(decode: impl FnOnce() -> Result<T, E>) -> Result<T, String> {
+    DECODE_NOTE.with(|n| n.borrow_mut().take());
+    decode().map_err(|e| {
+        let message = e.to_string();
+        match DECODE_NOTE.with(|n| n.borrow_mut().take()) {
+            Some(note) if !message.contains(&note) => note,
+            _ => message,
+        }
+    })
+}
+
+/// A decoding error whose message also survives formats that drop it (see [`decode_explained`]).
+fn noted<E: de::Error>(message: String) -> E {
+    let error = E::custom(&message);
+    DECODE_NOTE.with(|n| *n.borrow_mut() = Some(message));
+    error
+}
+
+/// What the by-name encoding needs to know about one registry enum (implemented by the macro).
+trait ByName: Sized {
+    /// The enum's name, for messages and serde.
+    const ENUM: &'static str;
+    /// "detector" or "transformer".
+    const ROLE: &'static str;
+    /// Variant names in human-readable formats, in list order.
+    const HUMAN_TAGS: &'static [&'static str];
+    /// Registry names, in list order.
+    const NAMES: &'static [&'static str];
+    /// The state version a registry name is read at, None for an unknown name.
+    fn state_version(name: &str) -> Option<u16>;
+    /// Decodes the payload of the kind with this human-readable tag (`human`) or registry name; None when
+    /// there is no such kind.
+    fn decode<'de, P: Payload<'de>>(tag: &str, human: bool, payload: P) -> Option<Result<Self, P::Error>>;
+}
+
+/// Where the payload of a value comes from: the rest of the binary tuple, or the variant of an externally
+/// tagged enum.
+trait Payload<'de> {
+    type Error: de::Error;
+    fn take<T: Deserialize<'de>>(self) -> Result<T, Self::Error>;
+}
+
+struct SeqPayload<'a, A>(&'a mut A);
+
+impl<'de, A: SeqAccess<'de>> Payload<'de> for SeqPayload<'_, A> {
+    type Error = A::Error;
+    fn take<T: Deserialize<'de>>(self) -> Result<T, A::Error> {
+        self.0.next_element()?.ok_or_else(|| de::Error::invalid_length(2, &"a (name, state version, state) tuple"))
+    }
+}
+
+struct VariantPayload<V>(V);
+
+impl<'de, V: VariantAccess<'de>> Payload<'de> for VariantPayload<V> {
+    type Error = V::Error;
+    fn take<T: Deserialize<'de>>(self) -> Result<T, V::Error> {
+        self.0.newtype_variant()
+    }
+}
+
+/// Writes one registry value: `(name, version, payload)` in binary formats, `{tag: payload}` otherwise.
+fn serialize_by_name<E: ByName, S: Serializer, T: Serialize>(
+    serializer: S,
+    tag: &'static str,
+    name: &'static str,
+    version: u16,
+    payload: &T,
+) -> Result<S::Ok, S::Error> {
+    if serializer.is_human_readable() {
+        let index = E::HUMAN_TAGS.iter().position(|t| *t == tag).unwrap_or_default();
+        serializer.serialize_newtype_variant(E::ENUM, index as u32, tag, payload)
+    } else {
+        let mut tuple = serializer.serialize_tuple(3)?;
+        tuple.serialize_element(name)?;
+        tuple.serialize_element(&version)?;
+        tuple.serialize_element(payload)?;
+        tuple.end()
+    }
+}
+
+fn deserialize_by_name<'de, E: ByName, D: Deserializer<'de>>(deserializer: D) -> Result<E, D::Error> {
+    if deserializer.is_human_readable() {
+        deserializer.deserialize_enum(E::ENUM, E::HUMAN_TAGS, Tagged(PhantomData))
+    } else {
+        deserializer.deserialize_tuple(3, Named(PhantomData))
+    }
+}
+
+/// The registry's list of names for messages.
+fn known<E: ByName>() -> String {
+    E::NAMES.join(", ")
+}
+
+/// Reads the binary `(name, version, payload)` tuple.
+struct Named<E>(PhantomData<fn() -> E>);
+
+impl<'de, E: ByName> Visitor<'de> for Named<E> {
+    type Value = E;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a {} as (registry name, state version, state)", E::ROLE)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<E, A::Error> {
+        let name: String = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
+        let version: u16 = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
+        let unknown = || {
+            noted(format!(
+                "{}: `{name}` is not a registered {} (this build registers {})",
+                E::ENUM,
+                E::ROLE,
+                known::<E>()
+            ))
+        };
+        let Some(expected) = E::state_version(&name) else {
+            return Err(unknown());
+        };
+        if version != expected {
+            let origin = if version > expected { "a newer build" } else { "an older build and not migrated" };
+            return Err(noted(format!(
+                "{}: `{name}` was written with state version {version} ({origin}); this build reads state version {expected}",
+                E::ENUM
+            )));
+        }
+        E::decode(&name, false, SeqPayload(&mut seq)).unwrap_or_else(|| Err(unknown()))
+    }
+}
+
+/// Reads the externally tagged form of human-readable formats.
+struct Tagged<E>(PhantomData<fn() -> E>);
+
+impl<'de, E: ByName> Visitor<'de> for Tagged<E> {
+    type Value = E;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a {} tagged by its kind", E::ROLE)
+    }
+
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<E, A::Error> {
+        let (Tag(tag), variant) = data.variant()?;
+        E::decode(&tag, true, VariantPayload(variant))
+            .unwrap_or_else(|| Err(de::Error::unknown_variant(&tag, E::HUMAN_TAGS)))
+    }
+}
+
+/// A variant tag, borrowed or owned.
+struct Tag(String);
+
+impl<'de> Deserialize<'de> for Tag {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Tag, D::Error> {
+        struct TagVisitor;
+        impl Visitor<'_> for TagVisitor {
+            type Value = Tag;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a model kind")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Tag, E> {
+                Ok(Tag(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Tag, E> {
+                Ok(Tag(v))
+            }
+        }
+        deserializer.deserialize_identifier(TagVisitor)
+    }
+}
+
+/// Implements the by-name encoding for one registry enum; each variant is
+/// `Variant(Payload) => human tag, registry name, state version`.
+macro_rules! by_name {
+    ($E:ident, $role:literal, [ $( $V:ident($P:ty) => $tag:expr, $name:expr, $version:expr ;)* ]) => {
+        impl ByName for $E {
+            const ENUM: &'static str = stringify!($E);
+            const ROLE: &'static str = $role;
+            const HUMAN_TAGS: &'static [&'static str] = &[$( $tag ),*];
+            const NAMES: &'static [&'static str] = &[$( $name ),*];
+            fn state_version(name: &str) -> Option<u16> {
+                $( if name == $name { return Some($version); } )*
+                None
+            }
+            fn decode<'de, P: Payload<'de>>(tag: &str, human: bool, payload: P) -> Option<Result<Self, P::Error>> {
+                $( if tag == (if human { $tag } else { $name }) {
+                    return Some(payload.take::<$P>().map(Self::$V));
+                } )*
+                None
+            }
+        }
+
+        impl Serialize for $E {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    $( Self::$V(p) => serialize_by_name::<Self, _, _>(serializer, $tag, $name, $version, p), )*
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $E {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserialize_by_name(deserializer)
+            }
+        }
+    };
+}
+
 macro_rules! registry {
     (
         detectors { $( $dname:literal => $D:ident($DP:ident) ),* $(,)? }
         transformers { $( $tname:literal => $T:ident($TP:ident) ),* $(,)? }
     ) => {
-        /// Every registered detector's parameters, tagged by registry name
-        /// (JSON: `{"moving_average": {"window_size": 50}}`).
-        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        /// Every registered detector's parameters, tagged by registry name.
+        ///
+        /// Encoding (the same for all four registry enums): binary formats such as postcard write the tuple
+        /// `(registry name, state version, payload)`, so the order of the registry list is not part of any
+        /// format; decoding an unknown name or another [`Describe::STATE_VERSION`] fails with a message
+        /// naming the enum, the kind and both versions (postcard drops it: see [`decode_explained`]).
+        /// Human-readable formats keep the externally tagged form: `{"moving_average": {"window_size": 50}}`
+        /// here, the Rust type name (`{"MovingAverage": {...}}`) for [`AnyDetector`] and [`AnyTransformer`].
+        /// Bytes of checkpoint format 1 (variants by index) are read through [`crate::legacy::v1`].
+        #[derive(Debug, Clone, PartialEq)]
         #[non_exhaustive]
         pub enum AnyDetectorParams {
-            $( #[doc = concat!("`", $dname, "`")] #[serde(rename = $dname)] $D($DP), )*
+            $( #[doc = concat!("`", $dname, "`")] $D($DP), )*
         }
 
-        /// Every registered detector, as one serializable type.
-        #[derive(Debug, Clone, Serialize, Deserialize)]
+        /// Every registered detector, as one serializable type (encoded by name, see
+        /// [`AnyDetectorParams`]).
+        #[derive(Debug, Clone)]
         #[non_exhaustive]
         pub enum AnyDetector {
             $( #[doc = concat!("`", $dname, "`")] $D($D), )*
         }
 
-        /// Every registered transformer's parameters, tagged by registry name.
-        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        /// Every registered transformer's parameters, tagged by registry name (encoded by name, see
+        /// [`AnyDetectorParams`]).
+        #[derive(Debug, Clone, PartialEq)]
         #[non_exhaustive]
         pub enum AnyTransformerParams {
-            $( #[doc = concat!("`", $tname, "`")] #[serde(rename = $tname)] $T($TP), )*
+            $( #[doc = concat!("`", $tname, "`")] $T($TP), )*
         }
 
-        /// Every registered transformer, as one serializable type.
-        #[derive(Debug, Clone, Serialize, Deserialize)]
+        /// Every registered transformer, as one serializable type (encoded by name, see
+        /// [`AnyDetectorParams`]).
+        #[derive(Debug, Clone)]
         #[non_exhaustive]
         pub enum AnyTransformer {
             $( #[doc = concat!("`", $tname, "`")] $T($T), )*
         }
 
+        by_name!(AnyDetectorParams, "detector", [
+            $( $D($DP) => $dname, $dname, <$DP as Describe>::STATE_VERSION; )*
+        ]);
+        by_name!(AnyDetector, "detector", [
+            $( $D($D) => stringify!($D), $dname, <$DP as Describe>::STATE_VERSION; )*
+        ]);
+        by_name!(AnyTransformerParams, "transformer", [
+            $( $T($TP) => $tname, $tname, <$TP as Describe>::STATE_VERSION; )*
+        ]);
+        by_name!(AnyTransformer, "transformer", [
+            $( $T($T) => stringify!($T), $tname, <$TP as Describe>::STATE_VERSION; )*
+        ]);
+
         /// All registered kinds: detectors first, then transformers, each in registration order.
         pub static REGISTRY: &[ModelInfo] = &[
             $( ModelInfo { name: $dname, class: stringify!($D), role: Role::Detector,
-                           summary: <$DP as Describe>::SUMMARY, params: <$DP as Describe>::PARAMS }, )*
+                           summary: <$DP as Describe>::SUMMARY, params: <$DP as Describe>::PARAMS,
+                           state_version: <$DP as Describe>::STATE_VERSION }, )*
             $( ModelInfo { name: $tname, class: stringify!($T), role: Role::Transformer,
-                           summary: <$TP as Describe>::SUMMARY, params: <$TP as Describe>::PARAMS }, )*
+                           summary: <$TP as Describe>::SUMMARY, params: <$TP as Describe>::PARAMS,
+                           state_version: <$TP as Describe>::STATE_VERSION }, )*
         ];
 
         impl AnyDetectorParams {
@@ -287,6 +555,11 @@ pub struct AnyPipeline {
 }
 
 impl AnyPipeline {
+    /// Assembles a pipeline from stages that were built (or decoded) together.
+    pub(crate) fn from_parts(transformers: Vec<AnyTransformer>, detector: AnyDetector, guard: Option<Guard>) -> Self {
+        AnyPipeline { transformers, detector, guard }
+    }
+
     /// The transformers, in order.
     pub fn transformers(&self) -> &[AnyTransformer] {
         &self.transformers

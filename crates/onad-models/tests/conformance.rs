@@ -4,9 +4,12 @@
 mod common;
 
 use onad_core::{Batch, Detector, ParamError, Schema, SchemaRef, Transformer};
-use onad_models::{AnyDetectorParams, AnyTransformerParams, PipelineSpec, Protect, REGISTRY, Role};
-use serde::Serialize;
+use onad_models::{
+    AnyDetector, AnyDetectorParams, AnyPipeline, AnyTransformer, AnyTransformerParams, PipelineSpec, Protect, REGISTRY,
+    Role, decode_explained,
+};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// The SHUTTLE head, narrowed to its first column when a model only takes one feature.
 fn stream_for(build: impl Fn(&SchemaRef) -> Result<(), ParamError>) -> (SchemaRef, Vec<Vec<f64>>) {
@@ -334,5 +337,217 @@ fn pipeline_specs_round_trip_through_binary_and_json() {
         assert_eq!(postcard::from_bytes::<PipelineSpec>(&bytes).unwrap(), spec);
         let json = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<PipelineSpec>(&json).unwrap(), spec);
+    }
+}
+
+/// The binary prefix of a by-name value: the postcard string `name` and the varint state version.
+fn name_prefix(name: &str, version: u16) -> Vec<u8> {
+    postcard::to_stdvec(&(name, version)).unwrap()
+}
+
+#[test]
+fn binary_encoding_is_name_version_payload_and_round_trips() {
+    let (schema, rows, _) = common::shuttle();
+    for info in REGISTRY {
+        assert_eq!(info.state_version, 1, "{}: a new state version needs a migration of older checkpoints", info.name);
+        let prefix = name_prefix(info.name, info.state_version);
+        match info.role {
+            Role::Detector => {
+                let params = AnyDetectorParams::example_for(info.name).unwrap();
+                let bytes = postcard::to_stdvec(&params).unwrap();
+                assert!(bytes.starts_with(&prefix), "{}: params not encoded by name: {bytes:?}", info.name);
+                assert_eq!(postcard::from_bytes::<AnyDetectorParams>(&bytes).unwrap(), params);
+
+                let (schema, rows) = stream_for(|s| params.build(s).map(drop));
+                let mut model = params.build(&schema).unwrap();
+                rows[..300].iter().for_each(|r| model.learn_one(r));
+                let bytes = state(&model);
+                assert!(bytes.starts_with(&prefix), "{}: model not encoded by name", info.name);
+                let mut back: AnyDetector = postcard::from_bytes(&bytes).unwrap();
+                assert_eq!(state(&back), bytes, "{}: postcard round trip changed the state", info.name);
+                for r in &rows[300..400] {
+                    assert_eq!(back.score_learn_one(r).to_bits(), model.score_learn_one(r).to_bits(), "{}", info.name);
+                }
+
+                // JSON keeps the externally tagged form (by Rust type name for models). Floats in JSON are
+                // not guaranteed to the bit (serde_json parses without float_roundtrip) and a u128 generator
+                // state does not fit a serde_json::Value, so only the kind is checked, through text;
+                // checkpoints use the binary form.
+                let json = serde_json::to_string(&model).unwrap();
+                assert!(json.starts_with(&format!("{{\"{}\":{{", info.class)), "{}: JSON form of the model", info.name);
+                let back: AnyDetector = serde_json::from_str(&json).unwrap();
+                assert_eq!(back.name(), info.name);
+            }
+            Role::Transformer => {
+                let params = AnyTransformerParams::example_for(info.name).unwrap();
+                let bytes = postcard::to_stdvec(&params).unwrap();
+                assert!(bytes.starts_with(&prefix), "{}: params not encoded by name", info.name);
+                assert_eq!(postcard::from_bytes::<AnyTransformerParams>(&bytes).unwrap(), params);
+
+                let mut model = params.build(&schema).unwrap();
+                rows[..300].iter().for_each(|r| model.learn_one(r));
+                let bytes = state(&model);
+                assert!(bytes.starts_with(&prefix), "{}: transformer not encoded by name", info.name);
+                let back: AnyTransformer = postcard::from_bytes(&bytes).unwrap();
+                assert_eq!(state(&back), bytes, "{}: postcard round trip changed the state", info.name);
+
+                let json = serde_json::to_string(&model).unwrap();
+                assert!(
+                    json.starts_with(&format!("{{\"{}\":{{", info.class)),
+                    "{}: JSON form of the transformer",
+                    info.name
+                );
+                let back: AnyTransformer = serde_json::from_str(&json).unwrap();
+                assert_eq!(back.name(), info.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_whole_pipeline_round_trips_through_binary_and_json() {
+    let (schema, rows, _) = common::shuttle();
+    let spec: PipelineSpec = serde_json::from_str(
+        r#"{"transformers": [{"min_max_scaler": {"feature_range": [0.0, 1.0]}}, {"standard_scaler": {}}],
+            "detector": {"moving_median": {"window_size": 30, "key": "f2"}},
+            "protect": {"quantile": {"quantile": 0.95, "window_size": 60}}}"#,
+    )
+    .unwrap();
+    // Config files and `onad models --json` rely on this form.
+    assert_eq!(
+        serde_json::to_value(&spec).unwrap()["transformers"][1],
+        serde_json::json!({"standard_scaler": {"with_std": true}})
+    );
+    let mut model = spec.build(&schema).unwrap();
+    rows[..500].iter().for_each(|r| {
+        model.score_learn_one(r);
+    });
+    let bytes = postcard::to_stdvec(&(&spec, &model)).unwrap();
+    let (spec_back, mut back): (PipelineSpec, AnyPipeline) = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(spec_back, spec);
+    assert_eq!(state(&back), state(&model));
+    for r in &rows[500..] {
+        assert_eq!(back.score_learn_one(r).to_bits(), model.score_learn_one(r).to_bits());
+    }
+    let json = serde_json::to_string(&model).unwrap();
+    let back: AnyPipeline = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        back.transformers().iter().map(AnyTransformer::name).collect::<Vec<_>>(),
+        ["min_max_scaler", "standard_scaler"]
+    );
+    assert_eq!(back.detector().name(), "moving_median");
+    assert_eq!(back.guard().map(|g| g.protected()), model.guard().map(|g| g.protected()));
+    assert!(back.guard().unwrap().protected() > 0, "the guard never acted");
+}
+
+#[test]
+fn unknown_kinds_and_other_state_versions_fail_with_their_names() {
+    let params = AnyDetectorParams::example_for("moving_average").unwrap();
+    let schema = Schema::shared(["v"]).unwrap();
+    let model = params.build(&schema).unwrap();
+    // The payload that follows the name and version, cut from a valid encoding.
+    let payload = |bytes: Vec<u8>, name: &str| bytes[name_prefix(name, 1).len()..].to_vec();
+    let params_payload = payload(postcard::to_stdvec(&params).unwrap(), "moving_average");
+    let model_payload = payload(state(&model), "moving_average");
+    let with = |name: &str, version: u16, payload: &[u8]| [name_prefix(name, version), payload.to_vec()].concat();
+
+    fn fails<T: serde::de::DeserializeOwned + std::fmt::Debug>(bytes: &[u8], wanted: &[&str]) {
+        let err = decode_explained(|| postcard::from_bytes::<T>(bytes)).unwrap_err();
+        for w in wanted {
+            assert!(err.contains(w), "{err:?} does not say {w:?}");
+        }
+    }
+
+    // Unknown kinds, in each of the four enums.
+    let unknown = ["is not a registered", "`isolation_forest`", "moving_average"];
+    fails::<AnyDetectorParams>(
+        &with("isolation_forest", 1, &params_payload),
+        &[&unknown[..], &["AnyDetectorParams", "detector"]].concat(),
+    );
+    fails::<AnyDetector>(&with("isolation_forest", 1, &model_payload), &[&unknown[..], &["AnyDetector:"]].concat());
+    let t = AnyTransformerParams::example_for("standard_scaler").unwrap();
+    let t_payload = payload(postcard::to_stdvec(&t).unwrap(), "standard_scaler");
+    fails::<AnyTransformerParams>(
+        &with("shingle", 1, &t_payload),
+        &["AnyTransformerParams", "`shingle` is not a registered transformer", "standard_scaler"],
+    );
+    let t_model = t.build(&schema).unwrap();
+    let t_model_payload = payload(state(&t_model), "standard_scaler");
+    fails::<AnyTransformer>(
+        &with("shingle", 1, &t_model_payload),
+        &["AnyTransformer:", "`shingle` is not a registered transformer"],
+    );
+    // A detector name where a transformer is expected is unknown there too.
+    fails::<AnyTransformer>(
+        &with("moving_average", 1, &model_payload),
+        &["`moving_average` is not a registered transformer"],
+    );
+
+    // Other state versions: both versions are named, and which build wrote it.
+    fails::<AnyDetector>(
+        &with("moving_average", 2, &model_payload),
+        &["AnyDetector", "`moving_average`", "state version 2", "a newer build", "reads state version 1"],
+    );
+    fails::<AnyDetectorParams>(
+        &with("moving_average", 0, &params_payload),
+        &["AnyDetectorParams", "state version 0", "an older build", "reads state version 1"],
+    );
+    fails::<AnyTransformer>(
+        &with("standard_scaler", 7, &t_model_payload),
+        &["AnyTransformer", "`standard_scaler`", "state version 7"],
+    );
+
+    // The same bytes with the right name and version decode, so the failures above are the name's and
+    // the version's.
+    assert_eq!(postcard::from_bytes::<AnyDetectorParams>(&with("moving_average", 1, &params_payload)).unwrap(), params);
+    assert!(postcard::from_bytes::<AnyDetector>(&with("moving_average", 1, &model_payload)).is_ok());
+
+    // Inside a pipeline spec (the first thing a checkpoint holds) the message still comes through.
+    let spec = [vec![0], with("isolation_forest", 1, &params_payload), vec![0]].concat();
+    fails::<PipelineSpec>(&spec, &["`isolation_forest` is not a registered detector"]);
+    let good = [vec![0], with("moving_average", 1, &params_payload), vec![0]].concat();
+    assert_eq!(postcard::from_bytes::<PipelineSpec>(&good).unwrap(), PipelineSpec::detector(params));
+
+    // In a binary format that keeps serde messages, they are the error itself.
+    let err = |text: &str| AnyDetector::deserialize(Binary(&mut serde_json::Deserializer::from_str(text))).unwrap_err();
+    let e = err(r#"["isolation_forest", 1, null]"#).to_string();
+    assert!(e.starts_with("AnyDetector: `isolation_forest` is not a registered detector"), "{e}");
+    let e = err(r#"["moving_average", 3, null]"#).to_string();
+    assert!(
+        e.contains("`moving_average` was written with state version 3") && e.contains("reads state version 1"),
+        "{e}"
+    );
+    let state_json = serde_json::to_value(&model).unwrap()["MovingAverage"].clone();
+    let text = serde_json::json!(["moving_average", 1, state_json]).to_string();
+    let back = AnyDetector::deserialize(Binary(&mut serde_json::Deserializer::from_str(&text))).unwrap();
+    assert_eq!(state(&back), state(&model));
+
+    // A failure that is not the registry's keeps the decoder's own message.
+    let err = decode_explained(|| postcard::from_bytes::<AnyDetector>(&[])).unwrap_err();
+    assert!(!err.contains("registered"), "{err}");
+}
+
+/// A JSON deserializer that says it is not human-readable, so the registry enums read their binary
+/// `(name, version, payload)` form from a JSON array and the error messages (which postcard drops) show.
+struct Binary<D>(D);
+
+impl<'de, D: serde::Deserializer<'de>> serde::Deserializer<'de> for Binary<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(visitor)
+    }
+
+    fn deserialize_tuple<V: serde::de::Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_tuple(len, visitor)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+        unit_struct newtype_struct seq tuple_struct map struct enum identifier ignored_any
     }
 }
