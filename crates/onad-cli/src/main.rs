@@ -8,6 +8,7 @@
 //! `--on-bad-row fail`, an output write error).
 
 mod datasets;
+mod legacy;
 mod models;
 mod run;
 mod spec;

@@ -2,24 +2,20 @@
 //! summary.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, ValueEnum};
-use onad_core::{BadRowPolicy, SkipCounts, Source};
+use onad_core::{BadRowPolicy, Scored, Sink, SinkError, SinkLayout, SinkPosition, Source};
 use onad_models::{AnyPipeline, PipelineSpec};
-use onad_pipeline::Flow;
-use onad_pipeline::checkpoint::{Checkpoint, CheckpointDir};
-use onad_pipeline::metrics::{Prequential, pr_auc, roc_auc};
-use onad_pipeline::{
-    AnyThreshold, FixedThreshold, KeyedAction, KeyedConfig, KeyedModel, NoThreshold, Order, QuantileThreshold,
-    RunConfig, WindowedThreshold,
+use onad_pipeline::job::{
+    CheckpointPolicy, Evaluation, Job, JobError, JobReport, Keyed, MemoryLimit, Monitor, Status, StopOnSignals,
+    memory_mib,
 };
+use onad_pipeline::sinks::{AlertsOnly, CsvSink, JsonlSink, Target};
+use onad_pipeline::{AnyThreshold, Order};
 use onad_sources::{LabelColumn, NonNumericColumns, SourceOptions};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::Failure;
@@ -61,10 +57,15 @@ pub struct RunArgs {
     #[arg(long)]
     no_label: bool,
 
-    /// Write one line per row (`row,score,anomaly` and `label` when there is one) to this CSV file
-    /// (`-` for standard output).
-    #[arg(long, short)]
-    output: Option<PathBuf>,
+    /// Write every scored row here: `.parquet` as Parquet and `.jsonl`/`.ndjson` as JSON Lines (row,
+    /// score, threshold, anomaly, label, key), anything else as CSV (`row,score,anomaly`, then `label`,
+    /// `key` when there are); `-` is standard output (CSV). Repeatable.
+    #[arg(long, short, value_name = "PATH")]
+    output: Vec<String>,
+
+    /// Write only the flagged rows here (same forms as --output). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    alerts: Vec<String>,
 
     /// Write the run summary as JSON to this file.
     #[arg(long)]
@@ -184,74 +185,6 @@ enum NonNumericArg {
     Exclude,
 }
 
-fn parse_threshold(text: &str) -> anyhow::Result<(AnyThreshold, String)> {
-    let t = text.trim();
-    if t == "none" {
-        return Ok((AnyThreshold::None(NoThreshold), "none".into()));
-    }
-    if let Ok(v) = t.parse::<f64>() {
-        if v.is_nan() {
-            bail!("--threshold must not be NaN");
-        }
-        return Ok((AnyThreshold::Fixed(FixedThreshold(v)), format!("fixed: score > {v}")));
-    }
-    let mut parts = t.split(':');
-    let kind = parts.next();
-    if kind == Some("quantile") {
-        let q = parts.next().ok_or_else(|| anyhow!("--threshold quantile needs a value, for example quantile:0.99"))?;
-        let q = q.parse::<f64>().map_err(|_| anyhow!("--threshold: quantile '{q}' is not a number"))?;
-        let window = match parts.next() {
-            Some(w) => w.parse::<usize>().map_err(|_| anyhow!("--threshold: window '{w}' is not a whole number"))?,
-            None => 1000,
-        };
-        if parts.next().is_some() {
-            bail!("--threshold '{t}' has too many parts (quantile:Q:WINDOW)");
-        }
-        let threshold = QuantileThreshold::new(q, window).map_err(|e| anyhow!("--threshold: {e}"))?;
-        return Ok((
-            AnyThreshold::Quantile(threshold),
-            format!("quantile: above the {q} quantile of the last {window} scores"),
-        ));
-    }
-    if kind != Some("adaptive") {
-        bail!("--threshold '{t}' is not a number, 'adaptive[:WINDOW[:K]]', 'quantile:Q[:WINDOW]' or 'none'");
-    }
-    let window = match parts.next() {
-        Some(w) => w.parse::<usize>().map_err(|_| anyhow!("--threshold: window '{w}' is not a whole number"))?,
-        None => 1000,
-    };
-    let k = match parts.next() {
-        Some(k) => k.parse::<f64>().map_err(|_| anyhow!("--threshold: k '{k}' is not a number"))?,
-        None => 3.0,
-    };
-    if parts.next().is_some() {
-        bail!("--threshold '{t}' has too many parts (adaptive:WINDOW:K)");
-    }
-    let threshold = WindowedThreshold::new(window, k).map_err(|e| anyhow!("--threshold: {e}"))?;
-    Ok((AnyThreshold::Windowed(threshold), format!("adaptive: mean + {k} std of the last {window} scores")))
-}
-
-fn parse_protect(text: &str) -> anyhow::Result<onad_models::Protect> {
-    let t = text.trim();
-    if let Ok(threshold) = t.parse::<f64>() {
-        return Ok(onad_models::Protect::Above { threshold });
-    }
-    let mut parts = t.split(':');
-    if parts.next() != Some("quantile") {
-        bail!("--protect '{t}' is not a number or 'quantile:Q[:WINDOW]'");
-    }
-    let quantile = parts
-        .next()
-        .ok_or_else(|| anyhow!("--protect quantile needs a value, for example quantile:0.95"))?
-        .parse::<f64>()
-        .map_err(|_| anyhow!("--protect: the quantile in '{t}' is not a number"))?;
-    let window_size = match parts.next() {
-        Some(w) => w.parse::<usize>().map_err(|_| anyhow!("--protect: window '{w}' is not a whole number"))?,
-        None => 1000,
-    };
-    Ok(onad_models::Protect::Quantile { quantile, window_size })
-}
-
 /// Where rows come from, for messages.
 enum Input {
     File(PathBuf),
@@ -284,27 +217,41 @@ fn open_built_in(_d: &BuiltIn, _options: SourceOptions) -> anyhow::Result<Box<dy
     bail!("the built-in data sets are Parquet files, and this build has no parquet connector (cargo feature 'parquet')")
 }
 
-struct Job {
-    input: Input,
-    source: Box<dyn Source + Send>,
-    spec: PipelineSpec,
-    model: onad_models::AnyPipeline,
-    threshold: AnyThreshold,
-    threshold_text: String,
-    order: Order,
-    output: Option<Output>,
-    checkpoints: Option<CheckpointDir>,
-    /// Counters carried over from the checkpoint this run resumed from.
-    resumed: Option<Carried>,
-    /// Per-key models over worker threads (`--key`).
-    keyed: Option<KeyedConfig>,
-    /// Per-key models restored from a checkpoint.
-    keyed_models: Vec<KeyedModel<AnyPipeline>>,
-    /// The checkpoint's model kind: the pipeline's name, prefixed `keyed:COLUMN:` for per-key runs.
-    checkpoint_kind: String,
+/// A sink named on the command line, by extension: Parquet, JSON Lines, else CSV (`-`: CSV on standard
+/// output).
+fn sink_for(text: &str) -> anyhow::Result<Box<dyn Sink>> {
+    let target = Target::parse(text);
+    let ext = match &target {
+        Target::File(p) => p.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default(),
+        Target::Stdout => String::new(),
+    };
+    Ok(match ext.as_str() {
+        "jsonl" | "ndjson" => Box::new(JsonlSink::new(target)),
+        "parquet" => parquet_sink(text)?,
+        _ => Box::new(CsvSink::new(target)),
+    })
 }
 
-fn setup(args: &RunArgs) -> anyhow::Result<Job> {
+#[cfg(feature = "parquet")]
+fn parquet_sink(path: &str) -> anyhow::Result<Box<dyn Sink>> {
+    Ok(Box::new(onad_sources::ParquetSink::new(path)))
+}
+
+#[cfg(not(feature = "parquet"))]
+fn parquet_sink(path: &str) -> anyhow::Result<Box<dyn Sink>> {
+    bail!("{path}: writing Parquet needs the cargo feature 'parquet', which this build does not have")
+}
+
+/// What `onad run` prints besides the job's report.
+struct Shown {
+    input: String,
+    spec: PipelineSpec,
+    order: Order,
+    threshold: String,
+    workers: Option<usize>,
+}
+
+fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Shown)> {
     let input = match &args.input {
         Some(p) => Input::File(p.clone()),
         None => Input::BuiltIn(datasets::find(&args.dataset).ok_or_else(|| {
@@ -341,22 +288,11 @@ fn setup(args: &RunArgs) -> anyhow::Result<Job> {
         },
     };
     let source = open_source(&input, options)?;
-    let source_schema = source.schema().clone();
-    // With --key, the models see every feature but the key.
-    let (schema, key_column) = match &args.key {
-        None => (source_schema.clone(), None),
-        Some(k) => {
-            let i = source_schema.index_of(k).ok_or_else(|| {
-                anyhow!(
-                    "{}: key column '{k}' not found (columns: {})",
-                    input.describe(),
-                    source_schema.names().join(", ")
-                )
-            })?;
-            let rest = source_schema.names().iter().enumerate().filter(|(j, _)| *j != i).map(|(_, n)| n.clone());
-            (onad_core::Schema::shared(rest)?, Some(i))
-        }
-    };
+    let schema = source.schema().clone();
+    if let Some(k) = &args.key {
+        // The job checks this too; here it is a usage error before anything else is opened.
+        onad_pipeline::job::without_column(&schema, k, &input.describe())?;
+    }
     if args.workers == 0 {
         bail!("--workers must be at least 1");
     }
@@ -364,20 +300,20 @@ fn setup(args: &RunArgs) -> anyhow::Result<Job> {
     let mut spec = match &args.model {
         Some(m) => build_spec(m, &args.sets)?,
         None => {
-            let first =
-                schema.name(0).ok_or_else(|| anyhow!("{}: the input has no feature columns", input.describe()))?;
+            // The default model reads the first feature (the first that is not the key).
+            let first = schema.names().iter().find(|n| Some(n.as_str()) != args.key.as_deref());
             let mut sets: Vec<String> = DEFAULT_SETS.iter().map(|s| (*s).to_owned()).collect();
-            sets.push(format!("key={first}"));
+            if let Some(first) = first {
+                sets.push(format!("key={first}"));
+            }
             sets.extend(args.sets.iter().cloned());
             build_spec(DEFAULT_MODEL, &sets)?
         }
     };
     if let Some(rule) = &args.protect {
-        spec.protect = Some(parse_protect(rule)?);
+        spec.protect = Some(rule.parse().map_err(|e| anyhow!("--protect: {e}"))?);
     }
-    let model =
-        spec.build(&schema).with_context(|| format!("cannot build {} for {}", spec.name(), input.describe()))?;
-    let (threshold, threshold_text) = parse_threshold(&args.threshold)?;
+    let threshold: AnyThreshold = args.threshold.parse().map_err(|e| anyhow!("--threshold: {e}"))?;
     let order = match args.order {
         OrderArg::ScoreThenLearn => Order::ScoreThenLearn,
         OrderArg::LearnThenScore => Order::LearnThenScore,
@@ -387,297 +323,116 @@ fn setup(args: &RunArgs) -> anyhow::Result<Job> {
     {
         bail!("--max-error-rate must be between 0 and 1, got {r}");
     }
-    let mut job = Job {
-        input,
-        source,
-        spec,
-        model,
-        threshold,
-        threshold_text,
+    let shown = Shown {
+        input: input.describe(),
+        spec: spec.clone(),
         order,
-        output: None,
-        checkpoints: None,
-        resumed: None,
-        keyed: key_column.map(|key_column| KeyedConfig {
-            key_column,
-            workers: args.workers,
-            max_keys: args.max_keys,
-            depth: 4,
-            order,
-            snapshot_at_end: args.checkpoint.is_some(),
-        }),
-        keyed_models: Vec::new(),
-        checkpoint_kind: String::new(),
+        threshold: threshold.to_string(),
+        workers: args.key.as_ref().map(|_| args.workers),
     };
-    job.checkpoint_kind = match (&args.key, key_column) {
-        (Some(k), Some(_)) => format!("keyed:{k}:{}", job.spec.name()),
-        _ => job.spec.name(),
+    let build = {
+        let spec = spec.clone();
+        move |schema: &onad_core::SchemaRef| spec.build(schema).map_err(Into::into)
     };
-    let mut output_len = None;
+    let mut job = Job::new(source, spec.clone(), spec.name(), build)
+        .input_name(input.describe())
+        .threshold(threshold)
+        .order(order)
+        .max_error_rate(args.max_error_rate)
+        .evaluation(Evaluation { overall: !args.no_eval, window: args.eval_window })
+        .protected_rows(|m: &AnyPipeline| m.guard().map(|g| g.protected()))
+        .migrate(crate::legacy::migrate_v1(args.output.first().map(|o| Target::parse(o).to_string()), order));
+    if let Some(k) = &args.key {
+        job = job.keyed(Keyed { column: k.clone(), workers: args.workers, max_keys: args.max_keys, depth: 4 });
+    }
+    if let Some(kill) = Failpoint::from_env() {
+        job = job.sink(kill);
+    }
+    for o in &args.output {
+        job = job.boxed_sink(sink_for(o)?);
+    }
+    for a in &args.alerts {
+        job = job.boxed_sink(Box::new(AlertsOnly::new(sink_for(a)?)));
+    }
     if let Some(dir) = &args.checkpoint {
         if args.checkpoint_every == 0 {
             bail!("--checkpoint-every must be at least 1");
         }
-        let cd = CheckpointDir::new(dir, args.checkpoint_keep)?;
-        let loaded = if job.keyed.is_some() {
-            cd.load_latest::<KeyedRunState>(&job.checkpoint_kind)?.map(|(c, path, warnings)| {
-                let c = Checkpoint {
-                    model_kind: c.model_kind,
-                    rows_seen: c.rows_seen,
-                    position: c.position,
-                    state: (c.state.common, c.state.models),
-                };
-                (c, path, warnings)
-            })
-        } else {
-            cd.load_latest::<RunState>(&job.checkpoint_kind)?.map(|(c, path, warnings)| {
-                let c = Checkpoint {
-                    model_kind: c.model_kind,
-                    rows_seen: c.rows_seen,
-                    position: c.position,
-                    state: (c.state, Vec::new()),
-                };
-                (c, path, warnings)
-            })
-        };
-        match loaded {
-            None => {}
-            Some(_) if !args.resume => bail!(
-                "{} holds checkpoints of an earlier run: pass --resume to continue it, or remove them to start over",
-                dir.display()
-            ),
-            Some((c, path, warnings)) => {
-                for w in warnings {
-                    eprintln!("warning: skipped a damaged checkpoint: {w}");
-                }
-                let Checkpoint { position, rows_seen, state: (state, models), .. } = c;
-                job.keyed_models = models;
-                let c = Checkpoint { model_kind: String::new(), rows_seen, position, state };
-                if c.state.spec != job.spec {
-                    bail!(
-                        "{}: the checkpoint was made with other model parameters ({}); use the same --model/--set",
-                        path.display(),
-                        serde_json::to_string(&c.state.spec)?
-                    );
-                }
-                job.source.seek(&c.position).with_context(|| format!("cannot resume from {}", path.display()))?;
-                if !args.quiet {
-                    eprintln!("resuming from {} at {} ({} rows done)", path.display(), c.position, c.rows_seen);
-                }
-                job.model = c.state.model;
-                job.threshold = c.state.threshold;
-                output_len = c.state.output_bytes;
-                job.resumed =
-                    Some(Carried { rows: c.state.rows, anomalies: c.state.anomalies, skipped: c.state.skipped });
+        let mut policy =
+            CheckpointPolicy::new(dir).keep(args.checkpoint_keep).every_rows(args.checkpoint_every).resume(args.resume);
+        if let Some(t) = args.checkpoint_seconds {
+            if !(t.is_finite() && t >= 0.0) {
+                bail!("--checkpoint-seconds must be a number of seconds, 0 or more (0: after every batch), got {t}");
             }
+            policy = policy.every(std::time::Duration::from_secs_f64(t));
         }
-        job.checkpoints = Some(cd);
+        job = job.checkpoints(policy);
     }
-    job.output = match &args.output {
-        None => None,
-        Some(p) if p.as_os_str() == "-" => Some(Output::stdout()),
-        Some(p) => Some(Output::file(p, output_len)?),
-    };
+    if args.checkpoint.is_some() || !args.output.is_empty() || !args.alerts.is_empty() {
+        // SIGTERM / Ctrl-C: finish the batch, write a final checkpoint, stop cleanly.
+        job = job.monitor(StopOnSignals::install().context("cannot install the signal handlers")?);
+    }
+    if let Some(every) = args.report_every {
+        job = job.monitor(Report::new(every));
+    }
+    if let Some(mib) = args.memory_limit_mb {
+        job = job.monitor(MemoryLimit { mib });
+    }
     if let Some(p) = &args.summary_json {
         // Fail now, not after the whole stream, when the summary cannot be written.
         File::create(p).with_context(|| format!("cannot create summary file {}", p.display()))?;
     }
-    Ok(job)
+    Ok((job, shown))
 }
 
-/// Counters of the rows before a resume.
-#[derive(Debug, Clone, Default)]
-struct Carried {
-    rows: u64,
-    anomalies: u64,
-    skipped: SkipCounts,
-}
-
-/// What a checkpoint of `onad run` holds (field order is the format: `RunStateRef` must match it).
-#[derive(Debug, Deserialize)]
-struct RunState {
-    spec: PipelineSpec,
-    model: AnyPipeline,
-    threshold: AnyThreshold,
-    rows: u64,
-    anomalies: u64,
-    skipped: SkipCounts,
-    output_bytes: Option<u64>,
-}
-
-/// A per-key run's checkpoint: the common state (its model is the prototype) and every live model.
-#[derive(Debug, Deserialize)]
-struct KeyedRunState {
-    common: RunState,
-    models: Vec<KeyedModel<AnyPipeline>>,
-}
-
-/// [`KeyedRunState`] by reference.
-#[derive(Debug, Serialize)]
-struct KeyedRunStateRef<'a> {
-    common: RunStateRef<'a>,
-    models: &'a [KeyedModel<AnyPipeline>],
-}
-
-/// [`RunState`] by reference, for writing without cloning the model.
-#[derive(Debug, Serialize)]
-struct RunStateRef<'a> {
-    spec: &'a PipelineSpec,
-    model: &'a AnyPipeline,
-    threshold: &'a AnyThreshold,
-    rows: u64,
-    anomalies: u64,
-    skipped: SkipCounts,
-    output_bytes: Option<u64>,
-}
-
-impl<'a> RunStateRef<'a> {
-    /// The state to checkpoint at `progress`, after flushing and fsyncing the output so the checkpoint
-    /// can record how much of it is covered.
-    fn at(
-        spec: &'a PipelineSpec,
-        model: &'a AnyPipeline,
-        threshold: &'a AnyThreshold,
-        carried: &Carried,
-        progress: &onad_pipeline::Progress<'_>,
-        output: &mut Option<Output>,
-    ) -> std::io::Result<RunStateRef<'a>> {
-        let output_bytes = match output.as_mut() {
-            Some(o) if o.file.is_some() => Some(o.sync()?),
-            _ => None,
-        };
-        let mut skipped = carried.skipped.clone();
-        skipped.merge(progress.skipped);
-        Ok(RunStateRef {
-            spec,
-            model,
-            threshold,
-            rows: carried.rows + progress.stats.rows,
-            anomalies: carried.anomalies + progress.stats.anomalies,
-            skipped,
-            output_bytes,
-        })
-    }
-}
-
-/// The `--output` sink: counts the bytes written so a checkpoint can record how much of the file it
-/// covers, and can be flushed to disk before a checkpoint is written.
-struct Output {
-    writer: BufWriter<Box<dyn Write>>,
-    file: Option<File>,
-    written: u64,
-}
-
-impl Output {
-    fn stdout() -> Output {
-        Output { writer: BufWriter::new(Box::new(std::io::stdout())), file: None, written: 0 }
-    }
-
-    /// Creates the file, or, when resuming, cuts it back to what the checkpoint covered and appends.
-    fn file(path: &std::path::Path, resume_at: Option<u64>) -> anyhow::Result<Output> {
-        let open = || -> std::io::Result<(File, u64)> {
-            match resume_at {
-                Some(len) => {
-                    let f = std::fs::OpenOptions::new().write(true).open(path)?;
-                    let actual = f.metadata()?.len();
-                    if actual < len {
-                        return Err(std::io::Error::other(format!(
-                            "it has {actual} bytes but the checkpoint covers {len}: it was changed or replaced since"
-                        )));
-                    }
-                    f.set_len(len)?;
-                    Ok((f, len))
-                }
-                None => Ok((File::create(path)?, 0)),
-            }
-        };
-        let (file, written) = open().with_context(|| format!("cannot open output file {}", path.display()))?;
-        let mut handle = file.try_clone().with_context(|| format!("cannot open output file {}", path.display()))?;
-        use std::io::Seek;
-        handle.seek(std::io::SeekFrom::Start(written))?;
-        Ok(Output { writer: BufWriter::with_capacity(1 << 16, Box::new(handle)), file: Some(file), written })
-    }
-
-    fn write_str(&mut self, s: &str) -> std::io::Result<()> {
-        self.writer.write_all(s.as_bytes())?;
-        self.written += s.len() as u64;
-        Ok(())
-    }
-
-    /// Flushes and fsyncs; returns the length of the file the data reached.
-    fn sync(&mut self) -> std::io::Result<u64> {
-        self.writer.flush()?;
-        if let Some(f) = &self.file {
-            f.sync_data()?;
-        }
-        Ok(self.written)
-    }
-}
-
-/// The guide's monitoring, checked after every batch: progress reports (`--report-every`), the memory limit
-/// and stop signals. Returns why the run should stop, if it should.
-struct Monitor {
-    report_every: Option<u64>,
-    memory_limit_mb: Option<f64>,
-    stop: Arc<AtomicBool>,
-    start: std::time::Instant,
-    start_rss: f64,
+/// `--report-every N`: a line on stderr every N rows with resident memory and its growth, and the rate
+/// (the guide's memory monitoring).
+#[derive(Debug)]
+struct Report {
+    every: u64,
     reported: u64,
+    start_rss: f64,
 }
 
-impl Monitor {
-    fn new(args: &RunArgs, stop: Arc<AtomicBool>) -> Monitor {
-        Monitor {
-            report_every: args.report_every,
-            memory_limit_mb: args.memory_limit_mb,
-            stop,
-            start: std::time::Instant::now(),
-            start_rss: memory_mib().map_or(0.0, |m| m.0),
-            reported: 0,
-        }
+impl Report {
+    fn new(every: u64) -> Report {
+        Report { every: every.max(1), reported: 0, start_rss: memory_mib().map_or(0.0, |m| m.0) }
     }
+}
 
-    fn check(&mut self, carried_rows: u64, rows: u64) -> Option<String> {
-        if let Some(every) = self.report_every
-            && rows / every.max(1) > self.reported
-        {
-            self.reported = rows / every.max(1);
+impl Monitor for Report {
+    fn check(&mut self, status: &Status<'_>) -> Option<String> {
+        if status.rows_this_run / self.every > self.reported {
+            self.reported = status.rows_this_run / self.every;
             let (rss, peak) = memory_mib().unwrap_or((f64::NAN, f64::NAN));
-            let secs = self.start.elapsed().as_secs_f64();
             eprintln!(
                 "rows {}: resident {rss:.1} MiB (+{:.1} MiB since start, peak {peak:.1} MiB), {:.0} rows/s",
-                carried_rows + rows,
+                status.rows,
                 rss - self.start_rss,
-                rows as f64 / secs.max(1e-9)
+                status.rows_this_run as f64 / status.elapsed.as_secs_f64().max(1e-9)
             );
         }
-        if self.stop.load(Ordering::Relaxed) {
-            return Some("interrupted by a signal".into());
-        }
-        match (self.memory_limit_mb, memory_mib()) {
-            (Some(limit), Some((rss, _))) if rss > limit => {
-                Some(format!("resident memory {rss:.0} MiB passed --memory-limit-mb {limit}"))
-            }
-            _ => None,
-        }
+        None
     }
 }
 
-/// Resident and peak memory of this process in MiB (Linux; `None` elsewhere).
-fn memory_mib() -> Option<(f64, f64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| -> Option<f64> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb / 1024.0)
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+/// Test hooks for the crash tests (never set in normal use), as the first sink: `ONAD_FAILPOINT=kill-at-row:N`
+/// makes the process SIGKILL itself when row N is written; `term-at-row:N` sends itself SIGTERM there and
+/// goes on.
+#[derive(Debug)]
+struct Failpoint {
+    kill_at: Option<u64>,
+    term_at: Option<u64>,
 }
 
-/// Test hooks for the crash tests (never set in normal use): `ONAD_FAILPOINT=kill-at-row:N` makes the
-/// process SIGKILL itself when it writes row N; `term-at-row:N` sends itself SIGTERM there and goes on.
-fn failpoint_row(kind: &str) -> Option<u64> {
-    std::env::var("ONAD_FAILPOINT").ok()?.strip_prefix(kind)?.strip_prefix(':')?.parse().ok()
+impl Failpoint {
+    fn from_env() -> Option<Failpoint> {
+        let row = |kind: &str| -> Option<u64> {
+            std::env::var("ONAD_FAILPOINT").ok()?.strip_prefix(kind)?.strip_prefix(':')?.parse().ok()
+        };
+        let f = Failpoint { kill_at: row("kill-at-row"), term_at: row("term-at-row") };
+        (f.kill_at.is_some() || f.term_at.is_some()).then_some(f)
+    }
 }
 
 fn signal_self(signal: &str) {
@@ -685,206 +440,85 @@ fn signal_self(signal: &str) {
     let _ = std::process::Command::new("kill").args([signal, &pid]).status();
 }
 
-fn kill_self() -> ! {
-    signal_self("-9");
-    std::thread::sleep(std::time::Duration::from_secs(10));
-    std::process::abort()
+impl Sink for Failpoint {
+    fn open(&mut self, _layout: &SinkLayout, _resume: Option<&SinkPosition>) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn write(&mut self, scored: &Scored<'_>) -> Result<(), SinkError> {
+        for id in scored.row_ids() {
+            if self.kill_at == Some(*id) {
+                signal_self("-9");
+                std::thread::sleep(std::time::Duration::from_secs(10));
+                std::process::abort();
+            }
+            if self.term_at == Some(*id) {
+                signal_self("-TERM");
+            }
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<SinkPosition, SinkError> {
+        Ok(SinkPosition::Unrecorded)
+    }
+
+    fn describe(&self) -> String {
+        "failpoint".into()
+    }
 }
 
 /// Runs `onad run`.
 pub fn run(args: RunArgs) -> Result<(), Failure> {
-    let job = setup(&args).map_err(Failure::Usage)?;
-    execute(job, &args).map_err(Failure::Run)
+    let (job, shown) = setup(&args).map_err(Failure::Usage)?;
+    let prepared = job.prepare().map_err(|e| Failure::Usage(e.into()))?;
+    for w in prepared.warnings() {
+        eprintln!("warning: skipped a damaged checkpoint: {w}");
+    }
+    if let Some(r) = prepared.resumed()
+        && !args.quiet
+    {
+        eprintln!("resuming from {} at {} ({} rows done)", r.path.display(), r.position, r.rows);
+    }
+    let report = prepared.run().map_err(|e| match e {
+        JobError::Run { .. } | JobError::Sink(_) | JobError::Checkpoint(_) => Failure::Run(e.into()),
+        other => Failure::Usage(other.into()),
+    })?;
+    finish(&args, &shown, &report).map_err(Failure::Run)
 }
 
-fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
-    let has_labels = job.source.has_labels();
-    let (mut scores, mut labels) = (Vec::new(), Vec::new());
-    let mut prequential = match args.eval_window {
-        Some(w) if has_labels => Some(Prequential::new(w).map_err(|e| anyhow!("--eval-window: {e}"))?),
-        _ => None,
-    };
-    if let Some(out) = job.output.as_mut()
-        && out.written == 0
-    {
-        let header = if has_labels { "row,score,anomaly,label\n" } else { "row,score,anomaly\n" };
-        out.write_str(header).context("cannot write output")?;
+fn finish(args: &RunArgs, shown: &Shown, report: &JobReport) -> anyhow::Result<()> {
+    if let Some(reason) = &report.stop_reason {
+        let resume = if args.checkpoint.is_some() { "; a checkpoint was written, continue with --resume" } else { "" };
+        eprintln!("stopped after {} rows: {reason}{resume}", report.rows);
     }
-    // SIGTERM / Ctrl-C: finish the batch, write a final checkpoint, stop cleanly.
-    let stop = Arc::new(AtomicBool::new(false));
-    if job.checkpoints.is_some() || args.output.is_some() {
-        for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-            signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot install the signal handler")?;
-        }
-    }
-    let carried = job.resumed.clone().unwrap_or_default();
-    let config = RunConfig { order: job.order, max_error_rate: args.max_error_rate };
-    let kill_at = failpoint_row("kill-at-row");
-    let term_at = failpoint_row("term-at-row");
-    let Job { source, model, threshold, output, checkpoints, spec, keyed, keyed_models, checkpoint_kind, .. } =
-        &mut job;
-    let mut since_checkpoint = 0u64;
-    let mut last_checkpoint = std::time::Instant::now();
-    let monitor = std::cell::RefCell::new(Monitor::new(args, Arc::clone(&stop)));
-    let mut last_rows = 0u64;
-    let mut stop_reason: Option<String> = None;
-    let mut line = String::with_capacity(64);
-    let output_cell = std::cell::RefCell::new(output);
-    let mut sink = |scored: &onad_pipeline::Scored<'_>| -> Result<(), onad_pipeline::BoxError> {
-        if has_labels {
-            if !args.no_eval {
-                scores.extend_from_slice(scored.scores);
-                labels.extend_from_slice(scored.batch.labels().unwrap_or(&[]));
-            }
-            if let (Some(p), Some(l)) = (prequential.as_mut(), scored.batch.labels()) {
-                for (s, l) in scored.scores.iter().zip(l) {
-                    p.update(*s, *l);
-                }
-            }
-        }
-        if let Some(out) = output_cell.borrow_mut().as_mut() {
-            let labels = scored.batch.labels();
-            for (i, ((id, s), f)) in scored.row_ids().iter().zip(scored.scores).zip(scored.flags).enumerate() {
-                if kill_at == Some(*id) {
-                    kill_self();
-                }
-                if term_at == Some(*id) {
-                    signal_self("-TERM");
-                }
-                line.clear();
-                use std::fmt::Write as _;
-                let _ = write!(line, "{id},{s},{}", u8::from(*f));
-                let _ = match labels {
-                    Some(l) => writeln!(line, ",{}", l[i]),
-                    None => writeln!(line),
-                };
-                out.write_str(&line)?;
-            }
-        }
-        Ok(())
-    };
-    let mut keyed_stats = None;
-    let result = if let Some(cfg) = keyed.as_ref() {
-        let pending = std::cell::Cell::new((0u64, 0u64, std::time::Instant::now()));
-        let hook = |progress: &onad_pipeline::Progress<'_>| -> Result<KeyedAction, onad_pipeline::BoxError> {
-            let (since, last, at) = pending.get();
-            let since = since + progress.stats.rows - last;
-            pending.set((since, progress.stats.rows, at));
-            if let Some(reason) = monitor.borrow_mut().check(carried.rows, progress.stats.rows) {
-                stop_reason = Some(reason);
-            }
-            let due = since >= args.checkpoint_every
-                || args.checkpoint_seconds.is_some_and(|t| at.elapsed().as_secs_f64() >= t);
-            Ok(match (checkpoints.is_some(), stop_reason.is_some(), due) {
-                (true, true, _) => KeyedAction::SnapshotAndStop,
-                (false, true, _) => KeyedAction::Stop,
-                (true, false, true) => KeyedAction::Snapshot,
-                _ => KeyedAction::Continue,
-            })
-        };
-        let on_snapshot = |threshold: &AnyThreshold,
-                           models: Vec<KeyedModel<AnyPipeline>>,
-                           progress: &onad_pipeline::Progress<'_>|
-         -> Result<(), onad_pipeline::BoxError> {
-            let Some(cd) = checkpoints.as_ref() else { return Ok(()) };
-            let common = RunStateRef::at(spec, model, threshold, &carried, progress, &mut output_cell.borrow_mut())?;
-            let rows_seen = common.rows;
-            let state = KeyedRunStateRef { common, models: &models };
-            let c = Checkpoint {
-                model_kind: checkpoint_kind.clone(),
-                rows_seen,
-                position: progress.position.clone(),
-                state,
-            };
-            cd.write(&c)?;
-            pending.set((0, progress.stats.rows, std::time::Instant::now()));
-            Ok(())
-        };
-        let initial = std::mem::take(keyed_models);
-        onad_pipeline::run_keyed(source.as_mut(), &*model, threshold, cfg, initial, &mut sink, hook, on_snapshot).map(
-            |(stats, k)| {
-                keyed_stats = Some(k);
-                stats
-            },
-        )
-    } else {
-        onad_pipeline::run_with(source.as_mut(), model, threshold, &config, &mut sink, |model, threshold, progress| {
-            since_checkpoint += progress.stats.rows - last_rows;
-            last_rows = progress.stats.rows;
-            if let Some(reason) = monitor.borrow_mut().check(carried.rows, progress.stats.rows) {
-                stop_reason = Some(reason);
-            }
-            if let Some(cd) = checkpoints.as_ref()
-                && (since_checkpoint >= args.checkpoint_every
-                    || args.checkpoint_seconds.is_some_and(|t| last_checkpoint.elapsed().as_secs_f64() >= t)
-                    || stop_reason.is_some())
-            {
-                let state = RunStateRef::at(spec, model, threshold, &carried, progress, &mut output_cell.borrow_mut())?;
-                let c = Checkpoint {
-                    model_kind: spec.name(),
-                    rows_seen: state.rows,
-                    position: progress.position.clone(),
-                    state,
-                };
-                cd.write(&c)?;
-                since_checkpoint = 0;
-                last_checkpoint = std::time::Instant::now();
-            }
-            Ok(if stop_reason.is_some() { Flow::Stop } else { Flow::Continue })
-        })
-    };
-    let stats = result.with_context(|| format!("while scoring {}", job.input.describe()))?;
-    if let Some(out) = job.output.as_mut() {
-        out.sync().context("cannot write output")?;
-    }
-    // A final checkpoint at the end of the stream, so a later --resume has nothing left to redo.
-    if let (Some(cd), false, None) = (job.checkpoints.as_ref(), stats.stopped_early, job.keyed.as_ref()) {
-        let position = Source::position(job.source.as_ref());
-        let progress = onad_pipeline::Progress { position, stats: &stats, skipped: &stats.skipped };
-        let state = RunStateRef::at(&job.spec, &job.model, &job.threshold, &carried, &progress, &mut job.output)?;
-        let c = Checkpoint {
-            model_kind: job.spec.name(),
-            rows_seen: state.rows,
-            position: progress.position.clone(),
-            state,
-        };
-        cd.write(&c)?;
-    }
-    if let Some(reason) = &stop_reason {
-        let resume = if job.checkpoints.is_some() { "; a checkpoint was written, continue with --resume" } else { "" };
-        eprintln!("stopped after {} rows: {reason}{resume}", carried.rows + stats.rows);
-    }
-
-    let (roc, pr) =
-        if has_labels && !args.no_eval { (roc_auc(&scores, &labels), pr_auc(&scores, &labels)) } else { (None, None) };
-    let mut all_skipped = carried.skipped.clone();
-    all_skipped.merge(&stats.skipped);
+    let stats = &report.stats;
     let skipped: serde_json::Map<String, serde_json::Value> =
-        all_skipped.iter().map(|(k, v)| (k.to_owned(), json!(v))).collect();
+        report.skipped.iter().map(|(k, v)| (k.to_owned(), json!(v))).collect();
     let memory = memory_mib();
     let summary = json!({
-        "input": job.input.describe(),
-        "model": job.spec.name(),
-        "params": job.spec,
-        "order": job.order,
-        "threshold": job.threshold_text,
-        "rows": carried.rows + stats.rows,
+        "input": shown.input,
+        "model": shown.spec.name(),
+        "params": shown.spec,
+        "order": shown.order,
+        "threshold": shown.threshold,
+        "rows": report.rows,
         "rows_this_run": stats.rows,
-        "resumed": job.resumed.is_some(),
+        "resumed": report.resumed.is_some(),
         "stopped_early": stats.stopped_early,
-        "skipped": all_skipped.total(),
+        "skipped": report.skipped.total(),
         "skipped_by_reason": skipped,
-        "anomalies": carried.anomalies + stats.anomalies,
-        "protected_rows": job.model.guard().map(|g| g.protected()),
-        "workers": job.keyed.as_ref().map(|k| k.workers),
-        "keyed_models": keyed_stats.as_ref().map(|k| json!({"created": k.models_created, "evicted": k.evictions, "live": k.live_models})),
+        "anomalies": report.anomalies,
+        "protected_rows": report.protected_rows,
+        "workers": shown.workers,
+        "keyed_models": report.keyed.as_ref().map(|k| json!({"created": k.models_created, "evicted": k.evictions, "live": k.live_models})),
         "elapsed_sec": stats.elapsed.as_secs_f64(),
         "rows_per_sec": stats.rows_per_sec(),
         "memory_rss_mib": memory.map(|m| m.0),
         "memory_peak_mib": memory.map(|m| m.1),
-        "roc_auc": roc,
-        "pr_auc": pr,
-        "windowed": prequential.as_ref().map(|p| json!({
+        "roc_auc": report.roc_auc,
+        "pr_auc": report.pr_auc,
+        "windowed": report.prequential.as_ref().map(|p| json!({
             "window": args.eval_window,
             "mean_roc_auc": p.mean_roc_auc(),
             "mean_pr_auc": p.mean_pr_auc(),
@@ -896,7 +530,7 @@ fn execute(mut job: Job, args: &RunArgs) -> anyhow::Result<()> {
         std::fs::write(p, text + "\n").with_context(|| format!("cannot write summary file {}", p.display()))?;
     }
     if !args.quiet {
-        print_summary(&job, &stats, &carried, roc, pr);
+        print_summary(shown, report);
     }
     Ok(())
 }
@@ -913,26 +547,33 @@ fn thousands(n: u64) -> String {
     out
 }
 
-fn print_summary(job: &Job, stats: &onad_pipeline::RunStats, carried: &Carried, roc: Option<f64>, pr: Option<f64>) {
-    let rate = stats.rows_per_sec();
-    let rate = if rate >= 1e6 { format!("{:.2}M", rate / 1e6) } else { format!("{:.0}k", rate / 1e3) };
-    let order = match job.order {
-        Order::ScoreThenLearn => "score-then-learn",
-        Order::LearnThenScore => "learn-then-score",
-    };
-    let params = serde_json::to_string(&job.spec).unwrap_or_default();
+/// A rate as people read it: `4.02M`, `25.6k`, `256`, `0.5`.
+pub(crate) fn rate(rows_per_sec: f64) -> String {
+    match rows_per_sec {
+        r if r >= 1e6 => format!("{:.2}M", r / 1e6),
+        r if r >= 1e4 => format!("{:.1}k", r / 1e3),
+        r if r >= 10.0 => format!("{r:.0}"),
+        r => format!("{r:.1}"),
+    }
+}
+
+fn print_summary(shown: &Shown, report: &JobReport) {
+    let stats = &report.stats;
+    let params = serde_json::to_string(&shown.spec).unwrap_or_default();
     // Printing to a closed pipe (onad run | head) must not panic.
     let mut out = std::io::stdout().lock();
     let mut lines = vec![
-        format!("input      {}", job.input.describe()),
-        format!("model      {}  {params}", job.spec.name()),
-        format!("order      {order}; threshold {}", job.threshold_text),
+        format!("input      {}", shown.input),
+        format!("model      {}  {params}", shown.spec.name()),
+        format!("order      {}; threshold {}", shown.order, shown.threshold),
         format!(
             "rows       {} scored, {} skipped{}",
-            thousands(carried.rows + stats.rows),
-            thousands(carried.skipped.total() + stats.skipped.total()),
-            if job.resumed.is_some() {
+            thousands(report.rows),
+            thousands(report.skipped.total()),
+            if report.resumed.is_some() {
                 format!(" ({} in this run, after a resume)", thousands(stats.rows))
+            } else if report.empty_source {
+                " (the source has no columns: nothing new to read)".to_owned()
             } else {
                 String::new()
             }
@@ -941,19 +582,31 @@ fn print_summary(job: &Job, stats: &onad_pipeline::RunStats, carried: &Carried, 
     for (reason, n) in stats.skipped.iter() {
         lines.push(format!("             {reason}: {}", thousands(n)));
     }
-    lines.push(format!("speed      {rate} rows/s ({:.3} s)", stats.elapsed.as_secs_f64()));
-    let (rows, anomalies) = (carried.rows + stats.rows, carried.anomalies + stats.anomalies);
-    let pct = if rows > 0 { 100.0 * anomalies as f64 / rows as f64 } else { 0.0 };
-    lines.push(format!("anomalies  {} flagged ({pct:.2} %)", thousands(anomalies)));
-    if let Some(g) = job.model.guard() {
-        lines.push(format!("protected  {} rows not learned (--protect)", thousands(g.protected())));
+    lines.push(format!("speed      {} rows/s ({:.3} s)", rate(stats.rows_per_sec()), stats.elapsed.as_secs_f64()));
+    let pct = if report.rows > 0 { 100.0 * report.anomalies as f64 / report.rows as f64 } else { 0.0 };
+    lines.push(format!("anomalies  {} flagged ({pct:.2} %)", thousands(report.anomalies)));
+    if let Some(p) = report.protected_rows {
+        lines.push(format!("protected  {} rows not learned (--protect)", thousands(p)));
     }
     let metric = |m: Option<f64>| m.map_or("n/a (no labels or one class only)".to_owned(), |v| format!("{v:.4}"));
-    lines.push(format!("ROC-AUC    {}", metric(roc)));
-    lines.push(format!("PR-AUC     {}", metric(pr)));
+    lines.push(format!("ROC-AUC    {}", metric(report.roc_auc)));
+    lines.push(format!("PR-AUC     {}", metric(report.pr_auc)));
     for l in lines {
         if writeln!(out, "{l}").is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate;
+
+    #[test]
+    fn small_rates_print_as_they_are() {
+        assert_eq!(rate(256.0), "256");
+        assert_eq!(rate(0.5), "0.5");
+        assert_eq!(rate(25_600.0), "25.6k");
+        assert_eq!(rate(4_020_000.0), "4.02M");
     }
 }

@@ -43,6 +43,7 @@ mod params;
 mod pipeline;
 pub mod rolling;
 mod schema;
+mod sink;
 mod source;
 
 pub use batch::{Batch, Row};
@@ -51,6 +52,7 @@ pub use error::{CoreError, ParamError};
 pub use params::{DetectorParams, ParamDoc, TransformerParams};
 pub use pipeline::{Pipeline, TransformerChain, with_scratch};
 pub use schema::{Schema, SchemaRef};
+pub use sink::{Scored, ScoredRow, Sink, SinkError, SinkLayout, SinkPosition};
 pub use source::{BadRecord, BadRowPolicy, Position, SkipCounts, Source, SourceError};
 
 /// A row of feature values in schema order. NaN marks a missing value.

@@ -7,7 +7,7 @@
 //! | bytes | field |
 //! |---|---|
 //! | 8 | magic `ONADCKPT` |
-//! | 2 | format version (currently 1) |
+//! | 2 | format version (currently 2; 1 is still read, see below) |
 //! | 4 + n | model kind (length-prefixed UTF-8, for example `standard_scaler|moving_average`) |
 //! | 8 | rows seen |
 //! | 4 + n | source position (length-prefixed postcard) |
@@ -21,6 +21,15 @@
 //! to `checkpoint-<generation>.onad`, and the directory is fsynced; older generations beyond `keep` are
 //! removed after that. A crash at any point leaves the previous generation intact; temporary leftovers
 //! are ignored when loading and removed by the next write.
+//!
+//! Versions: the envelope is the same in formats 1 and 2; what changed is the payload. Format 2 payloads
+//! encode model kinds by registry name with a per-model state version (so adding a model never shifts
+//! how older files decode) and carry one resume position per sink. A loader passes a decoder that is
+//! told the version ([`CheckpointDir::load_latest_with`]), so a format-1 file is migrated when it is read.
+//!
+//! Locking: a run that writes checkpoints holds an OS lock on `DIR/lock` ([`CheckpointDir::lock`]), so a
+//! second run on the same directory is refused with the holder's process id instead of interleaving
+//! generations with it.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -33,7 +42,10 @@ use thiserror::Error;
 
 const MAGIC: &[u8; 8] = b"ONADCKPT";
 /// The format version this build writes.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this build still reads.
+pub const OLDEST_VERSION: u16 = 1;
+const LOCK_FILE: &str = "lock";
 const PREFIX: &str = "checkpoint-";
 const SUFFIX: &str = ".onad";
 
@@ -71,7 +83,9 @@ pub enum CheckpointError {
         reason: String,
     },
     /// Written by a format version this build cannot read.
-    #[error("{path}: checkpoint format version {found} is not supported (this build reads version {FORMAT_VERSION})")]
+    #[error(
+        "{path}: checkpoint format version {found} is not supported (this build reads versions {OLDEST_VERSION} to {FORMAT_VERSION})"
+    )]
     UnsupportedVersion {
         /// The file.
         path: PathBuf,
@@ -99,6 +113,23 @@ pub enum CheckpointError {
     /// The state could not be encoded.
     #[error("cannot encode the checkpoint state: {0}")]
     Encode(String),
+    /// Another live process holds the directory.
+    #[error(
+        "{dir} is in use by another run (process {pid}); two runs must not share a checkpoint directory: wait for \
+         it to end or stop it"
+    )]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+        /// The holder's process id, as it wrote it into the lock file.
+        pid: String,
+    },
+}
+
+/// The OS lock on a checkpoint directory; released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
 }
 
 fn io(path: &Path, error: std::io::Error) -> CheckpointError {
@@ -151,11 +182,32 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes and verifies checkpoint bytes; `path` and `expected_kind` are for the checks and messages.
+/// Decodes and verifies checkpoint bytes of the current format; `path` and `expected_kind` are for the
+/// checks and messages.
 pub fn decode<S: DeserializeOwned>(
     bytes: &[u8],
     path: &Path,
     expected_kind: &str,
+) -> Result<Checkpoint<S>, CheckpointError> {
+    decode_with(bytes, path, expected_kind, &|version, payload| {
+        if version != FORMAT_VERSION {
+            return Ok(None);
+        }
+        postcard::from_bytes(payload).map(Some).map_err(|e| e.to_string())
+    })
+}
+
+/// A payload decoder: given the file's format version and the payload bytes, the state, `Ok(None)` when
+/// it cannot read that version, or why the payload is bad.
+pub type PayloadDecoder<'a, S> = dyn Fn(u16, &[u8]) -> Result<Option<S>, String> + 'a;
+
+/// Decodes and verifies checkpoint bytes of any format version from [`OLDEST_VERSION`] on, handing the
+/// payload to `payload` with the version (the place to migrate older formats).
+pub fn decode_with<S>(
+    bytes: &[u8],
+    path: &Path,
+    expected_kind: &str,
+    payload: &PayloadDecoder<'_, S>,
 ) -> Result<Checkpoint<S>, CheckpointError> {
     let corrupt = |reason: String| CheckpointError::Corrupt { path: path.to_owned(), reason };
     let mut r = Reader { bytes, at: 0 };
@@ -169,7 +221,7 @@ pub fn decode<S: DeserializeOwned>(
     let pos_len = r.u32("position length").map_err(corrupt)? as usize;
     let position = r.take(pos_len, "position").map_err(corrupt)?;
     let payload_len = usize::try_from(r.u64("payload length").map_err(corrupt)?).unwrap_or(usize::MAX);
-    let payload = r.take(payload_len, "payload").map_err(corrupt)?;
+    let payload_bytes = r.take(payload_len, "payload").map_err(corrupt)?;
     let body_end = r.at;
     let crc = r.u32("checksum").map_err(corrupt)?;
     if r.at != bytes.len() {
@@ -178,8 +230,9 @@ pub fn decode<S: DeserializeOwned>(
     if crc32fast::hash(&bytes[MAGIC.len()..body_end]) != crc {
         return Err(corrupt("checksum mismatch (the file is damaged)".into()));
     }
-    if version != FORMAT_VERSION {
-        return Err(CheckpointError::UnsupportedVersion { path: path.to_owned(), found: version });
+    let unsupported = || CheckpointError::UnsupportedVersion { path: path.to_owned(), found: version };
+    if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&version) {
+        return Err(unsupported());
     }
     let kind = std::str::from_utf8(kind).map_err(|_| corrupt("model kind is not UTF-8".into()))?;
     if kind != expected_kind {
@@ -190,7 +243,9 @@ pub fn decode<S: DeserializeOwned>(
         });
     }
     let position: Position = postcard::from_bytes(position).map_err(|e| corrupt(format!("bad position: {e}")))?;
-    let state: S = postcard::from_bytes(payload).map_err(|e| corrupt(format!("bad payload: {e}")))?;
+    let state = payload(version, payload_bytes)
+        .map_err(|e| corrupt(format!("bad payload (format {version}): {e}")))?
+        .ok_or_else(unsupported)?;
     Ok(Checkpoint { model_kind: kind.to_owned(), rows_seen, position, state })
 }
 
@@ -272,13 +327,28 @@ impl CheckpointDir {
         Ok(target)
     }
 
-    /// Loads the newest valid generation. Invalid newer ones are skipped; their reasons are returned as
-    /// warnings. `Ok(None)` when the directory holds no checkpoint at all; an error when it holds some but
-    /// none is valid.
+    /// Loads the newest valid generation of the current format. Invalid newer ones are skipped; their
+    /// reasons are returned as warnings. `Ok(None)` when the directory holds no checkpoint at all; an error
+    /// when it holds some but none is valid.
     #[allow(clippy::type_complexity)]
     pub fn load_latest<S: DeserializeOwned>(
         &self,
         expected_kind: &str,
+    ) -> Result<Option<(Checkpoint<S>, PathBuf, Vec<String>)>, CheckpointError> {
+        self.load_latest_with(expected_kind, &|version, payload| {
+            if version != FORMAT_VERSION {
+                return Ok(None);
+            }
+            postcard::from_bytes(payload).map(Some).map_err(|e| e.to_string())
+        })
+    }
+
+    /// [`CheckpointDir::load_latest`] with a payload decoder that is told each file's format version.
+    #[allow(clippy::type_complexity)]
+    pub fn load_latest_with<S>(
+        &self,
+        expected_kind: &str,
+        payload: &PayloadDecoder<'_, S>,
     ) -> Result<Option<(Checkpoint<S>, PathBuf, Vec<String>)>, CheckpointError> {
         let generations = self.generations()?;
         if generations.is_empty() {
@@ -293,12 +363,38 @@ impl CheckpointDir {
                     continue;
                 }
             };
-            match decode(&bytes, path, expected_kind) {
+            match decode_with(&bytes, path, expected_kind, payload) {
                 Ok(c) => return Ok(Some((c, path.clone(), reasons))),
                 Err(e) => reasons.push(e.to_string()),
             }
         }
         Err(CheckpointError::NoneValid { dir: self.dir.clone(), reasons })
+    }
+
+    /// Takes the directory's OS lock (a lock on `DIR/lock`, which then holds this process's id), or fails
+    /// with [`CheckpointError::Locked`] naming the process that holds it. Held until the guard is dropped;
+    /// the OS releases it when the process ends, however it ends, so a killed run leaves nothing stale.
+    pub fn lock(&self) -> Result<DirLock, CheckpointError> {
+        let path = self.dir.join(LOCK_FILE);
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let pid = fs::read_to_string(&path).map(|s| s.trim().to_owned()).unwrap_or_default();
+                let pid = if pid.is_empty() { "unknown".to_owned() } else { pid };
+                return Err(CheckpointError::Locked { dir: self.dir.clone(), pid });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io(&path, e)),
+        }
+        file.set_len(0).map_err(|e| io(&path, e))?;
+        writeln!(file, "{}", std::process::id()).map_err(|e| io(&path, e))?;
+        Ok(DirLock { _file: file })
     }
 }
 
@@ -357,12 +453,26 @@ mod tests {
         longer.extend_from_slice(b"junk");
         assert!(load(&longer).unwrap_err().to_string().contains("unexpected bytes"));
         // A version this build does not know, with a valid checksum.
-        let mut v2 = bytes.clone();
-        v2[8..10].copy_from_slice(&2u16.to_le_bytes());
-        let n = v2.len();
-        let crc = crc32fast::hash(&v2[8..n - 4]);
-        v2[n - 4..].copy_from_slice(&crc.to_le_bytes());
-        assert!(matches!(load(&v2), Err(CheckpointError::UnsupportedVersion { found: 2, .. })));
+        for version in [0u16, FORMAT_VERSION + 1] {
+            let mut other = bytes.clone();
+            other[8..10].copy_from_slice(&version.to_le_bytes());
+            let n = other.len();
+            let crc = crc32fast::hash(&other[8..n - 4]);
+            other[n - 4..].copy_from_slice(&crc.to_le_bytes());
+            let e = load(&other);
+            assert!(matches!(e, Err(CheckpointError::UnsupportedVersion { found, .. }) if found == version), "{e:?}");
+        }
+        // An older format that the caller's decoder does not read is unsupported, not corrupt.
+        let mut v1 = bytes.clone();
+        v1[8..10].copy_from_slice(&1u16.to_le_bytes());
+        let n = v1.len();
+        let crc = crc32fast::hash(&v1[8..n - 4]);
+        v1[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(load(&v1), Err(CheckpointError::UnsupportedVersion { found: 1, .. })));
+        let migrated =
+            decode_with(&v1, Path::new("c.onad"), "standard_scaler|moving_average", &|version, _| Ok(Some(version)))
+                .unwrap();
+        assert_eq!(migrated.state, 1, "the decoder is told the file's version");
         let e = decode::<(Vec<f64>, String)>(&bytes, Path::new("c.onad"), "null_model").unwrap_err();
         assert!(matches!(e, CheckpointError::WrongModel { .. }), "{e}");
     }
@@ -400,5 +510,21 @@ mod tests {
         assert!(!dir.path().join(".checkpoint-000000000004.onad.tmp").exists());
         let empty = tempfile::tempdir().unwrap();
         assert!(CheckpointDir::new(empty.path(), 3).unwrap().load_latest::<u8>("x").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_directory_is_locked_by_one_holder_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let cd = CheckpointDir::new(dir.path(), 2).unwrap();
+        let held = cd.lock().unwrap();
+        let e = cd.lock().unwrap_err();
+        let pid = std::process::id().to_string();
+        assert!(matches!(&e, CheckpointError::Locked { pid: p, .. } if *p == pid), "{e}");
+        assert!(e.to_string().contains(&format!("process {pid}")), "{e}");
+        // The lock file is not taken for a generation.
+        cd.write(&sample()).unwrap();
+        assert_eq!(cd.generations().unwrap().len(), 1);
+        drop(held);
+        let _again = cd.lock().unwrap();
     }
 }

@@ -4,16 +4,22 @@
 //! come back in input order. The output is therefore identical for any number of workers.
 //!
 //! Channels are bounded (`depth` batches in flight), so a slow sink blocks the reader instead of letting
-//! memory grow. The number of live models per worker is capped: past `max_keys` (split evenly over the
-//! workers) the least recently used model is dropped and counted as an eviction.
+//! memory grow. The number of live models can be capped: past `max_keys` the least recently used model
+//! (over all workers: the reader keeps one LRU order in input order and tells the owning worker which
+//! model to drop before which of its rows) is dropped and counted as an eviction, so the cap too gives
+//! the same output for any number of workers.
+//!
+//! Keys are the bits of the key column's value, with 0.0 and -0.0 one key and every NaN one key.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use onad_core::{Batch, Detector, Source};
 
-use crate::run::{BoxError, Flagger, Order, PipelineError, Progress, RunStats, Scored};
+use onad_core::Scored;
+
+use crate::run::{BoxError, Flagger, Order, PipelineError, Progress, RunStats, check_error_rate};
 use crate::threshold::Threshold;
 
 /// How a keyed run is spread over threads.
@@ -25,6 +31,8 @@ pub struct KeyedConfig {
     pub workers: usize,
     /// Most live per-key models in total (`None`: unbounded).
     pub max_keys: Option<usize>,
+    /// The error-rate policy of [`crate::RunConfig::max_error_rate`].
+    pub max_error_rate: Option<f64>,
     /// Batches in flight between the reader and the workers.
     pub depth: usize,
     /// Score-then-learn or learn-then-score.
@@ -42,13 +50,19 @@ pub struct KeyedStats {
     pub evictions: u64,
     /// Models alive at the end.
     pub live_models: u64,
+    /// The run's `tally` summed over every model alive at the end.
+    pub tally_live: u64,
+    /// The run's `tally` summed over the models evicted in this run (taken when they were dropped).
+    pub tally_evicted: u64,
 }
 
-/// Work for one worker: rows of one batch (without the key column) with their keys.
+/// Work for one worker: rows of one batch (without the key column) with their keys, and the models to
+/// drop (LRU cap) before the row at each index (an index equal to the row count: after the last row).
 struct Job {
     seq: u64,
     keys: Vec<u64>,
     rows: Vec<f64>,
+    evict: Vec<(usize, u64)>,
 }
 
 /// A per-key model with its key and its last-use tick (the LRU order), as snapshots carry them.
@@ -84,6 +98,17 @@ struct Done {
     scores: Vec<f64>,
 }
 
+/// The key of a key-column value: its bits, with -0.0 taken as 0.0 and every NaN as one NaN.
+pub(crate) fn key_of(v: f64) -> u64 {
+    if v == 0.0 {
+        0
+    } else if v.is_nan() {
+        f64::NAN.to_bits()
+    } else {
+        v.to_bits()
+    }
+}
+
 fn spread(key: u64, workers: usize) -> usize {
     // SplitMix64 finaliser: a fixed, platform-independent hash.
     let mut z = key.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -92,37 +117,108 @@ fn spread(key: u64, workers: usize) -> usize {
     ((z ^ (z >> 31)) % workers as u64) as usize
 }
 
-/// A worker's models, least recently used first out.
-struct Models<D> {
-    models: HashMap<u64, (D, u64)>,
-    by_use: BTreeMap<u64, u64>,
+/// The least-recently-used order of every live key, kept by the reader in input order: a doubly linked
+/// list threaded through a slab, so a touch is O(1).
+struct Lru {
+    slots: Vec<LruSlot>,
+    index: HashMap<u64, usize>,
+    free: Vec<usize>,
+    /// Oldest and newest slot (`NIL` when empty).
+    head: usize,
+    tail: usize,
+    /// The last tick given out (ticks order uses; they are what checkpoints record).
     tick: u64,
-    cap: Option<usize>,
-    created: u64,
-    evictions: u64,
 }
 
-impl<D: Detector + Clone> Models<D> {
-    fn get(&mut self, key: u64, prototype: &D) -> &mut D {
-        self.tick += 1;
-        let tick = self.tick;
-        if let Some((_, used)) = self.models.get_mut(&key) {
-            self.by_use.remove(used);
-            *used = tick;
-        } else {
-            if let Some(cap) = self.cap {
-                while self.models.len() >= cap.max(1) {
-                    let Some((_, oldest)) = self.by_use.pop_first() else { break };
-                    self.models.remove(&oldest);
-                    self.evictions += 1;
-                }
-            }
-            self.models.insert(key, (prototype.clone(), tick));
-            self.created += 1;
-        }
-        self.by_use.insert(tick, key);
-        &mut self.models.get_mut(&key).expect("inserted above").0
+struct LruSlot {
+    key: u64,
+    tick: u64,
+    prev: usize,
+    next: usize,
+}
+
+const NIL: usize = usize::MAX;
+
+impl Lru {
+    fn new() -> Lru {
+        Lru { slots: Vec::new(), index: HashMap::new(), free: Vec::new(), head: NIL, tail: NIL, tick: 0 }
     }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn unlink(&mut self, i: usize) {
+        let (prev, next) = (self.slots[i].prev, self.slots[i].next);
+        if prev == NIL {
+            self.head = next
+        } else {
+            self.slots[prev].next = next
+        }
+        if next == NIL { self.tail = prev } else { self.slots[next].prev = prev }
+    }
+
+    fn push_newest(&mut self, i: usize) {
+        self.slots[i].prev = self.tail;
+        self.slots[i].next = NIL;
+        if self.tail == NIL {
+            self.head = i
+        } else {
+            self.slots[self.tail].next = i
+        }
+        self.tail = i;
+    }
+
+    /// Marks `key` used now; true when it was not live (a model will be created).
+    fn touch(&mut self, key: u64) -> bool {
+        self.tick += 1;
+        if let Some(&i) = self.index.get(&key) {
+            self.slots[i].tick = self.tick;
+            if self.tail != i {
+                self.unlink(i);
+                self.push_newest(i);
+            }
+            return false;
+        }
+        let slot = LruSlot { key, tick: self.tick, prev: NIL, next: NIL };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = slot;
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                self.slots.len() - 1
+            }
+        };
+        self.index.insert(key, i);
+        self.push_newest(i);
+        true
+    }
+
+    /// Removes and returns the least recently used key.
+    fn pop_oldest(&mut self) -> Option<u64> {
+        let i = self.head;
+        if i == NIL {
+            return None;
+        }
+        self.unlink(i);
+        let key = self.slots[i].key;
+        self.index.remove(&key);
+        self.free.push(i);
+        Some(key)
+    }
+
+    fn tick_of(&self, key: u64) -> u64 {
+        self.index.get(&key).map_or(0, |&i| self.slots[i].tick)
+    }
+}
+
+/// A worker's models.
+struct Models<D> {
+    models: HashMap<u64, D>,
+    created: u64,
+    tally_evicted: u64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -131,22 +227,25 @@ fn worker<D: Detector + Clone>(
     prototype: D,
     width: usize,
     order: Order,
-    cap: Option<usize>,
     initial: Vec<KeyedModel<D>>,
+    tally: &(dyn Fn(&D) -> u64 + Sync),
     jobs: Receiver<Msg<D>>,
     done: Sender<Done>,
 ) -> Models<D> {
-    let mut models = Models { models: HashMap::new(), by_use: BTreeMap::new(), tick: 0, cap, created: 0, evictions: 0 };
-    for (key, tick, model) in initial {
-        models.tick = models.tick.max(tick);
-        models.by_use.insert(tick, key);
-        models.models.insert(key, (model, tick));
+    let mut models = Models { models: HashMap::new(), created: 0, tally_evicted: 0 };
+    for (key, _tick, model) in initial {
+        models.models.insert(key, model);
     }
+    let evict = |models: &mut Models<D>, key: u64| {
+        if let Some(m) = models.models.remove(&key) {
+            models.tally_evicted += tally(&m);
+        }
+    };
     for msg in jobs {
         let job = match msg {
             Msg::Work(job) => job,
             Msg::Snapshot(reply) => {
-                let copy = models.models.iter().map(|(k, (m, t))| (*k, *t, m.clone())).collect();
+                let copy = models.models.iter().map(|(k, m)| (*k, 0, m.clone())).collect();
                 if reply.send(copy).is_err() {
                     break;
                 }
@@ -154,13 +253,23 @@ fn worker<D: Detector + Clone>(
             }
         };
         let mut scores = Vec::with_capacity(job.keys.len());
-        for (key, row) in job.keys.iter().zip(job.rows.chunks_exact(width.max(1))) {
-            let row = if width == 0 { &[][..] } else { row };
-            let m = models.get(*key, &prototype);
+        let mut evictions = job.evict.iter().peekable();
+        for (i, key) in job.keys.iter().enumerate() {
+            while let Some((_, k)) = evictions.next_if(|(at, _)| *at == i) {
+                evict(&mut models, *k);
+            }
+            let row = &job.rows[i * width..(i + 1) * width];
+            let m = models.models.entry(*key).or_insert_with(|| {
+                models.created += 1;
+                prototype.clone()
+            });
             scores.push(match order {
                 Order::ScoreThenLearn => m.score_learn_one(row),
                 Order::LearnThenScore => m.learn_score_one(row),
             });
+        }
+        for (_, k) in evictions {
+            evict(&mut models, *k);
         }
         if done.send(Done { seq: job.seq, worker: id, scores }).is_err() {
             break;
@@ -173,9 +282,11 @@ fn worker<D: Detector + Clone>(
 /// input order, exactly as a one-thread run would produce them. `prototype` is cloned for each new key;
 /// it must be built for the source's features without the key column. `after_batch` sees the progress
 /// after each batch is read (monitoring, signals, checkpoint timing) and may ask for a snapshot, which
-/// `on_snapshot` receives (with the threshold, every live model sorted by key, and the progress) once all
-/// batches read so far are scored: the state to checkpoint at that position. `initial` models (from a
-/// snapshot) are handed to the workers that own their keys before the run starts.
+/// `on_snapshot` receives (with the threshold, every live model sorted by key with its last-use tick, and
+/// the progress) once all batches read so far are scored: the state to checkpoint at that position.
+/// `initial` models (from a snapshot) are handed to the workers that own their keys before the run
+/// starts. `tally` counts something per model (rows it refused to learn, say); [`KeyedStats`] sums it over
+/// the live and the evicted models.
 #[allow(clippy::too_many_arguments)]
 pub fn run_keyed<S, D, T, F, H, P>(
     source: &mut S,
@@ -183,6 +294,7 @@ pub fn run_keyed<S, D, T, F, H, P>(
     threshold: &mut T,
     config: &KeyedConfig,
     initial: Vec<KeyedModel<D>>,
+    tally: &(dyn Fn(&D) -> u64 + Sync),
     mut sink: F,
     mut after_batch: H,
     mut on_snapshot: P,
@@ -200,10 +312,23 @@ where
     let depth = config.depth.max(1);
     let d = source.schema().len();
     let key_col = config.key_column;
-    let width = d.saturating_sub(1);
-    let cap = config.max_keys.map(|m| m.div_ceil(n));
+    if key_col >= d {
+        return Err(PipelineError::Hook(
+            format!("the key column is column {key_col}, but the source has {d} columns").into(),
+        ));
+    }
+    let width = d - 1;
     let mut stats = RunStats::default();
     let mut keyed = KeyedStats::default();
+    // The one LRU order over all workers, kept only when there is a cap.
+    let mut lru = config.max_keys.map(|_| Lru::new());
+    if let Some(lru) = lru.as_mut() {
+        let mut order: Vec<(u64, u64)> = initial.iter().map(|m| (m.1, m.0)).collect();
+        order.sort_unstable();
+        for (_, key) in order {
+            lru.touch(key);
+        }
+    }
 
     std::thread::scope(|scope| -> Result<(), PipelineError> {
         let (done_tx, done_rx) = bounded::<Done>(n * depth);
@@ -219,13 +344,13 @@ where
             let done = done_tx.clone();
             let proto = prototype.clone();
             let order = config.order;
-            handles.push(scope.spawn(move || worker(id, proto, width, order, cap, share, rx, done)));
+            handles.push(scope.spawn(move || worker(id, proto, width, order, share, tally, rx, done)));
         }
         drop(done_tx);
 
         // Batches sent but not yet emitted, oldest first, with each row's worker and the scores received.
         let mut in_flight: std::collections::VecDeque<Pending> = Default::default();
-        let (mut scores, mut flagger) = (Vec::new(), Flagger::default());
+        let (mut scores, mut keys, mut flagger) = (Vec::new(), Vec::new(), Flagger::default());
         let mut emit = |batch: &Batch,
                         owners: &[usize],
                         parts: Vec<Option<Vec<f64>>>,
@@ -239,7 +364,9 @@ where
                 scores.push(parts[w][cursors[w]]);
                 cursors[w] += 1;
             }
-            flagger.emit(batch, &scores, threshold, stats, &mut sink)
+            keys.clear();
+            keys.extend(batch.rows().map(|r| r[key_col]));
+            flagger.emit(batch, &scores, threshold, Some(&keys), stats, &mut sink)
         };
         let receive_one = |in_flight: &mut std::collections::VecDeque<_>| -> Result<(), PipelineError> {
             let done: Done = done_rx.recv().map_err(|_| PipelineError::Hook("a worker thread stopped".into()))?;
@@ -253,7 +380,7 @@ where
         };
 
         // Scores everything read so far, then hands a copy of every worker's models to `on_snapshot`.
-        macro_rules! snapshot {
+        macro_rules! drain {
             () => {{
                 while let Some(front) = in_flight.front() {
                     if front.3.iter().all(Option::is_some) {
@@ -263,6 +390,11 @@ where
                         receive_one(&mut in_flight)?;
                     }
                 }
+            }};
+        }
+        macro_rules! snapshot {
+            ($at_end:expr) => {{
+                drain!();
                 let (reply_tx, reply_rx) = bounded::<Vec<KeyedModel<D>>>(n);
                 for tx in &job_txs {
                     tx.send(Msg::Snapshot(reply_tx.clone()))
@@ -273,9 +405,18 @@ where
                     let part = reply_rx.recv().map_err(|_| PipelineError::Hook("a worker thread stopped".into()))?;
                     models.extend(part);
                 }
+                if let Some(lru) = lru.as_ref() {
+                    for m in &mut models {
+                        m.1 = lru.tick_of(m.0);
+                    }
+                }
                 models.sort_by_key(|m| m.0);
-                let progress =
-                    Progress { position: Source::position(&*source), stats: &stats, skipped: source.skipped() };
+                let progress = Progress {
+                    position: Source::position(&*source),
+                    stats: &stats,
+                    skipped: source.skipped(),
+                    at_end: $at_end,
+                };
                 on_snapshot(&*threshold, models, &progress).map_err(PipelineError::Hook)?;
             }};
         }
@@ -285,11 +426,22 @@ where
             #[allow(clippy::while_let_on_iterator)]
             while let Some(batch) = source.next() {
                 let batch = batch?;
-                let mut jobs: Vec<Job> = (0..n).map(|_| Job { seq, keys: Vec::new(), rows: Vec::new() }).collect();
+                let mut jobs: Vec<Job> =
+                    (0..n).map(|_| Job { seq, keys: Vec::new(), rows: Vec::new(), evict: Vec::new() }).collect();
                 let mut owners = Vec::with_capacity(batch.num_rows());
                 for row in batch.rows() {
-                    let key = row[key_col].to_bits();
+                    let key = key_of(row[key_col]);
                     let w = spread(key, n);
+                    if let (Some(lru), Some(cap)) = (lru.as_mut(), config.max_keys)
+                        && lru.touch(key)
+                    {
+                        while lru.len() > cap.max(1) {
+                            let Some(old) = lru.pop_oldest() else { break };
+                            let owner = &mut jobs[spread(old, n)];
+                            owner.evict.push((owner.keys.len(), old));
+                            keyed.evictions += 1;
+                        }
+                    }
                     owners.push(w);
                     jobs[w].keys.push(key);
                     jobs[w].rows.extend(row.iter().enumerate().filter(|(j, _)| *j != key_col).map(|(_, v)| *v));
@@ -299,11 +451,18 @@ where
                     tx.send(Msg::Work(job)).map_err(|_| PipelineError::Hook("a worker thread stopped".into()))?;
                 }
                 seq += 1;
-                let progress =
-                    Progress { position: Source::position(&*source), stats: &stats, skipped: source.skipped() };
+                // The error rate counts rows read, scored or not yet.
+                let read: u64 = stats.rows + in_flight.iter().map(|f| f.1.num_rows() as u64).sum::<u64>();
+                check_error_rate(config.max_error_rate, read, source.skipped())?;
+                let progress = Progress {
+                    position: Source::position(&*source),
+                    stats: &stats,
+                    skipped: source.skipped(),
+                    at_end: false,
+                };
                 let action = after_batch(&progress).map_err(PipelineError::Hook)?;
                 if matches!(action, KeyedAction::Snapshot | KeyedAction::SnapshotAndStop) {
-                    snapshot!();
+                    snapshot!(false);
                 }
                 if matches!(action, KeyedAction::Stop | KeyedAction::SnapshotAndStop) {
                     stats.stopped_early = true;
@@ -320,16 +479,9 @@ where
                 }
             }
             if config.snapshot_at_end && !stats.stopped_early {
-                snapshot!();
+                snapshot!(true);
             }
-            while let Some(front) = in_flight.front() {
-                if front.3.iter().all(Option::is_some) {
-                    let (_, batch, owners, parts) = in_flight.pop_front().expect("checked");
-                    emit(&batch, &owners, parts, &mut stats, &mut *threshold)?;
-                } else {
-                    receive_one(&mut in_flight)?;
-                }
-            }
+            drain!();
             // Every batch read has been scored and emitted: acknowledge them to the source.
             source.commit()?;
             Ok(())
@@ -338,8 +490,9 @@ where
         for h in handles {
             if let Ok(models) = h.join() {
                 keyed.models_created += models.created;
-                keyed.evictions += models.evictions;
                 keyed.live_models += models.models.len() as u64;
+                keyed.tally_live += models.models.values().map(tally).sum::<u64>();
+                keyed.tally_evicted += models.tally_evicted;
             }
         }
         result

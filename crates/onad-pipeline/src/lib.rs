@@ -47,14 +47,18 @@
 //! ```
 
 pub mod checkpoint;
+pub mod job;
 mod keyed;
 pub mod metrics;
 mod run;
+pub mod sinks;
 mod threshold;
 
+pub use job::{CheckpointPolicy, Evaluation, Job, JobError, JobReport, Keyed, Monitor, Prepared};
 pub use keyed::{KeyedAction, KeyedConfig, KeyedModel, KeyedStats, run_keyed};
+pub use onad_core::{Scored, Sink, SinkError, SinkLayout, SinkPosition};
 pub use run::{
-    BoxError, ERROR_RATE_MIN_ROWS, Flow, Order, PipelineError, Progress, RunConfig, RunStats, Scored, run, run_with,
+    BoxError, ERROR_RATE_MIN_ROWS, Flow, Order, PipelineError, Progress, RunConfig, RunStats, run, run_with,
 };
 pub use threshold::{
     AnyThreshold, FixedThreshold, NoThreshold, ParseThresholdError, RollingQuantileThreshold, Threshold,

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use onad_core::{Batch, Detector, Position, SkipCounts, Source, SourceError};
+use onad_core::{Batch, Detector, Position, Scored, SkipCounts, Source, SourceError};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -17,6 +17,15 @@ pub enum Order {
     ScoreThenLearn,
     /// In-sample: learn the row, then score it (the order of Python onad's examples and guide).
     LearnThenScore,
+}
+
+impl std::fmt::Display for Order {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Order::ScoreThenLearn => "score-then-learn",
+            Order::LearnThenScore => "learn-then-score",
+        })
+    }
 }
 
 /// How [`run`] processes the stream.
@@ -50,31 +59,9 @@ pub struct Progress<'a> {
     pub stats: &'a RunStats,
     /// The source's skip counts so far.
     pub skipped: &'a SkipCounts,
-}
-
-/// One scored batch, handed to the sink: the input batch, a score and a flag per row.
-#[derive(Debug)]
-pub struct Scored<'a> {
-    /// The input rows.
-    pub batch: &'a Batch,
-    /// One score per row.
-    pub scores: &'a [f64],
-    /// One anomaly flag per row.
-    pub flags: &'a [bool],
-    /// The threshold in force at each row.
-    pub thresholds: &'a [f64],
-}
-
-impl Scored<'_> {
-    /// Input row ids.
-    pub fn row_ids(&self) -> &[u64] {
-        self.batch.row_ids()
-    }
-
-    /// Anomaly flags.
-    pub fn flags(&self) -> &[bool] {
-        self.flags
-    }
+    /// True for the one call after the source has ended (every row is processed): the place for a final
+    /// checkpoint. Stopping then changes nothing.
+    pub at_end: bool,
 }
 
 /// What a run did.
@@ -164,6 +151,7 @@ impl Flagger {
         batch: &Batch,
         scores: &[f64],
         threshold: &mut T,
+        keys: Option<&[f64]>,
         stats: &mut RunStats,
         sink: &mut F,
     ) -> Result<(), PipelineError>
@@ -180,12 +168,28 @@ impl Flagger {
             self.flags.push(f);
         }
         stats.rows += batch.num_rows() as u64;
-        sink(&Scored { batch, scores, flags: &self.flags, thresholds: &self.thresholds }).map_err(PipelineError::Sink)
+        sink(&Scored { batch, scores, flags: &self.flags, thresholds: &self.thresholds, keys })
+            .map_err(PipelineError::Sink)
     }
 }
 
+/// The error-rate policy, shared by the plain and the per-key loops: an error once more than `limit` of
+/// the rows read (scored plus skipped) were bad, judged once [`ERROR_RATE_MIN_ROWS`] rows have been read.
+pub(crate) fn check_error_rate(limit: Option<f64>, scored: u64, skipped: &SkipCounts) -> Result<(), PipelineError> {
+    let Some(limit) = limit else { return Ok(()) };
+    let bad = skipped.total();
+    let read = scored + bad;
+    if read >= ERROR_RATE_MIN_ROWS && bad as f64 > limit * read as f64 {
+        let reasons = skipped.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ");
+        return Err(PipelineError::ErrorRate { bad, read, limit, reasons });
+    }
+    Ok(())
+}
+
 /// [`run`] with a hook called after each batch with the model, the threshold and the progress: where
-/// checkpoints are written, signals and memory limits are checked. The hook may stop the run.
+/// checkpoints are written, signals and memory limits are checked. The hook may stop the run. When the
+/// source ends, the hook is called once more with [`Progress::at_end`] set (before the source is
+/// acknowledged with [`Source::commit`]).
 pub fn run_with<S, D, T, F, H>(
     source: &mut S,
     detector: &mut D,
@@ -213,21 +217,19 @@ where
             Order::ScoreThenLearn => detector.score_learn_many(&batch, &mut scores),
             Order::LearnThenScore => detector.learn_score_many(&batch, &mut scores),
         }
-        flagger.emit(&batch, &scores, threshold, &mut stats, &mut sink)?;
+        flagger.emit(&batch, &scores, threshold, None, &mut stats, &mut sink)?;
         let skipped = source.skipped();
-        if let Some(limit) = config.max_error_rate {
-            let bad = skipped.total();
-            let read = stats.rows + bad;
-            if read >= ERROR_RATE_MIN_ROWS && bad as f64 > limit * read as f64 {
-                let reasons = skipped.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ");
-                return Err(PipelineError::ErrorRate { bad, read, limit, reasons });
-            }
-        }
-        let progress = Progress { position: Source::position(source), stats: &stats, skipped };
+        check_error_rate(config.max_error_rate, stats.rows, skipped)?;
+        let progress = Progress { position: Source::position(source), stats: &stats, skipped, at_end: false };
         if after_batch(detector, threshold, &progress).map_err(PipelineError::Hook)? == Flow::Stop {
             stats.stopped_early = true;
             break;
         }
+    }
+    if !stats.stopped_early {
+        let progress =
+            Progress { position: Source::position(source), stats: &stats, skipped: source.skipped(), at_end: true };
+        after_batch(detector, threshold, &progress).map_err(PipelineError::Hook)?;
     }
     // Every batch yielded has been processed (and, when stopping, checkpointed): acknowledge them.
     source.commit()?;

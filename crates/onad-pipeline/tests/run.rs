@@ -134,6 +134,7 @@ mod keyed {
             key_column: 0,
             workers,
             max_keys,
+            max_error_rate: None,
             depth: 3,
             order: Order::ScoreThenLearn,
             snapshot_at_end: false,
@@ -145,6 +146,7 @@ mod keyed {
             &mut NoThreshold,
             &config,
             Vec::new(),
+            &|_| 0,
             |s| {
                 out.extend(s.row_ids().iter().zip(s.scores).map(|(id, sc)| (*id, sc.to_bits())));
                 Ok(())
@@ -217,6 +219,7 @@ mod keyed {
             key_column: 0,
             workers: 2,
             max_keys: None,
+            max_error_rate: None,
             depth,
             order: Order::ScoreThenLearn,
             snapshot_at_end: false,
@@ -228,6 +231,7 @@ mod keyed {
             &mut NoThreshold,
             &config,
             Vec::new(),
+            &|_| 0,
             |s| {
                 std::thread::sleep(std::time::Duration::from_millis(2));
                 emitted += 1;

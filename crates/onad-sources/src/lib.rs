@@ -47,6 +47,10 @@ pub use csv_source::{CsvOptions, CsvSource};
 mod parquet_source;
 #[cfg(feature = "parquet")]
 pub use parquet_source::{ParquetSource, ParquetWriter};
+#[cfg(feature = "parquet")]
+mod parquet_sink;
+#[cfg(feature = "parquet")]
+pub use parquet_sink::ParquetSink;
 
 #[cfg(any(feature = "jsonl", feature = "redis", feature = "kafka"))]
 mod json_row;

@@ -1,0 +1,409 @@
+//! The line sinks (CSV and JSON Lines, to a file or standard output) and the alerts-only filter that any
+//! sink can sit behind. Brokers and Parquet write through `onad-sources`.
+//!
+//! A line sink counts the bytes it has written. [`Sink::sync`] flushes and fsyncs them and reports the
+//! length, which the checkpoint records; a resumed run cuts the file back to that length and appends, so
+//! a run that was killed and resumed leaves the same bytes as one that was not. Standard output gets the
+//! same treatment when it is redirected to a regular file (`onad run -o - >> scores.csv`: resume with `>>`,
+//! since `>` empties the file before onad starts); a terminal or a pipe cannot be taken back, so a resumed
+//! run then writes on after whatever the killed run wrote.
+
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use onad_core::{Batch, Scored, Sink, SinkError, SinkLayout, SinkPosition};
+
+/// Where a line sink writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A file, created (or, on resume, cut back and appended to).
+    File(PathBuf),
+    /// Standard output.
+    Stdout,
+}
+
+impl Target {
+    /// `-` is standard output, anything else a file path.
+    pub fn parse(text: &str) -> Target {
+        if text == "-" { Target::Stdout } else { Target::File(PathBuf::from(text)) }
+    }
+
+    fn describe(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::File(p) => write!(f, "{}", p.display()),
+            Target::Stdout => f.write_str("standard output"),
+        }
+    }
+}
+
+/// An open byte stream that knows how long it is.
+struct Bytes {
+    writer: BufWriter<Box<dyn Write + Send>>,
+    /// The file behind it, for fsync (`None` for a terminal or a pipe).
+    file: Option<File>,
+    /// Length of the stream (for files: where the next byte lands).
+    len: u64,
+}
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bytes").field("len", &self.len).field("file", &self.file.is_some()).finish()
+    }
+}
+
+/// On Linux, standard output redirected to a regular file can be reopened by path: that gives a handle
+/// that can be fsynced and cut back, without unsafe code.
+const STDOUT_PATH: &str = "/proc/self/fd/1";
+
+fn stdout_is_regular_file() -> bool {
+    cfg!(target_os = "linux") && std::fs::metadata(STDOUT_PATH).is_ok_and(|m| m.is_file())
+}
+
+/// Opens `path` for writing at `resume` (cut back to it) or, fresh, at its end (`append`) or empty.
+fn open_at(path: &Path, resume: Option<u64>, append: bool, what: &str) -> Result<(File, u64), String> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create(resume.is_none())
+        .truncate(resume.is_none() && !append)
+        .open(path)
+        .map_err(|e| match (resume, e.kind()) {
+            (Some(len), std::io::ErrorKind::NotFound) => format!(
+                "the checkpoint expects {what} to exist with at least {len} bytes (the output of the run being \
+                 resumed), but it does not exist: restore it, or remove the checkpoints to start over"
+            ),
+            _ => e.to_string(),
+        })?;
+    let actual = f.metadata().map_err(|e| e.to_string())?.len();
+    let at = match resume {
+        Some(len) if actual < len => {
+            return Err(format!(
+                "the checkpoint covers {len} bytes of {what}, but it has {actual}: it was changed or replaced since{}",
+                if what == "standard output" { " (when resuming, redirect with >>, not >)" } else { "" }
+            ));
+        }
+        Some(len) => {
+            f.set_len(len).map_err(|e| e.to_string())?;
+            len
+        }
+        None => actual,
+    };
+    Ok((f, at))
+}
+
+impl Bytes {
+    fn open(target: &Target, resume: Option<&SinkPosition>) -> Result<Bytes, SinkError> {
+        let what = target.describe();
+        let recorded = match resume {
+            None | Some(SinkPosition::Unrecorded) => None,
+            Some(SinkPosition::Bytes(n)) => Some(*n),
+            Some(other) => {
+                return Err(SinkError::Resume {
+                    target: what,
+                    message: format!("the checkpoint recorded {other}, not a byte length"),
+                });
+            }
+        };
+        let resume_err = |message: String| SinkError::Resume { target: what.clone(), message };
+        let (file, len) = match target {
+            Target::File(p) => open_at(p, recorded, false, &what).map_err(resume_err)?,
+            Target::Stdout if stdout_is_regular_file() => {
+                open_at(Path::new(STDOUT_PATH), recorded, true, &what).map_err(resume_err)?
+            }
+            Target::Stdout => {
+                let writer: Box<dyn Write + Send> = Box::new(std::io::stdout());
+                return Ok(Bytes { writer: BufWriter::with_capacity(1 << 16, writer), file: None, len: 0 });
+            }
+        };
+        let mut handle = file.try_clone().map_err(|e| SinkError::io(what.clone(), e))?;
+        handle.seek(SeekFrom::Start(len)).map_err(|e| SinkError::io(what.clone(), e))?;
+        let writer: Box<dyn Write + Send> = Box::new(handle);
+        Ok(Bytes { writer: BufWriter::with_capacity(1 << 16, writer), file: Some(file), len })
+    }
+
+    fn write(&mut self, s: &str) -> std::io::Result<()> {
+        self.writer.write_all(s.as_bytes())?;
+        self.len += s.len() as u64;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> std::io::Result<SinkPosition> {
+        self.writer.flush()?;
+        match &self.file {
+            Some(f) => {
+                f.sync_data()?;
+                Ok(SinkPosition::Bytes(self.len))
+            }
+            None => Ok(SinkPosition::Unrecorded),
+        }
+    }
+}
+
+/// The common part of the line sinks: target, the open stream, the layout, a line buffer.
+#[derive(Debug)]
+struct Lines {
+    target: Target,
+    out: Option<Bytes>,
+    layout: SinkLayout,
+    line: String,
+}
+
+impl Lines {
+    fn new(target: Target) -> Lines {
+        Lines { target, out: None, layout: SinkLayout::default(), line: String::with_capacity(128) }
+    }
+
+    /// Opens the stream; true when the run starts fresh (a header is due).
+    fn open(&mut self, layout: &SinkLayout, resume: Option<&SinkPosition>) -> Result<bool, SinkError> {
+        self.layout = layout.clone();
+        self.out = Some(Bytes::open(&self.target, resume)?);
+        Ok(resume.is_none())
+    }
+
+    fn out(&mut self) -> Result<&mut Bytes, SinkError> {
+        let target = self.target.describe();
+        self.out.as_mut().ok_or_else(|| SinkError::io(target, std::io::Error::other("written before it was opened")))
+    }
+
+    fn write_line(&mut self) -> Result<(), SinkError> {
+        let target = self.target.describe();
+        let line = std::mem::take(&mut self.line);
+        let r = self.out()?.write(&line).map_err(|e| SinkError::io(target, e));
+        self.line = line;
+        r
+    }
+
+    fn sync(&mut self) -> Result<SinkPosition, SinkError> {
+        let target = self.target.describe();
+        match self.out.as_mut() {
+            Some(out) => out.sync().map_err(|e| SinkError::io(target, e)),
+            None => Ok(SinkPosition::Unrecorded),
+        }
+    }
+}
+
+/// One line per row, comma-separated: `row,score,anomaly`, then `label` when the input has labels and
+/// `key` in per-key runs. Scores print in Rust's shortest round-trip form; `anomaly` is 0 or 1.
+#[derive(Debug)]
+pub struct CsvSink {
+    lines: Lines,
+}
+
+impl CsvSink {
+    /// A CSV sink writing to `target` (nothing is touched until the run opens it).
+    pub fn new(target: Target) -> CsvSink {
+        CsvSink { lines: Lines::new(target) }
+    }
+}
+
+impl Sink for CsvSink {
+    fn open(&mut self, layout: &SinkLayout, resume: Option<&SinkPosition>) -> Result<(), SinkError> {
+        if self.lines.open(layout, resume)? {
+            let l = &mut self.lines.line;
+            l.clear();
+            l.push_str("row,score,anomaly");
+            if layout.labels {
+                l.push_str(",label");
+            }
+            if layout.key.is_some() {
+                l.push_str(",key");
+            }
+            l.push('\n');
+            self.lines.write_line()?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, scored: &Scored<'_>) -> Result<(), SinkError> {
+        let (labels, keys) = (scored.labels(), scored.keys);
+        let with_key = self.lines.layout.key.is_some();
+        for (i, ((id, s), f)) in scored.row_ids().iter().zip(scored.scores).zip(scored.flags).enumerate() {
+            let l = &mut self.lines.line;
+            l.clear();
+            let _ = write!(l, "{id},{s},{}", u8::from(*f));
+            if let Some(labels) = labels {
+                let _ = write!(l, ",{}", labels[i]);
+            }
+            if with_key {
+                match keys {
+                    Some(k) => {
+                        let _ = write!(l, ",{}", k[i]);
+                    }
+                    None => l.push(','),
+                }
+            }
+            l.push('\n');
+            self.lines.write_line()?;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<SinkPosition, SinkError> {
+        self.lines.sync()
+    }
+
+    fn describe(&self) -> String {
+        self.lines.target.describe()
+    }
+}
+
+/// One JSON object per row: `{"row":12,"score":0.41,"threshold":0.9,"anomaly":false}`, with `"label"`
+/// when the input has labels and `"key"` in per-key runs. A threshold that is not finite (no threshold,
+/// or one still warming up) is `null`.
+#[derive(Debug)]
+pub struct JsonlSink {
+    lines: Lines,
+}
+
+impl JsonlSink {
+    /// A JSON Lines sink writing to `target`.
+    pub fn new(target: Target) -> JsonlSink {
+        JsonlSink { lines: Lines::new(target) }
+    }
+}
+
+fn push_number(l: &mut String, v: f64) {
+    if v.is_finite() {
+        let _ = write!(l, "{v}");
+    } else {
+        l.push_str("null");
+    }
+}
+
+impl Sink for JsonlSink {
+    fn open(&mut self, layout: &SinkLayout, resume: Option<&SinkPosition>) -> Result<(), SinkError> {
+        self.lines.open(layout, resume).map(|_| ())
+    }
+
+    fn write(&mut self, scored: &Scored<'_>) -> Result<(), SinkError> {
+        for r in scored.rows() {
+            let l = &mut self.lines.line;
+            l.clear();
+            let _ = write!(l, "{{\"row\":{},\"score\":", r.id);
+            push_number(l, r.score);
+            l.push_str(",\"threshold\":");
+            push_number(l, r.threshold);
+            let _ = write!(l, ",\"anomaly\":{}", r.flag);
+            if let Some(label) = r.label {
+                l.push_str(",\"label\":");
+                push_number(l, label);
+            }
+            if let Some(key) = r.key {
+                l.push_str(",\"key\":");
+                push_number(l, key);
+            }
+            l.push_str("}\n");
+            self.lines.write_line()?;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<SinkPosition, SinkError> {
+        self.lines.sync()
+    }
+
+    fn describe(&self) -> String {
+        self.lines.target.describe()
+    }
+}
+
+/// Passes only the flagged rows on to the sink it wraps (`--alerts`): the alerts of a stream, with the
+/// same fields and row ids as the full output.
+#[derive(Debug)]
+pub struct AlertsOnly<S> {
+    inner: S,
+    values: Vec<f64>,
+    labels: Vec<f64>,
+    ids: Vec<u64>,
+    scores: Vec<f64>,
+    thresholds: Vec<f64>,
+    keys: Vec<f64>,
+}
+
+impl<S: Sink> AlertsOnly<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Self {
+        AlertsOnly {
+            inner,
+            values: Vec::new(),
+            labels: Vec::new(),
+            ids: Vec::new(),
+            scores: Vec::new(),
+            thresholds: Vec::new(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+impl<S: Sink> Sink for AlertsOnly<S> {
+    fn open(&mut self, layout: &SinkLayout, resume: Option<&SinkPosition>) -> Result<(), SinkError> {
+        self.inner.open(layout, resume)
+    }
+
+    fn write(&mut self, scored: &Scored<'_>) -> Result<(), SinkError> {
+        if !scored.flags.iter().any(|f| *f) {
+            return Ok(());
+        }
+        let batch = scored.batch;
+        let (values, labels, ids) = (&mut self.values, &mut self.labels, &mut self.ids);
+        let (scores, thresholds, keys) = (&mut self.scores, &mut self.thresholds, &mut self.keys);
+        for v in [&mut *values, &mut *labels, &mut *scores, &mut *thresholds, &mut *keys] {
+            v.clear();
+        }
+        ids.clear();
+        for (i, _) in scored.flags.iter().enumerate().filter(|(_, f)| **f) {
+            values.extend_from_slice(batch.row(i));
+            if let Some(l) = batch.labels() {
+                labels.push(l[i]);
+            }
+            ids.push(batch.row_ids()[i]);
+            scores.push(scored.scores[i]);
+            thresholds.push(scored.thresholds[i]);
+            if let Some(k) = scored.keys {
+                keys.push(k[i]);
+            }
+        }
+        let n = ids.len();
+        let flagged = Batch::try_new(
+            batch.schema().clone(),
+            std::mem::take(values),
+            batch.labels().map(|_| std::mem::take(labels)),
+            std::mem::take(ids),
+        )
+        .map_err(|e| SinkError::io(self.inner.describe(), std::io::Error::other(e.to_string())))?;
+        let flags = vec![true; n];
+        let result = self.inner.write(&Scored {
+            batch: &flagged,
+            scores,
+            flags: &flags,
+            thresholds,
+            keys: scored.keys.map(|_| keys.as_slice()),
+        });
+        // Keep the buffers for the next batch.
+        let (_, v, l, i) = flagged.into_parts();
+        (*values, *ids) = (v, i);
+        if let Some(l) = l {
+            *labels = l;
+        }
+        result
+    }
+
+    fn sync(&mut self) -> Result<SinkPosition, SinkError> {
+        self.inner.sync()
+    }
+
+    fn finish(&mut self, completed: bool) -> Result<(), SinkError> {
+        self.inner.finish(completed)
+    }
+
+    fn describe(&self) -> String {
+        format!("{} (alerts only)", self.inner.describe())
+    }
+}
