@@ -28,11 +28,15 @@ struct KeyedRunStateV1 {
     models: Vec<(u64, u64, v1::AnyPipeline)>,
 }
 
-/// A decoder of format-1 payloads. Format 1 recorded neither the order (it is taken to be `order`, the
+/// The decoder of checkpoint payloads: format 2 with the registry's own messages (an unknown model kind,
+/// another state version), format 1 migrated. Format 1 recorded neither the order (it is taken to be `order`, the
 /// one asked for now) nor which output its byte count belongs to (it is given to `output`, the first
-/// `--output` of the resumed run), nor the per-key model cap (taken as unchanged).
-pub fn migrate_v1(output: Option<String>, order: Order) -> Migrate<PipelineSpec, AnyPipeline> {
+/// `--output` of the resumed run), nor the per-key model cap (`max_keys`, the one asked for now).
+pub fn decoder(output: Option<String>, order: Order, max_keys: Option<usize>) -> Migrate<PipelineSpec, AnyPipeline> {
     Box::new(move |version, payload| {
+        if version == onad_pipeline::checkpoint::FORMAT_VERSION {
+            return onad_models::decode_explained(|| postcard::from_bytes(payload)).map(Some);
+        }
         if version != 1 {
             return Ok(None);
         }
@@ -53,7 +57,7 @@ pub fn migrate_v1(output: Option<String>, order: Order) -> Migrate<PipelineSpec,
         // A per-key state starts with a plain one, so try it first; a plain state must use every byte.
         if let Ok(k) = postcard::from_bytes::<KeyedRunStateV1>(payload) {
             let models = k.models.into_iter().map(|(key, tick, m)| (key, tick, m.into())).collect();
-            return Ok(Some(convert(k.common, Some(KeyedState { max_keys: None, models, tally_evicted: 0 }))));
+            return Ok(Some(convert(k.common, Some(KeyedState { max_keys, models, tally_evicted: 0 }))));
         }
         let (s, rest) = postcard::take_from_bytes::<RunStateV1>(payload).map_err(|e| e.to_string())?;
         if !rest.is_empty() {

@@ -341,7 +341,11 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
         .max_error_rate(args.max_error_rate)
         .evaluation(Evaluation { overall: !args.no_eval, window: args.eval_window })
         .protected_rows(|m: &AnyPipeline| m.guard().map(|g| g.protected()))
-        .migrate(crate::legacy::migrate_v1(args.output.first().map(|o| Target::parse(o).to_string()), order));
+        .migrate(crate::legacy::decoder(
+            args.output.first().map(|o| Target::parse(o).to_string()),
+            order,
+            args.max_keys,
+        ));
     if let Some(k) = &args.key {
         job = job.keyed(Keyed { column: k.clone(), workers: args.workers, max_keys: args.max_keys, depth: 4 });
     }

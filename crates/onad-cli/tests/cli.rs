@@ -583,71 +583,54 @@ fn per_key_models_give_identical_output_for_1_2_and_4_workers() {
 
 #[test]
 fn checkpoint_format_v1_fixture_still_resumes() {
-    // T11: a checkpoint written by format version 1, committed with the output file it covered.
+    // T11: a checkpoint written by format version 1 (model kinds by registry position), migrated on load.
+    resumes_from_fixture("tests/data/checkpoint-v1");
+}
+
+#[test]
+fn checkpoint_format_v2_fixture_resumes() {
+    // The current format (model kinds by name with state versions, one position per sink).
+    resumes_from_fixture("tests/data/checkpoint-v2");
+}
+
+/// Resumes the committed checkpoint and output of `dir` and compares with an uninterrupted run.
+fn resumes_from_fixture(fixture_dir: &str) {
+    // Resumed as a user would: the same command in the same directory (outputs are recorded as named).
     let tmp = tempfile::tempdir().unwrap();
-    let fixture = root().join("tests/data/checkpoint-v1");
-    let (dir, out) = (tmp.path().join("ck"), tmp.path().join("out.csv"));
-    std::fs::create_dir(&dir).unwrap();
-    std::fs::copy(fixture.join("checkpoint-000000000001.onad"), dir.join("checkpoint-000000000001.onad")).unwrap();
-    std::fs::copy(fixture.join("out.csv"), &out).unwrap();
-    let args = |dir: &Path, out: &Path| -> Vec<String> {
-        [
-            "run",
-            "-q",
-            "--input",
-            "tests/data/unlabelled.csv",
-            "--no-label",
-            "--model",
-            "moving_average",
-            "--set",
-            "window_size=3",
-            "--set",
-            "key=a",
-            "--batch-size",
-            "2",
-            "--checkpoint-every",
-            "2",
-            "--resume",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain(["--checkpoint".into(), dir.display().to_string(), "--output".into(), out.display().to_string()])
-        .collect()
+    let fixture = root().join(fixture_dir);
+    let input = root().join("tests/data/unlabelled.csv").display().to_string();
+    let run_in_tmp = |dir: &str, out: &str, resume: bool| -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_onad"));
+        cmd.current_dir(tmp.path()).env_remove("ONAD_FAILPOINT");
+        cmd.args(["run", "-q", "--input", &input, "--no-label", "--model", "moving_average"]);
+        cmd.args(["--set", "window_size=3", "--set", "key=a", "--batch-size", "2", "--output", out]);
+        if resume {
+            cmd.args(["--checkpoint-every", "2", "--resume", "--checkpoint", dir]);
+        }
+        cmd.output().unwrap()
     };
-    let a = args(&dir, &out);
-    let o = onad(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let setup = |dir: &str, out: &str, bytes: Vec<u8>| {
+        std::fs::create_dir(tmp.path().join(dir)).unwrap();
+        std::fs::write(tmp.path().join(dir).join("checkpoint-000000000001.onad"), bytes).unwrap();
+        std::fs::copy(fixture.join("out.csv"), tmp.path().join(out)).unwrap();
+    };
+    let original = std::fs::read(fixture.join("checkpoint-000000000001.onad")).unwrap();
+    setup("ck", "out.csv", original.clone());
+    let o = run_in_tmp("ck", "out.csv", true);
     assert!(o.status.success(), "{}", stderr(&o));
-    let full = tmp.path().join("full.csv");
-    let f = onad(&[
-        "run",
-        "-q",
-        "--input",
-        "tests/data/unlabelled.csv",
-        "--no-label",
-        "--model",
-        "moving_average",
-        "--set",
-        "window_size=3",
-        "--set",
-        "key=a",
-        "--output",
-        full.to_str().unwrap(),
-    ]);
-    assert!(f.status.success());
-    assert_eq!(std::fs::read_to_string(&out).unwrap(), std::fs::read_to_string(&full).unwrap());
+    let f = run_in_tmp("", "full.csv", false);
+    assert!(f.status.success(), "{}", stderr(&f));
+    let read = |name: &str| std::fs::read_to_string(tmp.path().join(name)).unwrap();
+    assert_eq!(read("out.csv"), read("full.csv"));
 
     // The same file claiming a version this build does not know: refused, exit 2, the version named.
-    let (dir2, out2) = (tmp.path().join("ck2"), tmp.path().join("out2.csv"));
-    std::fs::create_dir(&dir2).unwrap();
-    let mut bytes = std::fs::read(fixture.join("checkpoint-000000000001.onad")).unwrap();
+    let mut bytes = original;
     bytes[8..10].copy_from_slice(&99u16.to_le_bytes());
     let n = bytes.len();
     let crc = crc32fast::hash(&bytes[8..n - 4]);
     bytes[n - 4..].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(dir2.join("checkpoint-000000000001.onad"), bytes).unwrap();
-    std::fs::copy(fixture.join("out.csv"), &out2).unwrap();
-    let a = args(&dir2, &out2);
-    let o = onad(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    setup("ck2", "out2.csv", bytes);
+    let o = run_in_tmp("ck2", "out2.csv", true);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
     assert!(e.contains("checkpoint-000000000001.onad") && e.contains("format version 99 is not supported"), "{e}");

@@ -51,7 +51,9 @@ use crate::threshold::{AnyThreshold, WindowedThreshold};
 /// Builds the model for the schema it will see (the source's, without the key column in per-key runs).
 pub type Builder<D> = Box<dyn FnOnce(&SchemaRef) -> Result<D, BoxError> + Send>;
 
-/// Decodes the payload of an older checkpoint format (given the version) into today's state.
+/// Decodes checkpoint payloads (given the format version) into today's state: older formats, or the
+/// current one with better messages; `Ok(None)` leaves a payload to the built-in decoding (the current
+/// format only).
 pub type Migrate<S, D> = Box<dyn Fn(u16, &[u8]) -> Result<Option<JobState<S, D>>, String> + Send>;
 
 /// When checkpoints are written: every N rows, every T of wall time, when the source ends, and always
@@ -483,7 +485,8 @@ where
         self
     }
 
-    /// Reads checkpoints of older formats through `migrate`.
+    /// Reads checkpoint payloads through `migrate` first: older formats, or the current one with the
+    /// model registry's own error messages.
     pub fn migrate(mut self, migrate: Migrate<S, D>) -> Self {
         self.migrate = Some(migrate);
         self
@@ -525,13 +528,13 @@ where
             lock = Some(cd.lock()?);
             let migrate = self.migrate.as_ref();
             let found = cd.load_latest_with(&kind, &|version, payload| {
+                if let Some(state) = migrate.map(|m| m(version, payload)).transpose()?.flatten() {
+                    return Ok(Some(state));
+                }
                 if version == FORMAT_VERSION {
                     return postcard::from_bytes::<JobState<S, D>>(payload).map(Some).map_err(|e| e.to_string());
                 }
-                match migrate {
-                    Some(m) => m(version, payload),
-                    None => Ok(None),
-                }
+                Ok(None)
             })?;
             match found {
                 None => {}
