@@ -137,9 +137,10 @@ fn lock(cuts: &Mutex<VecDeque<u64>>) -> std::sync::MutexGuard<'_, VecDeque<u64>>
 
 /// Streams a CSV file as batches. Every column except the label is a feature (unless the options leave
 /// it out); empty fields are NaN (missing). A record with the wrong number of fields, text where a number
-/// belongs, bytes that are not UTF-8, or a line longer than [`CsvOptions::max_line_bytes`] is a bad row:
-/// skipped and counted under `field_count`, `non_numeric`, `invalid_utf8` or `line_too_long`, or reported
-/// as an error naming the file, row and column, as the [`BadRowPolicy`] says.
+/// belongs, bytes that are not UTF-8, a line longer than [`CsvOptions::max_line_bytes`], or a record whose
+/// features are all empty (or NaN) is a bad row: skipped and counted under `field_count`, `non_numeric`,
+/// `invalid_utf8`, `line_too_long` or `empty_row`, or reported as an error naming the file, row and column,
+/// as the [`BadRowPolicy`] says.
 ///
 /// Row ids count data records from 0 (the header is not a row), including bad ones.
 pub struct CsvSource {
@@ -365,6 +366,10 @@ impl CsvSource {
             } else {
                 values.push(v);
             }
+        }
+        if let Some(detail) = crate::options::empty_row(&values[start..]) {
+            values.truncate(start);
+            return Err(bad(None, crate::options::EMPTY_ROW, detail));
         }
         Ok(())
     }

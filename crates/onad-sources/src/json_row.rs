@@ -1,7 +1,7 @@
 //! The conversion of one JSON object into a dense row, shared by the JSON Lines and Redis sources: the
 //! columns are the first object's keys; numbers become `f64`, `null` NaN, booleans 1 / 0; anything else
 //! is a bad row with a stable reason (`invalid_json`, `not_object`, `non_numeric`, `missing_column`,
-//! `extra_column`, `duplicate_column`, `invalid_utf8`).
+//! `extra_column`, `duplicate_column`, `invalid_utf8`, and `empty_row` when every feature is null).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -128,12 +128,17 @@ impl JsonRow {
                 format!("the key '{}' is missing", self.columns[i]),
             ));
         }
+        let start = values.len();
         for (i, v) in self.slots.iter().enumerate() {
             if Some(i) == self.label {
                 *label = *v;
             } else {
                 values.push(*v);
             }
+        }
+        if let Some(detail) = crate::options::empty_row(&values[start..]) {
+            values.truncate(start);
+            return Err(Problem::new(crate::options::EMPTY_ROW, None, detail));
         }
         Ok(())
     }

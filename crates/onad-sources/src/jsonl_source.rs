@@ -36,8 +36,9 @@ impl Default for JsonlOptions {
 /// number beyond the range of `f64`), `not_object` (it parses, but not to an object), `non_numeric` (a
 /// string, array or object value, including numbers written as strings), `missing_column`,
 /// `extra_column` (a key the first object did not have), `duplicate_column` (a key given twice),
-/// `invalid_utf8`, and `line_too_long` (longer than [`JsonlOptions::max_line_bytes`]). When a line has
-/// several problems, the first in key order is reported (`missing_column` after the others).
+/// `invalid_utf8`, `line_too_long` (longer than [`JsonlOptions::max_line_bytes`]), and `empty_row` (every
+/// feature is `null`). When a line has several problems, the first in key order is reported
+/// (`missing_column` after the others, `empty_row` last).
 ///
 /// Row ids count non-blank lines from 0, bad ones included. Bad lines before the first object are
 /// counted like any other under [`BadRowPolicy::Skip`]; under [`BadRowPolicy::Fail`] the first of them

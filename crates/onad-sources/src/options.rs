@@ -1,5 +1,6 @@
 //! Options shared by every connector: which column holds the label, what to do with bad rows, how many
-//! rows go in a batch.
+//! rows go in a batch; and the rules every connector applies when it assembles rows (column roles, empty
+//! rows, batches).
 
 use onad_core::{BadRowPolicy, Batch, Position, SchemaRef, SourceError};
 
@@ -144,6 +145,48 @@ pub(crate) fn seek_row(position: &Position, source_name: &str, what: &str) -> Re
         Position::Row(r) => Ok(*r),
         other => Err(SourceError::Unsupported(format!("{source_name}: cannot seek {what} to {other}"))),
     }
+}
+
+/// The bad-row reason of a row whose features are all missing.
+#[cfg_attr(
+    not(any(
+        feature = "csv",
+        feature = "parquet",
+        feature = "jsonl",
+        feature = "sqlite",
+        feature = "redis",
+        feature = "kafka"
+    )),
+    allow(dead_code)
+)]
+pub(crate) const EMPTY_ROW: &str = "empty_row";
+
+/// The one rule for empty rows, shared by every connector: a row whose features (what is left after the
+/// column options; the label does not count) are all missing (empty fields, nulls, NaN) is not a data
+/// point, so it is a bad row [`EMPTY_ROW`] under the bad-row policy instead of a row of NaN to score (the
+/// streaming guide rejects an empty data point). Returns the detail for the [`onad_core::BadRecord`]
+/// when `features` is such a row.
+#[cfg_attr(
+    not(any(
+        feature = "csv",
+        feature = "parquet",
+        feature = "jsonl",
+        feature = "sqlite",
+        feature = "redis",
+        feature = "kafka"
+    )),
+    allow(dead_code)
+)]
+pub(crate) fn empty_row(features: &[f64]) -> Option<String> {
+    if !features.iter().all(|v| v.is_nan()) {
+        return None;
+    }
+    Some(match features.len() {
+        1 => "the row is empty: its one feature is missing (empty, null or NaN), so there is nothing to score".into(),
+        n => {
+            format!("the row is empty: all {n} features are missing (empty, null or NaN), so there is nothing to score")
+        }
+    })
 }
 
 /// Assembles a batch from the rows a connector has parsed; a shape error names the source.

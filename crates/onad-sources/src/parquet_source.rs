@@ -13,7 +13,7 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch};
 use arrow_schema::{DataType, Field};
 use bytes::Bytes;
-use onad_core::{Batch, Position, Schema, SchemaRef, SkipCounts, Source, SourceError};
+use onad_core::{BadRecord, BadRowPolicy, Batch, Position, Schema, SchemaRef, SkipCounts, Source, SourceError};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
@@ -31,7 +31,9 @@ enum Input {
 
 /// Streams a Parquet file as batches: every column but the label is a feature. Integer, float, boolean
 /// and decimal columns become `f64`; nulls become NaN (missing). Any other column type is an error at
-/// open time naming the column. Rows are read in batches of `batch_size` within each row group.
+/// open time naming the column. Rows are read in batches of `batch_size` within each row group. A row
+/// whose features are all null (or NaN) is a bad row `empty_row`, skipped and counted or reported as an
+/// error naming the file and row, as the [`BadRowPolicy`] says; the file has no other kind of bad row.
 pub struct ParquetSource {
     name: String,
     input: Input,
@@ -44,6 +46,8 @@ pub struct ParquetSource {
     next_row: u64,
     total_rows: u64,
     skipped: SkipCounts,
+    /// An empty row stopped the source under [`BadRowPolicy::Fail`].
+    failed: bool,
 }
 
 impl std::fmt::Debug for ParquetSource {
@@ -160,10 +164,13 @@ impl ParquetSource {
             next_row: offset,
             total_rows,
             skipped: SkipCounts::default(),
+            failed: false,
         })
     }
 
-    fn convert(&self, batch: &RecordBatch) -> Result<Batch, SourceError> {
+    /// Converts one arrow batch, whose first row has the id `first`, under the empty-row rule; `None` when
+    /// every row was empty and skipped.
+    fn convert(&mut self, batch: &RecordBatch, first: u64) -> Result<Option<Batch>, SourceError> {
         let rows = batch.num_rows();
         let d = self.feature_cols.len();
         let mut values = vec![0.0; rows * d];
@@ -184,8 +191,42 @@ impl ParquetSource {
                 Some(l)
             }
         };
-        Batch::from_rows(self.schema.clone(), values, labels, self.next_row)
-            .map_err(|e| SourceError::Schema { source_name: self.name.clone(), message: e.to_string() })
+        let empty = |i: usize| crate::options::empty_row(&values[i * d..(i + 1) * d]);
+        let batch = if (0..rows).all(|i| empty(i).is_none()) {
+            Batch::from_rows(self.schema.clone(), values, labels, first)
+        } else {
+            let mut kept = Vec::with_capacity(values.len());
+            let mut kept_labels = labels.as_ref().map(|_| Vec::with_capacity(rows));
+            let mut row_ids = Vec::with_capacity(rows);
+            for i in 0..rows {
+                if let Some(detail) = empty(i) {
+                    match self.options.bad_rows {
+                        BadRowPolicy::Skip => self.skipped.add(crate::options::EMPTY_ROW),
+                        BadRowPolicy::Fail => {
+                            self.failed = true;
+                            return Err(SourceError::BadRecord(BadRecord {
+                                source: self.name.clone(),
+                                row: first + i as u64,
+                                column: None,
+                                reason: crate::options::EMPTY_ROW,
+                                detail,
+                            }));
+                        }
+                    }
+                    continue;
+                }
+                kept.extend_from_slice(&values[i * d..(i + 1) * d]);
+                if let (Some(out), Some(l)) = (kept_labels.as_mut(), labels.as_ref()) {
+                    out.push(l[i]);
+                }
+                row_ids.push(first + i as u64);
+            }
+            if row_ids.is_empty() {
+                return Ok(None);
+            }
+            Batch::try_new(self.schema.clone(), kept, kept_labels, row_ids)
+        };
+        batch.map(Some).map_err(|e| SourceError::Schema { source_name: self.name.clone(), message: e.to_string() })
     }
 }
 
@@ -290,13 +331,22 @@ impl Iterator for ParquetSource {
     type Item = Result<Batch, SourceError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let batch = match self.reader.next()? {
-            Ok(b) => b,
-            Err(e) => return Some(Err(external(&self.name, e))),
-        };
-        let out = self.convert(&batch);
-        self.next_row += batch.num_rows() as u64;
-        Some(out)
+        loop {
+            if self.failed {
+                return None;
+            }
+            let batch = match self.reader.next()? {
+                Ok(b) => b,
+                Err(e) => return Some(Err(external(&self.name, e))),
+            };
+            let first = self.next_row;
+            self.next_row += batch.num_rows() as u64;
+            match self.convert(&batch, first) {
+                Ok(None) => continue,
+                Ok(Some(b)) => return Some(Ok(b)),
+                Err(e) => return Some(Err(e)),
+            }
+        }
     }
 }
 
@@ -326,7 +376,9 @@ impl Source for ParquetSource {
                 message: format!("cannot resume at row {row}: the file has only {} rows", self.total_rows),
             });
         }
+        let skipped = self.skipped.clone();
         *self = Self::build(self.name.clone(), self.input.clone(), self.options.clone(), row)?;
+        self.skipped = skipped;
         Ok(())
     }
 }

@@ -65,7 +65,7 @@ const MAX_DELAY: Duration = Duration::from_secs(5);
 /// **Bad messages** are skipped and counted by reason, or, under [`BadRowPolicy::Fail`](onad_core::BadRowPolicy::Fail), reported as an
 /// error naming the URL (without its password), the row, the entry id and the column. The reasons are
 /// those of the JSON Lines source (`invalid_json`, `not_object`, `non_numeric`, `missing_column`,
-/// `extra_column`, `duplicate_column`, `invalid_utf8`), plus `missing_field` (a stream entry without the
+/// `extra_column`, `duplicate_column`, `invalid_utf8`, `empty_row`), plus `missing_field` (a stream entry without the
 /// field). Row ids count messages from 0, bad ones included.
 ///
 /// **Connections.** The first connection is made when opening; if it fails, opening fails. A connection

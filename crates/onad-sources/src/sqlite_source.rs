@@ -25,8 +25,9 @@ use crate::options::{NonNumericColumns, Role, SourceOptions};
 /// Streams the result of an SQL query on a SQLite database file as batches. The query's column names
 /// are the columns; every column but the label is a feature. `INTEGER` and `REAL` values become `f64`,
 /// `NULL` is NaN (missing), `TEXT` that reads as a number (`'1.5'`, `' 2 '`, `'1e3'`) is that number.
-/// Other text and `BLOB`s make a bad row `non_numeric`, skipped and counted or reported as an error
-/// naming the file, row and column, as the [`BadRowPolicy`] says.
+/// Other text and `BLOB`s make a bad row `non_numeric`, and a row whose features are all `NULL` (or NaN)
+/// a bad row `empty_row`: skipped and counted or reported as an error naming the file, row and column, as
+/// the [`BadRowPolicy`] says.
 ///
 /// The database is opened read-only and the query must not write. Row ids count the query's rows from 0,
 /// bad ones included; [`Source::position`] is the number of rows consumed, and [`Source::seek`] runs the
@@ -323,6 +324,17 @@ fn read_rows(conn: &Connection, query: &str, layout: &Layout, start: u64, tx: &S
                         break;
                     }
                 }
+            }
+            if bad.is_none()
+                && let Some(detail) = crate::options::empty_row(&chunk.values[start_len..])
+            {
+                bad = Some(BadRecord {
+                    source: layout.name.clone(),
+                    row: row_id,
+                    column: None,
+                    reason: crate::options::EMPTY_ROW,
+                    detail,
+                });
             }
             match bad {
                 None => {

@@ -114,6 +114,14 @@ fn every_bad_row_reason_is_counted_exactly() {
             ],
         ),
         ("line_too_long", 2, vec![long.clone().into_bytes(), long.into_bytes()]),
+        (
+            "empty_row",
+            2,
+            vec![
+                b"{\"a\": null, \"b\": null, \"label\": 1}".to_vec(),
+                b"{\"label\": 0, \"b\": null, \"a\": null}".to_vec(),
+            ],
+        ),
     ];
     let good = |i: usize| format!("{{\"a\": {i}, \"b\": {}, \"label\": {}}}", i * 2, i % 2).into_bytes();
     let mut file: Vec<u8> = Vec::new();
@@ -191,6 +199,18 @@ fn fail_policy_names_the_source_row_and_column() {
     let err = s.next().unwrap().unwrap_err().to_string();
     assert_eq!(err, "t.jsonl: row 1, column 'gpu': the key 'gpu' is not a column of the first object (extra_column)");
 
+    let mut s = from_bytes(
+        b"{\"cpu\": 1, \"mem\": 2, \"label\": 0}\n{\"cpu\": null, \"mem\": null, \"label\": 1}\n",
+        fail.clone(),
+    )
+    .unwrap();
+    let err = s.next().unwrap().unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "t.jsonl: row 1: the row is empty: all 2 features are missing (empty, null or NaN), so there is nothing to \
+         score (empty_row)"
+    );
+
     // A bad line before the first object fails at open, under Fail.
     let err = from_bytes(b"oops\n{\"cpu\": 1, \"label\": 0}\n", fail).unwrap_err().to_string();
     assert!(err.starts_with("t.jsonl: row 0: the line is not valid JSON"), "{err}");
@@ -266,11 +286,11 @@ fn byte_order_mark_and_crlf_line_endings() {
     let mut s = from_bytes(text, JsonlOptions::default()).unwrap();
     assert_eq!(s.schema().names(), ["a"]);
     let (v, l, ids) = collect(&mut s);
-    assert_eq!(&v[..2], &[1.0, 2.5]);
-    assert!(v[2].is_nan());
-    assert_eq!(l, vec![0.0, 1.0, 0.0]);
-    assert_eq!(ids, vec![0, 1, 2]);
-    assert_eq!(s.skipped().total(), 0);
+    assert_eq!(v, [1.0, 2.5]);
+    assert_eq!(l, vec![0.0, 1.0]);
+    // The last line (no line end) is read too: its only feature is null, so it is an empty row.
+    assert_eq!(ids, vec![0, 1]);
+    assert_eq!(s.skipped().iter().collect::<Vec<_>>(), [("empty_row", 1)]);
     // A BOM anywhere but the start is not skipped.
     let mut s =
         from_bytes(b"{\"a\": 1, \"label\": 0}\n\xEF\xBB\xBF{\"a\": 2, \"label\": 0}\n", JsonlOptions::default())
@@ -385,4 +405,20 @@ fn numbers_of_every_form_read_exactly() {
     let expect =
         [0.1, -0.0, 1e-300, 18446744073709551615.0, -9007199254740993.0, 2.2250738585072014e-308, 0.30000000000000004];
     assert!(same(&v, &expect), "{v:?}");
+}
+
+#[test]
+fn a_first_object_with_every_feature_null_names_the_columns_and_is_an_empty_row() {
+    let text = b"{\"a\": null, \"b\": null, \"label\": 0}\n{\"a\": 1, \"b\": null, \"label\": 1}\n";
+    let mut s = from_bytes(text, JsonlOptions::default()).unwrap();
+    assert_eq!(s.schema().names(), ["a", "b"]);
+    let (v, l, ids) = collect(&mut s);
+    assert!(v[0] == 1.0 && v[1].is_nan() && v.len() == 2);
+    assert_eq!((l, ids), (vec![1.0], vec![1]));
+    assert_eq!(s.skipped().iter().collect::<Vec<_>>(), [("empty_row", 1)]);
+    // Under Fail, opening succeeds (the object names the columns) and reading stops at its row.
+    let mut s = from_bytes(text, options(LabelColumn::Last, BadRowPolicy::Fail, 10)).unwrap();
+    let err = s.next().unwrap().unwrap_err();
+    let SourceError::BadRecord(r) = &err else { panic!("{err}") };
+    assert_eq!((r.row, r.reason), (0, "empty_row"));
 }

@@ -183,21 +183,27 @@ fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
 #[test]
 fn message_keys_become_a_key_column() {
     let mock = Mock::new("cards", 1);
-    let records: Vec<_> = (0..30)
-        .map(|i| {
+    // First a message whose only JSON feature is null: it names the columns, and is an empty row whatever
+    // its key (the key column is no data to score).
+    let empty: Vec<Record> = vec![(0, Some(b"17".to_vec()), Some(b"{\"amount\": null}".to_vec()))];
+    let records: Vec<_> = empty
+        .into_iter()
+        .chain((0..30).map(|i| {
             let key = match i % 3 {
                 0 => Some(b"17".to_vec()),
                 1 => Some(format!("card-{}", i % 2).into_bytes()),
                 _ => None,
             };
             (0, key, Some(format!("{{\"amount\": {i}}}").into_bytes()))
-        })
+        }))
         .collect();
     produce(&mock.brokers(), "cards", &records);
     let url = mock.url("cards", "key_column=card&max_rows=30");
     let mut src = KafkaSource::open(&url, SourceOptions { label: LabelColumn::None, ..options(8) }).unwrap();
     assert_eq!(src.schema().names(), ["amount", "card"]);
-    let (v, _, _) = collect(&mut src);
+    let (v, _, ids) = collect(&mut src);
+    assert_eq!(ids, (1..31).collect::<Vec<u64>>());
+    assert_eq!(src.skipped().iter().collect::<Vec<_>>(), [("empty_row", 1)]);
     let keys: Vec<f64> = v.chunks(2).map(|r| r[1]).collect();
     assert_eq!(v.chunks(2).map(|r| r[0]).collect::<Vec<_>>(), (0..30).map(f64::from).collect::<Vec<_>>());
     for (i, k) in keys.iter().enumerate() {
@@ -283,17 +289,19 @@ fn bad_messages_are_counted_by_reason_or_stop_with_their_offset() {
         (0, None, Some(b"{\"a\": 1, \"a\": 2, \"label\": 0}".to_vec())), // duplicate_column
         (0, None, Some(b"{\"a\": 1, \"label\": \"\xff\"}".to_vec())), // invalid_utf8
         (0, None, Some(b"{\"a\": [1], \"label\": 0}".to_vec())),   // non_numeric (an array)
-        (0, None, good(10)),
+        (0, None, Some(b"{\"a\": null, \"label\": 1}".to_vec())),  // empty_row
+        (0, None, good(11)),
     ];
     produce(&mock.brokers(), "mixed", &records);
     let mut src = KafkaSource::open(&mock.url("mixed", "group=g&max_rows=2"), options(16)).unwrap();
     let (v, _, ids) = collect(&mut src);
-    assert_eq!((v, ids), (vec![0.0, 10.0], vec![0, 10]));
+    assert_eq!((v, ids), (vec![0.0, 11.0], vec![0, 11]));
     let counts: Vec<(&str, u64)> = src.skipped().iter().collect();
     assert_eq!(
         counts,
         [
             ("duplicate_column", 1),
+            ("empty_row", 1),
             ("extra_column", 1),
             ("invalid_json", 1),
             ("invalid_utf8", 1),

@@ -247,6 +247,7 @@ fn bad_messages_are_counted_by_reason() {
         b"{\"a\": 1, \"b\": 2, \"label\": 1} trailing",
         b"\"text\"",
         b"{\"a\": 1, \"b\": \"\xff\", \"label\": 0}",
+        b"{\"a\": null, \"b\": null, \"label\": 1}",
         b"{\"a\": 3, \"b\": 4, \"label\": 1}",
     ]
     .iter()
@@ -258,12 +259,13 @@ fn bad_messages_are_counted_by_reason() {
     let (v, l, ids) = collect(&mut src);
     assert_eq!(v, [1.0, 2.0, 3.0, 4.0]);
     assert_eq!(l, [0.0, 1.0]);
-    assert_eq!(ids, [3, 11]);
+    assert_eq!(ids, [3, 12]);
     let counts: Vec<(&str, u64)> = src.skipped().iter().collect();
     assert_eq!(
         counts,
         [
             ("duplicate_column", 1),
+            ("empty_row", 1),
             ("extra_column", 1),
             ("invalid_json", 2),
             ("invalid_utf8", 1),
@@ -301,6 +303,19 @@ fn the_fail_policy_names_the_url_without_password_the_entry_and_the_column() {
     assert!(src.next().is_none());
     // Nothing was acknowledged: the rows are delivered again to the next reader.
     assert_eq!(pending(&mut conn, "s", "g"), 3);
+
+    // A message whose features are all null is an empty row, named as such.
+    let ids =
+        xadd(&mut conn, "e", "data", &[b"{\"a\": 1, \"label\": 0}".to_vec(), b"{\"a\": null, \"label\": 1}".to_vec()]);
+    let url_e = format!("redis://:s3cret@127.0.0.1:{}/stream/e?group=g&consumer=c", server.port);
+    let mut src = RedisSource::open(&url_e, options.clone()).unwrap();
+    let err = src.next().unwrap().unwrap_err().to_string();
+    let want = format!(
+        "redis://127.0.0.1:{}/stream/e?group=g&consumer=c: row 1: entry {}: the row is empty: its one feature is \
+         missing (empty, null or NaN), so there is nothing to score (empty_row)",
+        server.port, ids[1]
+    );
+    assert_eq!(err, want);
 
     // A wrong password is a clear error too, and does not show the password.
     let wrong = url.replace("s3cret", "nope");
