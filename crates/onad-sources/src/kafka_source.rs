@@ -51,8 +51,12 @@ const JOIN_GRACE: Duration = Duration::from_secs(30);
 /// the position (their new owner goes on from the group's commits).
 ///
 /// **End.** A topic has no end: the source waits for new messages unless `idle_timeout_ms` or
-/// `max_rows` is given (after a seek, `max_rows` counts from the position's message count). The idle timeout starts once the group has assigned partitions to this consumer
-/// (joining takes a few seconds), or 30 s after opening for a member that gets none.
+/// `max_rows` is given (after a seek, `max_rows` counts from the position's message count). The idle
+/// timeout starts once the group has assigned partitions to this consumer (joining takes a few seconds),
+/// or 30 s after opening for a member that gets none. Opening waits for the first JSON object, which
+/// names the columns; when none arrives within `idle_timeout_ms` (a periodic job finding nothing new),
+/// opening still succeeds with no columns (an empty schema) and no labels, and the source yields no batch
+/// (bad messages read meanwhile are counted and committed), so the run ends with 0 rows.
 ///
 /// **Brokers down.** librdkafka reconnects by itself, and the source waits meanwhile, losing nothing
 /// (offsets are only committed for batches processed). With `give_up_ms`, the source fails with an error

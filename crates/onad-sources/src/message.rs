@@ -85,6 +85,9 @@ pub(crate) struct MessageStream<R: MessageReader> {
     rows: u64,
     skipped: SkipCounts,
     done: bool,
+    /// No JSON object arrived within the idle timeout when opening: there are no columns, and the source
+    /// ends (after acknowledging the bad messages it skipped) without a batch.
+    empty: bool,
 }
 
 impl<R: MessageReader> fmt::Debug for MessageStream<R> {
@@ -100,7 +103,8 @@ impl<R: MessageReader> fmt::Debug for MessageStream<R> {
 
 impl<R: MessageReader> MessageStream<R> {
     /// Waits (within the idle timeout) for the first message that is a JSON object, whose keys name the
-    /// columns; the messages read meanwhile stay buffered, to be delivered by `next`.
+    /// columns; the messages read meanwhile stay buffered, to be delivered by `next`. When none arrives
+    /// within the idle timeout, the stream opens without columns and yields nothing (see `open_empty`).
     pub(crate) fn open(
         name: String,
         reader: R,
@@ -121,8 +125,11 @@ impl<R: MessageReader> MessageStream<R> {
             rows: 0,
             skipped: SkipCounts::default(),
             done: false,
+            empty: false,
         };
         let mut scanned = 0;
+        // The reasons of the bad messages scanned, counted only if no object arrives.
+        let mut reasons = Vec::new();
         let keys = 'found: loop {
             while let Some(m) = s.buffer.get(scanned) {
                 let problem = match &m.payload {
@@ -136,17 +143,12 @@ impl<R: MessageReader> MessageStream<R> {
                     let record = s.bad_record(scanned as u64, m.id.as_ref(), problem);
                     return Err(SourceError::BadRecord(record));
                 }
+                reasons.push(problem.reason);
                 scanned += 1;
             }
             let Some(wait) = s.wait() else {
-                return Err(SourceError::Schema {
-                    source_name: s.name,
-                    message: format!(
-                        "no JSON object arrived within idle_timeout_ms={} ({scanned} bad messages), so there are \
-                         no columns",
-                        s.limits.idle_timeout.unwrap_or_default().as_millis()
-                    ),
-                });
+                s.open_empty(&reasons);
+                return Ok(s);
             };
             let count = s.fetch_count(0);
             s.fetch(count, wait)?;
@@ -174,6 +176,18 @@ impl<R: MessageReader> MessageStream<R> {
             }
         };
         Ok(s)
+    }
+
+    /// Opening found no JSON object within the idle timeout (a periodic job with nothing new): the source
+    /// has no columns and no labels, counts the bad messages it read (their `reasons`; the fail policy
+    /// has stopped at the first), and ends at the first `next_batch`, acknowledging them.
+    fn open_empty(&mut self, reasons: &[&'static str]) {
+        for (m, reason) in std::mem::take(&mut self.buffer).into_iter().zip(reasons) {
+            self.skipped.add(reason);
+            self.reader.handed_out(m.id);
+            self.next_row += 1;
+        }
+        self.empty = true;
     }
 
     pub(crate) fn schema(&self) -> &SchemaRef {
@@ -253,6 +267,9 @@ impl<R: MessageReader> MessageStream<R> {
         if let Err(e) = self.reader.ack() {
             self.done = true;
             return Some(Err(e));
+        }
+        if self.empty {
+            return self.finish();
         }
         let left = self.limits.max_rows.map_or(u64::MAX, |m| m.saturating_sub(self.rows));
         if left == 0 {

@@ -123,13 +123,16 @@ pub fn open(path: &Path, options: SourceOptions) -> Result<Box<dyn Source + Send
 ///   pub/sub channel `NAME`.
 ///
 ///   Both Redis forms take `idle_timeout_ms` (end when no message arrives for this long; default: wait
-///   forever), `max_rows` (end after this many rows) and `give_up_ms` (fail when a lost connection cannot
-///   be re-established for this long; default: keep retrying). `PORT` defaults to 6379.
+///   forever; when no JSON object arrives within it at all, the source opens with no columns, an empty
+///   schema, and yields nothing: a periodic job with nothing new ends with 0 rows instead of failing),
+///   `max_rows` (end after this many rows) and `give_up_ms` (fail when a lost connection cannot be
+///   re-established for this long; default: keep retrying). `PORT` defaults to 6379.
 ///
 /// - `kafka://HOST:PORT[,HOST:PORT...]/TOPIC[?...]`: the Kafka topic `TOPIC`, read through a consumer group
 ///   (see [`KafkaSource`](crate::KafkaSource)). Parameters: `group` (the consumer group; `onad`),
 ///   `key_column` (add each message's key as a last feature column of this name, for `--key`),
-///   `idle_timeout_ms`, `max_rows` (as for Redis), `connect_timeout_ms` (opening fails when the brokers
+///   `idle_timeout_ms` (as for Redis, an empty schema when nothing arrives in time; the wait starts
+///   once the group has assigned partitions), `max_rows` (as for Redis), `connect_timeout_ms` (opening fails when the brokers
 ///   do not describe the topic within this long; 10000), `give_up_ms` (fail once every broker has been
 ///   down this long; default: keep waiting), and any librdkafka setting, recognised by the dot in its
 ///   name (`session.timeout.ms=6000`, `auto.offset.reset=latest`, `fetch.min.bytes=1`).

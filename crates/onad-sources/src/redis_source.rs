@@ -60,7 +60,9 @@ const MAX_DELAY: Duration = Duration::from_secs(5);
 /// **End.** A stream or channel has no end: the source blocks for new messages, unless
 /// `idle_timeout_ms` (end when no message arrives for that long) or `max_rows` (end after that many
 /// rows) is given. Opening waits (within `idle_timeout_ms`) for the first JSON object, which names the
-/// columns.
+/// columns. When none arrives within `idle_timeout_ms` (a periodic job finding nothing new), opening
+/// still succeeds: the source has no columns (an empty schema), no labels, and yields no batch (bad
+/// messages read meanwhile are counted and acknowledged), so the run ends with 0 rows.
 ///
 /// **Bad messages** are skipped and counted by reason, or, under [`BadRowPolicy::Fail`](onad_core::BadRowPolicy::Fail), reported as an
 /// error naming the URL (without its password), the row, the entry id and the column. The reasons are

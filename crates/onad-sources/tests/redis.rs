@@ -166,9 +166,42 @@ fn stream_round_trip_equals_the_jsonl_source() {
         assert_eq!((l, ids), (jl, jids));
     }
 
-    // A second read through the same group finds nothing new, and says so after the idle timeout.
-    let err = RedisSource::open(&url, options(64)).unwrap_err().to_string();
-    assert!(err.contains("no JSON object arrived within idle_timeout_ms=300"), "{err}");
+    // A second read through the same group finds nothing new: after the idle timeout it opens with no
+    // columns and ends with 0 rows (a periodic job with nothing to do), not with an error.
+    let mut again = RedisSource::open(&url, options(64)).unwrap();
+    assert!(again.schema().is_empty());
+    assert!(!again.has_labels());
+    assert!(again.next().is_none());
+    assert_eq!((again.position(), again.skipped().total()), (Position::Row(0), 0));
+}
+
+#[test]
+fn nothing_within_the_idle_timeout_opens_with_no_columns_and_ends_with_zero_rows() {
+    let server = Server::start();
+    // A stream holding only bad messages: they are counted and acknowledged, and no batch comes.
+    let mut conn = server.conn();
+    xadd(&mut conn, "s", "data", &[b"[1]".to_vec(), b"nope".to_vec()]);
+    xadd(&mut conn, "s", "other", &[b"{\"a\": 1}".to_vec()]);
+    let url = server.url("stream/s?group=g&consumer=c&idle_timeout_ms=200");
+    let mut src = open_url(&url, options(10)).unwrap();
+    assert_eq!((src.schema().len(), src.has_labels()), (0, false));
+    assert!(src.next().is_none());
+    assert!(src.next().is_none());
+    let counts: Vec<(&str, u64)> = src.skipped().iter().collect();
+    assert_eq!(counts, [("invalid_json", 1), ("missing_field", 1), ("not_object", 1)]);
+    assert_eq!(Source::position(&*src), Position::Row(3));
+    assert_eq!(pending(&mut conn, "s", "g"), 0);
+    // The fail policy still stops at the first bad message.
+    let fail = SourceOptions { bad_rows: BadRowPolicy::Fail, ..options(10) };
+    xadd(&mut conn, "s", "data", &[b"[2]".to_vec()]);
+    let err = open_url(&url, fail).err().expect("an error").to_string();
+    assert!(err.contains("(not_object)"), "{err}");
+
+    // A stream that does not exist yet, and a silent channel: no columns, no rows.
+    let mut empty = open_url(&server.url("stream/new?group=g&consumer=c&idle_timeout_ms=200"), options(10)).unwrap();
+    assert!(empty.schema().is_empty() && empty.next().is_none() && empty.skipped().total() == 0);
+    let mut silent = open_url(&server.url("channel/quiet?idle_timeout_ms=200"), options(10)).unwrap();
+    assert!(silent.schema().is_empty() && !silent.has_labels() && silent.next().is_none());
 }
 
 #[test]
