@@ -33,6 +33,28 @@ enum Command {
     Models(models::ModelsArgs),
     /// List the built-in and downloadable data sets, or fetch one into the cache.
     Datasets(datasets::DatasetsArgs),
+    /// Work with config files of `onad run --config`.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Check a config file without running it: syntax, keys, values, the model's names and parameters.
+    /// Errors name the line and column.
+    Check {
+        /// The TOML file.
+        file: std::path::PathBuf,
+    },
+}
+
+fn config_check(file: &std::path::Path) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Failure::Usage(anyhow::anyhow!("cannot read config file {}: {e}", file.display())))?;
+    let args = run::parse_config(&text).map_err(|e| Failure::Usage(anyhow::anyhow!("{}: {e}", file.display())))?;
+    run::check_options(&args).map_err(|e| Failure::Usage(e.context(format!("{}", file.display()))))?;
+    println!("{}: ok", file.display());
+    Ok(())
 }
 
 /// A failure and the exit code it maps to.
@@ -49,11 +71,22 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A value a type refused (`--threshold sometimes`): its message already says what is accepted, so
+        // it is printed on one line like every other configuration error.
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::ValueValidation) => {
+            let text = e.render().to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: invalid value"));
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Models(args) => models::list(&args).map_err(Failure::Usage),
         Command::Datasets(args) => datasets::command(args),
+        Command::Config(ConfigCommand::Check { file }) => config_check(&file),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

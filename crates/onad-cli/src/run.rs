@@ -16,6 +16,7 @@ use onad_pipeline::job::{
 use onad_pipeline::sinks::{AlertsOnly, CsvSink, JsonlSink, Target};
 use onad_pipeline::{AnyThreshold, Order};
 use onad_sources::{LabelColumn, NonNumericColumns, SourceOptions};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::Failure;
@@ -27,159 +28,297 @@ pub const DEFAULT_MODEL: &str = "standard_scaler|moving_average";
 /// Parameters of the default model; `key` is set to the first feature of the input.
 pub const DEFAULT_SETS: &[&str] = &["window_size=100"];
 
-/// Options of `onad run`.
-#[derive(Debug, Args)]
+/// Options of `onad run`. The same struct is filled by the command line and by a config file
+/// (`--config job.toml`, keys spelled as the flags: `checkpoint-every = 50000`); a flag given on the
+/// command line overrides the file. Values that are not given take the defaults shown in `--help`.
+#[derive(Debug, Default, Args, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct RunArgs {
-    /// Input: a file (.csv, .tsv, .parquet, .jsonl, .ndjson) or `sqlite://PATH?query=SELECT...` (URL-encoded
-    /// query). Without it, a built-in data set is scored.
-    #[arg(long, short, conflicts_with = "dataset")]
-    input: Option<PathBuf>,
+    /// Read the options from this TOML file (flags given too override it). `onad config check FILE`
+    /// checks one without running it.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
 
-    /// Built-in data set to score (see `onad datasets`).
-    #[arg(long, default_value = "shuttle")]
-    dataset: String,
-
-    /// Model, or a pipeline of transformers ending in a detector: `standard_scaler|moving_average`.
-    /// Default: standard_scaler|moving_average with window_size=100 on the first feature.
+    /// Input: a file (.csv, .tsv, .parquet, .jsonl, .ndjson), `-` for standard input (with --format), or a
+    /// URL: `sqlite://PATH?query=SELECT...`, `redis://HOST:PORT/stream/NAME?...`, `kafka://HOST:PORT/TOPIC?...`.
+    /// Without it, a built-in data set is scored.
     #[arg(long, short)]
-    model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<String>,
+
+    /// The input's format when its name does not tell (standard input, a file without an extension):
+    /// csv, tsv, jsonl or parquet.
+    #[arg(long, value_name = "FORMAT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<String>,
+
+    /// Built-in data set to score (see `onad datasets`) [default: shuttle].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dataset: Option<String>,
+
+    /// Model, or a pipeline of transformers ending in a detector: `standard_scaler|moving_average`. In a
+    /// config file also a table (`[model]`, see docs/guide.md). Default: standard_scaler|moving_average
+    /// with window_size=100 on the first feature.
+    #[arg(long, short, value_parser = parse_model_arg)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<ModelArg>,
 
     /// Set a model parameter (Python onad names): `--set window_size=50`; `stage.name=value` when several
     /// stages have the parameter. Repeatable.
     #[arg(long = "set", value_name = "NAME=VALUE")]
+    #[serde(rename = "set", default, skip_serializing_if = "Vec::is_empty")]
     sets: Vec<String>,
 
     /// Name of the label column (default: the last column).
-    #[arg(long, conflicts_with = "no_label")]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     label_column: Option<String>,
 
     /// The input has no label column: every column is a feature.
     #[arg(long)]
+    #[serde(default, skip_serializing_if = "is_false")]
     no_label: bool,
 
     /// Write every scored row here: `.parquet` as Parquet and `.jsonl`/`.ndjson` as JSON Lines (row,
     /// score, threshold, anomaly, label, key), anything else as CSV (`row,score,anomaly`, then `label`,
     /// `key` when there are); `-` is standard output (CSV). Repeatable.
     #[arg(long, short, value_name = "PATH")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     output: Vec<String>,
 
     /// Write only the flagged rows here (same forms as --output). Repeatable.
     #[arg(long, value_name = "PATH")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     alerts: Vec<String>,
 
     /// Write the run summary as JSON to this file.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     summary_json: Option<PathBuf>,
 
     /// Do not learn rows the model itself flags: `X` (score above X) or `quantile:Q[:WINDOW]` (score above
     /// the Q quantile of the last WINDOW scores, default 1000).
     #[arg(long, value_name = "RULE")]
-    protect: Option<String>,
+    #[serde(default, with = "as_text", skip_serializing_if = "Option::is_none")]
+    protect: Option<onad_models::Protect>,
 
     /// Anomaly threshold: a number (fixed: score > X), `adaptive[:WINDOW[:K]]` (mean + K std of the last
-    /// WINDOW scores), `quantile:Q[:WINDOW]` (above the Q quantile of the last WINDOW scores), or `none`.
-    #[arg(long, default_value = "adaptive:1000:3")]
-    threshold: String,
+    /// WINDOW scores), `quantile:Q[:WINDOW]` (above the Q quantile of the last WINDOW scores), or `none`
+    /// [default: adaptive:1000:3].
+    #[arg(long)]
+    #[serde(default, with = "as_text", skip_serializing_if = "Option::is_none")]
+    threshold: Option<AnyThreshold>,
 
-    /// Score each row before learning it (prequential) or after.
-    #[arg(long, value_enum, default_value_t = OrderArg::ScoreThenLearn)]
-    order: OrderArg,
+    /// Score each row before learning it (prequential) or after [default: score-then-learn].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order: Option<OrderArg>,
 
-    /// What to do with rows that cannot be read as numbers: skip and count them, or stop.
-    #[arg(long, value_enum, default_value_t = BadRowArg::Skip)]
-    on_bad_row: BadRowArg,
+    /// What to do with rows that cannot be read as numbers: skip and count them, or stop [default: skip].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    on_bad_row: Option<BadRowArg>,
 
     /// Read only these input columns as features (comma-separated; the label is read besides).
     /// Parquet decodes only these columns.
     #[arg(long, value_name = "COL,...", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
     columns: Option<Vec<String>>,
 
     /// Leave these input columns out (comma-separated): ids, timestamps, free text.
     #[arg(long, value_name = "COL,...", value_delimiter = ',')]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     exclude: Vec<String>,
 
     /// Columns that do not hold numbers: `reject` (each row with text there is a bad row) or `exclude`
-    /// (left out, judged on the first row when opening).
-    #[arg(long, value_enum, default_value_t = NonNumericArg::Reject)]
-    non_numeric: NonNumericArg,
+    /// (left out, judged on the first row when opening) [default: reject].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    non_numeric: Option<NonNumericArg>,
 
-    /// Directory for crash-safe checkpoints (model, threshold, source position, output length).
+    /// Directory for crash-safe checkpoints (model, threshold, source position, where each output stands).
     #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     checkpoint: Option<PathBuf>,
 
-    /// Write a checkpoint every N rows (at batch boundaries), at the end, and on SIGTERM / Ctrl-C.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
-    checkpoint_every: u64,
+    /// Write a checkpoint every N rows (at batch boundaries), at the end, and on SIGTERM / Ctrl-C
+    /// [default: 100000].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpoint_every: Option<u64>,
 
     /// Also write a checkpoint when this many seconds have passed since the last one.
     #[arg(long, value_name = "SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     checkpoint_seconds: Option<f64>,
 
-    /// Checkpoint generations kept (a corrupt newest one falls back to the previous).
-    #[arg(long, value_name = "K", default_value_t = 3)]
-    checkpoint_keep: usize,
+    /// Checkpoint generations kept (a corrupt newest one falls back to the previous) [default: 3].
+    #[arg(long, value_name = "K")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpoint_keep: Option<usize>,
 
     /// Continue from the newest valid checkpoint in --checkpoint DIR (start fresh when there is none).
-    #[arg(long, requires = "checkpoint")]
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "is_false")]
     resume: bool,
 
     /// Stop when the share of bad rows among the rows read passes this (0.01 = 1 %), judged after 100 rows.
     #[arg(long, value_name = "RATE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_error_rate: Option<f64>,
 
     /// Print progress to stderr every N rows: rows, resident memory and its growth since the start, rate
     /// (the guide's memory monitoring).
     #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     report_every: Option<u64>,
 
     /// Stop (after a final checkpoint, when checkpointing) once resident memory exceeds this many MiB.
     #[arg(long, value_name = "MIB")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     memory_limit_mb: Option<f64>,
 
     /// Entity column: one model per distinct value of this column (which is then not a feature).
     #[arg(long, value_name = "COLUMN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<String>,
 
-    /// Worker threads for per-key models (with --key); the output is the same for any number.
-    #[arg(long, value_name = "N", default_value_t = 1, requires = "key")]
-    workers: usize,
+    /// Worker threads for per-key models (with --key); the output is the same for any number [default: 1].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workers: Option<usize>,
 
     /// Most per-key models kept (least recently used are dropped and counted), with --key.
-    #[arg(long, value_name = "N", requires = "key")]
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_keys: Option<usize>,
 
     /// Skip the overall ROC-AUC / PR-AUC, which keeps every (score, label) pair (16 bytes per labelled row):
     /// for unbounded streams, use --eval-window instead.
     #[arg(long)]
+    #[serde(default, skip_serializing_if = "is_false")]
     no_eval: bool,
 
     /// Also evaluate ROC-AUC / PR-AUC over consecutive windows of N labelled rows (prequential), reported
     /// per window in the JSON summary.
     #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     eval_window: Option<usize>,
 
-    /// Rows per batch read from the source.
-    #[arg(long, default_value_t = 4096)]
-    batch_size: usize,
+    /// Rows per batch read from the source [default: 4096].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch_size: Option<usize>,
 
     /// Print nothing but errors.
     #[arg(long, short)]
+    #[serde(default, skip_serializing_if = "is_false")]
     quiet: bool,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// `--model`: a `|`-separated pipeline as typed, or (config files) a spec table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ModelArg {
+    /// `standard_scaler|moving_average`.
+    Text(String),
+    /// A spec written as a table.
+    Spec(Box<PipelineSpec>),
+}
+
+fn parse_model_arg(text: &str) -> Result<ModelArg, String> {
+    Ok(ModelArg::Text(text.to_owned()))
+}
+
+/// Serde through the text forms of `FromStr` / `Display` (thresholds, protect rules): a config file
+/// writes `threshold = "quantile:0.99"`, exactly as the flag.
+mod as_text {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: Display, S: Serializer>(value: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => s.collect_str(v),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let text = String::deserialize(d)?;
+        text.parse().map(Some).map_err(serde::de::Error::custom)
+    }
+}
+
+impl RunArgs {
+    /// The options of `file` (TOML) with every flag of `self` given on the command line on top.
+    pub fn over_file(self, file: &std::path::Path) -> anyhow::Result<RunArgs> {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("cannot read config file {}", file.display()))?;
+        let from_file = parse_config(&text).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+        let mut merged = serde_json::to_value(&from_file)?;
+        let flags = serde_json::to_value(&self)?;
+        if let (Some(m), serde_json::Value::Object(f)) = (merged.as_object_mut(), flags) {
+            m.extend(f);
+        }
+        let mut args: RunArgs =
+            serde_json::from_value(merged).context("cannot merge the config file with the flags")?;
+        args.config = self.config;
+        Ok(args)
+    }
+}
+
+/// Parses a config file; errors (one line) name the line and column of the mistake and what is wrong there.
+pub fn parse_config(text: &str) -> Result<RunArgs, String> {
+    toml::from_str(text).map_err(|e| {
+        let message = e.message().trim().replace('\n', "; ");
+        match e.span() {
+            Some(span) => {
+                let (line, column) = line_column(text, span.start);
+                let source = text.lines().nth(line - 1).unwrap_or("").trim();
+                format!("line {line}, column {column} ({source}): {message}")
+            }
+            None => message,
+        }
+    })
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum OrderArg {
     ScoreThenLearn,
     LearnThenScore,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum BadRowArg {
     Skip,
     Fail,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum NonNumericArg {
     Reject,
     Exclude,
@@ -251,17 +390,65 @@ struct Shown {
     workers: Option<usize>,
 }
 
-fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Shown)> {
-    let input = match &args.input {
-        Some(p) => Input::File(p.clone()),
-        None => Input::BuiltIn(datasets::find(&args.dataset).ok_or_else(|| {
-            let names: Vec<&str> = datasets::BUILT_IN.iter().map(|d| d.name).collect();
-            anyhow!("unknown data set '{}' (built-in: {})", args.dataset, names.join(", "))
-        })?),
-    };
-    if args.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
+/// Every check that needs no input: the rules between options (checked after a config file is merged in,
+/// so they cannot be clap's), the model's names and parameters, value ranges. `onad config check` runs
+/// just these.
+pub fn check_options(args: &RunArgs) -> anyhow::Result<()> {
+    if args.input.is_some() && args.dataset.is_some() {
+        bail!("--input and --dataset name two inputs: give one");
     }
+    if args.label_column.is_some() && args.no_label {
+        bail!("--label-column and --no-label contradict each other: give one");
+    }
+    if args.key.is_none() && (args.workers.is_some() || args.max_keys.is_some()) {
+        bail!("--workers and --max-keys apply to per-key models: give --key COLUMN too");
+    }
+    if args.resume && args.checkpoint.is_none() {
+        bail!("--resume continues from checkpoints: give --checkpoint DIR too");
+    }
+    if let Some(ModelArg::Text(m)) = &args.model {
+        build_spec(m, &args.sets)?;
+    }
+    if let Some(ModelArg::Spec(_)) = &args.model
+        && !args.sets.is_empty()
+    {
+        bail!("set = [...] changes parameters of a --model text; with a [model] table, write them there");
+    }
+    for (name, value) in [("--batch-size", args.batch_size), ("--workers", args.workers)] {
+        if value == Some(0) {
+            bail!("{name} must be at least 1");
+        }
+    }
+    if args.checkpoint_every == Some(0) {
+        bail!("--checkpoint-every must be at least 1");
+    }
+    if let Some(r) = args.max_error_rate
+        && !(0.0..=1.0).contains(&r)
+    {
+        bail!("--max-error-rate must be between 0 and 1, got {r}");
+    }
+    if let Some(t) = args.checkpoint_seconds
+        && !(t.is_finite() && t >= 0.0)
+    {
+        bail!("--checkpoint-seconds must be a number of seconds, 0 or more (0: after every batch), got {t}");
+    }
+    Ok(())
+}
+
+fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Shown)> {
+    check_options(args)?;
+    let input = match &args.input {
+        Some(p) => Input::File(PathBuf::from(p)),
+        None => {
+            let name = args.dataset.as_deref().unwrap_or("shuttle");
+            Input::BuiltIn(datasets::find(name).ok_or_else(|| {
+                let names: Vec<&str> = datasets::BUILT_IN.iter().map(|d| d.name).collect();
+                anyhow!("unknown data set '{name}' (built-in: {})", names.join(", "))
+            })?)
+        }
+    };
+    let batch_size = args.batch_size.unwrap_or(4096);
+    let workers = args.workers.unwrap_or(1);
     let label = if args.no_label {
         LabelColumn::None
     } else if let Some(name) = &args.label_column {
@@ -272,17 +459,17 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
             Input::File(_) => LabelColumn::Last,
         }
     };
-    let bad_rows = match args.on_bad_row {
+    let bad_rows = match args.on_bad_row.unwrap_or(BadRowArg::Skip) {
         BadRowArg::Skip => BadRowPolicy::Skip,
         BadRowArg::Fail => BadRowPolicy::Fail,
     };
     let options = SourceOptions {
         label,
         bad_rows,
-        batch_size: args.batch_size,
+        batch_size,
         columns: args.columns.clone(),
         exclude: args.exclude.clone(),
-        non_numeric: match args.non_numeric {
+        non_numeric: match args.non_numeric.unwrap_or(NonNumericArg::Reject) {
             NonNumericArg::Reject => NonNumericColumns::Reject,
             NonNumericArg::Exclude => NonNumericColumns::Exclude,
         },
@@ -293,12 +480,10 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
         // The job checks this too; here it is a usage error before anything else is opened.
         onad_pipeline::job::without_column(&schema, k, &input.describe())?;
     }
-    if args.workers == 0 {
-        bail!("--workers must be at least 1");
-    }
 
     let mut spec = match &args.model {
-        Some(m) => build_spec(m, &args.sets)?,
+        Some(ModelArg::Text(m)) => build_spec(m, &args.sets)?,
+        Some(ModelArg::Spec(spec)) => (**spec).clone(),
         None => {
             // The default model reads the first feature (the first that is not the key).
             let first = schema.names().iter().find(|n| Some(n.as_str()) != args.key.as_deref());
@@ -311,24 +496,22 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
         }
     };
     if let Some(rule) = &args.protect {
-        spec.protect = Some(rule.parse().map_err(|e| anyhow!("--protect: {e}"))?);
+        spec.protect = Some(rule.clone());
     }
-    let threshold: AnyThreshold = args.threshold.parse().map_err(|e| anyhow!("--threshold: {e}"))?;
-    let order = match args.order {
+    let threshold = match &args.threshold {
+        Some(t) => t.clone(),
+        None => "adaptive:1000:3".parse().expect("the default threshold parses"),
+    };
+    let order = match args.order.unwrap_or(OrderArg::ScoreThenLearn) {
         OrderArg::ScoreThenLearn => Order::ScoreThenLearn,
         OrderArg::LearnThenScore => Order::LearnThenScore,
     };
-    if let Some(r) = args.max_error_rate
-        && !(0.0..=1.0).contains(&r)
-    {
-        bail!("--max-error-rate must be between 0 and 1, got {r}");
-    }
     let shown = Shown {
         input: input.describe(),
         spec: spec.clone(),
         order,
         threshold: threshold.to_string(),
-        workers: args.key.as_ref().map(|_| args.workers),
+        workers: args.key.as_ref().map(|_| workers),
     };
     let build = {
         let spec = spec.clone();
@@ -347,7 +530,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
             args.max_keys,
         ));
     if let Some(k) = &args.key {
-        job = job.keyed(Keyed { column: k.clone(), workers: args.workers, max_keys: args.max_keys, depth: 4 });
+        job = job.keyed(Keyed { column: k.clone(), workers, max_keys: args.max_keys, depth: 4 });
     }
     if let Some(kill) = Failpoint::from_env() {
         job = job.sink(kill);
@@ -359,15 +542,10 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
         job = job.boxed_sink(Box::new(AlertsOnly::new(sink_for(a)?)));
     }
     if let Some(dir) = &args.checkpoint {
-        if args.checkpoint_every == 0 {
-            bail!("--checkpoint-every must be at least 1");
-        }
-        let mut policy =
-            CheckpointPolicy::new(dir).keep(args.checkpoint_keep).every_rows(args.checkpoint_every).resume(args.resume);
+        let every = args.checkpoint_every.unwrap_or(100_000);
+        let keep = args.checkpoint_keep.unwrap_or(3);
+        let mut policy = CheckpointPolicy::new(dir).keep(keep).every_rows(every).resume(args.resume);
         if let Some(t) = args.checkpoint_seconds {
-            if !(t.is_finite() && t >= 0.0) {
-                bail!("--checkpoint-seconds must be a number of seconds, 0 or more (0: after every batch), got {t}");
-            }
             policy = policy.every(std::time::Duration::from_secs_f64(t));
         }
         job = job.checkpoints(policy);
@@ -474,6 +652,10 @@ impl Sink for Failpoint {
 
 /// Runs `onad run`.
 pub fn run(args: RunArgs) -> Result<(), Failure> {
+    let args = match args.config.clone() {
+        Some(file) => args.over_file(&file).map_err(Failure::Usage)?,
+        None => args,
+    };
     let (job, shown) = setup(&args).map_err(Failure::Usage)?;
     let prepared = job.prepare().map_err(|e| Failure::Usage(e.into()))?;
     for w in prepared.warnings() {

@@ -826,3 +826,85 @@ fn text_columns_are_rejected_or_left_out_on_request() {
     let err = usage_error(&["run", "--input", input, "--exclude", "hots"]);
     assert!(err.contains("column 'hots', which the input lacks"), "{err}");
 }
+
+#[test]
+fn a_config_file_gives_the_same_output_as_the_same_flags_and_flags_override_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = root().join("datasets/shuttle.parquet");
+    let input = input.to_str().unwrap();
+    let flags_out = tmp.path().join("flags.csv");
+    let o = onad(&[
+        "run",
+        "-q",
+        "--input",
+        input,
+        "--model",
+        "standard_scaler|moving_median",
+        "--set",
+        "window_size=5",
+        "--set",
+        "key=f1",
+        "--threshold",
+        "quantile:0.9:50",
+        "--protect",
+        "quantile:0.99:100",
+        "--order",
+        "learn-then-score",
+        "--batch-size",
+        "300",
+        "--output",
+        flags_out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config = tmp.path().join("job.toml");
+    let file_out = tmp.path().join("file.csv");
+    std::fs::write(
+        &config,
+        format!(
+            "input = {input:?}\nmodel = \"standard_scaler|moving_median\"\nset = [\"window_size=5\", \"key=f1\"]\n\
+             threshold = \"quantile:0.9:50\"\nprotect = \"quantile:0.99:100\"\norder = \"learn-then-score\"\n\
+             batch-size = 300\noutput = [{:?}]\nquiet = true\n",
+            file_out.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let o = onad(&["config", "check", config.to_str().unwrap()]);
+    assert!(o.status.success() && stdout(&o).contains(": ok"), "{}", stderr(&o));
+    let o = onad(&["run", "--config", config.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!std::fs::read(&flags_out).unwrap().is_empty());
+    assert_eq!(std::fs::read(&flags_out).unwrap(), std::fs::read(&file_out).unwrap(), "config file != flags");
+
+    // A flag overrides the file's value: another threshold gives another output.
+    let over = tmp.path().join("over.csv");
+    let o =
+        onad(&["run", "--config", config.to_str().unwrap(), "--threshold", "none", "--output", over.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&over).unwrap();
+    assert!(text.lines().skip(1).all(|l| l.split(',').nth(2) == Some("0")), "--threshold none flags nothing");
+    assert!(std::fs::read_to_string(&file_out).unwrap().lines().any(|l| l.split(',').nth(2) == Some("1")));
+}
+
+#[test]
+fn config_errors_name_the_line_column_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let check = |name: &str, text: &str| -> String {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let e = usage_error(&["config", "check", path.to_str().unwrap()]);
+        assert!(e.contains(name), "{e}");
+        e
+    };
+    let e = check("key.toml", "batch-size = 10\nwindw = 3\n");
+    assert!(e.contains("line 2, column 1") && e.contains("windw") && e.contains("batch-size"), "{e}");
+    let e = check("threshold.toml", "quiet = true\nthreshold = \"adaptive:x\"\n");
+    assert!(e.contains("line 2") && e.contains("adaptive:x") && e.contains("quantile:Q"), "{e}");
+    let e = check("type.toml", "batch-size = \"big\"\n");
+    assert!(e.contains("line 1") && e.contains("batch-size"), "{e}");
+    let e = check("syntax.toml", "input = \"a.csv\n");
+    assert!(e.contains("line 1"), "{e}");
+    let e = check("model.toml", "model = \"moving_avg\"\n");
+    assert!(e.contains("unknown model 'moving_avg'"), "{e}");
+    let e = check("rules.toml", "resume = true\n");
+    assert!(e.contains("--checkpoint"), "{e}");
+}
