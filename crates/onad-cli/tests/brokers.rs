@@ -268,4 +268,10 @@ fn a_sigterm_commits_what_was_processed_so_the_group_goes_on_without_duplicates(
     assert!(o.status.success(), "{}", stderr(&o));
     let rest = std::fs::read_to_string(&second).unwrap().lines().count() - 1;
     assert_eq!(done + rest, N, "first run {done} rows, second {rest}");
+    // A periodic job finding nothing new: 0 rows and exit 0, not an error about missing columns.
+    let summary = tmp.path().join("third.json");
+    let o = onad(&["run", "-q", "--input", &url, "--summary-json", summary.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(s["rows"], 0, "{s}");
 }

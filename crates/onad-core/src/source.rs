@@ -38,6 +38,14 @@ pub trait Source: Iterator<Item = Result<Batch, SourceError>> {
     fn commit(&mut self) -> Result<(), SourceError> {
         Ok(())
     }
+
+    /// True when asking for the next batch acknowledges the previous one to the broker (Kafka, Redis
+    /// consumer groups). A caller that keeps batches in flight (per-key runs score on worker threads) must
+    /// then finish every batch it holds before it asks for the next, or a crash could lose rows the
+    /// broker was told were processed.
+    fn acknowledges_on_next(&self) -> bool {
+        false
+    }
 }
 
 /// Where a source stands, so that a restarted run continues from there.

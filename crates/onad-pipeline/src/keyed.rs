@@ -422,9 +422,14 @@ where
         }
 
         let mut seq = 0u64;
+        // A broker source acknowledges a batch when the next is asked for: score everything first.
+        let drain_before_read = source.acknowledges_on_next();
         let result = (|| -> Result<(), PipelineError> {
-            #[allow(clippy::while_let_on_iterator)]
-            while let Some(batch) = source.next() {
+            loop {
+                if drain_before_read {
+                    drain!();
+                }
+                let Some(batch) = source.next() else { break };
                 let batch = batch?;
                 let mut jobs: Vec<Job> =
                     (0..n).map(|_| Job { seq, keys: Vec::new(), rows: Vec::new(), evict: Vec::new() }).collect();

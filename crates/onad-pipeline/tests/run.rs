@@ -248,6 +248,84 @@ mod keyed {
         assert!(ahead <= depth, "the reader ran {ahead} batches ahead of a slow sink (depth {depth})");
     }
 
+    /// A broker-like source: asking for a batch acknowledges the one before. It records, at each request,
+    /// how many rows it had yielded and how many the sink had received by then.
+    #[derive(Debug)]
+    struct Acking {
+        inner: Memory,
+        yielded: usize,
+        emitted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        at_request: Vec<(usize, usize)>,
+    }
+
+    impl Iterator for Acking {
+        type Item = Result<Batch, SourceError>;
+        fn next(&mut self) -> Option<Self::Item> {
+            self.at_request.push((self.yielded, self.emitted.load(std::sync::atomic::Ordering::SeqCst)));
+            let b = self.inner.next();
+            if let Some(Ok(b)) = &b {
+                self.yielded += b.num_rows();
+            }
+            b
+        }
+    }
+
+    impl Source for Acking {
+        fn schema(&self) -> &SchemaRef {
+            self.inner.schema()
+        }
+        fn has_labels(&self) -> bool {
+            false
+        }
+        fn position(&self) -> Position {
+            self.inner.position()
+        }
+        fn skipped(&self) -> &SkipCounts {
+            self.inner.skipped()
+        }
+        fn acknowledges_on_next(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_broker_batch_is_scored_before_the_next_request_acknowledges_it() {
+        let emitted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut src =
+            Acking { inner: keyed_source(3_000, 100), yielded: 0, emitted: emitted.clone(), at_request: Vec::new() };
+        let proto = MovingAverageParams { window_size: Some(5), ..Default::default() }
+            .build(&Schema::shared(["v"]).unwrap())
+            .unwrap();
+        let config = KeyedConfig {
+            key_column: 0,
+            workers: 3,
+            max_keys: None,
+            max_error_rate: None,
+            depth: 4,
+            order: Order::ScoreThenLearn,
+            snapshot_at_end: false,
+        };
+        run_keyed(
+            &mut src,
+            &proto,
+            &mut NoThreshold,
+            &config,
+            Vec::new(),
+            &|_| 0,
+            |s| {
+                emitted.fetch_add(s.scores.len(), std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            },
+            |_| Ok(onad_pipeline::KeyedAction::Continue),
+            |_, _, _| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(src.at_request.len(), 31);
+        for (yielded, emitted) in &src.at_request {
+            assert_eq!(yielded, emitted, "a batch was acknowledged (next batch asked for) before it was scored");
+        }
+    }
+
     #[test]
     fn the_model_cap_evicts_least_recently_used_keys() {
         let (capped, k) = run_with_workers(2, Some(16));

@@ -15,9 +15,11 @@
 //! | `fetch` | [`datasets`] | the data set registry; fetch a set into a cache (HTTP, directory), sha256-verified |
 //! | `fetch-tls` | [`datasets`] | adds `https://` to `fetch` (rustls); not a default feature |
 //!
-//! All but `fetch-tls` are default features. [`open`] picks the connector from the file extension;
-//! [`open_url`] also takes `sqlite://PATH?query=SELECT...` (a database needs a query) and
-//! `redis://HOST:PORT/stream/NAME?group=G&consumer=C` or `redis://HOST:PORT/channel/NAME`. Both give a clear
+//! All but `fetch-tls` are default features. [`open`] picks the connector from the file extension
+//! ([`open_as`] takes the [`Format`] instead, for a file whose extension says nothing); [`open_reader`]
+//! and [`open_stdin`] read a stream (standard input, a decompressor) in a named format; [`open_url`] also
+//! takes `sqlite://PATH?query=SELECT...` (a database needs a query) and
+//! `redis://HOST:PORT/stream/NAME?group=G&consumer=C` or `redis://HOST:PORT/channel/NAME`. All give a clear
 //! error when the connector's feature was not compiled in. [`datasets`] is not a connector: it names the
 //! labelled data sets onad knows and fetches their CSV files into a cache, which the `csv` source reads.
 //!
@@ -79,7 +81,7 @@ mod kafka_source;
 pub use kafka_source::KafkaSource;
 
 mod open;
-pub use open::{Format, open, open_url};
+pub use open::{Format, open, open_as, open_reader, open_stdin, open_url};
 
 #[cfg(feature = "fetch")]
 pub mod datasets;

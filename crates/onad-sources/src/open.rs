@@ -1,37 +1,56 @@
-//! Opens a source by file extension ([`open`]) or by a path or URL ([`open_url`]), with a clear error when
-//! the connector was not compiled in.
+//! Opens a source by file extension ([`open`]), by an explicit format ([`open_as`]), from any reader or
+//! standard input ([`open_reader`], [`open_stdin`]), or by a path or URL ([`open_url`]), with a clear error
+//! when the connector was not compiled in.
 
+use std::fmt;
+use std::io::Read;
 use std::path::Path;
+use std::str::FromStr;
 
-use onad_core::{Source, SourceError};
+use onad_core::{Batch, Position, SchemaRef, SkipCounts, Source, SourceError};
 
 use crate::options::SourceOptions;
 
-/// The file formats `open` knows.
+/// The input formats: those [`open`] recognises by extension, and those [`open_as`], [`open_reader`] and
+/// [`open_stdin`] take by name.
+///
+/// ```
+/// use onad_sources::Format;
+/// assert_eq!("ndjson".parse::<Format>().unwrap(), Format::Jsonl);
+/// assert_eq!(Format::Tsv.to_string(), "tsv");
+/// assert!("xlsx".parse::<Format>().unwrap_err().to_string().contains("csv, tsv, jsonl, ndjson, parquet"));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// `.csv`, `.tsv` (tab-delimited), `.txt`.
+    /// Comma-separated values: `.csv`, `.txt`.
     Csv,
+    /// Tab-separated values: `.tsv`.
+    Tsv,
     /// `.parquet`, `.pq`.
     Parquet,
     /// `.jsonl`, `.ndjson` (JSON Lines).
     Jsonl,
-    /// `.db`, `.sqlite`, `.sqlite3`: a SQLite database, which needs a query (see [`open_url`]).
+    /// `.db`, `.sqlite`, `.sqlite3`: a SQLite database, which needs a query (see [`open_url`]); not a
+    /// format a stream can be read in, so [`FromStr`] does not accept it.
     Sqlite,
 }
+
+/// The names [`Format`]'s [`FromStr`] accepts.
+const FORMAT_NAMES: &str = "csv, tsv, jsonl, ndjson, parquet";
 
 impl Format {
     /// Guesses the format from a path's extension.
     pub fn from_path(path: &Path) -> Result<Format, SourceError> {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         match ext.as_str() {
-            "csv" | "tsv" | "txt" => Ok(Format::Csv),
+            "csv" | "txt" => Ok(Format::Csv),
+            "tsv" => Ok(Format::Tsv),
             "parquet" | "pq" => Ok(Format::Parquet),
             "jsonl" | "ndjson" => Ok(Format::Jsonl),
             "db" | "sqlite" | "sqlite3" => Ok(Format::Sqlite),
             _ => Err(SourceError::Unsupported(format!(
                 "{}: unknown file type '{ext}' (expected .csv, .tsv, .parquet, .jsonl, .ndjson, or a SQLite \
-                 database .db, .sqlite, .sqlite3)",
+                 database .db, .sqlite, .sqlite3; or name the format: {FORMAT_NAMES})",
                 path.display()
             ))),
         }
@@ -40,11 +59,44 @@ impl Format {
     /// The connector (and cargo feature) that reads this format.
     pub fn connector(self) -> &'static str {
         match self {
-            Format::Csv => "csv",
+            Format::Csv | Format::Tsv => "csv",
             Format::Parquet => "parquet",
             Format::Jsonl => "jsonl",
             Format::Sqlite => "sqlite",
         }
+    }
+}
+
+impl FromStr for Format {
+    type Err = SourceError;
+
+    /// `csv`, `tsv`, `jsonl` or `ndjson` (the same), `parquet`; letter case and surrounding spaces are
+    /// ignored.
+    fn from_str(text: &str) -> Result<Format, SourceError> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "csv" => Ok(Format::Csv),
+            "tsv" => Ok(Format::Tsv),
+            "jsonl" | "ndjson" => Ok(Format::Jsonl),
+            "parquet" => Ok(Format::Parquet),
+            "sqlite" => Err(SourceError::Unsupported(format!(
+                "a SQLite database is not a stream format: open it as sqlite://PATH?query=SELECT... (formats: \
+                 {FORMAT_NAMES})"
+            ))),
+            other => Err(SourceError::Unsupported(format!("unknown format '{other}' (accepted: {FORMAT_NAMES})"))),
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    /// The format's name: `csv`, `tsv`, `jsonl`, `parquet`, `sqlite`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Csv => "csv",
+            Format::Tsv => "tsv",
+            Format::Parquet => "parquet",
+            Format::Jsonl => "jsonl",
+            Format::Sqlite => "sqlite",
+        })
     }
 }
 
@@ -53,7 +105,8 @@ fn not_compiled(format: Format) -> SourceError {
     SourceError::NotCompiled { connector: format.connector().into(), feature: format.connector().into() }
 }
 
-/// Opens a file as a source, choosing the connector from its extension. A SQLite database needs a query,
+/// Opens a file as a source, choosing the connector from its extension (see [`Format::from_path`]; a
+/// file whose extension is missing or unknown opens with [`open_as`]). A SQLite database needs a query,
 /// so for one this points to [`open_url`].
 pub fn open(path: &Path, options: SourceOptions) -> Result<Box<dyn Source + Send>, SourceError> {
     if !path.exists() {
@@ -62,35 +115,24 @@ pub fn open(path: &Path, options: SourceOptions) -> Result<Box<dyn Source + Send
             error: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         });
     }
-    let format = Format::from_path(path)?;
+    open_as(path, Format::from_path(path)?, options)
+}
+
+/// Opens a file as a source in the given format, whatever its extension (`data.log` read as CSV, a
+/// `.txt` of tab-separated values).
+pub fn open_as(path: &Path, format: Format, options: SourceOptions) -> Result<Box<dyn Source + Send>, SourceError> {
     match format {
         #[cfg(feature = "csv")]
-        Format::Csv => {
-            let tsv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
-            let csv_options =
-                crate::CsvOptions { base: options, delimiter: if tsv { b'\t' } else { b',' }, ..Default::default() };
+        Format::Csv | Format::Tsv => {
+            let delimiter = if format == Format::Tsv { b'\t' } else { b',' };
+            let csv_options = crate::CsvOptions { base: options, delimiter, ..Default::default() };
             Ok(Box::new(crate::CsvSource::open(path, csv_options)?))
-        }
-        #[cfg(not(feature = "csv"))]
-        Format::Csv => {
-            let _ = options;
-            Err(not_compiled(format))
         }
         #[cfg(feature = "parquet")]
         Format::Parquet => Ok(Box::new(crate::ParquetSource::open(path, options)?)),
-        #[cfg(not(feature = "parquet"))]
-        Format::Parquet => {
-            let _ = options;
-            Err(not_compiled(format))
-        }
         #[cfg(feature = "jsonl")]
         Format::Jsonl => {
             Ok(Box::new(crate::JsonlSource::open(path, crate::JsonlOptions { base: options, ..Default::default() })?))
-        }
-        #[cfg(not(feature = "jsonl"))]
-        Format::Jsonl => {
-            let _ = options;
-            Err(not_compiled(format))
         }
         #[cfg(feature = "sqlite")]
         Format::Sqlite => {
@@ -101,11 +143,145 @@ pub fn open(path: &Path, options: SourceOptions) -> Result<Box<dyn Source + Send
                 path.display()
             )))
         }
-        #[cfg(not(feature = "sqlite"))]
-        Format::Sqlite => {
-            let _ = options;
+        #[allow(unreachable_patterns)]
+        _ => {
+            let _ = (path, options);
             Err(not_compiled(format))
         }
+    }
+}
+
+/// Opens a stream of bytes as a source in the given format; `name` stands for the source in every
+/// message (where a file source gives its path). CSV, TSV and JSON Lines are read as they arrive, a
+/// bounded buffer at a time. Parquet needs random access (its footer is at the end), so the reader is
+/// read to its end into memory first, and then decoded from there (as [`ParquetSource::from_bytes`]
+/// does): a Parquet stream costs its size in memory. SQLite cannot be read from a stream.
+///
+/// A stream is read once: a source opened here cannot be resumed ([`Source::seek`] to anything but
+/// the start is an error), since what a later run reads is new input, not the rest of this one.
+///
+/// [`ParquetSource::from_bytes`]: crate::ParquetSource::from_bytes
+pub fn open_reader(
+    reader: Box<dyn Read + Send>,
+    name: &str,
+    format: Format,
+    options: SourceOptions,
+) -> Result<Box<dyn Source + Send>, SourceError> {
+    let inner = stream_source(reader, name, format, options)?;
+    Ok(Box::new(StreamSource { inner, what: format!("{name} (a stream)") }))
+}
+
+/// Opens standard input as a source in the given format, named `stdin` in messages (see [`open_reader`]:
+/// Parquet is read into memory first). Standard input cannot be resumed: a seek past the start is an
+/// error saying so.
+pub fn open_stdin(format: Format, options: SourceOptions) -> Result<Box<dyn Source + Send>, SourceError> {
+    stdin_source(Box::new(std::io::stdin()), format, options)
+}
+
+/// [`open_stdin`] over any reader standing for standard input.
+fn stdin_source(
+    reader: Box<dyn Read + Send>,
+    format: Format,
+    options: SourceOptions,
+) -> Result<Box<dyn Source + Send>, SourceError> {
+    let inner = stream_source(reader, "stdin", format, options)?;
+    Ok(Box::new(StreamSource { inner, what: "standard input".into() }))
+}
+
+/// The connector's source over a stream.
+fn stream_source(
+    reader: Box<dyn Read + Send>,
+    name: &str,
+    format: Format,
+    options: SourceOptions,
+) -> Result<Box<dyn Source + Send>, SourceError> {
+    match format {
+        #[cfg(feature = "csv")]
+        Format::Csv | Format::Tsv => {
+            let delimiter = if format == Format::Tsv { b'\t' } else { b',' };
+            let csv_options = crate::CsvOptions { base: options, delimiter, ..Default::default() };
+            Ok(Box::new(crate::CsvSource::from_reader(name, reader, csv_options)?))
+        }
+        #[cfg(feature = "parquet")]
+        Format::Parquet => {
+            let mut reader = reader;
+            let mut bytes = Vec::new();
+            reader.read_to_end(&mut bytes).map_err(|error| SourceError::Io { source_name: name.to_owned(), error })?;
+            Ok(Box::new(crate::ParquetSource::from_bytes(name, bytes.into(), options)?))
+        }
+        #[cfg(feature = "jsonl")]
+        Format::Jsonl => {
+            let jsonl_options = crate::JsonlOptions { base: options, ..Default::default() };
+            Ok(Box::new(crate::JsonlSource::from_reader(name, reader, jsonl_options)?))
+        }
+        Format::Sqlite => {
+            let _ = (reader, options);
+            Err(SourceError::Unsupported(format!(
+                "{name}: a SQLite database cannot be read from a stream: open its file as \
+                 sqlite://PATH?query=SELECT..."
+            )))
+        }
+        #[allow(unreachable_patterns)]
+        _ => {
+            let _ = (reader, name, options);
+            Err(not_compiled(format))
+        }
+    }
+}
+
+/// A source read from a stream: the connector's source, which cannot seek past the start.
+struct StreamSource {
+    inner: Box<dyn Source + Send>,
+    /// What the stream is, in the seek error (`standard input`).
+    what: String,
+}
+
+impl fmt::Debug for StreamSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamSource").field("what", &self.what).finish_non_exhaustive()
+    }
+}
+
+impl Iterator for StreamSource {
+    type Item = Result<Batch, SourceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next()
+    }
+}
+
+impl Source for StreamSource {
+    fn schema(&self) -> &SchemaRef {
+        self.inner.schema()
+    }
+
+    fn has_labels(&self) -> bool {
+        self.inner.has_labels()
+    }
+
+    fn position(&self) -> Position {
+        Source::position(&*self.inner)
+    }
+
+    fn skipped(&self) -> &SkipCounts {
+        self.inner.skipped()
+    }
+
+    /// Only to the start, before anything was read.
+    fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
+        let at_start = |p: &Position| matches!(p, Position::Start | Position::Row(0));
+        if at_start(position) && at_start(&Source::position(&*self.inner)) {
+            return Ok(());
+        }
+        Err(SourceError::Unsupported(format!(
+            "{} cannot be resumed; it is read once, and what a later run reads there is new input, not the rest \
+             of this one (cannot seek to {position}): to resume, read the input from a file",
+            self.what
+        )))
+    }
+
+    fn commit(&mut self) -> Result<(), SourceError> {
+        self.inner.commit()
     }
 }
 
@@ -604,10 +780,25 @@ mod tests {
         assert!(err.contains("unknown source scheme 'amqp://'"), "{err}");
     }
 
+    #[cfg(feature = "jsonl")]
+    #[test]
+    fn standard_input_is_named_stdin_and_cannot_be_resumed() {
+        let text = b"{\"a\": 1, \"label\": 0}\n{\"a\": \"x\", \"label\": 0}\n".to_vec();
+        let options = SourceOptions { bad_rows: onad_core::BadRowPolicy::Fail, ..Default::default() };
+        let mut s = stdin_source(Box::new(std::io::Cursor::new(text)), Format::Jsonl, options).unwrap();
+        let err = s.seek(&Position::Row(1)).unwrap_err().to_string();
+        assert!(err.starts_with("standard input cannot be resumed; "), "{err}");
+        assert!(err.contains("to resume, read the input from a file"), "{err}");
+        let err = s.next().unwrap().unwrap_err().to_string();
+        assert!(err.starts_with("stdin: row 1, column 'a'"), "{err}");
+    }
+
     #[test]
     fn formats_by_extension() {
         for (p, f) in [
             ("a.CSV", Format::Csv),
+            ("a.tsv", Format::Tsv),
+            ("a.txt", Format::Csv),
             ("a.pq", Format::Parquet),
             ("a.jsonl", Format::Jsonl),
             ("a.ndjson", Format::Jsonl),

@@ -693,6 +693,10 @@ impl Source for RedisSource {
     }
 
     /// Acknowledges every message delivered so far (the caller has processed them).
+    fn acknowledges_on_next(&self) -> bool {
+        true
+    }
+
     fn commit(&mut self) -> Result<(), SourceError> {
         self.0.reader.flush()
     }
