@@ -577,6 +577,37 @@ fn per_key_models_give_identical_output_for_1_2_and_4_workers() {
         "null_model",
     ]);
     assert!(capped["keyed_models"]["evicted"].as_u64().unwrap() > 10_000, "{capped}");
+    // Learn protection counts over every per-key model: the rows scored above the rule were not learned.
+    for workers in ["1", "3"] {
+        let out = tmp.path().join(format!("protected-{workers}.csv"));
+        let s = summary(&[
+            "run",
+            "--input",
+            input.to_str().unwrap(),
+            "--key",
+            "host",
+            "--workers",
+            workers,
+            "--model",
+            "moving_average",
+            "--set",
+            "window_size=20",
+            "--set",
+            "key=latency",
+            "--protect",
+            "1.5",
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        let above = std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .filter(|l| l.split(',').nth(1).unwrap().parse::<f64>().unwrap() > 1.5)
+            .count() as u64;
+        assert!(above > 10, "{above}");
+        assert_eq!(s["protected_rows"].as_u64(), Some(above), "{workers} workers: {s}");
+    }
     let e = usage_error(&["run", "--input", input.to_str().unwrap(), "--key", "nope"]);
     assert!(e.contains("key column 'nope' not found"), "{e}");
 }
