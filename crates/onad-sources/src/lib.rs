@@ -83,6 +83,17 @@ pub use kafka_source::KafkaSource;
 mod open;
 pub use open::{Format, open, open_as, open_reader, open_stdin, open_url};
 
+#[cfg(feature = "kafka")]
+mod kafka_sink;
+#[cfg(feature = "kafka")]
+pub use kafka_sink::KafkaSink;
+#[cfg(feature = "redis")]
+mod redis_sink;
+#[cfg(feature = "redis")]
+pub use redis_sink::RedisStreamSink;
+mod sink_url;
+pub use sink_url::{NotCompiled, open_sink_url, sink_url_connector};
+
 #[cfg(feature = "fetch")]
 pub mod datasets;
 
