@@ -6,13 +6,37 @@ use crate::error::CoreError;
 use crate::schema::{Schema, SchemaRef};
 
 /// A block of rows sharing one schema: row-major values, optional labels, and the input row id of each
-/// row (ids stay stable when a source skips bad rows, so outputs can be joined back to the input).
+/// row (ids stay stable when a source skips bad rows, so outputs can be joined back to the input). Rows
+/// read from a partitioned log also carry where each came from ([`Origins`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     schema: SchemaRef,
     values: Vec<f64>,
     labels: Option<Vec<f64>>,
     row_ids: Vec<u64>,
+    origins: Option<Origins>,
+}
+
+/// Where each row of a batch sits in a partitioned log (a Kafka topic): the topic and, per row, the
+/// partition and offset of its message. Outputs carry it so a consumer can drop repeats after a resume
+/// by the input message's own id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origins {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// (partition, offset) of each row, in row order.
+    pub at: Vec<(i32, i64)>,
+}
+
+/// One row's place in a partitioned log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// The partition.
+    pub partition: i32,
+    /// The message offset in the partition.
+    pub offset: i64,
 }
 
 impl Batch {
@@ -32,7 +56,26 @@ impl Batch {
         {
             return Err(CoreError::BatchColumn { what: "labels", rows, len: labels.len() });
         }
-        Ok(Batch { schema, values, labels, row_ids })
+        Ok(Batch { schema, values, labels, row_ids, origins: None })
+    }
+
+    /// Attaches where each row came from; `origins.at` must have one entry per row.
+    pub fn with_origins(mut self, origins: Origins) -> Result<Self, CoreError> {
+        if origins.at.len() != self.num_rows() {
+            return Err(CoreError::BatchColumn { what: "origins", rows: self.num_rows(), len: origins.at.len() });
+        }
+        self.origins = Some(origins);
+        Ok(self)
+    }
+
+    /// Where the rows came from, for rows read from a partitioned log.
+    pub fn origins(&self) -> Option<&Origins> {
+        self.origins.as_ref()
+    }
+
+    /// Where row `i` came from, for rows read from a partitioned log.
+    pub fn origin(&self, i: usize) -> Option<Origin<'_>> {
+        self.origins.as_ref().map(|o| Origin { topic: &o.topic, partition: o.at[i].0, offset: o.at[i].1 })
     }
 
     /// A batch of consecutive rows numbered from `first_row_id`.
@@ -95,7 +138,7 @@ impl Batch {
         &self.row_ids
     }
 
-    /// Takes the buffers apart: values, labels and row ids.
+    /// Takes the buffers apart: values, labels and row ids (origins are dropped).
     pub fn into_parts(self) -> (SchemaRef, Vec<f64>, Option<Vec<f64>>, Vec<u64>) {
         (self.schema, self.values, self.labels, self.row_ids)
     }

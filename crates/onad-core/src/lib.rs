@@ -46,7 +46,7 @@ mod schema;
 mod sink;
 mod source;
 
-pub use batch::{Batch, Row};
+pub use batch::{Batch, Origin, Origins, Row};
 pub use detector::{Detector, Transformer};
 pub use error::{CoreError, ParamError};
 pub use params::{DetectorParams, ParamDoc, TransformerParams};

@@ -68,6 +68,11 @@ impl<'a> Scored<'a> {
         }
     }
 
+    /// Where row `i` came from, when the input is a partitioned log (Kafka).
+    pub fn origin(&self, i: usize) -> Option<crate::batch::Origin<'a>> {
+        self.batch.origin(i)
+    }
+
     /// Every row, in input order.
     pub fn rows(&self) -> impl ExactSizeIterator<Item = ScoredRow> + '_ {
         (0..self.len()).map(|i| self.row(i))

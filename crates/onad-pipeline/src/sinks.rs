@@ -60,42 +60,78 @@ impl std::fmt::Debug for Bytes {
 }
 
 /// On Linux, standard output redirected to a regular file can be reopened by path: that gives a handle
-/// that can be fsynced and cut back, without unsafe code.
+/// that can be fsynced and cut back, without unsafe code. The bytes themselves still go through file
+/// descriptor 1, so they land where the shell's redirection puts them and interleave correctly with
+/// anything else printed there.
 const STDOUT_PATH: &str = "/proc/self/fd/1";
+
+/// Standard output's current offset and whether it appends (`>>`), from `/proc/self/fdinfo/1`.
+fn stdout_mode() -> Option<(u64, bool)> {
+    let info = std::fs::read_to_string("/proc/self/fdinfo/1").ok()?;
+    let field = |name: &str| info.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+    let pos = field("pos:")?.parse().ok()?;
+    let flags = u32::from_str_radix(field("flags:")?, 8).ok()?;
+    const O_APPEND: u32 = 0o2000;
+    Some((pos, flags & O_APPEND != 0))
+}
 
 fn stdout_is_regular_file() -> bool {
     cfg!(target_os = "linux") && std::fs::metadata(STDOUT_PATH).is_ok_and(|m| m.is_file())
 }
 
-/// Opens `path` for writing at `resume` (cut back to it) or, fresh, at its end (`append`) or empty.
-fn open_at(path: &Path, resume: Option<u64>, append: bool, what: &str) -> Result<(File, u64), String> {
-    let f = OpenOptions::new()
-        .write(true)
-        .create(resume.is_none())
-        .truncate(resume.is_none() && !append)
-        .open(path)
-        .map_err(|e| match (resume, e.kind()) {
-            (Some(len), std::io::ErrorKind::NotFound) => format!(
-                "the checkpoint expects {what} to exist with at least {len} bytes (the output of the run being \
+/// Opens `path` for writing at `resume` (cut back to it) or fresh (emptied).
+fn open_at(path: &Path, resume: Option<u64>, what: &str) -> Result<(File, u64), String> {
+    let f =
+        OpenOptions::new().write(true).create(resume.is_none()).truncate(resume.is_none()).open(path).map_err(|e| {
+            match (resume, e.kind()) {
+                (Some(len), std::io::ErrorKind::NotFound) => format!(
+                    "the checkpoint expects {what} to exist with at least {len} bytes (the output of the run being \
                  resumed), but it does not exist: restore it, or remove the checkpoints to start over"
-            ),
-            _ => e.to_string(),
+                ),
+                _ => e.to_string(),
+            }
         })?;
-    let actual = f.metadata().map_err(|e| e.to_string())?.len();
     let at = match resume {
-        Some(len) if actual < len => {
-            return Err(format!(
-                "the checkpoint covers {len} bytes of {what}, but it has {actual}: it was changed or replaced since{}",
-                if what == "standard output" { " (when resuming, redirect with >>, not >)" } else { "" }
-            ));
-        }
-        Some(len) => {
-            f.set_len(len).map_err(|e| e.to_string())?;
-            len
-        }
-        None => actual,
+        Some(len) => cut_back(&f, len, what)?,
+        None => 0,
     };
     Ok((f, at))
+}
+
+/// Cuts a file back to the length a checkpoint recorded; refuses a file shorter than that.
+fn cut_back(f: &File, len: u64, what: &str) -> Result<u64, String> {
+    let actual = f.metadata().map_err(|e| e.to_string())?.len();
+    if actual < len {
+        return Err(format!(
+            "the checkpoint covers {len} bytes of {what}, but it has {actual}: it was changed or replaced since{}",
+            if what == "standard output" { " (when resuming, redirect with >>, not >)" } else { "" }
+        ));
+    }
+    f.set_len(len).map_err(|e| e.to_string())?;
+    Ok(len)
+}
+
+/// Standard output redirected to a regular file: a handle for fsync and cutting back, and where the
+/// next byte written to file descriptor 1 lands.
+fn open_stdout_file(resume: Option<u64>, what: &str) -> Result<(File, u64), String> {
+    let f = OpenOptions::new().write(true).open(STDOUT_PATH).map_err(|e| e.to_string())?;
+    let (pos, append) = stdout_mode().ok_or("cannot read how standard output is opened (/proc/self/fdinfo/1)")?;
+    match resume {
+        Some(len) => {
+            cut_back(&f, len, what)?;
+            if !append && pos != len {
+                return Err(format!(
+                    "the checkpoint covers {len} bytes of standard output, but it is not opened for appending \
+                     (resume with >> FILE, not > FILE)"
+                ));
+            }
+            Ok((f, len))
+        }
+        None => {
+            let end = f.metadata().map_err(|e| e.to_string())?.len();
+            Ok((f, if append { end } else { pos }))
+        }
+    }
 }
 
 impl Bytes {
@@ -112,20 +148,20 @@ impl Bytes {
             }
         };
         let resume_err = |message: String| SinkError::Resume { target: what.clone(), message };
-        let (file, len) = match target {
-            Target::File(p) => open_at(p, recorded, false, &what).map_err(resume_err)?,
+        let (writer, file, len): (Box<dyn Write + Send>, _, _) = match target {
+            Target::File(p) => {
+                let (file, len) = open_at(p, recorded, &what).map_err(resume_err)?;
+                let mut handle = file.try_clone().map_err(|e| SinkError::io(what.clone(), e))?;
+                handle.seek(SeekFrom::Start(len)).map_err(|e| SinkError::io(what.clone(), e))?;
+                (Box::new(handle), Some(file), len)
+            }
             Target::Stdout if stdout_is_regular_file() => {
-                open_at(Path::new(STDOUT_PATH), recorded, true, &what).map_err(resume_err)?
+                let (file, len) = open_stdout_file(recorded, &what).map_err(resume_err)?;
+                (Box::new(std::io::stdout()), Some(file), len)
             }
-            Target::Stdout => {
-                let writer: Box<dyn Write + Send> = Box::new(std::io::stdout());
-                return Ok(Bytes { writer: BufWriter::with_capacity(1 << 16, writer), file: None, len: 0 });
-            }
+            Target::Stdout => (Box::new(std::io::stdout()), None, 0),
         };
-        let mut handle = file.try_clone().map_err(|e| SinkError::io(what.clone(), e))?;
-        handle.seek(SeekFrom::Start(len)).map_err(|e| SinkError::io(what.clone(), e))?;
-        let writer: Box<dyn Write + Send> = Box::new(handle);
-        Ok(Bytes { writer: BufWriter::with_capacity(1 << 16, writer), file: Some(file), len })
+        Ok(Bytes { writer: BufWriter::with_capacity(1 << 16, writer), file, len })
     }
 
     fn write(&mut self, s: &str) -> std::io::Result<()> {
@@ -255,8 +291,9 @@ impl Sink for CsvSink {
 }
 
 /// One JSON object per row: `{"row":12,"score":0.41,"threshold":0.9,"anomaly":false}`, with `"label"`
-/// when the input has labels and `"key"` in per-key runs. A threshold that is not finite (no threshold,
-/// or one still warming up) is `null`.
+/// when the input has labels, `"key"` in per-key runs and `"origin":{"topic":..,"partition":..,"offset":..}`
+/// for rows read from Kafka. A threshold that is not finite (no threshold, or one still warming up) is
+/// `null`.
 #[derive(Debug)]
 pub struct JsonlSink {
     lines: Lines,
@@ -269,12 +306,30 @@ impl JsonlSink {
     }
 }
 
+/// A JSON number in Rust's shortest round-trip form (`0.5`, `3.0`, `1.7976931348623157e308`); not finite:
+/// `null`.
 fn push_number(l: &mut String, v: f64) {
     if v.is_finite() {
-        let _ = write!(l, "{v}");
+        let _ = write!(l, "{v:?}");
     } else {
         l.push_str("null");
     }
+}
+
+/// A JSON string literal: quotes, backslashes and control characters escaped.
+fn push_json_string(l: &mut String, s: &str) {
+    l.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => l.push_str("\\\""),
+            '\\' => l.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(l, "\\u{:04x}", c as u32);
+            }
+            c => l.push(c),
+        }
+    }
+    l.push('"');
 }
 
 impl Sink for JsonlSink {
@@ -283,7 +338,7 @@ impl Sink for JsonlSink {
     }
 
     fn write(&mut self, scored: &Scored<'_>) -> Result<(), SinkError> {
-        for r in scored.rows() {
+        for (i, r) in scored.rows().enumerate() {
             let l = &mut self.lines.line;
             l.clear();
             let _ = write!(l, "{{\"row\":{},\"score\":", r.id);
@@ -298,6 +353,11 @@ impl Sink for JsonlSink {
             if let Some(key) = r.key {
                 l.push_str(",\"key\":");
                 push_number(l, key);
+            }
+            if let Some(o) = scored.origin(i) {
+                l.push_str(",\"origin\":{\"topic\":");
+                push_json_string(l, o.topic);
+                let _ = write!(l, ",\"partition\":{},\"offset\":{}}}", o.partition, o.offset);
             }
             l.push_str("}\n");
             self.lines.write_line()?;
@@ -371,13 +431,18 @@ impl<S: Sink> Sink for AlertsOnly<S> {
             }
         }
         let n = ids.len();
-        let flagged = Batch::try_new(
+        let bad = |e: onad_core::CoreError| SinkError::io(self.inner.describe(), std::io::Error::other(e.to_string()));
+        let mut flagged = Batch::try_new(
             batch.schema().clone(),
             std::mem::take(values),
             batch.labels().map(|_| std::mem::take(labels)),
             std::mem::take(ids),
         )
-        .map_err(|e| SinkError::io(self.inner.describe(), std::io::Error::other(e.to_string())))?;
+        .map_err(bad)?;
+        if let Some(o) = batch.origins() {
+            let at = scored.flags.iter().zip(&o.at).filter(|(f, _)| **f).map(|(_, a)| *a).collect();
+            flagged = flagged.with_origins(onad_core::Origins { topic: o.topic.clone(), at }).map_err(bad)?;
+        }
         let flags = vec![true; n];
         let result = self.inner.write(&Scored {
             batch: &flagged,
@@ -405,5 +470,76 @@ impl<S: Sink> Sink for AlertsOnly<S> {
 
     fn describe(&self) -> String {
         format!("{} (alerts only)", self.inner.describe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use onad_core::{Origins, Schema};
+
+    fn scored_batch() -> (Batch, Vec<f64>, Vec<bool>, Vec<f64>) {
+        let schema = Schema::shared(["v"]).unwrap();
+        let b = Batch::try_new(schema, vec![1.0, 2.0, 3.0], Some(vec![0.0, 1.0, 0.0]), vec![7, 8, 9])
+            .unwrap()
+            .with_origins(Origins { topic: "in\"put".into(), at: vec![(0, 10), (1, 4), (0, 11)] })
+            .unwrap();
+        (b, vec![0.5, 3.0, f64::MAX], vec![false, true, true], vec![1.0, 1.0, f64::INFINITY])
+    }
+
+    #[test]
+    fn alerts_keep_the_fields_and_origins_of_the_flagged_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.jsonl");
+        let mut sink = AlertsOnly::new(JsonlSink::new(Target::File(path.clone())));
+        sink.open(&SinkLayout { labels: true, key: None }, None).unwrap();
+        let (b, scores, flags, thresholds) = scored_batch();
+        sink.write(&Scored { batch: &b, scores: &scores, flags: &flags, thresholds: &thresholds, keys: None }).unwrap();
+        assert_eq!(sink.sync().unwrap(), SinkPosition::Bytes(std::fs::metadata(&path).unwrap().len()));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                r#"{"row":8,"score":3.0,"threshold":1.0,"anomaly":true,"label":1.0,"origin":{"topic":"in\"put","partition":1,"offset":4}}"#,
+                r#"{"row":9,"score":1.7976931348623157e308,"threshold":null,"anomaly":true,"label":0.0,"origin":{"topic":"in\"put","partition":0,"offset":11}}"#,
+            ]
+        );
+        for l in lines {
+            serde_json::from_str::<serde_json::Value>(l).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_resume_cuts_a_line_sink_back_and_a_missing_or_shorter_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scores.csv");
+        let layout = SinkLayout { labels: true, key: None };
+        let (b, scores, flags, thresholds) = scored_batch();
+        let scored = Scored { batch: &b, scores: &scores, flags: &flags, thresholds: &thresholds, keys: None };
+        let mut sink = CsvSink::new(Target::File(path.clone()));
+        sink.open(&layout, None).unwrap();
+        sink.write(&scored).unwrap();
+        let at = sink.sync().unwrap();
+        sink.write(&scored).unwrap();
+        sink.finish(true).unwrap();
+        let once = "row,score,anomaly,label\n7,0.5,0,0\n8,3,1,1\n";
+        assert!(std::fs::read_to_string(&path).unwrap().starts_with(once));
+        let mut resumed = CsvSink::new(Target::File(path.clone()));
+        resumed.open(&layout, Some(&at)).unwrap();
+        resumed.finish(true).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap().len() as u64,
+            match at {
+                SinkPosition::Bytes(n) => n,
+                other => panic!("{other:?}"),
+            }
+        );
+        std::fs::write(&path, "short").unwrap();
+        let e = CsvSink::new(Target::File(path.clone())).open(&layout, Some(&at)).unwrap_err().to_string();
+        assert!(e.contains("scores.csv") && e.contains("it has 5"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+        let e = CsvSink::new(Target::File(path.clone())).open(&layout, Some(&at)).unwrap_err().to_string();
+        assert!(e.contains("does not exist"), "{e}");
     }
 }

@@ -368,6 +368,14 @@ impl Reader {
 impl MessageReader for Reader {
     type Id = PartitionOffset;
 
+    fn topic(&self) -> Option<std::sync::Arc<str>> {
+        Some(std::sync::Arc::from(self.topic.as_str()))
+    }
+
+    fn origin(id: &PartitionOffset) -> Option<(i32, i64)> {
+        Some((id.partition, id.offset))
+    }
+
     fn fetch(&mut self, count: usize, wait: Duration) -> Result<Vec<Message<PartitionOffset>>, SourceError> {
         let mut out = Vec::new();
         let until = Instant::now() + wait;

@@ -53,6 +53,16 @@ pub(crate) trait MessageReader {
     fn receiving(&self) -> bool {
         true
     }
+
+    /// For a partitioned log: the topic, so batches carry each row's origin ([`onad_core::Origins`]).
+    fn topic(&self) -> Option<std::sync::Arc<str>> {
+        None
+    }
+
+    /// The (partition, offset) of a message, for a partitioned log.
+    fn origin(_id: &Self::Id) -> Option<(i32, i64)> {
+        None
+    }
 }
 
 /// Where a message source ends and how it names its rows.
@@ -281,6 +291,8 @@ impl<R: MessageReader> MessageStream<R> {
         let mut values = Vec::with_capacity(cap * d);
         let mut labels = self.row.label().map(|_| Vec::with_capacity(cap));
         let mut row_ids = Vec::with_capacity(cap);
+        let topic = self.reader.topic();
+        let mut origins = Vec::with_capacity(if topic.is_some() { cap } else { 0 });
         while row_ids.len() < cap {
             let Some(m) = self.buffer.pop_front() else {
                 if !row_ids.is_empty() {
@@ -310,6 +322,9 @@ impl<R: MessageReader> MessageStream<R> {
                     if let Some(l) = labels.as_mut() {
                         l.push(label);
                     }
+                    if topic.is_some() {
+                        origins.push(m.id.as_ref().and_then(R::origin).unwrap_or((-1, -1)));
+                    }
                 }
                 Err(problem) => match self.policy {
                     BadRowPolicy::Skip => self.skipped.add(problem.reason),
@@ -324,7 +339,14 @@ impl<R: MessageReader> MessageStream<R> {
             self.next_row += 1;
         }
         self.rows += row_ids.len() as u64;
-        Some(crate::options::make_batch(&self.name, &self.schema, values, labels, row_ids))
+        let batch = crate::options::make_batch(&self.name, &self.schema, values, labels, row_ids);
+        Some(match topic {
+            Some(topic) => batch.and_then(|b| {
+                b.with_origins(onad_core::Origins { topic, at: origins })
+                    .map_err(|e| SourceError::Schema { source_name: self.name.clone(), message: e.to_string() })
+            }),
+            None => batch,
+        })
     }
 }
 

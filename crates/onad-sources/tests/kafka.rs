@@ -439,3 +439,27 @@ fn a_broker_outage_loses_nothing_and_give_up_ms_ends_the_wait() {
     mock.cluster.broker_up(1).unwrap();
     drop(src);
 }
+
+#[test]
+fn every_row_carries_the_partition_and_offset_of_its_message() {
+    let mock = Mock::new("origins", 3);
+    let rows = json_rows(0..300);
+    let records: Vec<_> = rows.iter().enumerate().map(|(i, r)| ((i % 3) as i32, None, Some(r.clone()))).collect();
+    produce(&mock.brokers(), "origins", &records);
+    let mut src = KafkaSource::open(&mock.url("origins", "group=o&idle_timeout_ms=1500"), options(40)).unwrap();
+    let mut seen = Vec::new();
+    while let Some(b) = src.next() {
+        let b = b.unwrap();
+        let o = b.origins().expect("Kafka rows carry their origin");
+        assert_eq!(&*o.topic, "origins");
+        for (i, row) in b.rows().enumerate() {
+            // Message i went to partition i % 3, at offset i / 3; its `a` is i * 0.1 - 3.
+            let m = ((row[0] + 3.0) * 10.0).round() as i64;
+            let at = b.origin(i).unwrap();
+            assert_eq!((at.partition, at.offset), ((m % 3) as i32, m / 3), "row {} (message {m})", b.row_ids()[i]);
+            seen.push(m);
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..300).collect::<Vec<i64>>());
+}
