@@ -96,6 +96,62 @@ pub struct ScoredRow {
     pub key: Option<f64>,
 }
 
+impl ScoredRow {
+    /// Appends the row as one JSON object, the form every JSON output shares (JSON Lines files, Kafka
+    /// messages): `{"row":12,"score":0.41,"threshold":0.9,"anomaly":false}`, then `"label"` and `"key"`
+    /// when present and `"origin":{"topic":..,"partition":..,"offset":..}` for rows read from Kafka.
+    /// Numbers are in Rust's shortest round-trip form (`3.0`, `1e-7`); a number that is not finite (no
+    /// threshold, one still warming up) is `null`.
+    pub fn write_json(&self, out: &mut String, origin: Option<crate::batch::Origin<'_>>) {
+        use std::fmt::Write as _;
+        let _ = write!(out, "{{\"row\":{},\"score\":", self.id);
+        json_number(out, self.score);
+        out.push_str(",\"threshold\":");
+        json_number(out, self.threshold);
+        let _ = write!(out, ",\"anomaly\":{}", self.flag);
+        if let Some(label) = self.label {
+            out.push_str(",\"label\":");
+            json_number(out, label);
+        }
+        if let Some(key) = self.key {
+            out.push_str(",\"key\":");
+            json_number(out, key);
+        }
+        if let Some(o) = origin {
+            out.push_str(",\"origin\":{\"topic\":");
+            json_string(out, o.topic);
+            let _ = write!(out, ",\"partition\":{},\"offset\":{}}}", o.partition, o.offset);
+        }
+        out.push('}');
+    }
+}
+
+fn json_number(out: &mut String, v: f64) {
+    use std::fmt::Write as _;
+    if v.is_finite() {
+        let _ = write!(out, "{v:?}");
+    } else {
+        out.push_str("null");
+    }
+}
+
+/// A JSON string literal: quotes, backslashes and control characters escaped.
+fn json_string(out: &mut String, s: &str) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 /// What every sink of a run learns when it is opened: the shape of the rows it will receive.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SinkLayout {

@@ -306,32 +306,6 @@ impl JsonlSink {
     }
 }
 
-/// A JSON number in Rust's shortest round-trip form (`0.5`, `3.0`, `1.7976931348623157e308`); not finite:
-/// `null`.
-fn push_number(l: &mut String, v: f64) {
-    if v.is_finite() {
-        let _ = write!(l, "{v:?}");
-    } else {
-        l.push_str("null");
-    }
-}
-
-/// A JSON string literal: quotes, backslashes and control characters escaped.
-fn push_json_string(l: &mut String, s: &str) {
-    l.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => l.push_str("\\\""),
-            '\\' => l.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(l, "\\u{:04x}", c as u32);
-            }
-            c => l.push(c),
-        }
-    }
-    l.push('"');
-}
-
 impl Sink for JsonlSink {
     fn open(&mut self, layout: &SinkLayout, resume: Option<&SinkPosition>) -> Result<(), SinkError> {
         self.lines.open(layout, resume).map(|_| ())
@@ -341,25 +315,8 @@ impl Sink for JsonlSink {
         for (i, r) in scored.rows().enumerate() {
             let l = &mut self.lines.line;
             l.clear();
-            let _ = write!(l, "{{\"row\":{},\"score\":", r.id);
-            push_number(l, r.score);
-            l.push_str(",\"threshold\":");
-            push_number(l, r.threshold);
-            let _ = write!(l, ",\"anomaly\":{}", r.flag);
-            if let Some(label) = r.label {
-                l.push_str(",\"label\":");
-                push_number(l, label);
-            }
-            if let Some(key) = r.key {
-                l.push_str(",\"key\":");
-                push_number(l, key);
-            }
-            if let Some(o) = scored.origin(i) {
-                l.push_str(",\"origin\":{\"topic\":");
-                push_json_string(l, o.topic);
-                let _ = write!(l, ",\"partition\":{},\"offset\":{}}}", o.partition, o.offset);
-            }
-            l.push_str("}\n");
+            r.write_json(l, scored.origin(i));
+            l.push('\n');
             self.lines.write_line()?;
         }
         Ok(())

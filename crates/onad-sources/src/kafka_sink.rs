@@ -2,22 +2,19 @@
 //! `BaseProducer` (librdkafka sends from its own threads; delivery reports are served on the caller's
 //! thread when it writes or syncs, so no async runtime is involved).
 //!
-//! **Messages.** The value is the row as the JSON Lines sink writes it, without the newline:
+//! **Messages.** The value is the row as the JSON Lines sink writes it ([`onad_core::ScoredRow::write_json`]),
+//! without the newline:
 //!
 //! ```text
-//! {"row":12,"score":0.41,"threshold":0.9,"anomaly":false,"label":1,"key":7}
+//! {"row":12,"score":0.41,"threshold":0.9,"anomaly":false,"label":1.0,"key":7.0}
 //! ```
 //!
 //! `label` is there when the input has labels, `key` in per-key runs; a number that is not finite (a
-//! threshold still warming up) is `null`. The message key is the input row id in decimal (`12`): stable
-//! across resumes, so a consumer drops repeats by it (and Kafka's default partitioner spreads rows over
-//! the partitions by it).
-//!
-//! **Reserved: `origin`.** When the input is itself a Kafka topic, a message could also say which input
-//! message it scores: `"origin":{"topic":"events","partition":3,"offset":1042}`, added after the other
-//! fields. Batches do not carry their messages' offsets yet, so today the field is never written (rather
-//! than guessed); the encoder already takes it, and the key stays the row id when it comes, since row ids
-//! of a resumed Kafka run continue from the checkpoint's count and identify the row either way.
+//! threshold still warming up) is `null`. When the input is itself a Kafka topic, the message also says
+//! which input message it scores: `"origin":{"topic":"events","partition":3,"offset":1042}`. The message
+//! key is the input row id in decimal (`12`): stable across resumes (row ids of a resumed Kafka run
+//! continue from the checkpoint's count), so a consumer drops repeats by it (and Kafka's default
+//! partitioner spreads rows over the partitions by it).
 //!
 //! **Delivery is at least once.** [`Sink::sync`] (before every checkpoint) waits until the brokers have
 //! acknowledged every message sent, within `flush_timeout_ms` (30 s by default; past it, an error naming
@@ -35,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use onad_core::{Scored, ScoredRow, Sink, SinkError, SinkLayout, SinkPosition};
+use onad_core::{Scored, Sink, SinkError, SinkLayout, SinkPosition};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -75,47 +72,6 @@ impl fmt::Debug for KafkaSink {
             .field("sent", &self.sent)
             .finish()
     }
-}
-
-/// Where an input row came from, when its batch says so: the reserved `origin` field of a message.
-/// Nothing carries it yet (see the module docs), so only the encoder's tests build one.
-#[cfg_attr(not(test), allow(dead_code, reason = "written once batches carry their input offsets"))]
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Origin<'a> {
-    pub(crate) topic: &'a str,
-    pub(crate) partition: i32,
-    pub(crate) offset: i64,
-}
-
-fn push_number(out: &mut String, v: f64) {
-    if v.is_finite() {
-        let _ = write!(out, "{v}");
-    } else {
-        out.push_str("null");
-    }
-}
-
-/// Writes the JSON message of one row into `out` (cleared first).
-pub(crate) fn encode_message(out: &mut String, r: &ScoredRow, origin: Option<&Origin<'_>>) {
-    out.clear();
-    let _ = write!(out, "{{\"row\":{},\"score\":", r.id);
-    push_number(out, r.score);
-    out.push_str(",\"threshold\":");
-    push_number(out, r.threshold);
-    let _ = write!(out, ",\"anomaly\":{}", r.flag);
-    if let Some(label) = r.label {
-        out.push_str(",\"label\":");
-        push_number(out, label);
-    }
-    if let Some(key) = r.key {
-        out.push_str(",\"key\":");
-        push_number(out, key);
-    }
-    if let Some(o) = origin {
-        let topic = serde_json::to_string(o.topic).unwrap_or_else(|_| "null".into());
-        let _ = write!(out, ",\"origin\":{{\"topic\":{topic},\"partition\":{},\"offset\":{}}}", o.partition, o.offset);
-    }
-    out.push('}');
 }
 
 /// The producer's context: counts delivery reports, keeps the first failure and the last client error.
@@ -326,8 +282,9 @@ impl Sink for KafkaSink {
         self.check_deliveries(producer)?;
         let mut sent = 0;
         let mut result = Ok(());
-        'rows: for r in scored.rows() {
-            encode_message(&mut payload, &r, None);
+        'rows: for (i, r) in scored.rows().enumerate() {
+            payload.clear();
+            r.write_json(&mut payload, scored.origin(i));
             key.clear();
             let _ = write!(key, "{}", r.id);
             let mut record: BaseRecord<'_, str, str> =
@@ -398,7 +355,7 @@ impl Sink for KafkaSink {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use onad_core::ScoredRow;
 
     fn row(label: Option<f64>, key: Option<f64>) -> ScoredRow {
         ScoredRow { id: 12, score: 0.41, threshold: 0.9, flag: false, label, key }
@@ -407,25 +364,16 @@ mod tests {
     #[test]
     fn messages_are_the_json_lines_rows() {
         let mut out = String::new();
-        encode_message(&mut out, &row(Some(1.0), Some(7.0)), None);
-        assert_eq!(out, r#"{"row":12,"score":0.41,"threshold":0.9,"anomaly":false,"label":1,"key":7}"#);
-        encode_message(&mut out, &row(None, None), None);
-        assert_eq!(out, r#"{"row":12,"score":0.41,"threshold":0.9,"anomaly":false}"#);
+        row(Some(1.0), Some(7.0)).write_json(&mut out, None);
+        assert_eq!(out, r#"{"row":12,"score":0.41,"threshold":0.9,"anomaly":false,"label":1.0,"key":7.0}"#);
+        out.clear();
         let r = ScoredRow { threshold: f64::NAN, flag: true, label: Some(f64::INFINITY), ..row(None, None) };
-        encode_message(&mut out, &r, None);
+        r.write_json(&mut out, None);
         assert_eq!(out, r#"{"row":12,"score":0.41,"threshold":null,"anomaly":true,"label":null}"#);
-    }
-
-    #[test]
-    fn the_origin_field_when_known() {
-        let mut out = String::new();
-        let origin = Origin { topic: "ev\"s", partition: 3, offset: 1042 };
-        encode_message(&mut out, &row(None, Some(-2.5)), Some(&origin));
-        assert_eq!(
-            out,
-            r#"{"row":12,"score":0.41,"threshold":0.9,"anomaly":false,"key":-2.5,"origin":{"topic":"ev\"s","partition":3,"offset":1042}}"#
-        );
+        out.clear();
+        let origin = onad_core::Origin { topic: "ev\"s", partition: 3, offset: 1042 };
+        row(None, Some(-2.5)).write_json(&mut out, Some(origin));
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v["origin"]["topic"], "ev\"s");
+        assert_eq!((v["origin"]["topic"].as_str(), v["origin"]["offset"].as_i64()), (Some("ev\"s"), Some(1042)));
     }
 }

@@ -2,7 +2,8 @@
 //! batch, on the synchronous client (no async runtime).
 //!
 //! **Entries.** Each entry has the fields `row` (the input row id, decimal), `score`, `threshold`,
-//! `anomaly` (`true` / `false`), then `label` when the input has labels and `key` in per-key runs. Every
+//! `anomaly` (`true` / `false`), then `label` when the input has labels, `key` in per-key runs, and
+//! `origin_topic`, `origin_partition`, `origin_offset` for rows read from Kafka (the input message). Every
 //! value is a string; numbers are in Rust's shortest round-trip form (`0.41`), and a number that is not
 //! finite (a threshold still warming up) is the empty string, which onad's own sources read back as
 //! missing. Entry ids are the server's (`*`). With `maxlen=N` the stream is trimmed as it grows
@@ -273,7 +274,7 @@ impl Sink for RedisStreamSink {
         for start in (0..scored.len()).step_by(PIPELINE_ENTRIES) {
             let end = (start + PIPELINE_ENTRIES).min(scored.len());
             let mut pipe = redis::pipe();
-            for r in (start..end).map(|i| scored.row(i)) {
+            for (r, origin) in (start..end).map(|i| (scored.row(i), scored.origin(i))) {
                 let cmd = pipe.cmd("XADD").arg(&self.stream);
                 if let Some(n) = self.maxlen {
                     cmd.arg("MAXLEN").arg("~").arg(n);
@@ -287,6 +288,10 @@ impl Sink for RedisStreamSink {
                 }
                 if let Some(key) = r.key {
                     cmd.arg("key").arg(Self::number(&mut number, key));
+                }
+                if let Some(o) = origin {
+                    cmd.arg("origin_topic").arg(o.topic);
+                    cmd.arg("origin_partition").arg(o.partition).arg("origin_offset").arg(o.offset);
                 }
             }
             result = self.run(&pipe);

@@ -448,7 +448,7 @@ fn every_row_carries_the_partition_and_offset_of_its_message() {
     produce(&mock.brokers(), "origins", &records);
     let mut src = KafkaSource::open(&mock.url("origins", "group=o&idle_timeout_ms=1500"), options(40)).unwrap();
     let mut seen = Vec::new();
-    while let Some(b) = src.next() {
+    for b in src.by_ref() {
         let b = b.unwrap();
         let o = b.origins().expect("Kafka rows carry their origin");
         assert_eq!(&*o.topic, "origins");
