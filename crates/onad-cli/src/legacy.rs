@@ -1,9 +1,10 @@
 //! Reading checkpoints of format 1, which `onad run` wrote before the engine moved into onad-pipeline:
 //! the payload was this crate's own run state, with model kinds encoded by registry position. Decoded
-//! through onad-models' frozen v1 mirror types and turned into today's [`JobState`].
+//! through onad-models' frozen v1 mirror types and turned into today's [`JobState`]. Also the format 2
+//! checkpoints of builds before model trees (flat pipelines, onad-models' `legacy::v2_flat`).
 
 use onad_core::{SinkPosition, SkipCounts};
-use onad_models::legacy::v1;
+use onad_models::legacy::{v1, v2_flat};
 use onad_models::{AnyPipeline, PipelineSpec};
 use onad_pipeline::job::{JobState, KeyedState, Migrate};
 use onad_pipeline::{AnyThreshold, Order};
@@ -29,13 +30,22 @@ struct KeyedRunStateV1 {
 }
 
 /// The decoder of checkpoint payloads: format 2 with the registry's own messages (an unknown model kind,
-/// another state version), format 1 migrated. Format 1 recorded neither the order (it is taken to be `order`, the
+/// another state version), format 2 with flat pipelines and format 1 migrated. Format 1 recorded neither the order (it is taken to be `order`, the
 /// one asked for now) nor which output its byte count belongs to (it is given to `output`, the first
 /// `--output` of the resumed run), nor the per-key model cap (`max_keys`, the one asked for now).
 pub fn decoder(output: Option<String>, order: Order, max_keys: Option<usize>) -> Migrate<PipelineSpec, AnyPipeline> {
     Box::new(move |version, payload| {
         if version == onad_pipeline::checkpoint::FORMAT_VERSION {
-            return onad_models::decode_explained(|| postcard::from_bytes(payload)).map(Some);
+            let error = match onad_models::decode_explained(|| postcard::from_bytes(payload)) {
+                Ok(state) => return Ok(Some(state)),
+                Err(e) => e,
+            };
+            // Written before model trees: those bytes never decode as a tree (see `v2_flat`), so trying
+            // them second cannot take a tree for a flat pipeline. Neither layout: today's message.
+            return match postcard::from_bytes::<JobState<v2_flat::PipelineSpec, v2_flat::AnyPipeline>>(payload) {
+                Ok(flat) => Ok(Some(from_flat(flat))),
+                Err(_) => Err(error),
+            };
         }
         if version != 1 {
             return Ok(None);
@@ -65,4 +75,84 @@ pub fn decoder(output: Option<String>, order: Order, max_keys: Option<usize>) ->
         }
         Ok(Some(convert(s, None)))
     })
+}
+
+/// A format 2 state of flat pipelines in today's types: the same state, its models as trees.
+fn from_flat(s: JobState<v2_flat::PipelineSpec, v2_flat::AnyPipeline>) -> JobState<PipelineSpec, AnyPipeline> {
+    JobState {
+        spec: s.spec.into(),
+        model: s.model.into(),
+        threshold: s.threshold,
+        order: s.order,
+        rows: s.rows,
+        anomalies: s.anomalies,
+        skipped: s.skipped,
+        sinks: s.sinks,
+        keyed: s.keyed.map(|k| KeyedState {
+            max_keys: k.max_keys,
+            models: k.models.into_iter().map(|(key, tick, m)| (key, tick, m.into())).collect(),
+            tally_evicted: k.tally_evicted,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use onad_core::{Detector, Schema};
+    use onad_models::{AnyDetectorParams, AnyTransformerParams, Protect};
+
+    use super::*;
+
+    #[test]
+    fn format_2_states_of_flat_pipelines_migrate_to_trees() {
+        // A per-key run with a protected pipeline, written in the flat layout of the first format 2 builds.
+        let tree = PipelineSpec::stages(
+            vec![AnyTransformerParams::example_for("standard_scaler").unwrap()],
+            serde_json::from_str::<AnyDetectorParams>(r#"{"moving_average": {"window_size": 4, "key": "a"}}"#).unwrap(),
+        )
+        .protected(Protect::Quantile { quantile: 0.8, window_size: 10 });
+        let mut model = tree.build(&Schema::shared(["a", "b"]).unwrap()).unwrap();
+        for i in 0..60 {
+            model.score_learn_one(&[(i % 5) as f64 + if i % 9 == 0 { 40.0 } else { 0.0 }, 1.0]);
+        }
+        assert!(model.protected_rows().unwrap() > 0);
+        let AnyPipeline::Protect(p) = &model else { panic!("protect at the root") };
+        let AnyPipeline::Stages(s) = p.inner() else { panic!("stages inside") };
+        let flat_spec = (
+            vec![AnyTransformerParams::example_for("standard_scaler").unwrap()],
+            serde_json::from_str::<AnyDetectorParams>(r#"{"moving_average": {"window_size": 4, "key": "a"}}"#).unwrap(),
+            Some(Protect::Quantile { quantile: 0.8, window_size: 10 }),
+        );
+        let flat_model = (s.transformers(), s.detector(), Some(p.guard()));
+        let threshold: AnyThreshold = "quantile:0.9:50".parse().unwrap();
+        let sinks = vec![("out.csv".to_owned(), SinkPosition::Bytes(120))];
+        let keyed = Some((Some(8usize), vec![(7u64, 3u64, flat_model)], 2u64));
+        let fields = (&flat_spec, flat_model, &threshold, Order::LearnThenScore, 60u64, 4u64, SkipCounts::default());
+        let bytes = postcard::to_stdvec(&(fields, &sinks, keyed)).unwrap();
+
+        let state = decoder(None, Order::ScoreThenLearn, None)(2, &bytes).unwrap().unwrap();
+        assert_eq!(state.spec, tree);
+        let same = |m: &AnyPipeline| postcard::to_stdvec(m).unwrap() == postcard::to_stdvec(&model).unwrap();
+        assert!(same(&state.model));
+        assert_eq!(state.model.protected_rows(), model.protected_rows());
+        // Everything else as written (the order too: format 2 records it).
+        assert_eq!((state.order, state.rows, state.anomalies, &state.sinks), (Order::LearnThenScore, 60, 4, &sinks));
+        assert_eq!(state.threshold, threshold);
+        let keyed = state.keyed.unwrap();
+        assert_eq!((keyed.max_keys, keyed.tally_evicted, keyed.models.len()), (Some(8), 2, 1));
+        assert_eq!((keyed.models[0].0, keyed.models[0].1), (7, 3));
+        assert!(same(&keyed.models[0].2));
+
+        // Today's layout reads as itself; bytes of neither layout keep today's error.
+        let now = JobState { keyed: None, ..state };
+        let bytes = postcard::to_stdvec(&now).unwrap();
+        let back = decoder(None, Order::ScoreThenLearn, None)(2, &bytes).unwrap().unwrap();
+        assert_eq!(back.spec, tree);
+        let e = decoder(None, Order::ScoreThenLearn, None)(2, &bytes[..bytes.len() / 2]).err().unwrap();
+        assert!(!e.is_empty());
+        let mut unknown = postcard::to_stdvec(&("ensemble", 1u16)).unwrap();
+        unknown.extend_from_slice(&bytes);
+        let e = decoder(None, Order::ScoreThenLearn, None)(2, &unknown).err().unwrap();
+        assert!(e.contains("`ensemble` is not a registered model node"), "{e}");
+    }
 }

@@ -496,7 +496,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
         }
     };
     if let Some(rule) = &args.protect {
-        spec.protect = Some(rule.clone());
+        spec = spec.protected(rule.clone());
     }
     let threshold = match &args.threshold {
         Some(t) => t.clone(),
@@ -523,7 +523,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
         .order(order)
         .max_error_rate(args.max_error_rate)
         .evaluation(Evaluation { overall: !args.no_eval, window: args.eval_window })
-        .protected_rows(|m: &AnyPipeline| m.guard().map(|g| g.protected()))
+        .protected_rows(|m: &AnyPipeline| m.protected_rows())
         .migrate(crate::legacy::decoder(
             args.output.first().map(|o| Target::parse(o).to_string()),
             order,

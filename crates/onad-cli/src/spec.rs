@@ -105,7 +105,7 @@ pub fn build_spec(model: &str, sets: &[String]) -> Result<PipelineSpec> {
         }
     }
     let detector = detector.ok_or_else(|| anyhow!("--model '{model}' has no detector"))?;
-    Ok(PipelineSpec { transformers, detector, protect: None })
+    Ok(PipelineSpec::stages(transformers, detector))
 }
 
 enum Params {

@@ -224,7 +224,8 @@ fn protect_keeps_flagged_rows_out_of_learning() {
     let protected = s["protected_rows"].as_u64().unwrap();
     // About 5 % of 49,097 rows score above the 0.95 quantile of recent scores.
     assert!((1000..5000).contains(&protected), "{protected}");
-    assert_eq!(s["params"]["protect"]["quantile"]["window_size"], 500);
+    assert_eq!(s["params"]["protect"]["rule"], "quantile:0.95:500");
+    assert_eq!(s["model"], "protect(standard_scaler|moving_average)");
     assert!(summary(&["run"])["protected_rows"].is_null());
     let e = usage_error(&["run", "--protect", "often"]);
     assert!(e.contains("--protect"), "{e}");

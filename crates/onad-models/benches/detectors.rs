@@ -90,11 +90,10 @@ fn registry(c: &mut Criterion) {
         }
     }
     // The CLI's default pipeline, as the Python `StandardScaler() | MovingAverage(100)`.
-    let spec = PipelineSpec {
-        transformers: vec![serde_json::from_str(r#"{"standard_scaler": {}}"#).unwrap()],
-        detector: serde_json::from_str(r#"{"moving_average": {"window_size": 100, "key": "f0"}}"#).unwrap(),
-        protect: None,
-    };
+    let spec = PipelineSpec::stages(
+        vec![serde_json::from_str(r#"{"standard_scaler": {}}"#).unwrap()],
+        serde_json::from_str(r#"{"moving_average": {"window_size": 100, "key": "f0"}}"#).unwrap(),
+    );
     bench_detector(c, &spec.name(), &spec, &data);
 }
 

@@ -22,7 +22,7 @@
 /// let spec = PipelineSpec::from(spec);
 /// assert_eq!(spec.name(), "moving_average");
 /// let model = onad_models::AnyPipeline::from(model);
-/// assert_eq!(model.detector().name(), "moving_average");
+/// assert_eq!(model.name(), "moving_average");
 /// ```
 pub mod v1 {
     use serde::Deserialize;
@@ -153,23 +153,89 @@ pub mod v1 {
         pub guard: Option<Guard>,
     }
 
+    /// A pipeline with a rule becomes the tree `protect(pipeline)`, whose guard protects every stage, as
+    /// the rule did.
     impl From<PipelineSpec> for crate::PipelineSpec {
         fn from(s: PipelineSpec) -> Self {
-            crate::PipelineSpec {
-                transformers: s.transformers.into_iter().map(Into::into).collect(),
-                detector: s.detector.into(),
-                protect: s.protect,
-            }
+            crate::PipelineSpec::from_flat(
+                s.transformers.into_iter().map(Into::into).collect(),
+                s.detector.into(),
+                s.protect,
+            )
         }
     }
 
+    /// A pipeline with a guard becomes the tree `protect(pipeline)` holding the same guard.
     impl From<AnyPipeline> for crate::AnyPipeline {
         fn from(p: AnyPipeline) -> Self {
-            crate::AnyPipeline::from_parts(
+            crate::AnyPipeline::from_flat(
                 p.transformers.into_iter().map(Into::into).collect(),
                 p.detector.into(),
                 p.guard,
             )
+        }
+    }
+}
+
+/// Checkpoint format 2 as its first builds wrote it, before model trees: `PipelineSpec` and
+/// `AnyPipeline` were flat structs (transformers, a detector, an optional protect rule or guard around
+/// both), whose registry values are already encoded by name, as today.
+///
+/// **Frozen: never change these fields.** Bytes of this layout never decode as a tree, so a reader tries
+/// today's layout first and this one when that fails: a tree starts with the node kind, a postcard
+/// string, where this layout starts with the number of transformers, read there as the length of the
+/// kind's name. No transformers gives the empty name; a few make the name's first byte the length of a
+/// transformer's registry name (a control character, where node kinds start with a letter); 128 or more
+/// make a name longer than any node kind.
+///
+/// ```
+/// use onad_models::{AnyDetectorParams, PipelineSpec, legacy};
+/// let detector = AnyDetectorParams::example_for("moving_average").unwrap();
+/// // The flat layout: (transformers, detector, protect).
+/// let bytes = postcard::to_stdvec(&(Vec::<u8>::new(), &detector, None::<u8>)).unwrap();
+/// assert!(postcard::from_bytes::<PipelineSpec>(&bytes).is_err());
+/// let flat: legacy::v2_flat::PipelineSpec = postcard::from_bytes(&bytes).unwrap();
+/// assert_eq!(PipelineSpec::from(flat), PipelineSpec::detector(detector));
+/// ```
+pub mod v2_flat {
+    use serde::Deserialize;
+
+    use crate::threshold::{Guard, Protect};
+    use crate::{AnyDetector, AnyDetectorParams, AnyTransformer, AnyTransformerParams};
+
+    /// [`crate::PipelineSpec`] as the first format 2 builds encoded it (same fields, same order).
+    #[derive(Debug, Clone, PartialEq, Deserialize)]
+    pub struct PipelineSpec {
+        /// Transformers applied in order.
+        pub transformers: Vec<AnyTransformerParams>,
+        /// The final detector.
+        pub detector: AnyDetectorParams,
+        /// Learn protection around the whole pipeline.
+        pub protect: Option<Protect>,
+    }
+
+    /// [`crate::AnyPipeline`] as the first format 2 builds encoded it (same fields, same order).
+    #[derive(Debug, Clone, Deserialize)]
+    pub struct AnyPipeline {
+        /// The transformers, in order.
+        pub transformers: Vec<AnyTransformer>,
+        /// The final detector.
+        pub detector: AnyDetector,
+        /// The learn-protection state.
+        pub guard: Option<Guard>,
+    }
+
+    /// A pipeline with a rule becomes the tree `protect(pipeline)`.
+    impl From<PipelineSpec> for crate::PipelineSpec {
+        fn from(s: PipelineSpec) -> Self {
+            crate::PipelineSpec::from_flat(s.transformers, s.detector, s.protect)
+        }
+    }
+
+    /// A pipeline with a guard becomes the tree `protect(pipeline)` holding the same guard.
+    impl From<AnyPipeline> for crate::AnyPipeline {
+        fn from(p: AnyPipeline) -> Self {
+            crate::AnyPipeline::from_flat(p.transformers, p.detector, p.guard)
         }
     }
 }
@@ -180,7 +246,8 @@ mod tests {
 
     use onad_core::{Detector, Schema, SchemaRef};
 
-    use super::v1;
+    use super::{v1, v2_flat};
+    use crate::threshold::Protect;
     use crate::{AnyDetectorParams, AnyPipeline, AnyTransformerParams, PipelineSpec, REGISTRY};
 
     fn manifest() -> &'static Path {
@@ -216,6 +283,18 @@ mod tests {
         (spec.into(), model.into())
     }
 
+    /// The tree of a spec in the flat JSON form of the fixtures' README (built with the public API, not
+    /// the migration under test).
+    fn tree_of_flat_json(json: &str) -> PipelineSpec {
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        let transformers = serde_json::from_value(v["transformers"].clone()).unwrap();
+        let spec = PipelineSpec::stages(transformers, serde_json::from_value(v["detector"].clone()).unwrap());
+        match serde_json::from_value::<Option<Protect>>(v["protect"].clone()).unwrap() {
+            Some(rule) => spec.protected(rule),
+            None => spec,
+        }
+    }
+
     /// The fixtures and the specs they were written from (as in their README).
     const FIXTURES: [(&str, &str); 5] = [
         (
@@ -249,8 +328,9 @@ mod tests {
             assert!(postcard::from_bytes::<(PipelineSpec, AnyPipeline)>(&bytes).is_err(), "{name}");
 
             let (spec, mut migrated) = decode_v1(&bytes);
-            let expected: PipelineSpec = serde_json::from_str(json).unwrap();
+            let expected = tree_of_flat_json(json);
             assert_eq!(spec, expected, "{name}: spec");
+            assert_eq!(spec.name().starts_with("protect("), json.contains(r#""protect":{"#), "{name}");
 
             // The spec rebuilt and fed the same 500 rows is the same model: same state, same later scores.
             let mut rebuilt = spec.build(&schema).unwrap();
@@ -262,10 +342,8 @@ mod tests {
                 let (a, b) = (migrated.score_learn_one(r), rebuilt.score_learn_one(r));
                 assert_eq!(a.to_bits(), b.to_bits(), "{name}: row {} scores {a} after migration, {b} rebuilt", 500 + i);
             }
-            if spec.protect.is_some() {
-                let protected = migrated.guard().unwrap().protected();
-                assert_eq!(protected, rebuilt.guard().unwrap().protected(), "{name}");
-            }
+            assert_eq!(migrated.protected_rows(), rebuilt.protected_rows(), "{name}");
+            assert_eq!(migrated.protected_rows().is_some(), json.contains(r#""protect":{"#), "{name}");
 
             // Migrated values are written in today's encoding and read back.
             let now = state(&(&spec, &migrated));
@@ -327,11 +405,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_committed_cli_checkpoint_model_decodes_through_v1() {
-        // tests/data/checkpoint-v1: magic, u16 version, u32-prefixed kind, u64 rows, u32-prefixed position,
-        // u64-prefixed payload, CRC; the payload starts with the run's (PipelineSpec, AnyPipeline).
-        let path = manifest().join("../../tests/data/checkpoint-v1/checkpoint-000000000001.onad");
+    /// The payload of a committed CLI checkpoint of the given format: magic, u16 version, u32-prefixed
+    /// kind, u64 rows, u32-prefixed position, u64-prefixed payload, CRC; the payload starts with the run's
+    /// (PipelineSpec, AnyPipeline).
+    fn cli_checkpoint_payload(dir: &str, version: u16) -> Vec<u8> {
+        let path = manifest().join("../../tests/data").join(dir).join("checkpoint-000000000001.onad");
         let bytes = std::fs::read(&path).unwrap();
         let mut at = 8;
         let mut take = |n: usize| {
@@ -339,21 +417,22 @@ mod tests {
             at += n;
             s
         };
-        assert_eq!(u16::from_le_bytes(take(2).try_into().unwrap()), 1, "format version");
+        assert_eq!(u16::from_le_bytes(take(2).try_into().unwrap()), version, "format version");
         let kind_len = u32::from_le_bytes(take(4).try_into().unwrap()) as usize;
         assert_eq!(take(kind_len), b"moving_average");
         take(8);
         let position_len = u32::from_le_bytes(take(4).try_into().unwrap()) as usize;
         take(position_len);
         let payload_len = u64::from_le_bytes(take(8).try_into().unwrap()) as usize;
-        let payload = take(payload_len);
+        take(payload_len).to_vec()
+    }
 
-        let ((spec, model), _counters): ((v1::PipelineSpec, v1::AnyPipeline), _) =
-            postcard::take_from_bytes(payload).unwrap();
-        let (spec, mut model) = (PipelineSpec::from(spec), AnyPipeline::from(model));
+    /// Both committed CLI checkpoints hold `moving_average` (window 3, key a) after learning rows a = 1, 2;
+    /// the migrated model agrees with the spec rebuilt and fed those rows.
+    fn check_cli_checkpoint_model(spec: PipelineSpec, mut model: AnyPipeline) {
         assert_eq!(spec.name(), "moving_average");
-        assert!(spec.protect.is_none() && model.guard().is_none() && model.transformers().is_empty());
-        // The run learned rows a = 1, 2 (window 3, key a); the rebuilt model agrees from there on.
+        assert!(matches!(&model, AnyPipeline::Stages(s) if s.transformers().is_empty()));
+        assert!(matches!(&spec, PipelineSpec::Stages(s) if s.transformers.is_empty()));
         let schema = Schema::shared(["a", "b"]).unwrap();
         let mut rebuilt = spec.build(&schema).unwrap();
         for r in [[1.0, 2.0], [2.0, 3.0]] {
@@ -362,6 +441,73 @@ mod tests {
         assert_eq!(state(&model), state(&rebuilt));
         for r in [[3.0, 1.0], [10.0, 0.0], [4.0, 4.0]] {
             assert_eq!(model.score_learn_one(&r).to_bits(), rebuilt.score_learn_one(&r).to_bits());
+        }
+    }
+
+    #[test]
+    fn the_committed_cli_checkpoint_model_decodes_through_v1() {
+        let payload = cli_checkpoint_payload("checkpoint-v1", 1);
+        let ((spec, model), _counters): ((v1::PipelineSpec, v1::AnyPipeline), _) =
+            postcard::take_from_bytes(&payload).unwrap();
+        check_cli_checkpoint_model(spec.into(), model.into());
+    }
+
+    #[test]
+    fn the_committed_format_2_checkpoint_model_decodes_through_v2_flat() {
+        let payload = cli_checkpoint_payload("checkpoint-v2", 2);
+        // Written before trees: today's layout refuses it (it is not misread), the flat mirror reads it.
+        assert!(postcard::from_bytes::<(PipelineSpec, AnyPipeline)>(&payload).is_err());
+        let ((spec, model), _rest): ((v2_flat::PipelineSpec, v2_flat::AnyPipeline), _) =
+            postcard::take_from_bytes(&payload).unwrap();
+        check_cli_checkpoint_model(spec.into(), model.into());
+    }
+
+    #[test]
+    fn flat_format_2_pipelines_migrate_to_trees_and_never_decode_as_trees() {
+        let (schema, rows) = shuttle();
+        let t = |name: &str| AnyTransformerParams::example_for(name).unwrap();
+        let mut detector = AnyDetectorParams::example_for("moving_median").unwrap();
+        if let AnyDetectorParams::MovingMedian(p) = &mut detector {
+            p.key = Some("f1".into());
+        }
+        let rule = Protect::Quantile { quantile: 0.9, window_size: 50 };
+        for (transformers, protect) in [
+            (vec![], None),
+            (vec![], Some(rule.clone())),
+            (vec![t("standard_scaler")], None),
+            (vec![t("min_max_scaler"), t("standard_scaler")], Some(rule.clone())),
+            (vec![t("standard_scaler"); 130], Some(Protect::Above { threshold: 1.0 })),
+        ] {
+            let flat_spec = (&transformers, &detector, &protect);
+            let mut tree = PipelineSpec::stages(transformers.clone(), detector.clone());
+            if let Some(rule) = &protect {
+                tree = tree.protected(rule.clone());
+            }
+            let mut model = tree.build(&schema).unwrap();
+            rows[..300].iter().for_each(|r| {
+                model.score_learn_one(r);
+            });
+            // The flat layout of the same model: its stages and, when protected, its guard.
+            let (stages, guard) = match &model {
+                AnyPipeline::Stages(s) => (s, None),
+                AnyPipeline::Protect(p) => match p.inner() {
+                    AnyPipeline::Stages(s) => (s, Some(p.guard())),
+                    AnyPipeline::Protect(_) => unreachable!("one rule"),
+                },
+            };
+            let bytes = state(&(flat_spec, (stages.transformers(), stages.detector(), guard)));
+            let what = format!("{} transformers, protect {protect:?}", transformers.len());
+            assert!(postcard::from_bytes::<(PipelineSpec, AnyPipeline)>(&bytes).is_err(), "{what}: read as a tree");
+            assert!(postcard::from_bytes::<PipelineSpec>(&bytes).is_err(), "{what}: spec read as a tree");
+            let (spec, flat_model): (v2_flat::PipelineSpec, v2_flat::AnyPipeline) =
+                postcard::from_bytes(&bytes).unwrap();
+            assert_eq!(PipelineSpec::from(spec), tree, "{what}");
+            let mut migrated = AnyPipeline::from(flat_model);
+            assert_eq!(state(&migrated), state(&model), "{what}");
+            assert_eq!(migrated.protected_rows(), model.protected_rows(), "{what}");
+            for r in &rows[300..400] {
+                assert_eq!(migrated.score_learn_one(r).to_bits(), model.score_learn_one(r).to_bits(), "{what}");
+            }
         }
     }
 }

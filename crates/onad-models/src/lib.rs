@@ -29,14 +29,15 @@ pub mod stat;
 pub mod synthetic;
 pub mod threshold;
 pub mod transform;
+mod tree;
 
 pub use baseline::{
     NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdBound, ThresholdModel, ThresholdModelParams,
 };
 pub use registry::decode_explained;
 pub use registry::{
-    AnyDetector, AnyDetectorParams, AnyPipeline, AnyTransformer, AnyTransformerParams, Describe, ModelInfo,
-    PipelineSpec, REGISTRY, Role, model_info,
+    AnyDetector, AnyDetectorParams, AnyTransformer, AnyTransformerParams, Describe, ModelInfo, REGISTRY, Role,
+    model_info,
 };
 pub use stat::{
     MovingAverage, MovingAverageAbsoluteDeviation, MovingAverageAbsoluteDeviationParams, MovingAverageParams,
@@ -51,5 +52,6 @@ pub use transform::{
     IncrementalPCA, IncrementalPCAParams, MinMaxScaler, MinMaxScalerParams, RandomProjection, RandomProjectionParams,
     StandardScaler, StandardScalerParams,
 };
+pub use tree::{AnyPipeline, MAX_TREE_DEPTH, NODE_KINDS, PipelineSpec, ProtectSpec, Stages, StagesSpec};
 #[cfg(test)]
 mod state_layout;

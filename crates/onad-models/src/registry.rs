@@ -13,15 +13,15 @@
 //! (JSON, TOML) keep serde's externally tagged form: `{"moving_average": {...}}` for the parameter enums,
 //! the Rust type name (`{"MovingAverage": {...}}`) for the model enums. Checkpoints written before this
 //! encoding (checkpoint format 1, variants by index) are read through [`crate::legacy::v1`].
+//!
+//! The nodes of model trees ([`crate::PipelineSpec`], [`crate::AnyPipeline`], in `tree.rs`) use the same
+//! by-name machinery in binary formats, with node kind names in place of registry names.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
 
-use onad_core::{
-    Batch, Detector, DetectorParams, ParamDoc, ParamError, SchemaRef, Transformer, TransformerParams, with_scratch,
-};
+use onad_core::{Batch, Detector, DetectorParams, ParamDoc, ParamError, SchemaRef, Transformer, TransformerParams};
 use serde::de::{self, DeserializeOwned, EnumAccess, SeqAccess, VariantAccess, Visitor};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -37,7 +37,7 @@ use crate::stat::{
     MovingMahalanobisDistance, MovingMahalanobisDistanceParams, MovingMedian, MovingMedianParams, MovingQuantile,
     MovingQuantileParams, MovingSkewness, MovingSkewnessParams, MovingVariance, MovingVarianceParams,
 };
-use crate::threshold::{Guard, Protect, QuantileThreshold, QuantileThresholdParams};
+use crate::threshold::{QuantileThreshold, QuantileThresholdParams};
 use crate::transform::{
     IncrementalPCA, IncrementalPCAParams, MinMaxScaler, MinMaxScalerParams, RandomProjection, RandomProjectionParams,
     StandardScaler, StandardScalerParams,
@@ -131,17 +131,18 @@ pub fn decode_explained<T, E: fmt::Display>(decode: impl FnOnce() -> Result<T, E
 }
 
 /// A decoding error whose message also survives formats that drop it (see [`decode_explained`]).
-fn noted<E: de::Error>(message: String) -> E {
+pub(crate) fn noted<E: de::Error>(message: String) -> E {
     let error = E::custom(&message);
     DECODE_NOTE.with(|n| *n.borrow_mut() = Some(message));
     error
 }
 
-/// What the by-name encoding needs to know about one registry enum (implemented by the macro).
-trait ByName: Sized {
+/// What the by-name encoding needs to know about one enum encoded by name: a registry enum, or a node
+/// enum of model trees (implemented by [`by_name_kinds!`]).
+pub(crate) trait ByName: Sized {
     /// The enum's name, for messages and serde.
     const ENUM: &'static str;
-    /// "detector" or "transformer".
+    /// "detector", "transformer" or "model node", for messages.
     const ROLE: &'static str;
     /// Variant names in human-readable formats, in list order.
     const HUMAN_TAGS: &'static [&'static str];
@@ -156,7 +157,7 @@ trait ByName: Sized {
 
 /// Where the payload of a value comes from: the rest of the binary tuple, or the variant of an externally
 /// tagged enum.
-trait Payload<'de> {
+pub(crate) trait Payload<'de> {
     type Error: de::Error;
     fn take<T: Deserialize<'de>>(self) -> Result<T, Self::Error>;
 }
@@ -180,7 +181,7 @@ impl<'de, V: VariantAccess<'de>> Payload<'de> for VariantPayload<V> {
 }
 
 /// Writes one registry value: `(name, version, payload)` in binary formats, `{tag: payload}` otherwise.
-fn serialize_by_name<E: ByName, S: Serializer, T: Serialize>(
+pub(crate) fn serialize_by_name<E: ByName, S: Serializer, T: Serialize>(
     serializer: S,
     tag: &'static str,
     name: &'static str,
@@ -199,7 +200,7 @@ fn serialize_by_name<E: ByName, S: Serializer, T: Serialize>(
     }
 }
 
-fn deserialize_by_name<'de, E: ByName, D: Deserializer<'de>>(deserializer: D) -> Result<E, D::Error> {
+pub(crate) fn deserialize_by_name<'de, E: ByName, D: Deserializer<'de>>(deserializer: D) -> Result<E, D::Error> {
     if deserializer.is_human_readable() {
         deserializer.deserialize_enum(E::ENUM, E::HUMAN_TAGS, Tagged(PhantomData))
     } else {
@@ -286,11 +287,11 @@ impl<'de> Deserialize<'de> for Tag {
     }
 }
 
-/// Implements the by-name encoding for one registry enum; each variant is
-/// `Variant(Payload) => human tag, registry name, state version`.
-macro_rules! by_name {
+/// Implements [`ByName`] for one enum encoded by name; each variant is
+/// `Variant(Payload) => human tag, name, state version`.
+macro_rules! by_name_kinds {
     ($E:ident, $role:literal, [ $( $V:ident($P:ty) => $tag:expr, $name:expr, $version:expr ;)* ]) => {
-        impl ByName for $E {
+        impl $crate::registry::ByName for $E {
             const ENUM: &'static str = stringify!($E);
             const ROLE: &'static str = $role;
             const HUMAN_TAGS: &'static [&'static str] = &[$( $tag ),*];
@@ -299,25 +300,40 @@ macro_rules! by_name {
                 $( if name == $name { return Some($version); } )*
                 None
             }
-            fn decode<'de, P: Payload<'de>>(tag: &str, human: bool, payload: P) -> Option<Result<Self, P::Error>> {
+            fn decode<'de, P: $crate::registry::Payload<'de>>(
+                tag: &str,
+                human: bool,
+                payload: P,
+            ) -> Option<Result<Self, P::Error>> {
                 $( if tag == (if human { $tag } else { $name }) {
                     return Some(payload.take::<$P>().map(Self::$V));
                 } )*
                 None
             }
         }
+    };
+}
+pub(crate) use by_name_kinds;
 
-        impl Serialize for $E {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+/// Implements the by-name encoding for one enum ([`by_name_kinds!`], and serde: `(name, state version,
+/// payload)` in binary formats, `{human tag: payload}` in human-readable ones).
+macro_rules! by_name {
+    ($E:ident, $role:literal, [ $( $V:ident($P:ty) => $tag:expr, $name:expr, $version:expr ;)* ]) => {
+        $crate::registry::by_name_kinds!($E, $role, [ $( $V($P) => $tag, $name, $version; )* ]);
+
+        impl serde::Serialize for $E {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 match self {
-                    $( Self::$V(p) => serialize_by_name::<Self, _, _>(serializer, $tag, $name, $version, p), )*
+                    $( Self::$V(p) => $crate::registry::serialize_by_name::<Self, _, _>(
+                        serializer, $tag, $name, $version, p,
+                    ), )*
                 }
             }
         }
 
-        impl<'de> Deserialize<'de> for $E {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                deserialize_by_name(deserializer)
+        impl<'de> serde::Deserialize<'de> for $E {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                $crate::registry::deserialize_by_name(deserializer)
             }
         }
     };
@@ -501,208 +517,5 @@ registry! {
         "standard_scaler" => StandardScaler(StandardScalerParams),
         "incremental_pca" => IncrementalPCA(IncrementalPCAParams),
         "random_projection" => RandomProjection(RandomProjectionParams),
-    }
-}
-
-/// A pipeline chosen at run time: transformers in order, then a detector (the CLI's
-/// `standard_scaler|moving_average`). Serializable, so a checkpoint can store how a model was built.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PipelineSpec {
-    /// Transformers applied in order.
-    pub transformers: Vec<AnyTransformerParams>,
-    /// The final detector.
-    pub detector: AnyDetectorParams,
-    /// Keep the whole pipeline from learning rows it scores as anomalous. (Always serialized: binary
-    /// formats such as checkpoints are positional.)
-    #[serde(default)]
-    pub protect: Option<Protect>,
-}
-
-impl PipelineSpec {
-    /// A pipeline of just one detector.
-    pub fn detector(detector: AnyDetectorParams) -> Self {
-        PipelineSpec { transformers: Vec::new(), detector, protect: None }
-    }
-
-    /// The stage names joined with `|`.
-    pub fn name(&self) -> String {
-        let mut parts: Vec<&str> = self.transformers.iter().map(AnyTransformerParams::name).collect();
-        parts.push(self.detector.name());
-        parts.join("|")
-    }
-
-    /// Builds every stage against the schema its predecessor outputs.
-    pub fn build(&self, schema: &SchemaRef) -> Result<AnyPipeline, ParamError> {
-        let mut current = schema.clone();
-        let mut transformers = Vec::with_capacity(self.transformers.len());
-        for params in &self.transformers {
-            let t = params.build(&current)?;
-            current = t.output_schema().clone();
-            transformers.push(t);
-        }
-        let guard = self.protect.clone().map(Guard::new).transpose()?;
-        Ok(AnyPipeline { transformers, detector: self.detector.build(&current)?, guard })
-    }
-}
-
-/// A built [`PipelineSpec`]: any number of transformers and a detector, itself a [`Detector`] with the
-/// same semantics as nested `onad_core::Pipeline`s (learn on post-update transforms, score on current ones).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AnyPipeline {
-    transformers: Vec<AnyTransformer>,
-    detector: AnyDetector,
-    guard: Option<Guard>,
-}
-
-impl AnyPipeline {
-    /// Assembles a pipeline from stages that were built (or decoded) together.
-    pub(crate) fn from_parts(transformers: Vec<AnyTransformer>, detector: AnyDetector, guard: Option<Guard>) -> Self {
-        AnyPipeline { transformers, detector, guard }
-    }
-
-    /// The transformers, in order.
-    pub fn transformers(&self) -> &[AnyTransformer] {
-        &self.transformers
-    }
-
-    /// The final detector.
-    pub fn detector(&self) -> &AnyDetector {
-        &self.detector
-    }
-
-    /// The learn-protection state, when the pipeline has one.
-    pub fn guard(&self) -> Option<&Guard> {
-        self.guard.as_ref()
-    }
-}
-
-/// Scores `x` through the current state of every stage.
-fn score_through(stages: &[AnyTransformer], x: &[f64], detector: &AnyDetector) -> f64 {
-    match stages.split_first() {
-        None => detector.score_one(x),
-        Some((first, rest)) => with_scratch(first.output_schema().len(), |buf| {
-            first.transform_one(x, buf);
-            score_through(rest, buf, detector)
-        }),
-    }
-}
-
-/// Learns `x` through every stage (each learns its input, then passes on its post-update transform) and
-/// hands the last stage's output to `last`.
-fn learn_through<R>(stages: &mut [AnyTransformer], x: &[f64], last: impl FnOnce(&[f64]) -> R) -> R {
-    match stages.split_first_mut() {
-        None => last(x),
-        Some((first, rest)) => with_scratch(first.output_schema().len(), |buf| {
-            first.learn_transform_one(x, buf);
-            learn_through(rest, buf, last)
-        }),
-    }
-}
-
-/// A batch of `schema`'s width holding `f(row)` for each row of `batch`, with the same row ids.
-fn map_batch(schema: SchemaRef, batch: &Batch, mut f: impl FnMut(&[f64], &mut [f64])) -> Batch {
-    let n = schema.len();
-    let mut values = vec![0.0; batch.num_rows() * n];
-    if n > 0 {
-        for (x, out) in batch.rows().zip(values.chunks_exact_mut(n)) {
-            f(x, out);
-        }
-    } else {
-        batch.rows().for_each(|x| f(x, &mut []));
-    }
-    Batch::try_new(schema, values, None, batch.row_ids().to_vec())
-        .expect("one output row of the stage's width per input row")
-}
-
-/// The batch transformed by the current state of every stage (the batch itself when there is none).
-/// Stage by stage over the whole batch equals row by row through all stages: nothing learns.
-fn transform_batch<'b>(stages: &[AnyTransformer], batch: &'b Batch) -> Cow<'b, Batch> {
-    stages.iter().fold(Cow::Borrowed(batch), |current, t| {
-        Cow::Owned(map_batch(t.output_schema().clone(), &current, |x, out| t.transform_one(x, out)))
-    })
-}
-
-/// Learns the batch through every stage and returns the rows as the detector learns them. Stage by stage
-/// equals row by row ([`learn_through`]): a stage's updates depend only on the rows it is given, in order.
-fn learn_transform_batch<'b>(stages: &mut [AnyTransformer], batch: &'b Batch) -> Cow<'b, Batch> {
-    stages.iter_mut().fold(Cow::Borrowed(batch), |current, t| {
-        let schema = t.output_schema().clone();
-        Cow::Owned(map_batch(schema, &current, |x, out| t.learn_transform_one(x, out)))
-    })
-}
-
-/// Scores on the pre-update transforms and learns on the post-update ones, like nested
-/// `onad_core::Pipeline`s. The batch methods reach the detector's own batch methods whenever that keeps
-/// the row-by-row results: with no transformer and no guard all four go straight to it; otherwise
-/// `score_many` hands it the transformed batch, and, without a guard, `learn_many` and `learn_score_many`
-/// hand it the batch as learned through the transformers. A guard decides row by row from each score
-/// whether the row is learned, and `score_learn_one` scores and learns different transforms of the row, so
-/// those paths go row by row.
-impl Detector for AnyPipeline {
-    fn learn_one(&mut self, x: &[f64]) {
-        if self.guard.is_some() {
-            self.score_learn_one(x);
-        } else {
-            let detector = &mut self.detector;
-            learn_through(&mut self.transformers, x, |y| detector.learn_one(y))
-        }
-    }
-
-    fn score_one(&self, x: &[f64]) -> f64 {
-        score_through(&self.transformers, x, &self.detector)
-    }
-
-    fn score_learn_one(&mut self, x: &[f64]) -> f64 {
-        if self.transformers.is_empty() && self.guard.is_none() {
-            return self.detector.score_learn_one(x);
-        }
-        let s = score_through(&self.transformers, x, &self.detector);
-        if self.guard.as_mut().is_none_or(|g| g.admit(s)) {
-            let detector = &mut self.detector;
-            learn_through(&mut self.transformers, x, |y| detector.learn_one(y));
-        }
-        s
-    }
-
-    fn learn_score_one(&mut self, x: &[f64]) -> f64 {
-        if self.guard.is_some() {
-            self.learn_one(x);
-            return self.score_one(x);
-        }
-        // Learning and the score after it both see the post-update transform.
-        let detector = &mut self.detector;
-        learn_through(&mut self.transformers, x, |y| detector.learn_score_one(y))
-    }
-
-    fn learn_many(&mut self, batch: &Batch) {
-        if self.guard.is_some() {
-            batch.rows().for_each(|x| self.learn_one(x));
-        } else {
-            let learned = learn_transform_batch(&mut self.transformers, batch);
-            self.detector.learn_many(&learned);
-        }
-    }
-
-    fn score_many(&self, batch: &Batch, out: &mut Vec<f64>) {
-        self.detector.score_many(&transform_batch(&self.transformers, batch), out);
-    }
-
-    fn score_learn_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
-        if self.transformers.is_empty() && self.guard.is_none() {
-            self.detector.score_learn_many(batch, out);
-        } else {
-            out.reserve(batch.num_rows());
-            out.extend(batch.rows().map(|x| self.score_learn_one(x)));
-        }
-    }
-
-    fn learn_score_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
-        if self.guard.is_some() {
-            out.reserve(batch.num_rows());
-            out.extend(batch.rows().map(|x| self.learn_score_one(x)));
-        } else {
-            let learned = learn_transform_batch(&mut self.transformers, batch);
-            self.detector.learn_score_many(&learned, out);
-        }
     }
 }

@@ -1,5 +1,6 @@
-//! The conformance suite: every registered detector and transformer (and every detector behind every
-//! transformer, with and without learn protection) must pass the same checks. Driven by `REGISTRY`, so a newly registered model is covered automatically.
+//! The conformance suite: every registered detector and transformer, and every detector in model trees
+//! (behind every transformer, behind learn protection, behind protection nested in protection), must pass
+//! the same checks. Driven by `REGISTRY`, so a newly registered model is covered automatically.
 
 mod common;
 
@@ -222,6 +223,9 @@ fn every_registered_detector_conforms() {
         // go straight to the detector's.
         let spec = PipelineSpec::detector(params.clone());
         check_detector(&format!("pipeline {}", info.name), || spec.build(&schema).unwrap(), &schema, &rows);
+        // The same behind learn protection, as a tree of two nodes.
+        let protected = spec.clone().protected(Protect::Quantile { quantile: 0.9, window_size: 100 });
+        check_detector(&protected.name(), || protected.build(&schema).unwrap(), &schema, &rows);
         checked += 1;
     }
     assert!(checked >= 4, "only {checked} detectors registered");
@@ -246,16 +250,15 @@ fn every_detector_behind_every_transformer_conforms() {
                     _ => {}
                 }
             }
-            let mut spec = PipelineSpec {
-                transformers: vec![transformer.clone()],
-                detector: serde_json::from_value(json).unwrap(),
-                protect: None,
-            };
+            let spec = PipelineSpec::stages(vec![transformer.clone()], serde_json::from_value(json).unwrap());
             check_detector(&spec.name(), || spec.build(&schema).unwrap(), &schema, &rows);
-            // The same pipeline with learn protection (once per detector).
+            // The same pipeline with learn protection, and with two rules nested (once per detector).
             if t.name == "standard_scaler" {
-                spec.protect = Some(Protect::Quantile { quantile: 0.9, window_size: 100 });
-                check_detector(&format!("protected {}", spec.name()), || spec.build(&schema).unwrap(), &schema, &rows);
+                let protected = spec.clone().protected(Protect::Quantile { quantile: 0.9, window_size: 100 });
+                check_detector(&protected.name(), || protected.build(&schema).unwrap(), &schema, &rows);
+                let nested = protected.protected(Protect::Quantile { quantile: 0.8, window_size: 40 });
+                assert_eq!(nested.name(), format!("protect(protect(standard_scaler|{}))", d.name));
+                check_detector(&nested.name(), || nested.build(&schema).unwrap(), &schema, &rows);
             }
         }
     }
@@ -325,14 +328,18 @@ fn unknown_parameters_are_rejected() {
 
 #[test]
 fn pipeline_specs_round_trip_through_binary_and_json() {
-    for protect in
-        [None, Some(Protect::Above { threshold: 2.0 }), Some(Protect::Quantile { quantile: 0.9, window_size: 50 })]
-    {
-        let spec = PipelineSpec {
-            transformers: vec![AnyTransformerParams::example_for("standard_scaler").unwrap()],
-            detector: AnyDetectorParams::example_for("moving_median").unwrap(),
-            protect,
-        };
+    let stages = PipelineSpec::stages(
+        vec![AnyTransformerParams::example_for("standard_scaler").unwrap()],
+        AnyDetectorParams::example_for("moving_median").unwrap(),
+    );
+    let above = Protect::Above { threshold: 2.0 };
+    let quantile = Protect::Quantile { quantile: 0.9, window_size: 50 };
+    for spec in [
+        stages.clone(),
+        PipelineSpec::detector(AnyDetectorParams::example_for("moving_median").unwrap()).protected(above.clone()),
+        stages.clone().protected(quantile.clone()),
+        stages.clone().protected(above).protected(quantile),
+    ] {
         let bytes = postcard::to_stdvec(&spec).unwrap();
         assert_eq!(postcard::from_bytes::<PipelineSpec>(&bytes).unwrap(), spec);
         let json = serde_json::to_string(&spec).unwrap();
@@ -408,14 +415,14 @@ fn binary_encoding_is_name_version_payload_and_round_trips() {
 fn a_whole_pipeline_round_trips_through_binary_and_json() {
     let (schema, rows, _) = common::shuttle();
     let spec: PipelineSpec = serde_json::from_str(
-        r#"{"transformers": [{"min_max_scaler": {"feature_range": [0.0, 1.0]}}, {"standard_scaler": {}}],
-            "detector": {"moving_median": {"window_size": 30, "key": "f2"}},
-            "protect": {"quantile": {"quantile": 0.95, "window_size": 60}}}"#,
+        r#"{"protect": {"rule": "quantile:0.95:60", "model":
+            {"transformers": [{"min_max_scaler": {"feature_range": [0.0, 1.0]}}, {"standard_scaler": {}}],
+             "detector": {"moving_median": {"window_size": 30, "key": "f2"}}}}}"#,
     )
     .unwrap();
     // Config files and `onad models --json` rely on this form.
     assert_eq!(
-        serde_json::to_value(&spec).unwrap()["transformers"][1],
+        serde_json::to_value(&spec).unwrap()["protect"]["model"]["transformers"][1],
         serde_json::json!({"standard_scaler": {"with_std": true}})
     );
     let mut model = spec.build(&schema).unwrap();
@@ -431,13 +438,16 @@ fn a_whole_pipeline_round_trips_through_binary_and_json() {
     }
     let json = serde_json::to_string(&model).unwrap();
     let back: AnyPipeline = serde_json::from_str(&json).unwrap();
+    let AnyPipeline::Protect(protected) = &back else { panic!("a protect node at the root: {json}") };
+    let AnyPipeline::Stages(stages) = protected.inner() else { panic!("stages inside: {json}") };
     assert_eq!(
-        back.transformers().iter().map(AnyTransformer::name).collect::<Vec<_>>(),
+        stages.transformers().iter().map(AnyTransformer::name).collect::<Vec<_>>(),
         ["min_max_scaler", "standard_scaler"]
     );
-    assert_eq!(back.detector().name(), "moving_median");
-    assert_eq!(back.guard().map(|g| g.protected()), model.guard().map(|g| g.protected()));
-    assert!(back.guard().unwrap().protected() > 0, "the guard never acted");
+    assert_eq!(stages.detector().name(), "moving_median");
+    assert_eq!(back.name(), "protect(min_max_scaler|standard_scaler|moving_median)");
+    assert_eq!(back.protected_rows(), model.protected_rows());
+    assert!(back.protected_rows().unwrap() > 0, "the guard never acted");
 }
 
 #[test]
@@ -502,11 +512,22 @@ fn unknown_kinds_and_other_state_versions_fail_with_their_names() {
     assert_eq!(postcard::from_bytes::<AnyDetectorParams>(&with("moving_average", 1, &params_payload)).unwrap(), params);
     assert!(postcard::from_bytes::<AnyDetector>(&with("moving_average", 1, &model_payload)).is_ok());
 
-    // Inside a pipeline spec (the first thing a checkpoint holds) the message still comes through.
-    let spec = [vec![0], with("isolation_forest", 1, &params_payload), vec![0]].concat();
+    // Inside a pipeline spec (the first thing a checkpoint holds: the node `stages`, no transformers, the
+    // detector) the message still comes through, also from deeper in a tree.
+    let spec = [name_prefix("stages", 1), vec![0], with("isolation_forest", 1, &params_payload)].concat();
     fails::<PipelineSpec>(&spec, &["`isolation_forest` is not a registered detector"]);
-    let good = [vec![0], with("moving_average", 1, &params_payload), vec![0]].concat();
-    assert_eq!(postcard::from_bytes::<PipelineSpec>(&good).unwrap(), PipelineSpec::detector(params));
+    let rule = postcard::to_stdvec(&Protect::Above { threshold: 1.0 }).unwrap();
+    fails::<PipelineSpec>(
+        &[name_prefix("protect", 1), rule.clone(), spec].concat(),
+        &["`isolation_forest` is not a registered detector"],
+    );
+    let good = [name_prefix("stages", 1), vec![0], with("moving_average", 1, &params_payload)].concat();
+    assert_eq!(postcard::from_bytes::<PipelineSpec>(&good).unwrap(), PipelineSpec::detector(params.clone()));
+    let protected = [name_prefix("protect", 1), rule, good].concat();
+    assert_eq!(
+        postcard::from_bytes::<PipelineSpec>(&protected).unwrap(),
+        PipelineSpec::detector(params).protected(Protect::Above { threshold: 1.0 })
+    );
 
     // In a binary format that keeps serde messages, they are the error itself.
     let err = |text: &str| AnyDetector::deserialize(Binary(&mut serde_json::Deserializer::from_str(text))).unwrap_err();

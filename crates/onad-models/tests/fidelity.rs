@@ -105,11 +105,10 @@ fn scalers_match_onad() {
 fn pipeline_matches_onad_after_its_first_row() {
     // onad feeds a one-feature dict; the Rust pipeline reads f1 from the full row, which is the same
     // computation because the scaler works per feature.
-    let spec = PipelineSpec {
-        transformers: vec![transformer(r#"{"standard_scaler": {}}"#)],
-        detector: detector(r#"{"moving_average": {"window_size": 20, "key": "f1"}}"#),
-        protect: None,
-    };
+    let spec = PipelineSpec::stages(
+        vec![transformer(r#"{"standard_scaler": {}}"#)],
+        detector(r#"{"moving_average": {"window_size": 20, "key": "f1"}}"#),
+    );
     let mut m = spec.build(&shuttle_schema()).unwrap();
     // Row 0: onad raises ValueError (the scaler has seen nothing); the fixture records NaN. onad's
     // documented deviation: onad-rs scores it 0.0 (empty window).

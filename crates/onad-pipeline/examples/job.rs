@@ -26,15 +26,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     let source = open(&input, SourceOptions::default())?;
     let first = source.schema().name(0).ok_or("the input has no features")?.to_owned();
     // standard_scaler | moving_average on the first feature: the default of `onad run`.
-    let spec = PipelineSpec {
-        transformers: vec![onad_models::AnyTransformerParams::StandardScaler(StandardScalerParams::default())],
-        detector: AnyDetectorParams::MovingAverage(MovingAverageParams {
+    let spec = PipelineSpec::stages(
+        vec![onad_models::AnyTransformerParams::StandardScaler(StandardScalerParams::default())],
+        AnyDetectorParams::MovingAverage(MovingAverageParams {
             window_size: Some(100),
             key: Some(first),
             ..Default::default()
         }),
-        protect: None,
-    };
+    );
     let build = {
         let spec = spec.clone();
         move |schema: &SchemaRef| spec.build(schema).map_err(Into::into)

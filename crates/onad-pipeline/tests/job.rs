@@ -31,13 +31,12 @@ fn source(path: &Path, batch: usize) -> Box<dyn Source + Send> {
 }
 
 fn spec(model: &str) -> PipelineSpec {
-    let detector = onad_models::AnyDetectorParams::default_for(model).unwrap();
-    let mut spec = PipelineSpec::detector(detector);
-    if let onad_models::AnyDetectorParams::MovingAverage(p) = &mut spec.detector {
+    let mut detector = onad_models::AnyDetectorParams::default_for(model).unwrap();
+    if let onad_models::AnyDetectorParams::MovingAverage(p) = &mut detector {
         p.window_size = Some(20);
         p.key = Some("v".into());
     }
-    spec
+    PipelineSpec::detector(detector)
 }
 
 fn job(path: &Path, batch: usize, spec: PipelineSpec) -> Job<PipelineSpec, AnyPipeline> {

@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use onad_core::rolling::{Interpolation, RollingWindow};
-use onad_core::{Detector, ParamError};
+use onad_core::{Batch, Detector, ParamError};
 use serde::{Deserialize, Serialize};
 
 /// When a row counts as anomalous for learning purposes.
@@ -165,7 +165,9 @@ fn not_above(score: f64, threshold: f64) -> bool {
     score.partial_cmp(&threshold) != Some(std::cmp::Ordering::Greater)
 }
 
-/// Wraps a detector so that it learns a row only when its own score does not flag it.
+/// Wraps a detector so that it learns a row only when its own score does not flag it (the `protect` node
+/// of model trees is `Protected<AnyPipeline>`). `learn_score_one` learns the row (if admitted), then scores
+/// it.
 ///
 /// ```
 /// use onad_core::{Detector, DetectorParams, Schema};
@@ -193,6 +195,11 @@ impl<D: Detector> Protected<D> {
     /// Wraps `inner` with a protection rule.
     pub fn new(inner: D, rule: Protect) -> Result<Self, ParamError> {
         Ok(Protected { inner, guard: Guard::new(rule)? })
+    }
+
+    /// Puts back together a wrapper whose guard was saved with it (migrated checkpoints).
+    pub(crate) fn from_parts(inner: D, guard: Guard) -> Self {
+        Protected { inner, guard }
     }
 
     /// The wrapped detector.
@@ -224,6 +231,12 @@ impl<D: Detector> Detector for Protected<D> {
             self.inner.learn_one(x);
         }
         s
+    }
+
+    // Scoring learns nothing, so a batch is scored by the inner model's own batch method. Every other batch
+    // method goes row by row (the default): the guard decides from each row's score whether it is learned.
+    fn score_many(&self, batch: &Batch, out: &mut Vec<f64>) {
+        self.inner.score_many(batch, out);
     }
 }
 
