@@ -407,7 +407,7 @@ pub fn check_options(args: &RunArgs) -> anyhow::Result<()> {
         bail!("--resume continues from checkpoints: give --checkpoint DIR too");
     }
     if let Some(ModelArg::Text(m)) = &args.model {
-        build_spec(m, &args.sets)?;
+        build_spec(m, args.protect.as_ref(), &args.sets)?;
     }
     if let Some(ModelArg::Spec(_)) = &args.model
         && !args.sets.is_empty()
@@ -481,9 +481,12 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
         onad_pipeline::job::without_column(&schema, k, &input.describe())?;
     }
 
-    let mut spec = match &args.model {
-        Some(ModelArg::Text(m)) => build_spec(m, &args.sets)?,
-        Some(ModelArg::Spec(spec)) => (**spec).clone(),
+    let spec = match &args.model {
+        Some(ModelArg::Text(m)) => build_spec(m, args.protect.as_ref(), &args.sets)?,
+        Some(ModelArg::Spec(spec)) => match &args.protect {
+            Some(rule) => (**spec).clone().protected(rule.clone()),
+            None => (**spec).clone(),
+        },
         None => {
             // The default model reads the first feature (the first that is not the key).
             let first = schema.names().iter().find(|n| Some(n.as_str()) != args.key.as_deref());
@@ -492,12 +495,9 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
                 sets.push(format!("key={first}"));
             }
             sets.extend(args.sets.iter().cloned());
-            build_spec(DEFAULT_MODEL, &sets)?
+            build_spec(DEFAULT_MODEL, args.protect.as_ref(), &sets)?
         }
     };
-    if let Some(rule) = &args.protect {
-        spec = spec.protected(rule.clone());
-    }
     let threshold = match &args.threshold {
         Some(t) => t.clone(),
         None => "adaptive:1000:3".parse().expect("the default threshold parses"),

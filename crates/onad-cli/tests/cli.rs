@@ -232,6 +232,46 @@ fn protect_keeps_flagged_rows_out_of_learning() {
 }
 
 #[test]
+fn set_paths_reach_through_protect() {
+    // The default model (standard_scaler|moving_average on f1) behind --protect, by full paths and by
+    // their shortest spellings: the same spec, the same run.
+    let full = summary(&[
+        "run",
+        "--protect",
+        "quantile:0.9:200",
+        "--set",
+        "protect.model.detector.window_size=30",
+        "--set",
+        "protect.model.transformers.0.with_std=false",
+        "--set",
+        "protect.rule=quantile:0.8:100",
+    ]);
+    let short = summary(&[
+        "run",
+        "--protect",
+        "quantile:0.9:200",
+        "--set",
+        "window_size=30",
+        "--set",
+        "standard_scaler.with_std=false",
+        "--set",
+        "rule=quantile:0.8:100",
+    ]);
+    assert_eq!(full["params"], short["params"]);
+    assert_eq!(full["params"]["protect"]["rule"], "quantile:0.8:100");
+    let model = &full["params"]["protect"]["model"];
+    assert_eq!(model["detector"]["moving_average"]["window_size"], 30);
+    assert_eq!(model["transformers"][0]["standard_scaler"]["with_std"], false);
+    assert_eq!(full["protected_rows"], short["protected_rows"]);
+    assert!(full["protected_rows"].as_u64().unwrap() > 0);
+    // A wrong path lists the paths there are, through the protect node.
+    let e = usage_error(&["run", "--protect", "2", "--set", "protect.model.window=3"]);
+    assert!(e.contains("protect.rule") && e.contains("protect.model.detector.window_size"), "{e}");
+    let e = usage_error(&["run", "--set", "protect.rule=2"]);
+    assert!(e.contains("unknown parameter 'protect.rule'") && e.contains("detector.window_size"), "{e}");
+}
+
+#[test]
 fn pipelines_of_any_length_run_from_the_command_line() {
     let s = summary(&[
         "run",
