@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 /// When a row counts as anomalous for learning purposes.
 ///
 /// Written as text (`--protect`, config files) as a number `X` (scores above `X`) or `quantile:Q[:WINDOW]`
-/// (scores above the `Q` quantile of the last `WINDOW` scores; 1000 when left out); [`Display`] writes the
-/// form that parses back to the same rule.
+/// (scores above the `Q` quantile of the last `WINDOW` scores; 1000 when left out); its
+/// [`Display`](fmt::Display) writes the form that parses back to the same rule.
 ///
 /// ```
 /// use onad_models::Protect;
