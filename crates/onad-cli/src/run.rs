@@ -66,7 +66,8 @@ pub struct RunArgs {
     model: Option<ModelArg>,
 
     /// Set a model parameter (Python onad names): `--set window_size=50`; `stage.name=value` when several
-    /// stages have the parameter. Repeatable.
+    /// stages have the parameter; or a path through the model tree (`protect.model.detector.window_size`,
+    /// `transformers.0.with_std`, `protect.rule`). Repeatable.
     #[arg(long = "set", value_name = "NAME=VALUE")]
     #[serde(rename = "set", default, skip_serializing_if = "Vec::is_empty")]
     sets: Vec<String>,
@@ -83,7 +84,9 @@ pub struct RunArgs {
 
     /// Write every scored row here: `.parquet` as Parquet and `.jsonl`/`.ndjson` as JSON Lines (row,
     /// score, threshold, anomaly, label, key), anything else as CSV (`row,score,anomaly`, then `label`,
-    /// `key` when there are); `-` is standard output (CSV). Repeatable.
+    /// `key` when there are); `-` is standard output (CSV); `kafka://HOST:PORT/TOPIC` (one JSON message
+    /// per row, keyed by row id) or `redis://HOST:PORT/stream/NAME[?maxlen=N]` (one entry per row).
+    /// Repeatable.
     #[arg(long, short, value_name = "PATH")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     output: Vec<String>,
@@ -223,13 +226,34 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// `--model`: a `|`-separated pipeline as typed, or (config files) a spec table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ModelArg {
     /// `standard_scaler|moving_average`.
     Text(String),
     /// A spec written as a table.
     Spec(Box<PipelineSpec>),
+}
+
+/// A string is a `--model` text, a table a [`PipelineSpec`] (whose own errors name what is wrong in it).
+impl<'de> Deserialize<'de> for ModelArg {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = ModelArg;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a model as text (\"standard_scaler|moving_average\") or a [model] table")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ModelArg, E> {
+                Ok(ModelArg::Text(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<ModelArg, A::Error> {
+                let spec = PipelineSpec::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ModelArg::Spec(Box::new(spec)))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 fn parse_model_arg(text: &str) -> Result<ModelArg, String> {
@@ -327,6 +351,7 @@ enum NonNumericArg {
 /// Where rows come from, for messages.
 enum Input {
     File(PathBuf),
+    Stdin,
     BuiltIn(&'static BuiltIn),
 }
 
@@ -334,15 +359,26 @@ impl Input {
     fn describe(&self) -> String {
         match self {
             Input::File(p) => p.display().to_string(),
+            Input::Stdin => "standard input".into(),
             Input::BuiltIn(d) => format!("{} (built-in)", d.name),
         }
     }
 }
 
-fn open_source(input: &Input, options: SourceOptions) -> anyhow::Result<Box<dyn Source + Send>> {
-    match input {
-        Input::File(path) => Ok(onad_sources::open_url(&path.to_string_lossy(), options)?),
-        Input::BuiltIn(d) => open_built_in(d, options),
+fn open_source(
+    input: &Input,
+    format: Option<onad_sources::Format>,
+    options: SourceOptions,
+) -> anyhow::Result<Box<dyn Source + Send>> {
+    match (input, format) {
+        (Input::Stdin, Some(f)) => Ok(onad_sources::open_stdin(f, options)?),
+        (Input::Stdin, None) => {
+            bail!("--input - reads standard input, which has no extension to go by: add --format csv|tsv|jsonl|parquet")
+        }
+        (Input::File(path), Some(f)) => Ok(onad_sources::open_as(path, f, options)?),
+        (Input::File(path), None) => Ok(onad_sources::open_url(&path.to_string_lossy(), options)?),
+        (Input::BuiltIn(_), Some(_)) => bail!("--format applies to --input; the built-in data sets are Parquet"),
+        (Input::BuiltIn(d), None) => open_built_in(d, options),
     }
 }
 
@@ -356,9 +392,12 @@ fn open_built_in(_d: &BuiltIn, _options: SourceOptions) -> anyhow::Result<Box<dy
     bail!("the built-in data sets are Parquet files, and this build has no parquet connector (cargo feature 'parquet')")
 }
 
-/// A sink named on the command line, by extension: Parquet, JSON Lines, else CSV (`-`: CSV on standard
-/// output).
+/// A sink named on the command line: a broker URL (`kafka://HOSTS/TOPIC`, `redis://HOST:PORT/stream/NAME`),
+/// else a file by extension: Parquet, JSON Lines, else CSV (`-`: CSV on standard output).
 fn sink_for(text: &str) -> anyhow::Result<Box<dyn Sink>> {
+    if onad_sources::sink_url_connector(text).is_some() {
+        return Ok(onad_sources::open_sink_url(text)?);
+    }
     let target = Target::parse(text);
     let ext = match &target {
         Target::File(p) => p.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default(),
@@ -390,6 +429,22 @@ struct Shown {
     workers: Option<usize>,
 }
 
+/// The model of `--model` (text or a config file's `[model]` table) with `--protect` around it and
+/// `--set` applied.
+fn model_spec(model: &ModelArg, args: &RunArgs) -> anyhow::Result<PipelineSpec> {
+    match model {
+        ModelArg::Text(m) => build_spec(m, args.protect.as_ref(), &args.sets),
+        ModelArg::Spec(spec) => {
+            let mut spec = match &args.protect {
+                Some(rule) => (**spec).clone().protected(rule.clone()),
+                None => (**spec).clone(),
+            };
+            crate::spec::apply_sets(&mut spec, &args.sets)?;
+            Ok(spec)
+        }
+    }
+}
+
 /// Every check that needs no input: the rules between options (checked after a config file is merged in,
 /// so they cannot be clap's), the model's names and parameters, value ranges. `onad config check` runs
 /// just these.
@@ -406,13 +461,8 @@ pub fn check_options(args: &RunArgs) -> anyhow::Result<()> {
     if args.resume && args.checkpoint.is_none() {
         bail!("--resume continues from checkpoints: give --checkpoint DIR too");
     }
-    if let Some(ModelArg::Text(m)) = &args.model {
-        build_spec(m, args.protect.as_ref(), &args.sets)?;
-    }
-    if let Some(ModelArg::Spec(_)) = &args.model
-        && !args.sets.is_empty()
-    {
-        bail!("set = [...] changes parameters of a --model text; with a [model] table, write them there");
+    if let Some(model) = &args.model {
+        model_spec(model, args)?;
     }
     for (name, value) in [("--batch-size", args.batch_size), ("--workers", args.workers)] {
         if value == Some(0) {
@@ -421,6 +471,9 @@ pub fn check_options(args: &RunArgs) -> anyhow::Result<()> {
     }
     if args.checkpoint_every == Some(0) {
         bail!("--checkpoint-every must be at least 1");
+    }
+    if let Some(f) = &args.format {
+        f.parse::<onad_sources::Format>().map_err(|e| anyhow!("--format: {e}"))?;
     }
     if let Some(r) = args.max_error_rate
         && !(0.0..=1.0).contains(&r)
@@ -438,6 +491,7 @@ pub fn check_options(args: &RunArgs) -> anyhow::Result<()> {
 fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Shown)> {
     check_options(args)?;
     let input = match &args.input {
+        Some(p) if p == "-" => Input::Stdin,
         Some(p) => Input::File(PathBuf::from(p)),
         None => {
             let name = args.dataset.as_deref().unwrap_or("shuttle");
@@ -456,7 +510,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
     } else {
         match &input {
             Input::BuiltIn(d) => LabelColumn::Named(d.label.to_owned()),
-            Input::File(_) => LabelColumn::Last,
+            Input::File(_) | Input::Stdin => LabelColumn::Last,
         }
     };
     let bad_rows = match args.on_bad_row.unwrap_or(BadRowArg::Skip) {
@@ -474,7 +528,8 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
             NonNumericArg::Exclude => NonNumericColumns::Exclude,
         },
     };
-    let source = open_source(&input, options)?;
+    let format = args.format.as_deref().map(str::parse).transpose().map_err(|e| anyhow!("--format: {e}"))?;
+    let source = open_source(&input, format, options)?;
     let schema = source.schema().clone();
     if let Some(k) = &args.key {
         // The job checks this too; here it is a usage error before anything else is opened.
@@ -482,11 +537,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
     }
 
     let spec = match &args.model {
-        Some(ModelArg::Text(m)) => build_spec(m, args.protect.as_ref(), &args.sets)?,
-        Some(ModelArg::Spec(spec)) => match &args.protect {
-            Some(rule) => (**spec).clone().protected(rule.clone()),
-            None => (**spec).clone(),
-        },
+        Some(model) => model_spec(model, args)?,
         None => {
             // The default model reads the first feature (the first that is not the key).
             let first = schema.names().iter().find(|n| Some(n.as_str()) != args.key.as_deref());

@@ -275,3 +275,100 @@ fn a_sigterm_commits_what_was_processed_so_the_group_goes_on_without_duplicates(
     let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     assert_eq!(s["rows"], 0, "{s}");
 }
+
+#[test]
+fn a_killed_run_publishing_to_kafka_and_redis_deduplicates_to_the_uninterrupted_rows() {
+    // Broker sinks cannot take messages back: a resumed run publishes again what the killed run sent after
+    // its checkpoint. Dropping repeats by row id (the message key, the entry's `row`) leaves exactly the
+    // rows of an uninterrupted run; each message also names its input message (topic, partition, offset).
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    const N: usize = 3000;
+    let (header, rows) = shuttle(N);
+    let features = &header[..header.len() - 1];
+    let objects: Vec<String> = rows.iter().map(|(f, l)| json_object(features, f, l)).collect();
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("shuttle", 1, 1).unwrap();
+    cluster.create_topic("scores", 1, 1).unwrap();
+    produce(&cluster.bootstrap_servers(), "shuttle", &objects);
+    let redis = Redis::start();
+    let brokers = cluster.bootstrap_servers();
+    let input = |group: &str| format!("kafka://{brokers}/shuttle?group={group}&session.timeout.ms=6000&max_rows={N}");
+    let tmp = tempfile::tempdir().unwrap();
+    let full = tmp.path().join("full.csv");
+    let o = onad(
+        &["run", "-q", "--input", &input("full"), "--batch-size", "500", "--output", full.to_str().unwrap()],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expected: Vec<(u64, f64, bool)> = std::fs::read_to_string(&full)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2] == "1")
+        })
+        .collect();
+    assert_eq!(expected.len(), N);
+
+    let ck = tmp.path().join("ck");
+    let scores = format!("kafka://{brokers}/scores");
+    let alerts = format!("redis://127.0.0.1:{}/stream/alerts", redis.port);
+    let run = |resume: bool, failpoint: Option<&str>| {
+        let input = input("killed");
+        let mut args = vec!["run", "-q", "--input", &input, "--batch-size", "500", "--output", &scores];
+        args.extend(["--alerts", &alerts, "--checkpoint", ck.to_str().unwrap(), "--checkpoint-every", "1000"]);
+        if resume {
+            args.push("--resume");
+        }
+        onad(&args, failpoint)
+    };
+    let killed = run(false, Some("kill-at-row:1700"));
+    assert_eq!(killed.status.code(), None, "should die by a signal: {}", stderr(&killed));
+    let resumed = run(true, None);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+
+    // Every message of the scores topic, first one per key kept.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "reader")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["scores"]).unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    let (mut messages, deadline) = (0, Instant::now() + Duration::from_secs(60));
+    while seen.len() < N && Instant::now() < deadline {
+        let Some(m) = consumer.poll(Duration::from_millis(500)) else { continue };
+        let m = m.unwrap();
+        messages += 1;
+        let key: u64 = std::str::from_utf8(m.key().unwrap()).unwrap().parse().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+        assert_eq!(v["row"].as_u64(), Some(key));
+        assert_eq!((v["origin"]["topic"].as_str(), v["origin"]["offset"].as_u64()), (Some("shuttle"), Some(key)));
+        seen.entry(key).or_insert((v["score"].as_f64().unwrap(), v["anomaly"].as_bool().unwrap()));
+    }
+    let got: Vec<(u64, f64, bool)> = seen.into_iter().map(|(k, (s, a))| (k, s, a)).collect();
+    assert_eq!(got, expected, "de-duplicated Kafka output differs from the uninterrupted run");
+    assert!(messages >= N, "{messages}");
+
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port)).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let entries: Vec<(String, Vec<String>)> =
+        redis::cmd("XRANGE").arg("alerts").arg("-").arg("+").query(&mut conn).unwrap();
+    let mut alerted: Vec<u64> = entries
+        .iter()
+        .map(|(_, fields)| {
+            let at = fields.iter().position(|f| f == "row").unwrap();
+            assert_eq!(fields[fields.iter().position(|f| f == "anomaly").unwrap() + 1], "true");
+            fields[at + 1].parse().unwrap()
+        })
+        .collect();
+    alerted.sort_unstable();
+    alerted.dedup();
+    let flagged: Vec<u64> = expected.iter().filter(|r| r.2).map(|r| r.0).collect();
+    assert!(!flagged.is_empty());
+    assert_eq!(alerted, flagged, "the alerts stream, de-duplicated, is the flagged rows");
+}

@@ -979,4 +979,72 @@ fn config_errors_name_the_line_column_and_key() {
     assert!(e.contains("unknown model 'moving_avg'"), "{e}");
     let e = check("rules.toml", "resume = true\n");
     assert!(e.contains("--checkpoint"), "{e}");
+    let e = check("table.toml", "[model]\ndetector = { moving_averge = {} }\n");
+    assert!(e.contains("line 2") && e.contains("moving_averge") && e.contains("moving_average"), "{e}");
+}
+
+#[test]
+fn a_model_table_in_a_config_file_is_the_model_and_set_reaches_into_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("job.toml");
+    std::fs::write(
+        &config,
+        "quiet = true\nset = [\"window_size=50\"]\n\n[model.protect]\nrule = \"quantile:0.9:50\"\n\n\
+         [model.protect.model]\ntransformers = [{ standard_scaler = {} }]\n\
+         detector = { moving_average = { window_size = 3, key = \"f1\" } }\n",
+    )
+    .unwrap();
+    let from_file = summary(&["run", "--config", config.to_str().unwrap()]);
+    let from_flags = summary(&[
+        "run",
+        "--model",
+        "standard_scaler|moving_average",
+        "--protect",
+        "quantile:0.9:50",
+        "--set",
+        "key=f1",
+        "--set",
+        "window_size=50",
+    ]);
+    assert_eq!(from_file["model"], "protect(standard_scaler|moving_average)");
+    assert_eq!(from_file["params"], from_flags["params"]);
+    assert_eq!(from_file["roc_auc"], from_flags["roc_auc"]);
+    assert_eq!(from_file["protected_rows"], from_flags["protected_rows"]);
+    assert!(from_file["protected_rows"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn standard_input_is_read_with_a_format_and_standard_output_mixes_rows_and_summary_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = data_dir().join("shippable/shuttle_odds.csv");
+    let from_file = tmp.path().join("file.csv");
+    let o = onad(&["run", "-q", "--input", input.to_str().unwrap(), "--output", from_file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // `zcat flows.csv.gz | onad run --input - --format csv`: the same rows from a pipe.
+    let piped = tmp.path().join("piped.csv");
+    let o = Command::new(env!("CARGO_BIN_EXE_onad"))
+        .current_dir(root())
+        .args(["run", "-q", "--input", "-", "--format", "csv", "--output", piped.to_str().unwrap()])
+        .stdin(std::fs::File::open(&input).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&piped).unwrap(), std::fs::read(&from_file).unwrap());
+    let e = usage_error(&["run", "--input", "-"]);
+    assert!(e.contains("--format"), "{e}");
+    let e = usage_error(&["run", "--input", "-", "--format", "xml"]);
+    assert!(e.contains("xml") && e.contains("jsonl"), "{e}");
+    // Rows on standard output, redirected to a file with `>`, then the summary after them.
+    let redirected = tmp.path().join("stdout.txt");
+    let o = Command::new(env!("CARGO_BIN_EXE_onad"))
+        .current_dir(root())
+        .args(["run", "--input", input.to_str().unwrap(), "--output", "-"])
+        .stdout(std::fs::File::create(&redirected).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&redirected).unwrap();
+    let rows = std::fs::read_to_string(&from_file).unwrap();
+    assert!(text.starts_with(&rows), "the rows come first, whole");
+    assert!(text[rows.len()..].starts_with("input "), "then the summary: {}", &text[rows.len()..]);
 }
