@@ -65,7 +65,3 @@ pub use threshold::{
     WindowedThreshold,
 };
 
-/// The streaming quantile threshold's old name, kept while callers move to [`RollingQuantileThreshold`]
-/// (the name is the model `onad_models::QuantileThreshold`'s).
-#[deprecated(note = "renamed RollingQuantileThreshold (onad_models::QuantileThreshold is an unrelated detector)")]
-pub type QuantileThreshold = RollingQuantileThreshold;
