@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::checkpoint::{Checkpoint, CheckpointDir, CheckpointError, DirLock, FORMAT_VERSION};
-use crate::keyed::{KeyedAction, KeyedConfig, KeyedModel, KeyedStats, run_keyed};
+use crate::keyed::{KeyedAction, KeyedConfig, KeyedModel, KeyedSnapshot, KeyedStats, run_keyed};
 use crate::metrics::{Prequential, pr_auc, roc_auc};
 use crate::run::{BoxError, Flow, Order, PipelineError, Progress, RunConfig, RunStats, run_with};
 use crate::threshold::{AnyThreshold, WindowedThreshold};
@@ -891,11 +891,14 @@ where
                 };
                 let cap = k.max_keys;
                 let on_snapshot = |threshold: &AnyThreshold,
-                                   models: Vec<KeyedModel<D>>,
+                                   snapshot: KeyedSnapshot<D>,
                                    progress: &Progress<'_>|
                  -> Result<(), BoxError> {
-                    // Evictions of this run so far are not known mid-run; the carried tally is kept.
-                    let keyed = KeyedStateRef { max_keys: cap, models: &models, tally_evicted: carried.tally_evicted };
+                    let keyed = KeyedStateRef {
+                        max_keys: cap,
+                        models: &snapshot.models,
+                        tally_evicted: carried.tally_evicted + snapshot.tally_evicted,
+                    };
                     write_checkpoint(&model, threshold, Some(keyed), progress)?;
                     watch.borrow_mut().checkpointed(progress.stats.rows);
                     Ok(())

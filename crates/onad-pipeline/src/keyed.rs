@@ -68,11 +68,21 @@ struct Job {
 /// A per-key model with its key and its last-use tick (the LRU order), as snapshots carry them.
 pub type KeyedModel<D> = (u64, u64, D);
 
+/// Every live per-key model once all batches read so far are scored, and the run's tally of the models
+/// evicted before that point: what a checkpoint of a per-key run holds.
+#[derive(Debug, Clone)]
+pub struct KeyedSnapshot<D> {
+    /// The live models, sorted by key.
+    pub models: Vec<KeyedModel<D>>,
+    /// The `tally` summed over the models this run evicted so far.
+    pub tally_evicted: u64,
+}
+
 /// A message to a worker.
 enum Msg<D> {
     Work(Job),
     /// Send a copy of every live model (sent only when nothing is in flight).
-    Snapshot(Sender<Vec<KeyedModel<D>>>),
+    Snapshot(Sender<(Vec<KeyedModel<D>>, u64)>),
 }
 
 /// What a keyed run does after a batch.
@@ -246,7 +256,7 @@ fn worker<D: Detector + Clone>(
             Msg::Work(job) => job,
             Msg::Snapshot(reply) => {
                 let copy = models.models.iter().map(|(k, m)| (*k, 0, m.clone())).collect();
-                if reply.send(copy).is_err() {
+                if reply.send((copy, models.tally_evicted)).is_err() {
                     break;
                 }
                 continue;
@@ -282,8 +292,8 @@ fn worker<D: Detector + Clone>(
 /// input order, exactly as a one-thread run would produce them. `prototype` is cloned for each new key;
 /// it must be built for the source's features without the key column. `after_batch` sees the progress
 /// after each batch is read (monitoring, signals, checkpoint timing) and may ask for a snapshot, which
-/// `on_snapshot` receives (with the threshold, every live model sorted by key with its last-use tick, and
-/// the progress) once all batches read so far are scored: the state to checkpoint at that position.
+/// `on_snapshot` receives (with the threshold, a [`KeyedSnapshot`] of every live model sorted by key with
+/// its last-use tick, and the progress) once all batches read so far are scored: the state to checkpoint at that position.
 /// `initial` models (from a snapshot) are handed to the workers that own their keys before the run
 /// starts. `tally` counts something per model (rows it refused to learn, say); [`KeyedStats`] sums it over
 /// the live and the evicted models.
@@ -305,7 +315,7 @@ where
     T: Threshold + ?Sized,
     F: FnMut(&Scored<'_>) -> Result<(), BoxError>,
     H: FnMut(&Progress<'_>) -> Result<KeyedAction, BoxError>,
-    P: FnMut(&T, Vec<KeyedModel<D>>, &Progress<'_>) -> Result<(), BoxError>,
+    P: FnMut(&T, KeyedSnapshot<D>, &Progress<'_>) -> Result<(), BoxError>,
 {
     let start = Instant::now();
     let n = config.workers.max(1);
@@ -395,15 +405,17 @@ where
         macro_rules! snapshot {
             ($at_end:expr) => {{
                 drain!();
-                let (reply_tx, reply_rx) = bounded::<Vec<KeyedModel<D>>>(n);
+                let (reply_tx, reply_rx) = bounded::<(Vec<KeyedModel<D>>, u64)>(n);
                 for tx in &job_txs {
                     tx.send(Msg::Snapshot(reply_tx.clone()))
                         .map_err(|_| PipelineError::Hook("a worker thread stopped".into()))?;
                 }
-                let mut models = Vec::new();
+                let (mut models, mut tally_evicted) = (Vec::new(), 0);
                 for _ in 0..n {
-                    let part = reply_rx.recv().map_err(|_| PipelineError::Hook("a worker thread stopped".into()))?;
+                    let (part, evicted) =
+                        reply_rx.recv().map_err(|_| PipelineError::Hook("a worker thread stopped".into()))?;
                     models.extend(part);
+                    tally_evicted += evicted;
                 }
                 if let Some(lru) = lru.as_ref() {
                     for m in &mut models {
@@ -417,7 +429,8 @@ where
                     skipped: source.skipped(),
                     at_end: $at_end,
                 };
-                on_snapshot(&*threshold, models, &progress).map_err(PipelineError::Hook)?;
+                on_snapshot(&*threshold, KeyedSnapshot { models, tally_evicted }, &progress)
+                    .map_err(PipelineError::Hook)?;
             }};
         }
 

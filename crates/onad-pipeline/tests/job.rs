@@ -341,3 +341,30 @@ fn keyed_runs_apply_the_error_rate_and_take_minus_zero_as_zero() {
         .to_string();
     assert!(e.contains("'id' is the only column"), "{e}");
 }
+
+#[test]
+fn protected_rows_of_a_capped_keyed_run_survive_a_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = write_input(tmp.path(), 4_000);
+    let protected = spec("moving_average").protected("1.0".parse().unwrap());
+    let run = |ck: &Path, stop: Option<u64>, resume: bool| {
+        let keyed = Keyed { workers: 2, max_keys: Some(9), ..Keyed::by("key") };
+        let mut j = job(&input, 100, protected.clone())
+            .keyed(keyed)
+            .protected_rows(|m: &AnyPipeline| m.protected_rows())
+            .checkpoints(CheckpointPolicy::new(ck).every_rows(500).resume(resume));
+        if let Some(n) = stop {
+            j = j.monitor(StopAt(n));
+        }
+        j.prepare().unwrap().run().unwrap()
+    };
+    let full = run(&tmp.path().join("full"), None, false);
+    let evicted = full.keyed.as_ref().unwrap().evictions;
+    assert!(evicted > 100, "the cap evicts: {evicted}");
+    let total = full.protected_rows.unwrap();
+    assert!(total > 0);
+    let ck = tmp.path().join("ck");
+    run(&ck, Some(2_100), false);
+    let resumed = run(&ck, None, true);
+    assert_eq!(resumed.protected_rows, Some(total), "evicted models' protected rows are carried by the checkpoint");
+}
