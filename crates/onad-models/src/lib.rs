@@ -23,6 +23,7 @@
 //! ```
 
 pub mod baseline;
+pub mod distance;
 pub mod legacy;
 mod registry;
 pub mod stat;
@@ -34,6 +35,7 @@ mod tree;
 pub use baseline::{
     NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdBound, ThresholdModel, ThresholdModelParams,
 };
+pub use distance::{KNN, KNNParams, KnnDistance};
 pub use registry::decode_explained;
 pub use registry::{
     AnyDetector, AnyDetectorParams, AnyTransformer, AnyTransformerParams, Describe, ModelInfo, REGISTRY, Role,

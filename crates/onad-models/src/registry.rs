@@ -29,6 +29,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::baseline::{
     NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdModel, ThresholdModelParams,
 };
+use crate::distance::{KNN, KNNParams};
 use crate::stat::{
     MovingAverage, MovingAverageAbsoluteDeviation, MovingAverageAbsoluteDeviationParams, MovingAverageParams,
     MovingCorrelationCoefficient, MovingCorrelationCoefficientParams, MovingCovariance, MovingCovarianceParams,
@@ -511,6 +512,7 @@ registry! {
         "moving_correlation_coefficient" => MovingCorrelationCoefficient(MovingCorrelationCoefficientParams),
         "moving_mahalanobis_distance" => MovingMahalanobisDistance(MovingMahalanobisDistanceParams),
         "quantile_threshold" => QuantileThreshold(QuantileThresholdParams),
+        "knn" => KNN(KNNParams),
     }
     transformers {
         "min_max_scaler" => MinMaxScaler(MinMaxScalerParams),
