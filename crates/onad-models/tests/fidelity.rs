@@ -337,3 +337,41 @@ fn incremental_pca_signs_do_not_flip_between_rows() {
     }
     assert_eq!(abrupt, 0, "a component of a fixed probe flipped sign between consecutive updates");
 }
+
+#[test]
+fn knn_matches_onad_and_aberrant() {
+    // Columns: the library's score (float32 inside FAISS; NaN where it raised) and the same algorithm
+    // replayed in float64 by `scripts/fidelity/gen_knn_fixture.py`, which checks the two agree.
+    let (schema, rows, _) = common::shuttle();
+    for (file, params, raised) in [
+        ("knn_k55_w250_wu50", r#"{"knn": {"k": 55, "window_size": 250, "warm_up": 50}}"#, 50..55),
+        ("knn_k5_w100_wu10", r#"{"knn": {"k": 5, "window_size": 100, "warm_up": 10}}"#, 0..0),
+        (
+            "knn_euclidean_k55_w250_wu55",
+            r#"{"knn": {"k": 55, "window_size": 250, "warm_up": 55, "distance": "euclidean"}}"#,
+            0..0,
+        ),
+        (
+            "knn_euclidean_k5_w100_wu10",
+            r#"{"knn": {"k": 5, "window_size": 100, "warm_up": 10, "distance": "euclidean"}}"#,
+            0..0,
+        ),
+    ] {
+        let want = expected(&format!("{file}.csv"));
+        assert_eq!(want.len(), rows.len(), "{file}");
+        let mut m = detector(params).build(&schema).unwrap();
+        let mut worst: f64 = 0.0;
+        for (i, (x, w)) in rows.iter().zip(&want).enumerate() {
+            let got = m.score_learn_one(x);
+            assert!(close(got, w[1]), "{file}: row {i}: onad replayed in f64 {} vs {got}", w[1]);
+            // onad raises while warm_up <= points held < k; the Rust model averages every point held.
+            assert_eq!(w[0].is_nan(), raised.contains(&i), "{file}: row {i}: onad gave {}", w[0]);
+            if !w[0].is_nan() {
+                let rel = if got == w[0] { 0.0 } else { (got - w[0]).abs() / got.abs().max(w[0].abs()) };
+                assert!(rel < 1e-6, "{file}: row {i}: onad (float32) {} vs {got}", w[0]);
+                worst = worst.max(rel);
+            }
+        }
+        eprintln!("{file}: worst relative difference to onad's float32 output {worst:e}");
+    }
+}
