@@ -24,6 +24,7 @@
 
 pub mod baseline;
 pub mod distance;
+pub mod iforest;
 pub mod legacy;
 mod registry;
 pub mod stat;
@@ -36,6 +37,7 @@ pub use baseline::{
     NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdBound, ThresholdModel, ThresholdModelParams,
 };
 pub use distance::{KNN, KNNParams, KnnDistance};
+pub use iforest::{ASDIsolationForest, ASDIsolationForestParams};
 pub use registry::decode_explained;
 pub use registry::{
     AnyDetector, AnyDetectorParams, AnyTransformer, AnyTransformerParams, Describe, ModelInfo, REGISTRY, Role,

@@ -30,6 +30,7 @@ use crate::baseline::{
     NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdModel, ThresholdModelParams,
 };
 use crate::distance::{KNN, KNNParams};
+use crate::iforest::{ASDIsolationForest, ASDIsolationForestParams};
 use crate::stat::{
     MovingAverage, MovingAverageAbsoluteDeviation, MovingAverageAbsoluteDeviationParams, MovingAverageParams,
     MovingCorrelationCoefficient, MovingCorrelationCoefficientParams, MovingCovariance, MovingCovarianceParams,
@@ -512,6 +513,7 @@ registry! {
         "moving_correlation_coefficient" => MovingCorrelationCoefficient(MovingCorrelationCoefficientParams),
         "moving_mahalanobis_distance" => MovingMahalanobisDistance(MovingMahalanobisDistanceParams),
         "quantile_threshold" => QuantileThreshold(QuantileThresholdParams),
+        "asd_isolation_forest" => ASDIsolationForest(ASDIsolationForestParams),
         "knn" => KNN(KNNParams),
     }
     transformers {

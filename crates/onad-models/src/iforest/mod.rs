@@ -1,0 +1,51 @@
+//! Isolation forests: [`ASDIsolationForest`] (one tree per block of the stream).
+//!
+//! Shared pieces live here: [`average_path_length`], the normaliser `c(n)` of Liu, Ting & Zhou (2008).
+
+mod asd;
+
+pub use asd::{ASDIsolationForest, ASDIsolationForestParams};
+
+/// Euler's constant, for the harmonic-number approximation `H(i) ~ ln(i) + gamma`.
+const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
+
+/// `c(n)`, the average path length of an unsuccessful search in a binary search tree of `n` points
+/// (Liu, Ting & Zhou 2008, eq. 1): `c(n) = 2 H(n - 1) - 2 (n - 1) / n` with `H(i) ~ ln(i) + gamma`, and
+/// the exact values `c(2) = 1`, `c(0) = c(1) = 0` (Liu, Ting & Zhou 2012; scikit-learn). It normalises
+/// path lengths into scores and stands in for the subtree a depth-limited leaf of `n` points would have
+/// grown.
+///
+/// onad 0.3.0 applies the approximation at `n = 2` too, which gives `c(2) = 0.1544` instead of 1.
+pub(crate) fn average_path_length(n: usize) -> f64 {
+    match n {
+        0 | 1 => 0.0,
+        2 => 1.0,
+        _ => {
+            let n = n as f64;
+            2.0 * ((n - 1.0).ln() + EULER_GAMMA) - 2.0 * (n - 1.0) / n
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn average_path_length_follows_the_formula() {
+        assert_eq!(average_path_length(0), 0.0);
+        assert_eq!(average_path_length(1), 0.0);
+        assert_eq!(average_path_length(2), 1.0);
+        // 2 (ln 2 + gamma) - 4/3
+        assert!((average_path_length(3) - 1.207_392_357_589_623).abs() < 1e-12, "{}", average_path_length(3));
+        // c(256) = 2 (ln 255 + gamma) - 510/256 = 10.2447...
+        let c256 = 2.0 * (255f64.ln() + EULER_GAMMA) - 510.0 / 256.0;
+        assert_eq!(average_path_length(256), c256);
+        assert!((c256 - 10.244_770_920_119_917).abs() < 1e-9, "{c256}");
+        // Increasing, and within 2 ln n.
+        for n in 2..2000 {
+            assert!(average_path_length(n + 1) > average_path_length(n), "{n}");
+            assert!(average_path_length(n) < 2.0 * (n as f64).ln() + 1.0, "{n}");
+        }
+    }
+}
