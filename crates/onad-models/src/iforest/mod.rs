@@ -1,6 +1,6 @@
 //! Isolation forests: [`ASDIsolationForest`] (one tree per block of the stream).
 //!
-//! Shared pieces live here: [`average_path_length`], the normaliser `c(n)` of Liu, Ting & Zhou (2008).
+//! Shared pieces live here: `average_path_length`, the normaliser `c(n)` of Liu, Ting & Zhou (2008).
 
 mod asd;
 
