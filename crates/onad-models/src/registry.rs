@@ -31,6 +31,7 @@ use crate::baseline::{
 };
 use crate::distance::{KNN, KNNParams};
 use crate::iforest::{ASDIsolationForest, ASDIsolationForestParams};
+use crate::iforest::{OnlineIsolationForest, OnlineIsolationForestParams};
 use crate::stat::{
     MovingAverage, MovingAverageAbsoluteDeviation, MovingAverageAbsoluteDeviationParams, MovingAverageParams,
     MovingCorrelationCoefficient, MovingCorrelationCoefficientParams, MovingCovariance, MovingCovarianceParams,
@@ -514,6 +515,7 @@ registry! {
         "moving_mahalanobis_distance" => MovingMahalanobisDistance(MovingMahalanobisDistanceParams),
         "quantile_threshold" => QuantileThreshold(QuantileThresholdParams),
         "asd_isolation_forest" => ASDIsolationForest(ASDIsolationForestParams),
+        "online_isolation_forest" => OnlineIsolationForest(OnlineIsolationForestParams),
         "knn" => KNN(KNNParams),
     }
     transformers {

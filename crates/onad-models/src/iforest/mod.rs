@@ -3,8 +3,10 @@
 //! Shared pieces live here: `average_path_length`, the normaliser `c(n)` of Liu, Ting & Zhou (2008).
 
 mod asd;
+mod online;
 
 pub use asd::{ASDIsolationForest, ASDIsolationForestParams};
+pub use online::{OnlineIsolationForest, OnlineIsolationForestParams, OnlineTreeType, SplitMetric};
 
 /// Euler's constant, for the harmonic-number approximation `H(i) ~ ln(i) + gamma`.
 const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
