@@ -81,6 +81,7 @@ from onad.model.stat.uni import (  # noqa: E402
     MovingSkewness,
     MovingVariance,
 )
+from onad.model.iforest.online import OnlineIsolationForest  # noqa: E402
 from onad.model.threshold import ThresholdModel  # noqa: E402
 from onad.transform.preprocessing.scaler import MinMaxScaler, StandardScaler  # noqa: E402
 from onad.transform.projection.incremental_pca import IncrementalPCA  # noqa: E402
@@ -216,6 +217,11 @@ def main() -> None:
         # Projections (transformer protocol).
         ("incremental_pca", lambda: IncrementalPCA(n_components=3, n0=50), rows, loop_transform, 0),
         ("random_projection", lambda: RandomProjection(n_components=3, seed=42), rows, loop_transform, 0),
+        # OnlineIsolationForest at the registry's example parameters (onad's own test: 25 trees, window
+        # 1,024; onad has no seed). About 300 rows/s, so 4,096 rows: the first 1,024 fill the window
+        # untimed and the 3,072 timed rows each learn one row and forget one.
+        ("online_isolation_forest", lambda: OnlineIsolationForest(num_trees=25, window_size=1024),
+         rows[:4096], loop_detect, 1024),
     ]
 
     if args.only:
