@@ -121,24 +121,80 @@ struct Scratch {
     features: Vec<u32>,
 }
 
-/// One isolation tree as an arena: node 0 is the root, the children of an inner node are adjacent.
+/// One isolation tree as an arena: node 0 is the root, the two children of an inner node are adjacent.
+///
+/// Leaves point to themselves (`next` = own index) with `value = +inf`, so for a finite row the step
+/// `at = next + (x[feature] >= value)` stays on a leaf once there: a row's descent is a fixed number of
+/// branch-free steps, and several trees can be walked in lockstep. Serialized as [`StoredTree`] (leaves
+/// carry their path length instead of the infinity, which text formats cannot hold).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(try_from = "StoredTree", into = "StoredTree")]
 struct Tree {
     nodes: Vec<Node>,
+    /// The path length `depth + c(size)` of each leaf (0 at inner nodes).
+    paths: Vec<f64>,
     /// Rows that reached each node while the tree grew (weights of the missing-value descent).
     sizes: Vec<u32>,
 }
 
-/// An inner node (`feature < LEAF`: rows with `x[feature] < value` go to `left`, the others to
-/// `left + 1`) or a leaf (`feature == LEAF`: `value` is the path length `depth + c(size)`).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+/// An inner node (rows with `x[feature] < value` go to `next`, the others to `next + 1`) or a leaf
+/// (`next` is its own index, `value = +inf`, `feature = 0`).
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Node {
     value: f64,
     feature: u32,
-    left: u32,
+    next: u32,
 }
 
-const LEAF: u32 = u32::MAX;
+impl Node {
+    fn leaf(at: usize) -> Node {
+        Node { value: f64::INFINITY, feature: 0, next: at as u32 }
+    }
+}
+
+/// The serialized form of a [`Tree`]: per node `(value, feature, next)`, a leaf's value its path length.
+#[derive(Serialize, Deserialize)]
+struct StoredTree {
+    nodes: Vec<(f64, u32, u32)>,
+    sizes: Vec<u32>,
+}
+
+impl From<Tree> for StoredTree {
+    fn from(t: Tree) -> StoredTree {
+        let nodes = t
+            .nodes
+            .iter()
+            .zip(&t.paths)
+            .enumerate()
+            .map(|(i, (n, p))| if n.next as usize == i { (*p, 0, n.next) } else { (n.value, n.feature, n.next) })
+            .collect();
+        StoredTree { nodes, sizes: t.sizes }
+    }
+}
+
+impl TryFrom<StoredTree> for Tree {
+    type Error = String;
+    fn try_from(s: StoredTree) -> Result<Tree, String> {
+        let len = s.nodes.len();
+        if len == 0 || s.sizes.len() != len {
+            return Err(format!("a tree of {len} nodes and {} sizes", s.sizes.len()));
+        }
+        let mut t = Tree { nodes: Vec::with_capacity(len), paths: Vec::with_capacity(len), sizes: s.sizes };
+        for (i, (value, feature, next)) in s.nodes.into_iter().enumerate() {
+            let next = next as usize;
+            if next == i {
+                t.nodes.push(Node::leaf(i));
+                t.paths.push(value);
+            } else if next > i && next + 1 < len && value.is_finite() {
+                t.nodes.push(Node { value, feature, next: next as u32 });
+                t.paths.push(0.0);
+            } else {
+                return Err(format!("tree node {i} of {len} points to {next}"));
+            }
+        }
+        Ok(t)
+    }
+}
 
 impl DetectorParams for ASDIsolationForestParams {
     type Model = ASDIsolationForest;
@@ -154,7 +210,7 @@ impl DetectorParams for ASDIsolationForestParams {
             ));
         }
         let d = schema.len();
-        if d == 0 || d >= LEAF as usize {
+        if d == 0 || d > u32::MAX as usize {
             return Err(ParamError::Schema(format!("ASDIsolationForest needs 1 to 2^32 - 2 features, got {d}")));
         }
         Ok(ASDIsolationForest {
@@ -220,13 +276,17 @@ impl Grower<'_> {
         (lo, hi)
     }
 
+    fn leaf(&mut self, at: usize, n: usize, depth: u32) {
+        self.tree.nodes[at] = Node::leaf(at);
+        self.tree.paths[at] = f64::from(depth) + average_path_length(n);
+    }
+
     /// Fills node `at` (already allocated) from `rows`, at depth `depth`.
     fn grow(&mut self, at: usize, rows: &mut [u32], depth: u32) {
         let n = rows.len();
         self.tree.sizes[at] = n as u32;
-        let leaf = Node { value: f64::from(depth) + average_path_length(n), feature: LEAF, left: 0 };
         if n <= 1 || depth >= self.max_depth {
-            self.tree.nodes[at] = leaf;
+            self.leaf(at, n, depth);
             return;
         }
         // Draw features without replacement until one varies in the node: uniform over those that do.
@@ -242,7 +302,7 @@ impl Grower<'_> {
             }
         }
         let Some((f, lo, hi)) = split else {
-            self.tree.nodes[at] = leaf;
+            self.leaf(at, n, depth);
             return;
         };
         let u = unit(&mut self.rng);
@@ -261,8 +321,9 @@ impl Grower<'_> {
             }
         }
         let left = self.tree.nodes.len();
-        self.tree.nodes[at] = Node { value, feature: f as u32, left: left as u32 };
-        self.tree.nodes.extend([leaf, leaf]);
+        self.tree.nodes[at] = Node { value, feature: f as u32, next: left as u32 };
+        self.tree.nodes.extend([Node::leaf(left), Node::leaf(left + 1)]);
+        self.tree.paths.extend([0.0, 0.0]);
         self.tree.sizes.extend([0, 0]);
         let (l, r) = rows.split_at_mut(n_left);
         self.grow(left, l, depth + 1);
@@ -270,27 +331,47 @@ impl Grower<'_> {
     }
 }
 
-impl Tree {
-    /// Path length of a row without missing values.
-    #[inline]
-    fn path(&self, x: &[f64]) -> f64 {
-        let mut node = self.nodes[0];
-        while node.feature != LEAF {
-            let right = x[node.feature as usize] >= node.value; // x has no NaN here
-            node = self.nodes[node.left as usize + usize::from(right)];
+/// Trees walked in lockstep by the finite-row descent (independent chains of loads overlap).
+const LANES: usize = 8;
+
+/// The sum of the path lengths of a finite row over `trees`, each descended `depth` steps.
+fn sum_paths_finite(trees: &[Tree], x: &[f64], depth: u32) -> f64 {
+    let mut total = 0.0;
+    for chunk in trees.chunks(LANES) {
+        let mut at = [0usize; LANES];
+        for _ in 0..depth {
+            for (a, t) in at.iter_mut().zip(chunk) {
+                let n = t.nodes[*a];
+                *a = n.next as usize + usize::from(x[n.feature as usize] >= n.value);
+            }
         }
-        node.value
+        for (a, t) in at.iter().zip(chunk) {
+            total += t.paths[*a];
+        }
+    }
+    total
+}
+
+impl Tree {
+    fn is_leaf(&self, at: usize) -> bool {
+        self.nodes[at].next as usize == at
+    }
+
+    /// Path length of a finite row (a tree of depth at most `depth`).
+    #[cfg(test)]
+    fn path(&self, x: &[f64], depth: u32) -> f64 {
+        sum_paths_finite(std::slice::from_ref(self), x, depth)
     }
 
     /// Expected path length from node `at`: through both children, weighted by their sizes, at a split on
-    /// a missing value.
+    /// a missing value. Any row (NaN and infinities included).
     fn expected_path(&self, x: &[f64], at: usize) -> f64 {
-        let node = self.nodes[at];
-        if node.feature == LEAF {
-            return node.value;
+        if self.is_leaf(at) {
+            return self.paths[at];
         }
+        let node = self.nodes[at];
         let v = x[node.feature as usize];
-        let left = node.left as usize;
+        let left = node.next as usize;
         if v.is_nan() {
             let (nl, nr) = (f64::from(self.sizes[left]), f64::from(self.sizes[left + 1]));
             (nl * self.expected_path(x, left) + nr * self.expected_path(x, left + 1)) / (nl + nr)
@@ -326,8 +407,10 @@ impl ASDIsolationForest {
         scratch.rows.extend(0..psi as u32);
         let tree = &mut self.trees[slot];
         tree.nodes.clear();
+        tree.paths.clear();
         tree.sizes.clear();
-        tree.nodes.push(Node { value: 0.0, feature: LEAF, left: 0 });
+        tree.nodes.push(Node::leaf(0));
+        tree.paths.push(0.0);
         tree.sizes.push(0);
         let mut grower = Grower {
             block: &self.block,
@@ -358,10 +441,10 @@ impl Detector for ASDIsolationForest {
         if self.trees.is_empty() {
             return 0.0;
         }
-        let total: f64 = if x.iter().any(|v| v.is_nan()) {
-            self.trees.iter().map(|t| t.expected_path(x, 0)).sum()
+        let total: f64 = if x.iter().all(|v| v.is_finite()) {
+            sum_paths_finite(&self.trees, x, self.max_depth)
         } else {
-            self.trees.iter().map(|t| t.path(x)).sum()
+            self.trees.iter().map(|t| t.expected_path(x, 0)).sum()
         };
         let mean = total / self.trees.len() as f64;
         (-mean / self.c_psi).exp2()
@@ -454,16 +537,18 @@ mod tests {
         while let Some((at, depth)) = stack.pop() {
             let node = t.nodes[at];
             assert!(depth <= 8);
-            if node.feature == LEAF {
+            if t.is_leaf(at) {
                 let size = t.sizes[at] as usize;
                 assert!(size >= 1, "no empty leaves");
-                assert_eq!(node.value, f64::from(depth) + average_path_length(size));
+                assert_eq!(node.value, f64::INFINITY);
+                assert_eq!(t.paths[at], f64::from(depth) + average_path_length(size));
                 assert!(size == 1 || depth == 8, "a leaf above the limit holds one row (all rows distinct)");
                 leaves += 1;
                 rows_in_leaves += size;
             } else {
-                let l = node.left as usize;
-                assert!(l > at);
+                let l = node.next as usize;
+                assert!(l > at && node.value.is_finite());
+                assert_eq!(t.paths[at], 0.0);
                 assert_eq!(t.sizes[l] + t.sizes[l + 1], t.sizes[at]);
                 assert!(t.sizes[l] > 0 && t.sizes[l + 1] > 0);
                 stack.push((l, depth + 1));
@@ -474,7 +559,7 @@ mod tests {
         assert_eq!(t.nodes.len(), 2 * leaves - 1);
         // Every learned row lands in a leaf: its path is at most 8 + c(size of that leaf).
         for i in 0..256 {
-            assert!(t.path(&cloud(i)) <= 8.0 + average_path_length(256));
+            assert!(t.path(&cloud(i), 8) <= 8.0 + average_path_length(256));
         }
     }
 
@@ -494,7 +579,7 @@ mod tests {
         // Beyond the range every split sends the row to the same side: as isolated as the outlier.
         assert_eq!(far, m.score_one(&[7.0, -8.0]));
         // The exact score of the outlier: 2^(-mean path / c(128)).
-        let mean = m.trees.iter().map(|t| t.path(&[6.0, 6.0])).sum::<f64>() / 23.0;
+        let mean = m.trees.iter().map(|t| t.path(&[6.0, 6.0], 7)).sum::<f64>() / 23.0;
         assert_eq!(outlier, (-mean / average_path_length(128)).exp2());
     }
 
@@ -505,7 +590,7 @@ mod tests {
         (0..2_000).for_each(|i| m.learn_one(&[3.0, cloud(i)[0]]));
         for t in &m.trees {
             assert!(t.nodes.len() > 1, "a tree stopped at its root");
-            assert!(t.nodes.iter().all(|n| n.feature == LEAF || n.feature == 1));
+            assert!((0..t.nodes.len()).all(|i| t.is_leaf(i) || t.nodes[i].feature == 1));
         }
         assert!(m.score_one(&[3.0, 9.0]) > m.score_one(&[3.0, 0.0]) + 0.2);
     }
@@ -521,11 +606,11 @@ mod tests {
         // leaves its known features allow.
         fn by_hand(t: &Tree, x: &[f64], at: usize) -> (f64, f64) {
             let n = t.nodes[at];
-            if n.feature == LEAF {
-                return (n.value * f64::from(t.sizes[at]), f64::from(t.sizes[at]));
+            if t.is_leaf(at) {
+                return (t.paths[at] * f64::from(t.sizes[at]), f64::from(t.sizes[at]));
             }
             let v = x[n.feature as usize];
-            let l = n.left as usize;
+            let l = n.next as usize;
             if v.is_nan() {
                 let (a, wa) = by_hand(t, x, l);
                 let (b, wb) = by_hand(t, x, l + 1);
@@ -539,10 +624,10 @@ mod tests {
             assert!((t.expected_path(&x, 0) - sum / weight).abs() < 1e-12, "{x:?}");
         }
         // Nothing known: the mean path of the learned rows.
-        let all: f64 = [[0.0, 0.0], [1.0, 0.0], [2.0, 1.0], [3.0, 1.0]].iter().map(|r| t.path(r)).sum::<f64>() / 4.0;
+        let all: f64 = [[0.0, 0.0], [1.0, 0.0], [2.0, 1.0], [3.0, 1.0]].iter().map(|r| t.path(r, 2)).sum::<f64>() / 4.0;
         assert!((t.expected_path(&[f64::NAN, f64::NAN], 0) - all).abs() < 1e-12);
         // Without NaN, both descents agree.
-        assert_eq!(t.expected_path(&[2.5, 0.0], 0), t.path(&[2.5, 0.0]));
+        assert_eq!(t.expected_path(&[2.5, 0.0], 0), t.path(&[2.5, 0.0], 2));
         let s = m.score_one(&[f64::NAN, f64::NAN]);
         assert!(s > 0.0 && s < 1.0, "{s}");
     }
@@ -561,8 +646,9 @@ mod tests {
             m.learn_one(&[c[0], odd, if i % 3 == 0 { f64::NAN } else { 1.0 }]);
         }
         for t in &m.trees {
-            assert!(t.nodes.iter().all(|n| n.value.is_finite()));
-            assert!(t.nodes.iter().all(|n| n.feature != 2), "a column of 1.0 and NaN is constant");
+            assert!((0..t.nodes.len()).all(|i| t.is_leaf(i) || t.nodes[i].value.is_finite()));
+            assert!(t.paths.iter().all(|p| p.is_finite()));
+            assert!((0..t.nodes.len()).all(|i| t.is_leaf(i) || t.nodes[i].feature != 2), "1.0 and NaN: constant");
         }
         for x in [[0.0, 0.0, 1.0], [f64::INFINITY, f64::NAN, f64::NEG_INFINITY], [f64::NAN; 3]] {
             let s = m.score_one(&x);
@@ -583,13 +669,29 @@ mod tests {
         assert_eq!(a.score_one(&probe).to_bits(), b.score_one(&probe).to_bits());
         assert_ne!(a.score_one(&probe), c.score_one(&probe));
         // Seeds 1 and 2 must not give the same trees shifted by one (tree k of seed 2 = tree k+1 of seed 1).
-        let paths = |m: &ASDIsolationForest| m.trees.iter().map(|t| t.path(&probe)).collect::<Vec<_>>();
+        let paths = |m: &ASDIsolationForest| m.trees.iter().map(|t| t.path(&probe, 7)).collect::<Vec<_>>();
         let (pa, pc) = (paths(&a), paths(&c));
         assert!(pa.iter().zip(&pc).any(|(x, y)| x != y));
         // The rng of a tree is a function of (seed, index): same first draws for the same pair.
         assert_eq!(tree_rng(9, 4).next_u64(), tree_rng(9, 4).next_u64());
         assert_ne!(tree_rng(9, 4).next_u64(), tree_rng(9, 5).next_u64());
         assert_ne!(tree_rng(9, 5).next_u64(), tree_rng(10, 4).next_u64());
+    }
+
+    #[test]
+    fn lockstep_descent_equals_the_node_by_node_one() {
+        // 13 trees: one full group of LANES and a partial one.
+        let mut m = build(13, 32, 4, 2);
+        (0..1_000).for_each(|i| m.learn_one(&cloud(i)));
+        assert_eq!(m.n_trees(), 13);
+        for i in 0..500 {
+            let x = cloud(i * 3 + 1).map(|v| v * 1.5);
+            let lockstep = sum_paths_finite(&m.trees, &x, m.max_depth);
+            let by_node: f64 = m.trees.iter().map(|t| t.expected_path(&x, 0)).sum();
+            assert!((lockstep - by_node).abs() < 1e-12, "{x:?}: {lockstep} vs {by_node}");
+        }
+        // Infinite values take the node-by-node descent and land where the extreme finite values do.
+        assert_eq!(m.score_one(&[f64::INFINITY, f64::NEG_INFINITY]), m.score_one(&[1e300, -1e300]));
     }
 
     #[test]
@@ -603,5 +705,17 @@ mod tests {
             assert_eq!(a.score_learn_one(&x).to_bits(), b.score_learn_one(&x).to_bits(), "row {i}");
         }
         assert_eq!(postcard::to_stdvec(&a).unwrap(), postcard::to_stdvec(&b).unwrap());
+        // Text formats too: the stored form holds no infinity (serde_json would write it as null).
+        let json = serde_json::to_string(&a).unwrap();
+        assert!(!json.contains("null"), "{json}");
+        let c: ASDIsolationForest = serde_json::from_str(&json).unwrap();
+        assert_eq!(c.trees.len(), a.trees.len());
+        for (s, t) in c.trees.iter().zip(&a.trees) {
+            assert_eq!(s.nodes.len(), t.nodes.len());
+            assert!((0..t.nodes.len()).all(|i| s.is_leaf(i) == t.is_leaf(i)));
+        }
+        // A damaged tree fails to load instead of panicking later.
+        let bad = StoredTree { nodes: vec![(0.5, 0, 5), (1.0, 0, 1), (1.0, 0, 2)], sizes: vec![2, 1, 1] };
+        assert!(Tree::try_from(bad).unwrap_err().contains("points to 5"));
     }
 }

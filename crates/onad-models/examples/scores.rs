@@ -1,0 +1,64 @@
+//! Scores a labelled CSV (a header, numeric features, the 0/1 label last) with one registered detector and
+//! prints one score per line, so a script can compute metrics for it and for a Python model alike:
+//!
+//! `cargo run --release -p onad-models --example scores -- DATA.csv PROTOCOL 'MODEL_JSON'`
+//!
+//! MODEL_JSON is a detector's parameters as in config files, e.g. `{"asd_isolation_forest": {"seed": 1}}`.
+//! PROTOCOL is
+//! - `prequential`: every row, `score_one` then `learn_one`; prints `score` per row;
+//! - `onad-test`: onad 0.3.0's SHUTTLE integration tests: learn the first 1,000 rows labelled 0 (other rows
+//!   met on the way are passed over), then for the next 2,000 rows `learn_one` then `score_one`; prints
+//!   `score,label` per scored row.
+
+use std::io::{BufWriter, Write};
+
+use onad_core::{Detector, Schema};
+use onad_models::AnyDetectorParams;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [path, protocol, model] = args.as_slice() else {
+        eprintln!("usage: scores DATA.csv prequential|onad-test MODEL_JSON");
+        std::process::exit(2);
+    };
+    let text = std::fs::read_to_string(path)?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().ok_or("empty file")?.split(',').collect();
+    let d = header.len() - 1;
+    let schema = Schema::shared(header[..d].iter().map(|s| s.to_string()))?;
+    let mut rows = Vec::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        let values: Vec<f64> = line.split(',').map(|v| v.trim().parse().unwrap_or(f64::NAN)).collect();
+        rows.push(values);
+    }
+    let params: AnyDetectorParams = serde_json::from_str(model)?;
+    let mut m = params.build(&schema)?;
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    match protocol.as_str() {
+        "prequential" => {
+            for r in &rows {
+                writeln!(out, "{}", m.score_learn_one(&r[..d]))?;
+            }
+        }
+        "onad-test" => {
+            let (mut warm, mut tested) = (0, 0);
+            for r in &rows {
+                if warm < 1_000 {
+                    if r[d] == 0.0 {
+                        m.learn_one(&r[..d]);
+                        warm += 1;
+                    }
+                    continue;
+                }
+                if tested == 2_000 {
+                    break;
+                }
+                writeln!(out, "{},{}", m.learn_score_one(&r[..d]), r[d])?;
+                tested += 1;
+            }
+        }
+        other => return Err(format!("unknown protocol {other:?}").into()),
+    }
+    out.flush()?;
+    Ok(())
+}
