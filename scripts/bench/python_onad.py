@@ -62,6 +62,7 @@ def _stub_torch() -> None:
 _stub_torch()
 
 import onad  # noqa: E402,F401
+from onad.model.iforest.asd import ASDIsolationForest  # noqa: E402
 from onad.model.null import NullModel  # noqa: E402
 from onad.model.random import RandomModel  # noqa: E402
 from onad.model.stat.multi import (  # noqa: E402
@@ -211,6 +212,9 @@ def main() -> None:
         ("moving_correlation_coefficient",
          lambda: MovingCorrelationCoefficient(window_size=50), f12_rows, loop_detect, 0),
         ("moving_mahalanobis_distance", lambda: MovingMahalanobisDistance(window_size=100), rows, loop_detect, 0),
+        # Isolation forest at the registry's example parameters (onad's defaults, seed 42; full dicts).
+        ("asd_isolation_forest", lambda: ASDIsolationForest(n_estimators=100, max_samples=256, seed=42),
+         rows, loop_detect, 0),
         # aberrant 1.3.0 QuantileThreshold on {"score": f0}.
         ("quantile_threshold",
          lambda: QuantileThreshold(quantile=0.95, window_size=1000), score_rows, loop_detect, 0),
