@@ -6,6 +6,7 @@
 use onad_core::{SinkPosition, SkipCounts};
 use onad_models::legacy::{v1, v2_flat};
 use onad_models::{AnyPipeline, PipelineSpec};
+use onad_pipeline::KeyedModel;
 use onad_pipeline::job::{JobState, KeyedState, Migrate};
 use onad_pipeline::{AnyThreshold, Order};
 use serde::Deserialize;
@@ -29,21 +30,70 @@ struct KeyedRunStateV1 {
     models: Vec<(u64, u64, v1::AnyPipeline)>,
 }
 
-/// The decoder of checkpoint payloads: format 2 with the registry's own messages (an unknown model kind,
-/// another state version), format 2 with flat pipelines and format 1 migrated. Format 1 recorded neither the order (it is taken to be `order`, the
+/// A format-2 state: today's fields before the input's columns were recorded (field order is the format).
+#[derive(Deserialize)]
+struct StateV2<S, D> {
+    spec: S,
+    model: D,
+    threshold: AnyThreshold,
+    order: Order,
+    rows: u64,
+    anomalies: u64,
+    skipped: SkipCounts,
+    sinks: Vec<(String, SinkPosition)>,
+    keyed: Option<KeyedStateV2<D>>,
+}
+
+#[derive(Deserialize)]
+struct KeyedStateV2<D> {
+    max_keys: Option<usize>,
+    models: Vec<KeyedModel<D>>,
+    tally_evicted: u64,
+}
+
+/// A format-2 state in today's types (`convert` turns its models into today's).
+fn from_v2<S, D>(s: StateV2<S, D>, convert: impl Fn(D) -> AnyPipeline, spec: impl Fn(S) -> PipelineSpec) -> State {
+    JobState {
+        spec: spec(s.spec),
+        model: convert(s.model),
+        threshold: s.threshold,
+        order: s.order,
+        rows: s.rows,
+        anomalies: s.anomalies,
+        skipped: s.skipped,
+        sinks: s.sinks,
+        keyed: s.keyed.map(|k| KeyedState {
+            max_keys: k.max_keys,
+            models: k.models.into_iter().map(|(key, tick, m)| (key, tick, convert(m))).collect(),
+            tally_evicted: k.tally_evicted,
+        }),
+        input: None,
+    }
+}
+
+type State = JobState<PipelineSpec, AnyPipeline>;
+
+/// The decoder of checkpoint payloads: format 3 with the registry's own messages (an unknown model kind,
+/// another state version), format 2 (model trees, or the flat pipelines of the first format-2 builds;
+/// the input's columns were not recorded then, so a resume does not check them) and format 1 migrated. Format 1 recorded neither the order (it is taken to be `order`, the
 /// one asked for now) nor which output its byte count belongs to (it is given to `output`, the first
 /// `--output` of the resumed run), nor the per-key model cap (`max_keys`, the one asked for now).
 pub fn decoder(output: Option<String>, order: Order, max_keys: Option<usize>) -> Migrate<PipelineSpec, AnyPipeline> {
     Box::new(move |version, payload| {
         if version == onad_pipeline::checkpoint::FORMAT_VERSION {
-            let error = match onad_models::decode_explained(|| postcard::from_bytes(payload)) {
-                Ok(state) => return Ok(Some(state)),
+            return onad_models::decode_explained(|| postcard::from_bytes(payload)).map(Some);
+        }
+        if version == 2 {
+            let error = match onad_models::decode_explained(|| {
+                postcard::from_bytes::<StateV2<PipelineSpec, AnyPipeline>>(payload)
+            }) {
+                Ok(state) => return Ok(Some(from_v2(state, |m| m, |s| s))),
                 Err(e) => e,
             };
             // Written before model trees: those bytes never decode as a tree (see `v2_flat`), so trying
-            // them second cannot take a tree for a flat pipeline. Neither layout: today's message.
-            return match postcard::from_bytes::<JobState<v2_flat::PipelineSpec, v2_flat::AnyPipeline>>(payload) {
-                Ok(flat) => Ok(Some(from_flat(flat))),
+            // them second cannot take a tree for a flat pipeline. Neither layout: the tree's message.
+            return match postcard::from_bytes::<StateV2<v2_flat::PipelineSpec, v2_flat::AnyPipeline>>(payload) {
+                Ok(flat) => Ok(Some(from_v2(flat, Into::into, Into::into))),
                 Err(_) => Err(error),
             };
         }
@@ -63,6 +113,7 @@ pub fn decoder(output: Option<String>, order: Order, max_keys: Option<usize>) ->
                 _ => Vec::new(),
             },
             keyed,
+            input: None,
         };
         // A per-key state starts with a plain one, so try it first; a plain state must use every byte.
         if let Ok(k) = postcard::from_bytes::<KeyedRunStateV1>(payload) {
@@ -75,25 +126,6 @@ pub fn decoder(output: Option<String>, order: Order, max_keys: Option<usize>) ->
         }
         Ok(Some(convert(s, None)))
     })
-}
-
-/// A format 2 state of flat pipelines in today's types: the same state, its models as trees.
-fn from_flat(s: JobState<v2_flat::PipelineSpec, v2_flat::AnyPipeline>) -> JobState<PipelineSpec, AnyPipeline> {
-    JobState {
-        spec: s.spec.into(),
-        model: s.model.into(),
-        threshold: s.threshold,
-        order: s.order,
-        rows: s.rows,
-        anomalies: s.anomalies,
-        skipped: s.skipped,
-        sinks: s.sinks,
-        keyed: s.keyed.map(|k| KeyedState {
-            max_keys: k.max_keys,
-            models: k.models.into_iter().map(|(key, tick, m)| (key, tick, m.into())).collect(),
-            tally_evicted: k.tally_evicted,
-        }),
-    }
 }
 
 #[cfg(test)]
@@ -144,15 +176,20 @@ mod tests {
         assert!(same(&keyed.models[0].2));
 
         // Today's layout reads as itself; bytes of neither layout keep today's error.
-        let now = JobState { keyed: None, ..state };
+        let now = JobState { keyed: None, input: None, ..state };
         let bytes = postcard::to_stdvec(&now).unwrap();
-        let back = decoder(None, Order::ScoreThenLearn, None)(2, &bytes).unwrap().unwrap();
+        let back = decoder(None, Order::ScoreThenLearn, None)(3, &bytes).unwrap().unwrap();
         assert_eq!(back.spec, tree);
-        let e = decoder(None, Order::ScoreThenLearn, None)(2, &bytes[..bytes.len() / 2]).err().unwrap();
+        let e = decoder(None, Order::ScoreThenLearn, None)(3, &bytes[..bytes.len() / 2]).err().unwrap();
         assert!(!e.is_empty());
         let mut unknown = postcard::to_stdvec(&("ensemble", 1u16)).unwrap();
         unknown.extend_from_slice(&bytes);
-        let e = decoder(None, Order::ScoreThenLearn, None)(2, &unknown).err().unwrap();
+        let e = decoder(None, Order::ScoreThenLearn, None)(3, &unknown).err().unwrap();
         assert!(e.contains("`ensemble` is not a registered model node"), "{e}");
+        // A format-2 state with model trees (no input columns recorded) reads too.
+        let v2 = (&now.spec, &now.model, &now.threshold, now.order, now.rows, now.anomalies, &now.skipped);
+        let v2 = postcard::to_stdvec(&(v2, &now.sinks, None::<()>)).unwrap();
+        let back = decoder(None, Order::ScoreThenLearn, None)(2, &v2).unwrap().unwrap();
+        assert_eq!((back.spec, back.input), (tree, None));
     }
 }

@@ -531,8 +531,11 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
     let format = args.format.as_deref().map(str::parse).transpose().map_err(|e| anyhow!("--format: {e}"))?;
     let source = open_source(&input, format, options)?;
     let schema = source.schema().clone();
-    if let Some(k) = &args.key {
-        // The job checks this too; here it is a usage error before anything else is opened.
+    if let Some(k) = &args.key
+        && !schema.is_empty()
+    {
+        // The job checks this too; here it is a usage error before anything else is opened. (A broker with
+        // nothing new has no columns: then nothing is run.)
         onad_pipeline::job::without_column(&schema, k, &input.describe())?;
     }
 

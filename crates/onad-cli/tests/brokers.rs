@@ -270,10 +270,45 @@ fn a_sigterm_commits_what_was_processed_so_the_group_goes_on_without_duplicates(
     assert_eq!(done + rest, N, "first run {done} rows, second {rest}");
     // A periodic job finding nothing new: 0 rows and exit 0, not an error about missing columns.
     let summary = tmp.path().join("third.json");
-    let o = onad(&["run", "-q", "--input", &url, "--summary-json", summary.to_str().unwrap()], None);
+    let o = onad(&["run", "-q", "--input", &url, "--key", "f1", "--summary-json", summary.to_str().unwrap()], None);
     assert!(o.status.success(), "{}", stderr(&o));
     let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     assert_eq!(s["rows"], 0, "{s}");
+    // The same with a checkpoint to resume: the checkpoint's counts are reported,
+    // nothing is built or written, the checkpoint and the output stay as they were.
+    let generations = |dir: &Path| {
+        let mut g: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name() != "lock")
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+            .collect();
+        g.sort();
+        g
+    };
+    let (before, output) = (generations(&ck), std::fs::read(&first).unwrap());
+    let o = onad(
+        &[
+            "run",
+            "-q",
+            "--input",
+            &url,
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--resume",
+            "--output",
+            first.to_str().unwrap(),
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(s["rows_this_run"], 0, "{s}");
+    assert!(s["rows"].as_u64().unwrap() >= 1700, "the checkpoint's rows are reported: {s}");
+    assert_eq!(generations(&ck), before, "the checkpoint is not rewritten");
+    assert_eq!(std::fs::read(&first).unwrap(), output, "the output is not touched");
 }
 
 #[test]

@@ -661,8 +661,14 @@ fn checkpoint_format_v1_fixture_still_resumes() {
 
 #[test]
 fn checkpoint_format_v2_fixture_resumes() {
-    // The current format (model kinds by name with state versions, one position per sink).
+    // Format 2 as the first builds wrote it (model kinds by name, flat pipelines, one position per sink).
     resumes_from_fixture("tests/data/checkpoint-v2");
+}
+
+#[test]
+fn checkpoint_format_v3_fixture_resumes() {
+    // The current format (model trees, the input's columns recorded).
+    resumes_from_fixture("tests/data/checkpoint-v3");
 }
 
 /// Resumes the committed checkpoint and output of `dir` and compares with an uninterrupted run.

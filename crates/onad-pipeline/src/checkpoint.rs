@@ -7,7 +7,7 @@
 //! | bytes | field |
 //! |---|---|
 //! | 8 | magic `ONADCKPT` |
-//! | 2 | format version (currently 2; 1 is still read, see below) |
+//! | 2 | format version (currently 3; 1 and 2 are still read, see below) |
 //! | 4 + n | model kind (length-prefixed UTF-8, for example `standard_scaler|moving_average`) |
 //! | 8 | rows seen |
 //! | 4 + n | source position (length-prefixed postcard) |
@@ -22,9 +22,10 @@
 //! removed after that. A crash at any point leaves the previous generation intact; temporary leftovers
 //! are ignored when loading and removed by the next write.
 //!
-//! Versions: the envelope is the same in formats 1 and 2; what changed is the payload. Format 2 payloads
+//! Versions: the envelope is the same in every format; what changed is the payload. Format 2 payloads
 //! encode model kinds by registry name with a per-model state version (so adding a model never shifts
-//! how older files decode) and carry one resume position per sink. A loader passes a decoder that is
+//! how older files decode) and carry one resume position per sink; format 3 adds the input's columns
+//! (a resume over other columns is refused) and encodes models as trees. A loader passes a decoder that is
 //! told the version ([`CheckpointDir::load_latest_with`]), so a format-1 file is migrated when it is read.
 //!
 //! Locking: a run that writes checkpoints holds an OS lock on `DIR/lock` ([`CheckpointDir::lock`]), so a
@@ -42,7 +43,7 @@ use thiserror::Error;
 
 const MAGIC: &[u8; 8] = b"ONADCKPT";
 /// The format version this build writes.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// The oldest format version this build still reads.
 pub const OLDEST_VERSION: u16 = 1;
 const LOCK_FILE: &str = "lock";

@@ -240,6 +240,18 @@ pub struct JobState<S, D> {
     pub sinks: Vec<(String, SinkPosition)>,
     /// Per-key models, in per-key runs.
     pub keyed: Option<KeyedState<D>>,
+    /// The input the models were built for (`None` in states migrated from formats that did not record
+    /// it): a resume over other columns or without the labels would feed the models other data.
+    pub input: Option<InputShape>,
+}
+
+/// The columns of an input and whether it has labels, as recorded in a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputShape {
+    /// The source's feature columns, in order (the key column included, in per-key runs).
+    pub columns: Vec<String>,
+    /// Whether rows carry labels.
+    pub labels: bool,
 }
 
 /// The per-key part of a [`JobState`].
@@ -265,6 +277,7 @@ struct JobStateRef<'a, S, D> {
     skipped: SkipCounts,
     sinks: &'a [(String, SinkPosition)],
     keyed: Option<KeyedStateRef<'a, D>>,
+    input: Option<&'a InputShape>,
 }
 
 #[derive(Serialize)]
@@ -504,9 +517,12 @@ where
     /// building the model, opening the sinks.
     pub fn prepare(mut self) -> Result<Prepared<S, D>, JobError> {
         let source_schema = self.source.schema().clone();
+        // A broker with nothing new opens with no columns: nothing is built, run, written or checkpointed.
+        let empty_source = source_schema.is_empty();
         // The model's schema: the source's, without the key column in per-key runs.
         let (schema, key_column) = match &self.keyed {
             None => (source_schema.clone(), None),
+            Some(_) if empty_source => (source_schema.clone(), None),
             Some(k) => {
                 let (i, rest) = without_column(&source_schema, &k.column, &self.input)?;
                 if k.workers == 0 {
@@ -552,7 +568,7 @@ where
             }
             dir = Some(cd);
         }
-        let empty_source = source_schema.is_empty();
+        let shape = InputShape { columns: source_schema.names().to_vec(), labels: self.source.has_labels() };
         let mut resumed = None;
         let mut carried = Carried::default();
         let mut keyed_models = Vec::new();
@@ -560,25 +576,39 @@ where
         let mut sink_positions: Vec<(String, SinkPosition)> = Vec::new();
         if let Some((c, path)) = loaded {
             let Checkpoint { position, rows_seen, state, .. } = c;
-            self.check_resume(&state, &path)?;
-            if !empty_source {
-                self.source
-                    .seek(&position)
-                    .map_err(|error| JobError::Seek { checkpoint: path.clone(), error: Box::new(error) })?;
-            }
             carried = Carried {
                 rows: state.rows,
                 anomalies: state.anomalies,
-                skipped: state.skipped,
+                skipped: state.skipped.clone(),
                 tally_evicted: state.keyed.as_ref().map_or(0, |k| k.tally_evicted),
             };
+            resumed = Some(Resumed { path: path.clone(), position: position.clone(), rows: rows_seen });
+            if empty_source {
+                // Nothing to resume into: the counts are reported, the checkpoint stays as it is.
+                let report = Prepared::empty(self, carried, resumed, warnings, lock);
+                return Ok(report);
+            }
+            self.check_resume(&state, &path, &shape)?;
+            self.source
+                .seek(&position)
+                .map_err(|error| JobError::Seek { checkpoint: path.clone(), error: Box::new(error) })?;
             sink_positions = state.sinks;
             if let Some(k) = state.keyed {
                 keyed_models = k.models;
             }
             self.threshold = state.threshold;
             restored = Some(state.model);
-            resumed = Some(Resumed { path, position, rows: rows_seen });
+        } else if empty_source {
+            return Ok(Prepared::empty(self, carried, resumed, warnings, lock));
+        }
+        let mut names = std::collections::HashSet::new();
+        for sink in &self.sinks {
+            if !names.insert(sink.describe()) {
+                return Err(JobError::Config(format!(
+                    "{} is given as an output twice: two outputs on one target would write over each other",
+                    sink.describe()
+                )));
+            }
         }
         // Open every sink, fresh or where the checkpoint left it.
         let layout =
@@ -600,23 +630,46 @@ where
             };
             sink.open(&layout, at)?;
         }
-        let model = match (restored, empty_source) {
-            (Some(m), _) => Some(m),
-            (None, true) => None,
-            (None, false) => {
+        let model = match restored {
+            Some(m) => m,
+            None => {
                 let build = std::mem::replace(&mut self.build, Box::new(|_| Err("already built".into())));
-                Some(build(&schema).map_err(|error| JobError::Build {
+                build(&schema).map_err(|error| JobError::Build {
                     model: self.kind.clone(),
                     input: self.input.clone(),
                     error,
-                })?)
+                })?
             }
         };
-        Ok(Prepared { job: self, model, key_column, keyed_models, carried, resumed, warnings, dir, _lock: lock })
+        Ok(Prepared {
+            job: self,
+            model: Some(model),
+            key_column,
+            keyed_models,
+            carried,
+            resumed,
+            warnings,
+            dir,
+            shape,
+            _lock: lock,
+        })
     }
 
-    fn check_resume(&self, state: &JobState<S, D>, path: &std::path::Path) -> Result<(), JobError> {
+    fn check_resume(&self, state: &JobState<S, D>, path: &std::path::Path, shape: &InputShape) -> Result<(), JobError> {
         let at = path.display();
+        if let Some(was) = &state.input
+            && was != shape
+        {
+            let show = |s: &InputShape| {
+                format!("columns {}{}", s.columns.join(", "), if s.labels { " and labels" } else { " without labels" })
+            };
+            return Err(JobError::Config(format!(
+                "{at}: the checkpoint was made over {}, but {} has {}; resume with the same input and column options",
+                show(was),
+                self.input,
+                show(shape)
+            )));
+        }
         if state.spec != self.spec {
             return Err(JobError::Config(format!(
                 "{at}: the checkpoint was made with other model parameters ({:?}); resume with the same model",
@@ -685,7 +738,34 @@ pub struct Prepared<S, D> {
     resumed: Option<Resumed>,
     warnings: Vec<String>,
     dir: Option<CheckpointDir>,
+    shape: InputShape,
     _lock: Option<DirLock>,
+}
+
+impl<S, D> Prepared<S, D> {
+    /// A job over a source with no columns: reports what a checkpoint carried, touches nothing.
+    fn empty(
+        job: Job<S, D>,
+        carried: Carried,
+        resumed: Option<Resumed>,
+        warnings: Vec<String>,
+        lock: Option<DirLock>,
+    ) -> Self {
+        let shape = InputShape { columns: Vec::new(), labels: false };
+        let (keyed_models, dir) = (Vec::new(), None);
+        Prepared {
+            job,
+            model: None,
+            key_column: None,
+            keyed_models,
+            carried,
+            resumed,
+            warnings,
+            dir,
+            shape,
+            _lock: lock,
+        }
+    }
 }
 
 impl<S: Debug, D> Debug for Prepared<S, D> {
@@ -786,7 +866,7 @@ where
 
     /// Runs the job to the end of the source or until a monitor stops it.
     pub fn run(self) -> Result<JobReport, JobError> {
-        let Prepared { mut job, model, key_column, keyed_models, carried, resumed, warnings, dir, _lock } = self;
+        let Prepared { mut job, model, key_column, keyed_models, carried, resumed, warnings, dir, shape, _lock } = self;
         let mut report = JobReport {
             stats: RunStats::default(),
             rows: carried.rows,
@@ -804,9 +884,7 @@ where
             empty_source: model.is_none(),
         };
         let Some(mut model) = model else {
-            for sink in &mut job.sinks {
-                sink.finish(true)?;
-            }
+            // Nothing new: the outputs were not opened, so they stay exactly as the last run left them.
             return Ok(report);
         };
         let has_labels = job.source.has_labels();
@@ -856,6 +934,7 @@ where
                 skipped,
                 sinks: &sinks,
                 keyed,
+                input: Some(&shape),
             };
             cd.write(&Checkpoint {
                 model_kind: kind.clone(),
@@ -944,7 +1023,8 @@ where
         let stats = result.map_err(|error| JobError::Run { input: job.input.clone(), error: Box::new(error) })?;
         let mut shared = shared.into_inner();
         for sink in shared.sinks.iter_mut() {
-            sink.finish(!stats.stopped_early)?;
+            // A stopped run keeps what a resume needs; without checkpoints there is no resume.
+            sink.finish(!stats.stopped_early || dir.is_none())?;
         }
         if has_labels && job.evaluation.overall {
             report.roc_auc = roc_auc(&shared.scores, &shared.labels);

@@ -187,6 +187,17 @@ fn a_resume_refuses_another_threshold_order_model_or_outputs() {
             .unwrap_err()
             .to_string();
     assert!(e.contains("other.csv") && e.contains("out.csv"), "{e}");
+    // Other input columns (here `--columns v`) or no labels: the model was built for other rows.
+    let narrow = SourceOptions { batch_size: 100, columns: Some(vec!["v".into()]), ..Default::default() };
+    let spec_ma = spec("moving_average");
+    let build = {
+        let s = spec_ma.clone();
+        move |schema: &SchemaRef| s.build(schema).map_err(Into::into)
+    };
+    let narrowed = Job::new(open(&input, narrow).unwrap(), spec_ma.clone(), spec_ma.name(), build)
+        .threshold(AnyThreshold::Fixed(FixedThreshold(2.0)));
+    let e = resume(with_out(narrowed)).unwrap_err().to_string();
+    assert!(e.contains("columns key, v and labels") && e.contains("columns v and labels"), "{e}");
     // Not resuming over an earlier run's checkpoints is refused too.
     let e = with_out(job(&input, 100, spec("moving_average")))
         .checkpoints(CheckpointPolicy::new(&ck))
@@ -198,10 +209,20 @@ fn a_resume_refuses_another_threshold_order_model_or_outputs() {
     std::fs::remove_file(&out).unwrap();
     let e = resume(with_out(job(&input, 100, spec("moving_average")))).unwrap_err().to_string();
     assert!(e.contains("out.csv") && e.contains("does not exist") && e.contains("bytes"), "{e}");
-    // With the same settings it resumes.
-    std::fs::write(&out, vec![b'x'; 100_000]).unwrap();
+    // With the same settings it resumes, to the output of an uninterrupted run (here the file is
+    // restored from that run's first part: what the checkpoint covers).
+    let full = tmp.path().join("full.csv");
+    job(&input, 100, spec("moving_average"))
+        .sink(CsvSink::new(Target::File(full.clone())))
+        .prepare()
+        .unwrap()
+        .run()
+        .unwrap();
+    let expected = std::fs::read(&full).unwrap();
+    std::fs::write(&out, &expected).unwrap();
     let r = resume(with_out(job(&input, 100, spec("moving_average")))).unwrap().run().unwrap();
     assert_eq!(r.rows, 1_000);
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
 }
 
 #[test]
