@@ -97,6 +97,18 @@ except Exception as _e:  # noqa: BLE001  -> that configuration reports null
     def QuantileThreshold(*a, **k):  # noqa: N802
         raise ImportError(f"aberrant QuantileThreshold unavailable: {_QT_IMPORT_ERROR}")
 
+# KNN's engine needs faiss-cpu; without it that configuration reports null.
+try:
+    from onad.model.distance.knn import KNN  # noqa: E402
+    from onad.utils.similar.faiss_engine import FaissSimilaritySearchEngine  # noqa: E402
+except Exception as _e:  # noqa: BLE001
+    _KNN_IMPORT_ERROR = _e
+
+    def KNN(*a, **k):  # noqa: N802
+        raise ImportError(f"onad KNN unavailable (faiss-cpu missing?): {_KNN_IMPORT_ERROR}")
+
+    FaissSimilaritySearchEngine = KNN
+
 try:
     from importlib.metadata import version as _pkg_version
 
@@ -218,6 +230,9 @@ def main() -> None:
         # aberrant 1.3.0 QuantileThreshold on {"score": f0}.
         ("quantile_threshold",
          lambda: QuantileThreshold(quantile=0.95, window_size=1000), score_rows, loop_detect, 0),
+        # KNN at the registry's example parameters (full dicts).
+        ("knn", lambda: KNN(k=55, similarity_engine=FaissSimilaritySearchEngine(window_size=250, warm_up=55)),
+         rows, loop_detect, 0),
         # Projections (transformer protocol).
         ("incremental_pca", lambda: IncrementalPCA(n_components=3, n0=50), rows, loop_transform, 0),
         ("random_projection", lambda: RandomProjection(n_components=3, seed=42), rows, loop_transform, 0),
