@@ -7,11 +7,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, ValueEnum};
-use onad_core::{BadRowPolicy, Scored, Sink, SinkError, SinkLayout, SinkPosition, Source};
+use onad_core::{BadRowPolicy, Sink, Source};
 use onad_models::{AnyPipeline, PipelineSpec};
 use onad_pipeline::job::{
-    CheckpointPolicy, Evaluation, Job, JobError, JobReport, Keyed, MemoryLimit, Monitor, Status, StopOnSignals,
-    memory_mib,
+    CheckpointPolicy, Evaluation, Job, JobError, JobReport, Keyed, MemoryLimit, ReportEvery, StopOnSignals, memory_mib,
 };
 use onad_pipeline::sinks::{AlertsOnly, CsvSink, JsonlSink, Target};
 use onad_pipeline::{AnyThreshold, Order};
@@ -481,9 +480,16 @@ pub fn check_options(args: &RunArgs) -> anyhow::Result<()> {
         bail!("--max-error-rate must be between 0 and 1, got {r}");
     }
     if let Some(t) = args.checkpoint_seconds
-        && !(t.is_finite() && t >= 0.0)
+        && std::time::Duration::try_from_secs_f64(t).is_err()
     {
         bail!("--checkpoint-seconds must be a number of seconds, 0 or more (0: after every batch), got {t}");
+    }
+    if args.max_keys == Some(0) {
+        bail!("--max-keys must be at least 1");
+    }
+    // Outputs are parsed here (nothing is opened or contacted), so a config check finds a bad URL too.
+    for o in args.output.iter().chain(&args.alerts) {
+        sink_for(o).with_context(|| format!("output {o}"))?;
     }
     Ok(())
 }
@@ -576,6 +582,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
         .threshold(threshold)
         .order(order)
         .max_error_rate(args.max_error_rate)
+        .bad_rows(bad_rows)
         .evaluation(Evaluation { overall: !args.no_eval, window: args.eval_window })
         .protected_rows(|m: &AnyPipeline| m.protected_rows())
         .migrate(crate::legacy::decoder(
@@ -586,7 +593,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
     if let Some(k) = &args.key {
         job = job.keyed(Keyed { column: k.clone(), workers, max_keys: args.max_keys, depth: 4 });
     }
-    if let Some(kill) = Failpoint::from_env() {
+    if let Some(kill) = onad_pipeline::sinks::Failpoint::from_env() {
         job = job.sink(kill);
     }
     for o in &args.output {
@@ -600,7 +607,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
         let keep = args.checkpoint_keep.unwrap_or(3);
         let mut policy = CheckpointPolicy::new(dir).keep(keep).every_rows(every).resume(args.resume);
         if let Some(t) = args.checkpoint_seconds {
-            policy = policy.every(std::time::Duration::from_secs_f64(t));
+            policy = policy.every(std::time::Duration::try_from_secs_f64(t)?);
         }
         job = job.checkpoints(policy);
     }
@@ -609,7 +616,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
         job = job.monitor(StopOnSignals::install().context("cannot install the signal handlers")?);
     }
     if let Some(every) = args.report_every {
-        job = job.monitor(Report::new(every));
+        job = job.monitor(ReportEvery::new(every, |line: &str| eprintln!("{line}")));
     }
     if let Some(mib) = args.memory_limit_mb {
         job = job.monitor(MemoryLimit { mib });
@@ -619,89 +626,6 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
         File::create(p).with_context(|| format!("cannot create summary file {}", p.display()))?;
     }
     Ok((job, shown))
-}
-
-/// `--report-every N`: a line on stderr every N rows with resident memory and its growth, and the rate
-/// (the guide's memory monitoring).
-#[derive(Debug)]
-struct Report {
-    every: u64,
-    reported: u64,
-    start_rss: f64,
-}
-
-impl Report {
-    fn new(every: u64) -> Report {
-        Report { every: every.max(1), reported: 0, start_rss: memory_mib().map_or(0.0, |m| m.0) }
-    }
-}
-
-impl Monitor for Report {
-    fn check(&mut self, status: &Status<'_>) -> Option<String> {
-        if status.rows_this_run / self.every > self.reported {
-            self.reported = status.rows_this_run / self.every;
-            let (rss, peak) = memory_mib().unwrap_or((f64::NAN, f64::NAN));
-            eprintln!(
-                "rows {}: resident {rss:.1} MiB (+{:.1} MiB since start, peak {peak:.1} MiB), {:.0} rows/s",
-                status.rows,
-                rss - self.start_rss,
-                status.rows_this_run as f64 / status.elapsed.as_secs_f64().max(1e-9)
-            );
-        }
-        None
-    }
-}
-
-/// Test hooks for the crash tests (never set in normal use), as the first sink: `ONAD_FAILPOINT=kill-at-row:N`
-/// makes the process SIGKILL itself when row N is written; `term-at-row:N` sends itself SIGTERM there and
-/// goes on.
-#[derive(Debug)]
-struct Failpoint {
-    kill_at: Option<u64>,
-    term_at: Option<u64>,
-}
-
-impl Failpoint {
-    fn from_env() -> Option<Failpoint> {
-        let row = |kind: &str| -> Option<u64> {
-            std::env::var("ONAD_FAILPOINT").ok()?.strip_prefix(kind)?.strip_prefix(':')?.parse().ok()
-        };
-        let f = Failpoint { kill_at: row("kill-at-row"), term_at: row("term-at-row") };
-        (f.kill_at.is_some() || f.term_at.is_some()).then_some(f)
-    }
-}
-
-fn signal_self(signal: &str) {
-    let pid = std::process::id().to_string();
-    let _ = std::process::Command::new("kill").args([signal, &pid]).status();
-}
-
-impl Sink for Failpoint {
-    fn open(&mut self, _layout: &SinkLayout, _resume: Option<&SinkPosition>) -> Result<(), SinkError> {
-        Ok(())
-    }
-
-    fn write(&mut self, scored: &Scored<'_>) -> Result<(), SinkError> {
-        for id in scored.row_ids() {
-            if self.kill_at == Some(*id) {
-                signal_self("-9");
-                std::thread::sleep(std::time::Duration::from_secs(10));
-                std::process::abort();
-            }
-            if self.term_at == Some(*id) {
-                signal_self("-TERM");
-            }
-        }
-        Ok(())
-    }
-
-    fn sync(&mut self) -> Result<SinkPosition, SinkError> {
-        Ok(SinkPosition::Unrecorded)
-    }
-
-    fn describe(&self) -> String {
-        "failpoint".into()
-    }
 }
 
 /// Runs `onad run`.

@@ -393,8 +393,13 @@ impl CheckpointDir {
             }
             Err(fs::TryLockError::Error(e)) => return Err(io(&path, e)),
         }
-        file.set_len(0).map_err(|e| io(&path, e))?;
-        writeln!(file, "{}", std::process::id()).map_err(|e| io(&path, e))?;
+        // Write the id over the old one, then cut to its length, so a contender reading meanwhile never
+        // finds the file empty.
+        let pid = format!("{}\n", std::process::id());
+        use std::io::Seek;
+        file.seek(std::io::SeekFrom::Start(0)).map_err(|e| io(&path, e))?;
+        file.write_all(pid.as_bytes()).map_err(|e| io(&path, e))?;
+        file.set_len(pid.len() as u64).map_err(|e| io(&path, e))?;
         Ok(DirLock { _file: file })
     }
 }

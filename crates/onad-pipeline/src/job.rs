@@ -172,6 +172,47 @@ impl Monitor for MemoryLimit {
     }
 }
 
+/// Every `every` rows, a progress line with resident memory and its growth since the start, and the rate
+/// (the guide's memory monitoring), handed to `line` (`onad run --report-every` prints it to stderr).
+/// Never stops the run.
+pub struct ReportEvery {
+    every: u64,
+    reported: u64,
+    start_rss: f64,
+    line: Box<dyn FnMut(&str) + Send>,
+}
+
+impl ReportEvery {
+    /// Reports every `every` rows (at least 1) to `line`.
+    pub fn new(every: u64, line: impl FnMut(&str) + Send + 'static) -> Self {
+        let start_rss = memory_mib().map_or(0.0, |m| m.0);
+        ReportEvery { every: every.max(1), reported: 0, start_rss, line: Box::new(line) }
+    }
+}
+
+impl Debug for ReportEvery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportEvery").field("every", &self.every).field("reported", &self.reported).finish()
+    }
+}
+
+impl Monitor for ReportEvery {
+    fn check(&mut self, status: &Status<'_>) -> Option<String> {
+        if status.rows_this_run / self.every > self.reported {
+            self.reported = status.rows_this_run / self.every;
+            let (rss, peak) = memory_mib().unwrap_or((f64::NAN, f64::NAN));
+            let line = format!(
+                "rows {}: resident {rss:.1} MiB (+{:.1} MiB since start, peak {peak:.1} MiB), {:.0} rows/s",
+                status.rows,
+                rss - self.start_rss,
+                status.rows_this_run as f64 / status.elapsed.as_secs_f64().max(1e-9)
+            );
+            (self.line)(&line);
+        }
+        None
+    }
+}
+
 /// Resident and peak memory of this process in MiB (Linux; `None` elsewhere).
 pub fn memory_mib() -> Option<(f64, f64)> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -382,6 +423,7 @@ pub struct Job<S, D> {
     threshold: AnyThreshold,
     order: Order,
     max_error_rate: Option<f64>,
+    bad_rows: onad_core::BadRowPolicy,
     sinks: Vec<Box<dyn Sink>>,
     checkpoints: Option<CheckpointPolicy>,
     keyed: Option<Keyed>,
@@ -422,6 +464,7 @@ where
             threshold: AnyThreshold::Windowed(WindowedThreshold::new(1000, 3.0).expect("valid defaults")),
             order: Order::ScoreThenLearn,
             max_error_rate: None,
+            bad_rows: onad_core::BadRowPolicy::Skip,
             sinks: Vec::new(),
             checkpoints: None,
             keyed: None,
@@ -453,6 +496,13 @@ where
     /// Stop with an error when the share of bad rows passes `rate` (judged after 100 rows).
     pub fn max_error_rate(mut self, rate: Option<f64>) -> Self {
         self.max_error_rate = rate;
+        self
+    }
+
+    /// The bad-row policy of the source, which per-key runs apply to their own empty-row rule (a row of
+    /// nothing but its key).
+    pub fn bad_rows(mut self, policy: onad_core::BadRowPolicy) -> Self {
+        self.bad_rows = policy;
         self
     }
 
@@ -528,6 +578,14 @@ where
                 if k.workers == 0 {
                     return Err(JobError::Config("per-key runs need at least one worker".into()));
                 }
+                let inner = std::mem::replace(
+                    &mut self.source,
+                    Box::new(Nothing(source_schema.clone(), SkipCounts::default())),
+                );
+                let (name, policy) = (self.input.clone(), self.bad_rows);
+                let skipped = inner.skipped().clone();
+                let own = SkipCounts::default();
+                self.source = Box::new(KeyedRows { inner, key: i, policy, name, own, skipped });
                 (rest, Some(i))
             }
         };
@@ -719,6 +777,151 @@ pub fn without_column(schema: &SchemaRef, column: &str, input: &str) -> Result<(
     Ok((i, rest))
 }
 
+/// The empty-row rule of the sources for per-key runs: the key column is a feature to the source, so a row
+/// holding only its key passes there; here a row whose features other than the key are all missing is a
+/// bad row `empty_row` (skipped and counted, or an error under the fail policy), as in any other run.
+struct KeyedRows {
+    inner: Box<dyn Source + Send>,
+    key: usize,
+    policy: onad_core::BadRowPolicy,
+    name: String,
+    /// Rows dropped here, counted under `empty_row`.
+    own: SkipCounts,
+    /// The source's counts and `own`, merged.
+    skipped: SkipCounts,
+}
+
+impl std::fmt::Debug for KeyedRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedRows").field("key", &self.key).field("own", &self.own).finish()
+    }
+}
+
+impl KeyedRows {
+    fn refresh(&mut self) {
+        self.skipped = self.inner.skipped().clone();
+        self.skipped.merge(&self.own);
+    }
+
+    fn empty(&self, row: &[f64]) -> bool {
+        row.iter().enumerate().all(|(j, v)| j == self.key || v.is_nan())
+    }
+
+    fn filter(&mut self, batch: onad_core::Batch) -> Result<onad_core::Batch, onad_core::SourceError> {
+        if !batch.rows().any(|r| self.empty(r)) {
+            return Ok(batch);
+        }
+        let keep: Vec<bool> = batch.rows().map(|r| !self.empty(r)).collect();
+        if let (onad_core::BadRowPolicy::Fail, Some(i)) = (self.policy, keep.iter().position(|k| !k)) {
+            return Err(onad_core::SourceError::BadRecord(onad_core::BadRecord {
+                source: self.name.clone(),
+                row: batch.row_ids()[i],
+                column: None,
+                reason: EMPTY_ROW,
+                detail: "the row is empty: every feature but the key is missing, so there is nothing to score".into(),
+            }));
+        }
+        let mut values = Vec::with_capacity(batch.values().len());
+        let mut labels = batch.labels().map(|_| Vec::with_capacity(batch.num_rows()));
+        let mut ids = Vec::with_capacity(batch.num_rows());
+        let mut at = Vec::new();
+        for (i, k) in keep.iter().enumerate() {
+            if !k {
+                self.own.add(EMPTY_ROW);
+                continue;
+            }
+            values.extend_from_slice(batch.row(i));
+            if let (Some(l), Some(src)) = (labels.as_mut(), batch.labels()) {
+                l.push(src[i]);
+            }
+            ids.push(batch.row_ids()[i]);
+            if let Some(o) = batch.origins() {
+                at.push(o.at[i]);
+            }
+        }
+        let shape = |e: onad_core::CoreError| onad_core::SourceError::Schema {
+            source_name: self.name.clone(),
+            message: e.to_string(),
+        };
+        let mut filtered = onad_core::Batch::try_new(batch.schema().clone(), values, labels, ids).map_err(shape)?;
+        if let Some(o) = batch.origins() {
+            filtered = filtered.with_origins(onad_core::Origins { topic: o.topic.clone(), at }).map_err(shape)?;
+        }
+        Ok(filtered)
+    }
+}
+
+/// A placeholder source, for the moment a source is moved into a wrapper.
+#[derive(Debug)]
+struct Nothing(SchemaRef, SkipCounts);
+
+impl Iterator for Nothing {
+    type Item = Result<onad_core::Batch, onad_core::SourceError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        None
+    }
+}
+
+impl Source for Nothing {
+    fn schema(&self) -> &SchemaRef {
+        &self.0
+    }
+    fn has_labels(&self) -> bool {
+        false
+    }
+    fn position(&self) -> Position {
+        Position::Start
+    }
+    fn skipped(&self) -> &SkipCounts {
+        &self.1
+    }
+}
+
+/// The reason of [`KeyedRows`], the sources' `empty_row`.
+const EMPTY_ROW: &str = "empty_row";
+
+impl Iterator for KeyedRows {
+    type Item = Result<onad_core::Batch, onad_core::SourceError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let batch = match self.inner.next()? {
+                Ok(b) => self.filter(b),
+                Err(e) => Err(e),
+            };
+            self.refresh();
+            match batch {
+                // A batch of nothing but empty rows is not handed out.
+                Ok(b) if b.is_empty() => continue,
+                other => return Some(other),
+            }
+        }
+    }
+}
+
+impl Source for KeyedRows {
+    fn schema(&self) -> &SchemaRef {
+        self.inner.schema()
+    }
+    fn has_labels(&self) -> bool {
+        self.inner.has_labels()
+    }
+    fn position(&self) -> Position {
+        Source::position(&*self.inner)
+    }
+    fn skipped(&self) -> &SkipCounts {
+        &self.skipped
+    }
+    fn seek(&mut self, position: &Position) -> Result<(), onad_core::SourceError> {
+        self.inner.seek(position)
+    }
+    fn commit(&mut self) -> Result<(), onad_core::SourceError> {
+        self.inner.commit()
+    }
+    fn acknowledges_on_next(&self) -> bool {
+        self.inner.acknowledges_on_next()
+    }
+}
+
 /// Counters carried over from the checkpoint a run resumed from.
 #[derive(Debug, Clone, Default)]
 struct Carried {
@@ -781,6 +984,9 @@ struct Shared<'a> {
     labels: Vec<f64>,
     prequential: Option<Prequential>,
     overall: bool,
+    /// The source acknowledges a batch when the next is asked for: make every batch durable in the sinks
+    /// before that, or a crash could lose rows the broker was told were done.
+    sync_each_batch: bool,
 }
 
 impl Shared<'_> {
@@ -798,6 +1004,11 @@ impl Shared<'_> {
         }
         for sink in self.sinks.iter_mut() {
             sink.write(scored)?;
+        }
+        if self.sync_each_batch {
+            for sink in self.sinks.iter_mut() {
+                sink.sync()?;
+            }
         }
         Ok(())
     }
@@ -901,6 +1112,7 @@ where
             labels: Vec::new(),
             prequential,
             overall: job.evaluation.overall && has_labels,
+            sync_each_batch: job.source.acknowledges_on_next(),
         });
         let mut watch = Watch {
             monitors: &mut job.monitors,

@@ -51,6 +51,8 @@ struct Bytes {
     file: Option<File>,
     /// Length of the stream (for files: where the next byte lands).
     len: u64,
+    /// Standard output (its file may be shared with other writers).
+    stdout: bool,
 }
 
 impl std::fmt::Debug for Bytes {
@@ -147,21 +149,32 @@ impl Bytes {
                 });
             }
         };
-        let resume_err = |message: String| SinkError::Resume { target: what.clone(), message };
-        let (writer, file, len): (Box<dyn Write + Send>, _, _) = match target {
-            Target::File(p) => {
-                let (file, len) = open_at(p, recorded, &what).map_err(resume_err)?;
+        // A failure to continue a recorded output is a resume error; a fresh output that cannot be created
+        // is a plain IO error (a missing directory, no permission).
+        let fail = |message: String| match recorded {
+            Some(_) => SinkError::Resume { target: what.clone(), message },
+            None => SinkError::io(what.clone(), std::io::Error::other(message)),
+        };
+        let stdout_file = match target {
+            Target::Stdout if stdout_is_regular_file() => match open_stdout_file(recorded, &what) {
+                Ok(opened) => Some(opened),
+                // Fresh and cannot be reopened (no /proc): plain standard output, not recorded.
+                Err(_) if recorded.is_none() => None,
+                Err(e) => return Err(fail(e)),
+            },
+            _ => None,
+        };
+        let (writer, file, len, stdout): (Box<dyn Write + Send>, _, _, _) = match (target, stdout_file) {
+            (Target::File(p), _) => {
+                let (file, len) = open_at(p, recorded, &what).map_err(fail)?;
                 let mut handle = file.try_clone().map_err(|e| SinkError::io(what.clone(), e))?;
                 handle.seek(SeekFrom::Start(len)).map_err(|e| SinkError::io(what.clone(), e))?;
-                (Box::new(handle), Some(file), len)
+                (Box::new(handle), Some(file), len, false)
             }
-            Target::Stdout if stdout_is_regular_file() => {
-                let (file, len) = open_stdout_file(recorded, &what).map_err(resume_err)?;
-                (Box::new(std::io::stdout()), Some(file), len)
-            }
-            Target::Stdout => (Box::new(std::io::stdout()), None, 0),
+            (Target::Stdout, Some((file, len))) => (Box::new(std::io::stdout()), Some(file), len, true),
+            (Target::Stdout, None) => (Box::new(std::io::stdout()), None, 0, true),
         };
-        Ok(Bytes { writer: BufWriter::with_capacity(1 << 16, writer), file, len })
+        Ok(Bytes { writer: BufWriter::with_capacity(1 << 16, writer), file, len, stdout })
     }
 
     fn write(&mut self, s: &str) -> std::io::Result<()> {
@@ -175,6 +188,11 @@ impl Bytes {
         match &self.file {
             Some(f) => {
                 f.sync_data()?;
+                if self.stdout {
+                    // Others may write to the same file (`>> out 2>&1`): what a resume keeps is the whole
+                    // file as it is now, not only the bytes this sink wrote.
+                    self.len = f.metadata()?.len();
+                }
                 Ok(SinkPosition::Bytes(self.len))
             }
             None => Ok(SinkPosition::Unrecorded),
@@ -427,6 +445,60 @@ impl<S: Sink> Sink for AlertsOnly<S> {
 
     fn describe(&self) -> String {
         format!("{} (alerts only)", self.inner.describe())
+    }
+}
+
+/// Test hooks for the crash tests (never set in normal use; like the checkpoint module's failpoints), as the
+/// first sink of a job: `ONAD_FAILPOINT=kill-at-row:N`
+/// makes the process SIGKILL itself when row N is written; `term-at-row:N` sends itself SIGTERM there and
+/// goes on.
+#[derive(Debug)]
+pub struct Failpoint {
+    kill_at: Option<u64>,
+    term_at: Option<u64>,
+}
+
+impl Failpoint {
+    /// The failpoint `ONAD_FAILPOINT` names, if it names one of these.
+    pub fn from_env() -> Option<Failpoint> {
+        let row = |kind: &str| -> Option<u64> {
+            std::env::var("ONAD_FAILPOINT").ok()?.strip_prefix(kind)?.strip_prefix(':')?.parse().ok()
+        };
+        let f = Failpoint { kill_at: row("kill-at-row"), term_at: row("term-at-row") };
+        (f.kill_at.is_some() || f.term_at.is_some()).then_some(f)
+    }
+}
+
+fn signal_self(signal: &str) {
+    let pid = std::process::id().to_string();
+    let _ = std::process::Command::new("kill").args([signal, &pid]).status();
+}
+
+impl Sink for Failpoint {
+    fn open(&mut self, _layout: &SinkLayout, _resume: Option<&SinkPosition>) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn write(&mut self, scored: &Scored<'_>) -> Result<(), SinkError> {
+        for id in scored.row_ids() {
+            if self.kill_at == Some(*id) {
+                signal_self("-9");
+                std::thread::sleep(std::time::Duration::from_secs(10));
+                std::process::abort();
+            }
+            if self.term_at == Some(*id) {
+                signal_self("-TERM");
+            }
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<SinkPosition, SinkError> {
+        Ok(SinkPosition::Unrecorded)
+    }
+
+    fn describe(&self) -> String {
+        "failpoint".into()
     }
 }
 

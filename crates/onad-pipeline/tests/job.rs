@@ -389,3 +389,130 @@ fn protected_rows_of_a_capped_keyed_run_survive_a_resume() {
     let resumed = run(&ck, None, true);
     assert_eq!(resumed.protected_rows, Some(total), "evicted models' protected rows are carried by the checkpoint");
 }
+
+/// A broker-like source over a CSV: asking for a batch acknowledges the previous one. It records, at each
+/// request, rows yielded so far and rows the sink had made durable (synced) by then.
+struct Acking {
+    inner: Box<dyn Source + Send>,
+    yielded: usize,
+    durable: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    at_request: std::sync::Arc<std::sync::Mutex<Vec<(usize, usize)>>>,
+}
+
+impl Iterator for Acking {
+    type Item = Result<onad_core::Batch, onad_core::SourceError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let durable = self.durable.load(std::sync::atomic::Ordering::SeqCst);
+        self.at_request.lock().unwrap().push((self.yielded, durable));
+        let b = self.inner.next();
+        if let Some(Ok(b)) = &b {
+            self.yielded += b.num_rows();
+        }
+        b
+    }
+}
+
+impl std::fmt::Debug for Acking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acking").field("yielded", &self.yielded).finish()
+    }
+}
+
+impl Source for Acking {
+    fn schema(&self) -> &SchemaRef {
+        self.inner.schema()
+    }
+    fn has_labels(&self) -> bool {
+        self.inner.has_labels()
+    }
+    fn position(&self) -> onad_core::Position {
+        Source::position(&*self.inner)
+    }
+    fn skipped(&self) -> &onad_core::SkipCounts {
+        self.inner.skipped()
+    }
+    fn acknowledges_on_next(&self) -> bool {
+        true
+    }
+}
+
+/// Counts rows written, and at each sync publishes the count as durable.
+#[derive(Debug)]
+struct Durable {
+    written: usize,
+    durable: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Sink for Durable {
+    fn open(&mut self, _: &SinkLayout, _: Option<&SinkPosition>) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn write(&mut self, s: &Scored<'_>) -> Result<(), SinkError> {
+        self.written += s.len();
+        Ok(())
+    }
+    fn sync(&mut self) -> Result<SinkPosition, SinkError> {
+        self.durable.store(self.written, std::sync::atomic::Ordering::SeqCst);
+        Ok(SinkPosition::Unrecorded)
+    }
+    fn describe(&self) -> String {
+        "durable".into()
+    }
+}
+
+#[test]
+fn over_a_broker_every_batch_is_durable_in_the_sinks_before_it_is_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = write_input(tmp.path(), 2_000);
+    for keyed in [None, Some(Keyed { workers: 2, ..Keyed::by("key") })] {
+        let durable = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let at_request = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let src =
+            Acking { inner: source(&input, 150), yielded: 0, durable: durable.clone(), at_request: at_request.clone() };
+        let s = spec("moving_average");
+        let build = {
+            let s = s.clone();
+            move |schema: &SchemaRef| s.build(schema).map_err(Into::into)
+        };
+        let mut j = Job::new(Box::new(src), s.clone(), s.name(), build).sink(Durable { written: 0, durable });
+        if let Some(k) = keyed.clone() {
+            j = j.keyed(k);
+        }
+        j.prepare().unwrap().run().unwrap();
+        let requests = at_request.lock().unwrap().clone();
+        assert_eq!(requests.len(), 15, "{keyed:?}");
+        for (yielded, durable) in requests {
+            assert_eq!(yielded, durable, "{keyed:?}: a batch was acknowledged before the sinks made it durable");
+        }
+    }
+}
+
+#[test]
+fn a_keyed_row_with_nothing_but_its_key_is_an_empty_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("keys.csv");
+    std::fs::write(&path, "key,v,w\n1,,\n1,2,\n2,,NaN\n2,3,4\n").unwrap();
+    let run = |policy: onad_core::BadRowPolicy| {
+        let opts = SourceOptions { label: onad_sources::LabelColumn::None, bad_rows: policy, ..Default::default() };
+        let s = spec("moving_average");
+        let build = {
+            let s = s.clone();
+            move |schema: &SchemaRef| s.build(schema).map_err(Into::into)
+        };
+        let rows = Collect::default();
+        let report = Job::new(open(&path, opts).unwrap(), s.clone(), s.name(), build)
+            .keyed(Keyed::by("key"))
+            .bad_rows(policy)
+            .sink(rows.clone())
+            .prepare()
+            .unwrap()
+            .run();
+        (report, rows)
+    };
+    let (report, rows) = run(onad_core::BadRowPolicy::Skip);
+    let report = report.unwrap();
+    assert_eq!((report.rows, report.skipped.get("empty_row")), (2, 2));
+    assert_eq!(rows.0.lock().unwrap().iter().map(|r| r.0).collect::<Vec<_>>(), [1, 3], "rows 0 and 2 are skipped");
+    let e = run(onad_core::BadRowPolicy::Fail).0.unwrap_err().to_string();
+    assert!(e.contains("row 0") && e.contains("empty_row"), "{e}");
+}

@@ -12,9 +12,10 @@
 //! `label` is there when the input has labels, `key` in per-key runs; a number that is not finite (a
 //! threshold still warming up) is `null`. When the input is itself a Kafka topic, the message also says
 //! which input message it scores: `"origin":{"topic":"events","partition":3,"offset":1042}`. The message
-//! key is the input row id in decimal (`12`): stable across resumes (row ids of a resumed Kafka run
-//! continue from the checkpoint's count), so a consumer drops repeats by it (and Kafka's default
-//! partitioner spreads rows over the partitions by it).
+//! key is a stable id of the input row, so a consumer drops repeats by it (and Kafka's default
+//! partitioner spreads rows over the partitions by it): `TOPIC/PARTITION/OFFSET` of the input message
+//! when the input is Kafka (its row ids count messages in the order they were fetched, which across
+//! partitions need not repeat after a resume), else the input row id in decimal (`12`).
 //!
 //! **Delivery is at least once.** [`Sink::sync`] (before every checkpoint) waits until the brokers have
 //! acknowledged every message sent, within `flush_timeout_ms` (30 s by default; past it, an error naming
@@ -286,7 +287,10 @@ impl Sink for KafkaSink {
             payload.clear();
             r.write_json(&mut payload, scored.origin(i));
             key.clear();
-            let _ = write!(key, "{}", r.id);
+            let _ = match scored.origin(i) {
+                Some(o) => write!(key, "{}/{}/{}", o.topic, o.partition, o.offset),
+                None => write!(key, "{}", r.id),
+            };
             let mut record: BaseRecord<'_, str, str> =
                 BaseRecord::to(&self.topic).key(key.as_str()).payload(payload.as_str());
             let mut full_since: Option<Instant> = None;

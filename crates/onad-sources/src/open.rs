@@ -283,6 +283,10 @@ impl Source for StreamSource {
     fn commit(&mut self) -> Result<(), SourceError> {
         self.inner.commit()
     }
+
+    fn acknowledges_on_next(&self) -> bool {
+        self.inner.acknowledges_on_next()
+    }
 }
 
 /// Opens a source named by a path (as [`open`] does) or by a URL. The URL schemes:

@@ -4,10 +4,12 @@
 //! A Parquet file is only readable once its footer is written, so a file being written when the process
 //! is killed cannot be continued. The sink therefore writes its rows as parts, complete Parquet files in
 //! `PATH.parts/`: each checkpoint ([`Sink::sync`]) closes the current part, fsyncs it and the directory,
-//! and records the rows and parts written. A resumed run deletes every part after the recorded ones (the
-//! one being written at the kill included) and goes on with the next, so no row is lost or repeated. When
-//! the run completes, the parts are joined into `PATH` (written to a temporary file, fsynced, renamed;
-//! one part is simply renamed) and the directory is removed. A run that stops early (a signal, a limit)
+//! and records the rows written. A resumed run keeps the finished parts, in order, that hold the recorded
+//! rows, deletes every part after them (the one being written at the kill included) and goes on with the
+//! next, so no row is lost or repeated. When the run completes, the parts are joined into `PATH` (written
+//! to a temporary file, fsynced, renamed; one part is simply moved) and the directory is removed; a kill
+//! at any step of that is sorted out by the next open, and resuming a completed run (a periodic job)
+//! takes the joined file as its first part. A run that stops early (a signal, a limit)
 //! keeps its parts for the resume. The result has the same rows, in the same order, as an uninterrupted
 //! run; only how they are split into row groups may differ.
 
@@ -27,6 +29,8 @@ use parquet::file::properties::WriterProperties;
 pub struct ParquetSink {
     path: PathBuf,
     parts_dir: PathBuf,
+    /// Where the parts directory goes while the parts are joined (see [`ParquetSink::recover`]).
+    old_dir: PathBuf,
     schema: Option<arrow_schema::SchemaRef>,
     layout: SinkLayout,
     writer: Option<ArrowWriter<File>>,
@@ -64,9 +68,12 @@ impl ParquetSink {
         let path = path.into();
         let mut parts = path.clone().into_os_string();
         parts.push(".parts");
+        let mut old = parts.clone();
+        old.push(".done");
         ParquetSink {
             path,
             parts_dir: PathBuf::from(parts),
+            old_dir: PathBuf::from(old),
             schema: None,
             layout: SinkLayout::default(),
             writer: None,
@@ -106,12 +113,16 @@ impl ParquetSink {
         Ok(())
     }
 
-    /// Joins the parts into the final file.
+    /// Joins the parts into the final file. Every step leaves a state [`ParquetSink::recover`] sorts out:
+    /// the parts directory is renamed away only once the final file is complete, and removed after.
     fn assemble(&mut self) -> Result<(), SinkError> {
         self.close_part()?;
         let parent = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         if self.parts == 1 {
-            let only = self.part_path(1);
+            // One part is the file: move the directory away, then the part out of it.
+            fs::rename(&self.parts_dir, &self.old_dir).map_err(|e| io_err(&self.parts_dir, e))?;
+            sync_dir(parent)?;
+            let only = self.old_dir.join(format!("part-{:06}.parquet", 1));
             fs::rename(&only, &self.path).map_err(|e| io_err(&self.path, e))?;
         } else {
             let mut tmp = self.path.clone().into_os_string();
@@ -133,9 +144,32 @@ impl ParquetSink {
             let file = out.into_inner().map_err(|e| external(&tmp, e))?;
             file.sync_all().map_err(|e| io_err(&tmp, e))?;
             fs::rename(&tmp, &self.path).map_err(|e| io_err(&self.path, e))?;
+            sync_dir(parent)?;
+            fs::rename(&self.parts_dir, &self.old_dir).map_err(|e| io_err(&self.parts_dir, e))?;
         }
         sync_dir(parent)?;
-        fs::remove_dir_all(&self.parts_dir).map_err(|e| io_err(&self.parts_dir, e))
+        fs::remove_dir_all(&self.old_dir).map_err(|e| io_err(&self.old_dir, e))
+    }
+
+    /// Puts things back after a kill during [`ParquetSink::assemble`]: a moved-away parts directory
+    /// without a final file goes back (the kill came before the file was complete); with the final file
+    /// it is removed (the kill came after).
+    fn recover(&self) -> Result<(), SinkError> {
+        if !self.old_dir.exists() {
+            return Ok(());
+        }
+        if self.path.is_file() && !self.parts_dir.exists() {
+            fs::remove_dir_all(&self.old_dir).map_err(|e| io_err(&self.old_dir, e))
+        } else {
+            fs::rename(&self.old_dir, &self.parts_dir).map_err(|e| io_err(&self.old_dir, e))
+        }
+    }
+
+    /// Rows in a finished part (from its footer); `None` when it has no valid footer.
+    fn part_rows(path: &Path) -> Option<u64> {
+        let f = File::open(path).ok()?;
+        let rows = ParquetRecordBatchReaderBuilder::try_new(f).ok()?.metadata().file_metadata().num_rows();
+        u64::try_from(rows).ok()
     }
 }
 
@@ -158,45 +192,48 @@ impl Sink for ParquetSink {
         let resume_err = |message: String| SinkError::Resume { target: self.path.display().to_string(), message };
         match resume {
             None | Some(SinkPosition::Unrecorded) => {
-                if self.parts_dir.exists() {
-                    fs::remove_dir_all(&self.parts_dir).map_err(|e| io_err(&self.parts_dir, e))?;
-                }
-                fs::create_dir_all(&self.parts_dir).map_err(|e| io_err(&self.parts_dir, e))?;
-            }
-            Some(SinkPosition::Rows { rows, parts }) if !self.parts_dir.exists() && self.path.is_file() => {
-                // The checkpointed run completed and joined its parts: the file becomes the first part.
-                let f = File::open(&self.path).map_err(|e| io_err(&self.path, e))?;
-                let found = ParquetRecordBatchReaderBuilder::try_new(f)
-                    .map_err(|e| external(&self.path, e))?
-                    .metadata()
-                    .file_metadata()
-                    .num_rows();
-                if u64::try_from(found).ok() != Some(*rows) {
-                    return Err(resume_err(format!(
-                        "the checkpoint covers {rows} rows (in {parts} parts), but the file has {found} rows"
-                    )));
-                }
-                fs::create_dir_all(&self.parts_dir).map_err(|e| io_err(&self.parts_dir, e))?;
-                fs::rename(&self.path, self.part_path(1)).map_err(|e| io_err(&self.path, e))?;
-                sync_dir(&self.parts_dir)?;
-                (self.rows, self.parts) = (*rows, 1);
-            }
-            Some(SinkPosition::Rows { rows, parts }) => {
-                for n in 1..=*parts {
-                    if !self.part_path(n).is_file() {
-                        return Err(resume_err(format!(
-                            "the checkpoint covers {rows} rows in {parts} parts in {}, but part {n} is missing",
-                            self.parts_dir.display()
-                        )));
+                for dir in [&self.parts_dir, &self.old_dir] {
+                    if dir.exists() {
+                        fs::remove_dir_all(dir).map_err(|e| io_err(dir, e))?;
                     }
                 }
-                // Parts after the recorded ones were written after the checkpoint: drop them.
-                let mut n = parts + 1;
-                while self.part_path(n).exists() {
-                    fs::remove_file(self.part_path(n)).map_err(|e| io_err(&self.part_path(n), e))?;
-                    n += 1;
+                fs::create_dir_all(&self.parts_dir).map_err(|e| io_err(&self.parts_dir, e))?;
+            }
+            Some(SinkPosition::Rows { rows, .. }) => {
+                self.recover()?;
+                if !self.parts_dir.exists() && self.path.is_file() {
+                    // A completed run joined its parts: the file becomes the first part.
+                    fs::create_dir_all(&self.parts_dir).map_err(|e| io_err(&self.parts_dir, e))?;
+                    fs::rename(&self.path, self.part_path(1)).map_err(|e| io_err(&self.path, e))?;
+                    sync_dir(&self.parts_dir)?;
                 }
-                (self.rows, self.parts) = (*rows, *parts);
+                // Finished parts in order until they hold the checkpoint's rows; parts after them were
+                // written after the checkpoint (the last perhaps without its footer) and are dropped.
+                let (mut sum, mut n) = (0u64, 0u64);
+                while sum < *rows {
+                    n += 1;
+                    let part = self.part_path(n);
+                    let found = Self::part_rows(&part).ok_or_else(|| {
+                        resume_err(format!(
+                            "the checkpoint covers {rows} rows, but the parts in {} hold {sum} before part {n}, \
+                             which is missing or damaged",
+                            self.parts_dir.display()
+                        ))
+                    })?;
+                    sum += found;
+                }
+                if sum != *rows {
+                    return Err(resume_err(format!(
+                        "the checkpoint covers {rows} rows, but the first {n} parts in {} hold {sum}",
+                        self.parts_dir.display()
+                    )));
+                }
+                let mut next = n + 1;
+                while self.part_path(next).exists() {
+                    fs::remove_file(self.part_path(next)).map_err(|e| io_err(&self.part_path(next), e))?;
+                    next += 1;
+                }
+                (self.rows, self.parts) = (*rows, n);
             }
             Some(other) => return Err(resume_err(format!("the checkpoint recorded {other}, not rows and parts"))),
         }

@@ -3,9 +3,10 @@
 //!
 //! **Entries.** Each entry has the fields `row` (the input row id, decimal), `score`, `threshold`,
 //! `anomaly` (`true` / `false`), then `label` when the input has labels, `key` in per-key runs, and
-//! `origin_topic`, `origin_partition`, `origin_offset` for rows read from Kafka (the input message). Every
+//! `origin_topic`, `origin_partition`, `origin_offset` for rows read from Kafka (the input message: drop
+//! repeats by it then, since row ids of a Kafka input count messages in fetch order). Every
 //! value is a string; numbers are in Rust's shortest round-trip form (`0.41`), and a number that is not
-//! finite (a threshold still warming up) is the empty string, which onad's own sources read back as
+//! finite (a threshold still warming up) is the empty string,, which onad's own sources read back as
 //! missing. Entry ids are the server's (`*`). With `maxlen=N` the stream is trimmed as it grows
 //! (`XADD ... MAXLEN ~ N`: at least the last N entries are kept; Redis trims whole nodes, so a few more
 //! may stay).
@@ -236,7 +237,8 @@ impl RedisStreamSink {
     fn number(buf: &mut String, v: f64) -> &str {
         buf.clear();
         if v.is_finite() {
-            let _ = write!(buf, "{v}");
+            // The form of every onad output: shortest round trip, `3.0` not `3`.
+            let _ = write!(buf, "{v:?}");
         }
         buf
     }

@@ -105,6 +105,63 @@ fn a_killed_run_resumes_to_the_rows_of_an_uninterrupted_one() {
 }
 
 #[test]
+fn a_resumed_completed_run_killed_before_its_next_checkpoint_resumes_again() {
+    // The periodic job: run 1 completes (final checkpoint at 300 rows, parts joined); run 2 resumes,
+    // writes rows and is killed before its next checkpoint; run 3 resumes from 300 rows again.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.parquet");
+    let mut s = ParquetSink::new(&out);
+    s.open(&layout(), None).unwrap();
+    write(&mut s, 0, 100);
+    s.sync().unwrap();
+    write(&mut s, 100, 300);
+    let end = s.sync().unwrap();
+    assert_eq!(end, SinkPosition::Rows { rows: 300, parts: 2 });
+    s.finish(true).unwrap();
+    let mut s = ParquetSink::new(&out);
+    s.open(&layout(), Some(&end)).unwrap();
+    write(&mut s, 300, 350);
+    s.sync().unwrap();
+    write(&mut s, 350, 400);
+    std::mem::forget(s); // killed before the next checkpoint: the one recorded is still `end`
+    let mut s = ParquetSink::new(&out);
+    s.open(&layout(), Some(&end)).unwrap();
+    write(&mut s, 300, 500);
+    s.finish(true).unwrap();
+    let got = rows(&out);
+    assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), (0..500).collect::<Vec<u64>>());
+}
+
+#[test]
+fn a_kill_while_the_parts_are_joined_is_sorted_out_by_the_next_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.parquet");
+    let (parts, done) = (tmp.path().join("out.parquet.parts"), tmp.path().join("out.parquet.parts.done"));
+    let mut s = ParquetSink::new(&out);
+    s.open(&layout(), None).unwrap();
+    write(&mut s, 0, 80);
+    let at = s.sync().unwrap();
+    s.finish(false).unwrap();
+    // Killed after the directory was moved away, before the part was moved out: it goes back.
+    std::fs::rename(&parts, &done).unwrap();
+    let mut s = ParquetSink::new(&out);
+    s.open(&layout(), Some(&at)).unwrap();
+    write(&mut s, 80, 90);
+    s.finish(true).unwrap();
+    assert_eq!(rows(&out).len(), 90);
+    assert!(!parts.exists() && !done.exists());
+    // Killed after the final file was complete, before the old directory was removed: it is removed.
+    std::fs::create_dir_all(&done).unwrap();
+    std::fs::write(done.join("part-000001.parquet"), b"stale").unwrap();
+    let end = SinkPosition::Rows { rows: 90, parts: 1 };
+    let mut s = ParquetSink::new(&out);
+    s.open(&layout(), Some(&end)).unwrap();
+    s.finish(true).unwrap();
+    assert_eq!(rows(&out).len(), 90);
+    assert!(!done.exists());
+}
+
+#[test]
 fn a_stopped_run_keeps_its_parts_and_missing_parts_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out.parquet");
@@ -116,7 +173,7 @@ fn a_stopped_run_keeps_its_parts_and_missing_parts_are_refused() {
     assert!(!out.exists(), "a stopped run does not join its parts");
     std::fs::remove_file(tmp.path().join("out.parquet.parts/part-000001.parquet")).unwrap();
     let e = ParquetSink::new(&out).open(&layout(), Some(&at)).unwrap_err().to_string();
-    assert!(e.contains("out.parquet") && e.contains("part 1 is missing"), "{e}");
+    assert!(e.contains("out.parquet") && e.contains("part 1, which is missing or damaged"), "{e}");
     let e = ParquetSink::new(&out).open(&layout(), Some(&SinkPosition::Bytes(10))).unwrap_err().to_string();
     assert!(e.contains("not rows and parts"), "{e}");
 }

@@ -140,8 +140,8 @@ fn every_row_is_one_entry_with_every_field() {
     // Numbers as text: shortest round trip, empty when not finite.
     assert_eq!(got[0][2], ("threshold".to_string(), String::new()));
     assert_eq!(got[7][4], ("label".to_string(), String::new()));
-    assert_eq!(got[12][1].1, expected_in(&layout, 12).score.to_string());
-    assert_eq!(got[12][5].1, "0");
+    assert_eq!(got[12][1].1, format!("{:?}", expected_in(&layout, 12).score));
+    assert_eq!(got[12][5].1, "0.0");
 
     // Without labels or keys, entries have neither field.
     let plain = SinkLayout::default();
