@@ -66,9 +66,10 @@ impl Default for KNNParams {
 ///
 /// Cost: `learn_one` O(d); `score_one` O(n d) for the scan plus O(n) on average for the selection (`n`
 /// points held, at most `window_size`); memory `window_size * d` numbers plus a per-thread scratch of `n`.
-/// At onad's sizes (a few hundred to a few thousand points) the vectorized scan beats a tree index, which
-/// also loses to the scan beyond a handful of dimensions; the batch methods are the one-row ones, since
-/// each row's search sees the window its predecessors left.
+/// A tree index (a k-d or vantage-point tree with deletions) might pay for large windows in few
+/// dimensions; there is none, since the scan is over 150 times onad's speed at every window and feature
+/// count measured (`docs/benchmarks.md`). The batch methods are the one-row ones: each row's search sees
+/// the window its predecessors left.
 ///
 /// Missing values: a point with a missing or infinite value is not learned. A missing feature of a
 /// query is left out of every distance, and the squared distances over the `m` features present are
@@ -76,8 +77,8 @@ impl Default for KNNParams {
 /// 0.0. An infinite query value is infinitely far from every point: the score is the largest finite
 /// number.
 ///
-/// Deviations from onad 0.3.0: distances are computed in f64 (onad's FAISS index holds float32, so its
-/// scores carry float32 rounding, about 1e-7 relative; on integer data such as SHUTTLE these are exact);
+/// Deviations from onad 0.3.0: distances are computed in f64, exactly on integer data such as SHUTTLE
+/// (onad's FAISS index holds float32, so its scores carry float32 rounding: up to 2.8e-7 relative there);
 /// while the window holds at least `warm_up` but fewer than `k` points (only when `warm_up < k`) the score
 /// is the mean over every point held (onad raises `ValueError`); `k > window_size` is refused when the
 /// model is built (onad raises on every score). onad fills a missing feature with 0.0.
