@@ -3,7 +3,7 @@
 
 Usage:
     /tmp/pyref/bin/python scripts/bench/asd_iforest_shuttle.py DATA.csv --rust BIN [--seeds 1,2,3]
-        [--params n_estimators=100,max_samples=256 ...] [--skip-prequential]
+        [--params n_estimators=100,max_samples=256 ...] [--skip-prequential] [--skip-published]
 
 DATA.csv: a header, feature columns, the 0/1 label last (e.g. ../shared/data/shippable/shuttle_odds.csv).
 BIN: the onad-models `scores` example (cargo build --release -p onad-models --example scores;
@@ -62,6 +62,8 @@ def log(*a) -> None:
 def roc_auc(scores, labels) -> float:
     s = np.asarray(scores, dtype=float)
     y = np.asarray(labels, dtype=int)
+    if len(y) == 0 or y.min() == y.max():
+        return float("nan")  # undefined without both classes (e.g. onad-test on a set under 3,000 rows)
     # Mid-ranks: tied scores share the mean of the ranks they span.
     values, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
     ends = np.cumsum(counts)
@@ -75,6 +77,8 @@ def roc_auc(scores, labels) -> float:
 def average_precision(scores, labels) -> float:
     s = np.asarray(scores, dtype=float)
     y = np.asarray(labels, dtype=int)
+    if y.sum() == 0:
+        return float("nan")
     order = np.argsort(-s, kind="stable")
     s, y = s[order], y[order]
     last_of_each = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
@@ -168,6 +172,7 @@ def main() -> None:
     ap.add_argument("--params", action="append", default=None,
                     help="n_estimators=..,max_samples=.. (repeatable; default: onad's defaults 100/256)")
     ap.add_argument("--skip-prequential", action="store_true")
+    ap.add_argument("--skip-published", action="store_true", help="leave out onad's SHUTTLE snapshot configuration")
     args = ap.parse_args()
 
     rows, labels = load(args.data)
@@ -204,6 +209,9 @@ def main() -> None:
             log(line)
         report["results"].append(entry)
 
+    if args.skip_published:
+        print(json.dumps(report))
+        return
     # onad's published snapshot configuration, seed 42 on both sides.
     pub = {"n_estimators": 50, "max_samples": 256}
     report["published"] = {

@@ -337,17 +337,29 @@ const LANES: usize = 8;
 /// The sum of the path lengths of a finite row over `trees`, each descended `depth` steps.
 fn sum_paths_finite(trees: &[Tree], x: &[f64], depth: u32) -> f64 {
     let mut total = 0.0;
-    for chunk in trees.chunks(LANES) {
+    let mut groups = trees.chunks_exact(LANES);
+    for group in &mut groups {
+        // A fixed number of lanes: the compiler keeps the positions in registers.
+        let group: &[Tree; LANES] = group.try_into().expect("chunks_exact yields LANES trees");
+        let nodes: [&[Node]; LANES] = std::array::from_fn(|k| group[k].nodes.as_slice());
         let mut at = [0usize; LANES];
         for _ in 0..depth {
-            for (a, t) in at.iter_mut().zip(chunk) {
-                let n = t.nodes[*a];
-                *a = n.next as usize + usize::from(x[n.feature as usize] >= n.value);
+            for k in 0..LANES {
+                let n = nodes[k][at[k]];
+                at[k] = n.next as usize + usize::from(x[n.feature as usize] >= n.value);
             }
         }
-        for (a, t) in at.iter().zip(chunk) {
-            total += t.paths[*a];
+        for k in 0..LANES {
+            total += group[k].paths[at[k]];
         }
+    }
+    for t in groups.remainder() {
+        let mut at = 0;
+        for _ in 0..depth {
+            let n = t.nodes[at];
+            at = n.next as usize + usize::from(x[n.feature as usize] >= n.value);
+        }
+        total += t.paths[at];
     }
     total
 }
