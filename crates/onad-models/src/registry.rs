@@ -32,6 +32,7 @@ use crate::baseline::{
 use crate::distance::{KNN, KNNParams};
 use crate::iforest::{ASDIsolationForest, ASDIsolationForestParams};
 use crate::iforest::{OnlineIsolationForest, OnlineIsolationForestParams};
+use crate::iforest::{StreamRandomHistogramForest, StreamRandomHistogramForestParams};
 use crate::stat::{
     MovingAverage, MovingAverageAbsoluteDeviation, MovingAverageAbsoluteDeviationParams, MovingAverageParams,
     MovingCorrelationCoefficient, MovingCorrelationCoefficientParams, MovingCovariance, MovingCovarianceParams,
@@ -517,6 +518,7 @@ registry! {
         "asd_isolation_forest" => ASDIsolationForest(ASDIsolationForestParams),
         "online_isolation_forest" => OnlineIsolationForest(OnlineIsolationForestParams),
         "knn" => KNN(KNNParams),
+        "stream_random_histogram_forest" => StreamRandomHistogramForest(StreamRandomHistogramForestParams),
     }
     transformers {
         "min_max_scaler" => MinMaxScaler(MinMaxScalerParams),

@@ -4,9 +4,11 @@
 
 mod asd;
 mod online;
+mod rand_hist;
 
 pub use asd::{ASDIsolationForest, ASDIsolationForestParams};
 pub use online::{OnlineIsolationForest, OnlineIsolationForestParams, OnlineTreeType, SplitMetric};
+pub use rand_hist::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};
 
 /// Euler's constant, for the harmonic-number approximation `H(i) ~ ln(i) + gamma`.
 const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
