@@ -56,10 +56,13 @@ impl Default for ASDIsolationForestParams {
 ///
 /// # Cost
 /// Learning: O(d) per row to buffer it, and once per block O(psi log psi) expected to grow a tree (a
-/// constant feature costs O(n) to skip), so about O(log psi) per row. Scoring: O(n_estimators * log psi).
-/// Memory: psi * d values for the block and at most 2 psi - 1 nodes of 16 bytes per tree. Each tree has its
-/// own generator, seeded from `(seed, number of trees grown before it)`, so trees do not depend on the
-/// order or the thread in which they are grown.
+/// constant feature costs O(n) to skip), so about O(log psi) per row; once the forest is full a new tree
+/// reuses the buffers of the one it replaces (they grow only past their largest size so far). Scoring: O(n_estimators * ceil(log2 psi)),
+/// allocation-free: a finite row descends every tree the full depth limit in branch-free steps (leaves
+/// loop on themselves), eight trees in lockstep; a row with NaN or infinities takes a node-by-node descent.
+/// Memory: psi * d values for the block and at most 2 psi - 1 nodes of 28 bytes (split, path length, size)
+/// per tree. Each tree has its own generator, seeded from `(seed, number of trees grown before it)`, so
+/// trees do not depend on the order or the thread in which they are grown.
 ///
 /// # Deviations from onad 0.3.0
 /// - `c(2) = 1`, the exact value (Liu, Ting & Zhou 2012; scikit-learn); onad's approximation gives 0.154,
