@@ -18,8 +18,9 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::json_row::Problem;
 use crate::message::{Message, MessageReader, MessageStream, StreamLimits, key_number};
-use crate::open::{KafkaUrl, parse_kafka_url, split_scheme};
+use crate::open::{KafkaUrl, parse_kafka_url};
 use crate::options::SourceOptions;
+use crate::url::split_scheme;
 
 /// How long a synchronous commit or a seek may take.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);

@@ -92,6 +92,7 @@ mod redis_sink;
 #[cfg(feature = "redis")]
 pub use redis_sink::RedisStreamSink;
 mod sink_url;
+mod url;
 pub use sink_url::{NotCompiled, open_sink_url, sink_url_connector};
 
 #[cfg(feature = "fetch")]

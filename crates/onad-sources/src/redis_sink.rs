@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use onad_core::{Scored, Sink, SinkError, SinkLayout, SinkPosition};
 use redis::{Client, Connection, IntoConnectionInfo, RedisError};
 
-use crate::sink_url::{Password, RedisSinkUrl, parse_redis_sink_url};
+use crate::sink_url::{RedisSinkUrl, parse_redis_sink_url};
+use crate::url::Secret;
 
 /// TCP connect and handshake timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,7 +53,7 @@ pub struct RedisStreamSink {
     host: String,
     port: u16,
     username: Option<String>,
-    password: Option<Password>,
+    password: Option<Secret>,
     stream: String,
     maxlen: Option<u64>,
     give_up: Duration,
@@ -148,7 +149,7 @@ impl RedisStreamSink {
     /// Authenticates with `password` (and `username`, for a Redis ACL user).
     pub fn with_auth(mut self, username: Option<String>, password: impl Into<String>) -> Self {
         self.username = username;
-        self.password = Some(Password(password.into()));
+        self.password = Some(Secret(password.into()));
         self
     }
 

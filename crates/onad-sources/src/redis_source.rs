@@ -18,8 +18,9 @@ use redis::{Client, Connection, IntoConnectionInfo, RedisError, Value};
 
 use crate::json_row::Problem;
 use crate::message::{MessageReader, MessageStream, POLL, StreamLimits};
-use crate::open::{RedisTarget, RedisUrl, parse_redis_url, split_scheme};
+use crate::open::{RedisTarget, RedisUrl, parse_redis_url};
 use crate::options::SourceOptions;
+use crate::url::split_scheme;
 
 /// Connection (TCP connect and handshake) timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -6,7 +6,7 @@ use std::fmt;
 
 use onad_core::{Sink, SinkError};
 
-use crate::open::{percent_decode, split_scheme};
+use crate::url::{self, Params, Secret, split_scheme};
 
 /// The forms [`open_sink_url`] takes, for messages.
 const SINK_FORMS: &str = "kafka://HOST:PORT[,HOST:PORT...]/TOPIC[?setting=value...] or \
@@ -127,57 +127,31 @@ pub(crate) struct KafkaSinkUrl {
 /// Parses the part of a `kafka://` sink URL after the scheme.
 pub(crate) fn parse_kafka_sink_url(rest: &str) -> Result<KafkaSinkUrl, SinkError> {
     let form = "expected kafka://HOST:PORT[,HOST:PORT...]/TOPIC[?setting=value...]";
-    let (authority, tail) = rest.split_once('/').unwrap_or((rest, ""));
-    let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
-    // The name in messages leaves the parameters out: they may hold credentials (sasl.password).
-    let name = format!("kafka://{authority}/{path}");
-    let bad = |message: String| url_error("kafka", &name, message);
-    if authority.is_empty() || authority.split(',').any(|b| b.trim().is_empty()) {
-        return Err(bad(format!("the URL names no broker ({form})")));
-    }
-    for broker in authority.split(',') {
-        if let Some((_, port)) = broker.rsplit_once(':')
-            && port.parse::<u16>().is_err()
-        {
-            return Err(bad(format!("'{port}' is not a port number")));
-        }
-    }
-    let topic = percent_decode(path, false).map_err(&bad)?;
-    if topic.is_empty() || topic.contains('/') {
-        return Err(bad(format!("the URL names no topic ({form})")));
-    }
-    let params = parse_params(query, KAFKA_PARAMS, true, &bad)?;
-    if let Some((k, _)) = params.iter().find(|(k, _)| k == "bootstrap.servers") {
-        return Err(bad(format!("{k} cannot be set: the brokers are the ones the URL names")));
+    let error = |name: &str, message: String| url_error("kafka", name, message);
+    let address = url::kafka_address(rest, form, &error)?;
+    let name = address.name;
+    let bad = |message: String| error(&name, message);
+    let params = Params::parse(address.query, KAFKA_PARAMS, Some("linger.ms"), &bad)?;
+    if params.get("bootstrap.servers").is_some() {
+        return Err(bad("bootstrap.servers cannot be set: the brokers are the ones the URL names".into()));
     }
     let number = |key: &str, default: u64| -> Result<u64, SinkError> {
-        match params.iter().find(|(k, _)| k == key) {
+        match params.get(key) {
             None => Ok(default),
-            Some((_, v)) => match v.parse::<u64>() {
+            Some(v) => match v.parse::<u64>() {
                 Ok(n) if n > 0 => Ok(n),
                 _ => Err(bad(format!("{key}={v} is not a whole number of milliseconds above 0"))),
             },
         }
     };
     Ok(KafkaSinkUrl {
-        brokers: authority.to_owned(),
-        topic,
+        brokers: address.brokers.to_owned(),
+        topic: address.topic,
         flush_timeout_ms: number("flush_timeout_ms", 30_000)?,
         connect_timeout_ms: number("connect_timeout_ms", 10_000)?,
-        config: params.iter().filter(|(k, _)| k.contains('.')).cloned().collect(),
+        config: params.settings().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
         name,
     })
-}
-
-/// A password, never shown by `Debug`.
-#[derive(Clone, PartialEq, Eq)]
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
-pub(crate) struct Password(pub(crate) String);
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
 }
 
 /// A parsed `redis://` sink URL.
@@ -189,7 +163,7 @@ pub(crate) struct RedisSinkUrl {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) username: Option<String>,
-    pub(crate) password: Option<Password>,
+    pub(crate) password: Option<Secret>,
     /// The stream's key.
     pub(crate) stream: String,
     /// `XADD MAXLEN ~ N`.
@@ -200,89 +174,37 @@ pub(crate) struct RedisSinkUrl {
 /// Parses the part of a `redis://` sink URL after the scheme.
 pub(crate) fn parse_redis_sink_url(rest: &str) -> Result<RedisSinkUrl, SinkError> {
     let form = "expected redis://HOST:PORT/stream/NAME[?maxlen=N]";
-    let (authority, tail) = rest.split_once('/').unwrap_or((rest, ""));
-    let (userinfo, hostport) = match authority.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, authority),
-    };
-    let (username, password) = match userinfo {
-        None => (None, None),
-        Some(u) => u.split_once(':').map_or((Some(u), None), |(a, b)| (Some(a), Some(b))),
-    };
-    let username = username.filter(|u| !u.is_empty());
-    let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
-    let name = match username {
-        Some(user) => format!("redis://{user}@{hostport}/{path}"),
-        None => format!("redis://{hostport}/{path}"),
-    };
+    let address = url::redis_address(rest, form, &|name, message| url_error("redis", name, message))?;
+    let name = address.name;
     let bad = |message: String| url_error("redis", &name, message);
-    let (host, port) = if let Some(after) = hostport.strip_prefix('[') {
-        let (h, p) = after.split_once(']').ok_or_else(|| bad("unclosed '[' in the host".into()))?;
-        (h, p.strip_prefix(':'))
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (hostport, None),
+    let (kind, path) = (address.kind, address.path);
+    let stream = match address.key {
+        Some(key) if kind == "stream" => key,
+        _ => {
+            let hint = if kind == "channel" { " (a sink writes to a stream, not a pub/sub channel)" } else { "" };
+            return Err(bad(format!("cannot write to '/{path}'{hint}: {form}")));
         }
     };
-    if host.is_empty() {
-        return Err(bad(format!("the URL names no host ({form})")));
-    }
-    let port = match port {
-        None | Some("") => 6379,
-        Some(p) => p.parse::<u16>().map_err(|_| bad(format!("'{p}' is not a port number")))?,
-    };
-    let (kind, stream) = path.split_once('/').unwrap_or((path, ""));
-    let stream = percent_decode(stream, false).map_err(&bad)?;
-    if kind != "stream" || stream.is_empty() || stream.contains('/') {
-        let hint = if kind == "channel" { " (a sink writes to a stream, not a pub/sub channel)" } else { "" };
-        return Err(bad(format!("cannot write to '/{path}'{hint}: {form}")));
-    }
-    let params = parse_params(query, REDIS_PARAMS, false, &bad)?;
+    let params = Params::parse(address.query, REDIS_PARAMS, None, &bad)?;
     let number = |key: &str| -> Result<Option<u64>, SinkError> {
-        match params.iter().find(|(k, _)| k == key) {
+        match params.get(key) {
             None => Ok(None),
-            Some((_, v)) => match v.parse::<u64>() {
+            Some(v) => match v.parse::<u64>() {
                 Ok(n) if n > 0 => Ok(Some(n)),
                 _ => Err(bad(format!("{key}={v} is not a whole number above 0"))),
             },
         }
     };
     Ok(RedisSinkUrl {
-        host: host.to_owned(),
-        port,
-        username: username.map(|u| percent_decode(u, false).map_err(&bad)).transpose()?,
-        password: password.map(|p| percent_decode(p, false).map(Password).map_err(&bad)).transpose()?,
+        host: address.host,
+        port: address.port,
+        username: address.username,
+        password: address.password,
         stream,
         maxlen: number("maxlen")?,
         give_up_ms: number("give_up_ms")?.unwrap_or(10_000),
         name,
     })
-}
-
-/// Parses `key=value&...` (percent-decoded, each key at most once), accepting the `known` keys and, with
-/// `dotted`, any key with a dot in it (a client library setting).
-fn parse_params(
-    query: &str,
-    known: &[&str],
-    dotted: bool,
-    bad: &dyn Fn(String) -> SinkError,
-) -> Result<Vec<(String, String)>, SinkError> {
-    let mut values: Vec<(String, String)> = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = percent_decode(key, true).map_err(bad)?;
-        let value = percent_decode(value, true).map_err(bad)?;
-        if !(known.contains(&key.as_str()) || (dotted && key.contains('.'))) {
-            let also = if dotted { ", or a librdkafka setting such as linger.ms" } else { "" };
-            return Err(bad(format!("unknown parameter '{key}' (accepted: {}{also})", known.join(", "))));
-        }
-        if values.iter().any(|(k, _)| *k == key) {
-            return Err(bad(format!("the parameter '{key}' is given twice")));
-        }
-        values.push((key, value));
-    }
-    Ok(values)
 }
 
 #[cfg(test)]

@@ -135,7 +135,7 @@ impl Location {
         if trimmed.is_empty() {
             return Err(unsupported("empty fetch base (expected http://HOST/PATH/, file:///DIR/ or a directory)"));
         }
-        let Some((scheme, rest)) = crate::open::split_scheme(trimmed) else {
+        let Some((scheme, rest)) = crate::url::split_scheme(trimmed) else {
             return Ok(Location::Local(Path::new(trimmed).join(file_name)));
         };
         let slash = if trimmed.ends_with('/') { "" } else { "/" };
@@ -147,7 +147,7 @@ impl Location {
                 if !path.starts_with('/') {
                     return Err(unsupported("a file:// URL needs an absolute path: file:///DIR/"));
                 }
-                let dir = crate::open::percent_decode(path, false).map_err(|m| unsupported(&m))?;
+                let dir = crate::url::percent_decode(path, false).map_err(|m| unsupported(&m))?;
                 Ok(Location::Local(Path::new(&dir).join(file_name)))
             }
             other => Err(unsupported(&format!(
