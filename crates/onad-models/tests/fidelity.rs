@@ -375,3 +375,45 @@ fn knn_matches_onad_and_aberrant() {
         eprintln!("{file}: worst relative difference to onad's float32 output {worst:e}");
     }
 }
+
+#[test]
+fn stream_random_histogram_forest_matches_onad_given_its_intervals() {
+    // onad draws the intervals from Python's global `random`; `scripts/fidelity/gen_rand_hist_fixture.py`
+    // writes them beside the scores, and they are put into the model's state here. Input: SHUTTLE mapped
+    // into onad's unit range by v / 256 + 0.5 (exact), with `feature_range = "unit"`. Scores equal onad's
+    // bit for bit.
+    use onad_models::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};
+    let (schema, rows, _) = common::shuttle();
+    for (file, n_estimators, max_bins, window_size) in [
+        ("rand_hist_t25_b10_w256_seed42", 25, 10, 256),
+        ("rand_hist_t3_b7_w20_seed1", 3, 7, 20),
+        ("rand_hist_t2_b1_w5_seed0", 2, 1, 5),
+    ] {
+        let params = StreamRandomHistogramForestParams {
+            n_estimators,
+            max_bins,
+            window_size,
+            seed: Some(0),
+            feature_range: HistogramRange::Unit,
+        };
+        let model = onad_core::DetectorParams::build(&params, &schema).unwrap();
+        let mut state = serde_json::to_value(&model).unwrap();
+        let (_, intervals) = common::read_csv(&common::fixture(&format!("fidelity/{file}.edges.csv")));
+        let edges = state["edges"].as_array_mut().unwrap();
+        assert_eq!(edges.len(), intervals.len(), "{file}");
+        for (slot, r) in edges.iter_mut().zip(&intervals) {
+            let (low, high) = (r[2], r[3]);
+            // numpy's linspace: step (max - min) / max_bins.
+            *slot = serde_json::json!({"low": low, "step": (high - low) / max_bins as f64, "high": high});
+        }
+        let mut model: StreamRandomHistogramForest = serde_json::from_value(state).unwrap();
+        let want = expected(&format!("{file}.csv"));
+        assert_eq!(want.len(), rows.len(), "{file}");
+        for (i, (x, w)) in rows.iter().zip(&want).enumerate() {
+            let x: Vec<f64> = x.iter().map(|v| v / 256.0 + 0.5).collect();
+            let got = model.score_learn_one(&x);
+            // Bit for bit: the same bins, numpy's summation order for the totals and the mean.
+            assert_eq!(got.to_bits(), w[0].to_bits(), "{file}: row {i}: onad {} vs {got}", w[0]);
+        }
+    }
+}

@@ -90,8 +90,8 @@ struct Edges {
 /// are then out of place until they decay: the model fits best a feature whose range is reached early, as
 /// in a stationary stream. With `feature_range = "unit"` values are positions as they are (onad's
 /// assumption of input in [0, 1]), and the model computes exactly what onad does, given the same
-/// intervals. In moderate dimension the product is so small that scores round to 1.0 and tie, as onad's
-/// do.
+/// intervals (bit for bit on SHUTTLE: `tests/fidelity.rs`). In moderate dimension the product is so
+/// small that scores round to 1.0 and tie, as onad's do.
 ///
 /// Cost: `learn_one` O(T d B) (the touched histogram's total is recomputed in numpy's summation order,
 /// and a decay rescales every count); `score_one` O(T d); memory `T d B` counts.
@@ -133,9 +133,8 @@ pub struct StreamRandomHistogramForest {
     counts: Vec<f64>,
     /// Each histogram's total, `counts` summed as numpy does.
     totals: Vec<f64>,
-    /// Smallest and largest finite value learned per feature (`+inf`, `-inf` before any).
-    low: Vec<f64>,
-    high: Vec<f64>,
+    /// Smallest and largest finite value learned per feature (`None` before any).
+    range: Vec<Option<[f64; 2]>>,
     /// onad's row count: rows learned since the last decay, and 90% of them at each decay.
     count: u64,
     /// Whether any row was learned (onad scores 0.0 before).
@@ -189,8 +188,7 @@ impl DetectorParams for StreamRandomHistogramForestParams {
             edges,
             counts: vec![0.0; histograms * self.max_bins],
             totals: vec![0.0; histograms],
-            low: vec![f64::INFINITY; d],
-            high: vec![f64::NEG_INFINITY; d],
+            range: vec![None; d],
             count: 0,
             learned: false,
         })
@@ -246,10 +244,10 @@ fn unit(rng: &mut Pcg64) -> f64 {
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
-/// numpy's `add.reduce` of contiguous doubles: the first value, plus the pairwise sum of the rest (eight
-/// accumulators per block of up to 128, halves beyond). `value(i)` gives element `i` of `n >= 1`.
+/// numpy's `sum` of contiguous doubles: pairwise summation, eight accumulators per block of up to 128
+/// values, halves beyond (checked against numpy 2 on random arrays). `value(i)` gives element `i` of `n`.
 fn numpy_sum(n: usize, value: &impl Fn(usize) -> f64) -> f64 {
-    value(0) + pairwise(1, n - 1, value)
+    pairwise(0, n, value)
 }
 
 fn pairwise(start: usize, n: usize, value: &impl Fn(usize) -> f64) -> f64 {
@@ -296,7 +294,9 @@ impl StreamRandomHistogramForest {
         match self.feature_range {
             HistogramRange::Unit => x,
             HistogramRange::Learned => {
-                let (low, high) = (self.low[f], self.high[f]);
+                let Some([low, high]) = self.range[f] else {
+                    return if x.is_infinite() { x } else { 0.5 };
+                };
                 if high > low {
                     let width = high - low;
                     if width.is_finite() {
@@ -344,8 +344,10 @@ impl StreamRandomHistogramForest {
         if self.feature_range == HistogramRange::Learned {
             for (f, &v) in x.iter().enumerate() {
                 if v.is_finite() {
-                    self.low[f] = self.low[f].min(v);
-                    self.high[f] = self.high[f].max(v);
+                    self.range[f] = Some(match self.range[f] {
+                        Some([low, high]) => [low.min(v), high.max(v)],
+                        None => [v, v],
+                    });
                 }
             }
         }
@@ -473,16 +475,17 @@ mod tests {
     }
 
     #[test]
-    fn numpy_sum_order_is_first_plus_pairwise_rest() {
-        // Values whose sum depends on the order: the expected results spell out numpy's order.
+    fn numpy_sum_adds_in_numpy_order() {
+        // A sum that depends on the order: numpy gives 8.0 (`np.sum` of this array), a loop 0.0.
         let v = [1e16, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, -1e16];
         let got = numpy_sum(v.len(), &|i| v[i]);
-        // 1e16 + ((((1+1)+(1+1))+((1+1)+(1+1))) + -1e16) = 1e16 + (8 - 1e16) = 8.
-        let rest = ((v[1] + v[2]) + (v[3] + v[4])) + ((v[5] + v[6]) + (v[7] + v[8])) + v[9];
-        assert_eq!(got, v[0] + rest);
+        let blocks = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+        assert_eq!(got, (blocks + v[8]) + v[9]);
         assert_eq!(got, 8.0);
         let sequential: f64 = v.iter().sum();
         assert_ne!(got, sequential);
+        // `np.sum([0.1] * 25)`.
+        assert_eq!(numpy_sum(25, &|_| 0.1), 2.500_000_000_000_000_4);
         // Short, long and split sums equal the exact sum on integers.
         for n in [1, 2, 7, 8, 9, 16, 17, 128, 129, 130, 300, 1000] {
             let got = numpy_sum(n, &|i| i as f64);
@@ -590,7 +593,7 @@ mod tests {
             let (a, b) = (unit.score_one(x), learned.score_one(&raw(x)));
             assert_eq!(a.to_bits(), b.to_bits(), "{x:?}: {a} vs {b}");
         }
-        assert_eq!((learned.low[0], learned.high[0]), (1000.0, 1512.0));
+        assert_eq!(learned.range[0], Some([1000.0, 1512.0]));
     }
 
     #[test]
@@ -614,7 +617,7 @@ mod tests {
         assert_eq!(before, after);
         // Infinities fall in the edge bins and leave the learned range alone.
         m.learn_one(&[f64::INFINITY, f64::NEG_INFINITY]);
-        assert_eq!((m.low[0], m.high[0]), (0.0, 100.0));
+        assert_eq!(m.range[0], Some([0.0, 100.0]));
         assert!(m.score_one(&[f64::INFINITY, f64::NEG_INFINITY]).is_finite());
     }
 
