@@ -419,6 +419,16 @@ fn parquet_sink(path: &str) -> anyhow::Result<Box<dyn Sink>> {
     bail!("{path}: writing Parquet needs the cargo feature 'parquet', which this build does not have")
 }
 
+/// The names builds before model trees gave this model in checkpoints: they left out learn protection
+/// (`protect(a|b)` was `a|b`), so an older protected run's checkpoint can still be resumed.
+fn older_kinds(name: &str) -> Vec<String> {
+    let mut inner = name;
+    while let Some(i) = inner.strip_prefix("protect(").and_then(|r| r.strip_suffix(')')) {
+        inner = i;
+    }
+    if inner == name { Vec::new() } else { vec![inner.to_owned()] }
+}
+
 /// What `onad run` prints besides the job's report.
 struct Shown {
     input: String,
@@ -585,6 +595,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
         .bad_rows(bad_rows)
         .evaluation(Evaluation { overall: !args.no_eval, window: args.eval_window })
         .protected_rows(|m: &AnyPipeline| m.protected_rows())
+        .older_kinds(older_kinds(&spec.name()))
         .migrate(crate::legacy::decoder(
             args.output.first().map(|o| Target::parse(o).to_string()),
             order,
@@ -765,6 +776,13 @@ fn print_summary(shown: &Shown, report: &JobReport) {
 #[cfg(test)]
 mod tests {
     use super::rate;
+
+    #[test]
+    fn older_builds_named_protected_models_without_protect() {
+        assert_eq!(super::older_kinds("protect(standard_scaler|moving_average)"), ["standard_scaler|moving_average"]);
+        assert_eq!(super::older_kinds("protect(protect(null_model))"), ["null_model"]);
+        assert!(super::older_kinds("moving_average").is_empty());
+    }
 
     #[test]
     fn small_rates_print_as_they_are() {

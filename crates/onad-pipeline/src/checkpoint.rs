@@ -190,7 +190,7 @@ pub fn decode<S: DeserializeOwned>(
     path: &Path,
     expected_kind: &str,
 ) -> Result<Checkpoint<S>, CheckpointError> {
-    decode_with(bytes, path, expected_kind, &|version, payload| {
+    decode_with(bytes, path, expected_kind, &[], &|version, payload| {
         if version != FORMAT_VERSION {
             return Ok(None);
         }
@@ -203,11 +203,13 @@ pub fn decode<S: DeserializeOwned>(
 pub type PayloadDecoder<'a, S> = dyn Fn(u16, &[u8]) -> Result<Option<S>, String> + 'a;
 
 /// Decodes and verifies checkpoint bytes of any format version from [`OLDEST_VERSION`] on, handing the
-/// payload to `payload` with the version (the place to migrate older formats).
+/// payload to `payload` with the version (the place to migrate older formats). A file of an older format
+/// may also carry one of the `older_kinds` (the names older builds gave the same model).
 pub fn decode_with<S>(
     bytes: &[u8],
     path: &Path,
     expected_kind: &str,
+    older_kinds: &[String],
     payload: &PayloadDecoder<'_, S>,
 ) -> Result<Checkpoint<S>, CheckpointError> {
     let corrupt = |reason: String| CheckpointError::Corrupt { path: path.to_owned(), reason };
@@ -236,7 +238,8 @@ pub fn decode_with<S>(
         return Err(unsupported());
     }
     let kind = std::str::from_utf8(kind).map_err(|_| corrupt("model kind is not UTF-8".into()))?;
-    if kind != expected_kind {
+    let older = version < FORMAT_VERSION && older_kinds.iter().any(|k| k == kind);
+    if kind != expected_kind && !older {
         return Err(CheckpointError::WrongModel {
             path: path.to_owned(),
             expected: expected_kind.into(),
@@ -336,7 +339,7 @@ impl CheckpointDir {
         &self,
         expected_kind: &str,
     ) -> Result<Option<(Checkpoint<S>, PathBuf, Vec<String>)>, CheckpointError> {
-        self.load_latest_with(expected_kind, &|version, payload| {
+        self.load_latest_with(expected_kind, &[], &|version, payload| {
             if version != FORMAT_VERSION {
                 return Ok(None);
             }
@@ -349,6 +352,7 @@ impl CheckpointDir {
     pub fn load_latest_with<S>(
         &self,
         expected_kind: &str,
+        older_kinds: &[String],
         payload: &PayloadDecoder<'_, S>,
     ) -> Result<Option<(Checkpoint<S>, PathBuf, Vec<String>)>, CheckpointError> {
         let generations = self.generations()?;
@@ -364,7 +368,7 @@ impl CheckpointDir {
                     continue;
                 }
             };
-            match decode_with(&bytes, path, expected_kind, payload) {
+            match decode_with(&bytes, path, expected_kind, older_kinds, payload) {
                 Ok(c) => return Ok(Some((c, path.clone(), reasons))),
                 Err(e) => reasons.push(e.to_string()),
             }
@@ -475,10 +479,15 @@ mod tests {
         let crc = crc32fast::hash(&v1[8..n - 4]);
         v1[n - 4..].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(load(&v1), Err(CheckpointError::UnsupportedVersion { found: 1, .. })));
-        let migrated =
-            decode_with(&v1, Path::new("c.onad"), "standard_scaler|moving_average", &|version, _| Ok(Some(version)))
-                .unwrap();
-        assert_eq!(migrated.state, 1, "the decoder is told the file's version");
+        let any_version = |v: u16, _: &[u8]| -> Result<Option<u16>, String> { Ok(Some(v)) };
+        let migrated = decode_with(&v1, Path::new("c.onad"), "standard_scaler|moving_average", &[], &any_version);
+        assert_eq!(migrated.unwrap().state, 1, "the decoder is told the file's version");
+        // An older build's name of the model is accepted in an older format only.
+        let renamed = "protect(standard_scaler|moving_average)";
+        let older = ["standard_scaler|moving_average".to_owned()];
+        let read = |b: &[u8]| decode_with(b, Path::new("c.onad"), renamed, &older, &any_version);
+        assert_eq!(read(&v1).unwrap().state, 1);
+        assert!(matches!(read(&bytes), Err(CheckpointError::WrongModel { .. })), "the current format names it exactly");
         let e = decode::<(Vec<f64>, String)>(&bytes, Path::new("c.onad"), "null_model").unwrap_err();
         assert!(matches!(e, CheckpointError::WrongModel { .. }), "{e}");
     }

@@ -431,6 +431,7 @@ pub struct Job<S, D> {
     evaluation: Evaluation,
     tally: fn(&D) -> Option<u64>,
     migrate: Option<Migrate<S, D>>,
+    older_kinds: Vec<String>,
 }
 
 impl<S: Debug, D> Debug for Job<S, D> {
@@ -472,6 +473,7 @@ where
             evaluation: Evaluation::default(),
             tally: no_tally::<D>,
             migrate: None,
+            older_kinds: Vec::new(),
         }
     }
 
@@ -555,11 +557,21 @@ where
         self
     }
 
+    /// Names older builds gave this model (in checkpoints of older formats, which may then be resumed).
+    pub fn older_kinds(mut self, kinds: Vec<String>) -> Self {
+        self.older_kinds = kinds;
+        self
+    }
+
     /// The checkpoint kind: the model's name, prefixed `keyed:COLUMN:` in per-key runs.
     pub fn checkpoint_kind(&self) -> String {
+        self.kind_of(&self.kind)
+    }
+
+    fn kind_of(&self, name: &str) -> String {
         match &self.keyed {
-            Some(k) => format!("keyed:{}:{}", k.column, self.kind),
-            None => self.kind.clone(),
+            Some(k) => format!("keyed:{}:{name}", k.column),
+            None => name.to_owned(),
         }
     }
 
@@ -601,7 +613,8 @@ where
             let cd = CheckpointDir::new(&policy.dir, policy.keep)?;
             lock = Some(cd.lock()?);
             let migrate = self.migrate.as_ref();
-            let found = cd.load_latest_with(&kind, &|version, payload| {
+            let older: Vec<String> = self.older_kinds.iter().map(|k| self.kind_of(k)).collect();
+            let found = cd.load_latest_with(&kind, &older, &|version, payload| {
                 if let Some(state) = migrate.map(|m| m(version, payload)).transpose()?.flatten() {
                     return Ok(Some(state));
                 }
