@@ -83,6 +83,7 @@ from onad.model.stat.uni import (  # noqa: E402
     MovingVariance,
 )
 from onad.model.iforest.online import OnlineIsolationForest  # noqa: E402
+from onad.model.iforest.rand_hist import StreamRandomHistogramForest  # noqa: E402
 from onad.model.threshold import ThresholdModel  # noqa: E402
 from onad.transform.preprocessing.scaler import MinMaxScaler, StandardScaler  # noqa: E402
 from onad.transform.projection.incremental_pca import IncrementalPCA  # noqa: E402
@@ -241,6 +242,12 @@ def main() -> None:
         # untimed and the 3,072 timed rows each learn one row and forget one.
         ("online_isolation_forest", lambda: OnlineIsolationForest(num_trees=25, window_size=1024),
          rows[:4096], loop_detect, 1024),
+        # StreamRandomHistogramForest at the registry's example parameters (onad's defaults, seed 42; full
+        # dicts). About 200 rows/s, so 1,536 rows: the first 512 pass the window (256) untimed, so the
+        # 1,024 timed rows include the 0.9 decay every 26 rows.
+        ("stream_random_histogram_forest",
+         lambda: StreamRandomHistogramForest(n_estimators=25, max_bins=10, window_size=256, seed=42),
+         rows[:1536], loop_detect, 512),
     ]
 
     if args.only:
