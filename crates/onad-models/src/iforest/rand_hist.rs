@@ -86,15 +86,18 @@ struct Edges {
 /// Input: raw values. With `feature_range = "learned"` (default) the histograms are laid on each feature's
 /// learned range, the smallest and largest finite values learned so far: a value sits at position
 /// `u = (x - min) / (max - min)` (0.5 while a feature has one value), and `a`, `b` and the bins are
-/// positions. When a later value widens the range, the bins widen with it and keep their counts, which
-/// are then out of place until they decay: the model fits best a feature whose range is reached early, as
-/// in a stationary stream. With `feature_range = "unit"` values are positions as they are (onad's
+/// positions. When a later value widens the range, the counts move to the bins of the wider range: each
+/// old bin's count is spread evenly over the values it covered (an edge bin over the part of the old
+/// range it covered) and shared among the new bins by overlap, so the histograms keep approximating the
+/// values' density (how uneven they were inside an old bin is lost). Widening is rare after the first rows
+/// of a stationary stream. With `feature_range = "unit"` values are positions as they are (onad's
 /// assumption of input in [0, 1]), and the model computes exactly what onad does, given the same
 /// intervals (bit for bit on SHUTTLE: `tests/fidelity.rs`). In moderate dimension the product is so
 /// small that scores round to 1.0 and tie, as onad's do.
 ///
 /// Cost: `learn_one` O(T d B) (the touched histogram's total is recomputed in numpy's summation order,
-/// and a decay rescales every count); `score_one` O(T d); memory `T d B` counts.
+/// and a decay rescales every count), plus O(T B^2) for each feature whose range widens; `score_one`
+/// O(T d); memory `T d B` counts.
 ///
 /// Missing values: a missing value is not counted (its histograms are left as they are) and is left out
 /// of the product when scoring. Infinite values fall in the edge bins and do not widen the learned range.
@@ -340,14 +343,68 @@ impl StreamRandomHistogramForest {
         numpy_sum(self.n_estimators, &estimator) / self.n_estimators as f64
     }
 
+    /// Moves the counts of feature `f`'s histograms from their bins over the range `old` to the bins over
+    /// the wider range now held, each bin's count spread evenly over the values its bin covered (the edge
+    /// bins over the part of the old range they covered) and shared among the new bins in proportion to
+    /// the overlap; a one-point old range puts its counts in the bin of that point. `scratch` is reused.
+    fn rebin(&mut self, f: usize, old: [f64; 2], scratch: &mut Vec<f64>) {
+        let (d, bins) = (self.d, self.max_bins);
+        let [low, high] = old;
+        for t in 0..self.n_estimators {
+            let h = t * d + f;
+            let edges = self.edges[h];
+            let edge = |i: usize| if i == bins { edges.high } else { i as f64 * edges.step + edges.low };
+            scratch.clear();
+            scratch.resize(bins, 0.0);
+            for k in 0..bins {
+                let count = self.counts[h * bins + k];
+                if count == 0.0 {
+                    continue;
+                }
+                // The old bin's span in old positions (edge bins end at the old range's ends), as values,
+                // then as new positions.
+                let from = if k == 0 { 0.0 } else { edge(k) };
+                let to = if k + 1 == bins { 1.0 } else { edge(k + 1) };
+                let (from, to) = if high > low {
+                    (low + from.clamp(0.0, 1.0) * (high - low), low + to.clamp(0.0, 1.0) * (high - low))
+                } else {
+                    (low, low)
+                };
+                let (p, q) = (self.position(f, from), self.position(f, to));
+                if !(p.is_finite() && q.is_finite()) {
+                    scratch[k] += count;
+                } else if q <= p {
+                    scratch[edges.bin(p, bins)] += count;
+                } else {
+                    for (j, slot) in scratch.iter_mut().enumerate() {
+                        let left = if j == 0 { f64::NEG_INFINITY } else { edge(j) };
+                        let right = if j + 1 == bins { f64::INFINITY } else { edge(j + 1) };
+                        let overlap = q.min(right) - p.max(left);
+                        if overlap > 0.0 {
+                            *slot += count * (overlap / (q - p));
+                        }
+                    }
+                }
+            }
+            let counts = &mut self.counts[h * bins..(h + 1) * bins];
+            counts.copy_from_slice(scratch);
+            self.totals[h] = numpy_sum(bins, &|i| counts[i]);
+        }
+    }
+
     fn learn_with(&mut self, x: &[f64], positions: &mut Vec<f64>) {
         if self.feature_range == HistogramRange::Learned {
             for (f, &v) in x.iter().enumerate() {
                 if v.is_finite() {
-                    self.range[f] = Some(match self.range[f] {
+                    let old = self.range[f];
+                    let new = match old {
                         Some([low, high]) => [low.min(v), high.max(v)],
                         None => [v, v],
-                    });
+                    };
+                    self.range[f] = Some(new);
+                    if let Some(old) = old.filter(|&old| old != new) {
+                        self.rebin(f, old, positions);
+                    }
                 }
             }
         }
@@ -575,9 +632,10 @@ mod tests {
 
     #[test]
     fn learned_range_scales_raw_input_like_unit_input() {
-        // A raw stream whose first two rows hold both ends of each range scores as its unit-scaled copy,
-        // except that the first row was counted at position 0.5 (its range was one point); the scalings
-        // are exact in binary, so positions equal the unit values bit for bit.
+        // A raw stream whose first two rows hold both ends of each range scores as its unit-scaled copy:
+        // the first row, counted at position 0.5 while its range was one point, is moved to the bin of its
+        // value when the second row widens the range. The scalings are exact in binary, so positions
+        // equal the unit values bit for bit.
         let unit_rows: Vec<[f64; 2]> = [[0.0, 1.0], [1.0, 0.0]]
             .into_iter()
             .chain((0..300).map(|i| [(i % 17) as f64 / 16.0, ((i * 5) % 9) as f64 / 8.0]))
@@ -585,8 +643,8 @@ mod tests {
         let mut unit = build(&params(5, 10, 64, HistogramRange::Unit), 2);
         let mut learned = build(&params(5, 10, 64, HistogramRange::Learned), 2);
         let raw = |x: &[f64; 2]| [1000.0 + 512.0 * x[0], -3.0 + 0.5 * x[1]];
-        for (i, x) in unit_rows.iter().enumerate() {
-            unit.learn_one(if i == 0 { &[0.5, 0.5] } else { x });
+        for x in &unit_rows {
+            unit.learn_one(x);
             learned.learn_one(&raw(x));
         }
         for x in &unit_rows[..40] {
@@ -594,6 +652,31 @@ mod tests {
             assert_eq!(a.to_bits(), b.to_bits(), "{x:?}: {a} vs {b}");
         }
         assert_eq!(learned.range[0], Some([1000.0, 1512.0]));
+    }
+
+    #[test]
+    fn widening_the_range_moves_counts_to_where_their_values_lie() {
+        let mut m = build(&params(20, 10, 1000, HistogramRange::Learned), 1);
+        for i in 0..=100 {
+            m.learn_one(&[i as f64 / 100.0]); // values in [0, 1]
+        }
+        m.learn_one(&[3.0]); // the range becomes [0, 3]: the old values sit at positions up to 1/3
+        for t in 0..20 {
+            let (e, counts) = (m.edges[t], &m.counts[t * 10..(t + 1) * 10]);
+            // Counts kept: 101 old values and the new one.
+            let total: f64 = counts.iter().sum();
+            assert!((total - 102.0).abs() < 1e-9 && (m.totals[t] - total).abs() < 1e-9, "{total}");
+            // Every bin lying wholly above position 1/3 holds nothing, but the last (the new value); the
+            // first reaches down to minus infinity.
+            for j in 1..9 {
+                if j as f64 * e.step + e.low > 1.0 / 3.0 + 1e-12 {
+                    assert_eq!(counts[j], 0.0, "estimator {t} bin {j}: {counts:?}");
+                }
+            }
+            assert!(counts[9] >= 1.0);
+        }
+        // Scores now rank by the values' real density: a value in the old range is less rare than 2.0.
+        assert!(m.score_one(&[0.2]) < m.score_one(&[2.0]));
     }
 
     #[test]
