@@ -124,6 +124,7 @@ struct Edges {
 /// assert!(rare > normal);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "State")]
 pub struct StreamRandomHistogramForest {
     n_estimators: usize,
     max_bins: usize,
@@ -142,6 +143,61 @@ pub struct StreamRandomHistogramForest {
     count: u64,
     /// Whether any row was learned (onad scores 0.0 before).
     learned: bool,
+}
+
+/// The serialized fields of [`StreamRandomHistogramForest`], checked before a model is made of them, so a
+/// damaged state is refused instead of panicking later.
+#[derive(Deserialize)]
+struct State {
+    n_estimators: usize,
+    max_bins: usize,
+    window_size: usize,
+    feature_range: HistogramRange,
+    d: usize,
+    edges: Vec<Edges>,
+    counts: Vec<f64>,
+    totals: Vec<f64>,
+    range: Vec<Option<[f64; 2]>>,
+    count: u64,
+    learned: bool,
+}
+
+impl TryFrom<State> for StreamRandomHistogramForest {
+    type Error = String;
+    fn try_from(s: State) -> Result<Self, String> {
+        let histograms = s.n_estimators.checked_mul(s.d).ok_or("too many histograms")?;
+        if s.n_estimators == 0 || s.max_bins == 0 || s.window_size == 0 || s.d == 0 {
+            return Err("n_estimators, max_bins, window_size and the feature count must be at least 1".into());
+        }
+        if s.edges.len() != histograms
+            || s.totals.len() != histograms
+            || Some(s.counts.len()) != histograms.checked_mul(s.max_bins)
+            || s.range.len() != s.d
+        {
+            return Err("lengths of edges, counts, totals or ranges do not match the parameters".into());
+        }
+        if s.edges.iter().any(|e| !(e.low.is_finite() && e.high.is_finite() && e.step > 0.0 && e.low < e.high)) {
+            return Err("bin edges must be finite and increasing".into());
+        }
+        if s.counts.iter().chain(&s.totals).any(|c| !(c.is_finite() && *c >= 0.0))
+            || s.range.iter().flatten().any(|[low, high]| !(low.is_finite() && high.is_finite() && low <= high))
+        {
+            return Err("counts must be finite and non-negative, ranges finite and ordered".into());
+        }
+        Ok(StreamRandomHistogramForest {
+            n_estimators: s.n_estimators,
+            max_bins: s.max_bins,
+            window_size: s.window_size,
+            feature_range: s.feature_range,
+            d: s.d,
+            edges: s.edges,
+            counts: s.counts,
+            totals: s.totals,
+            range: s.range,
+            count: s.count,
+            learned: s.learned,
+        })
+    }
 }
 
 impl DetectorParams for StreamRandomHistogramForestParams {
@@ -739,7 +795,16 @@ mod tests {
         for i in 0..100 {
             m.learn_one(&row(i));
         }
-        let mut copy: StreamRandomHistogramForest = postcard::from_bytes(&postcard::to_allocvec(&m).unwrap()).unwrap();
+        let bytes = postcard::to_allocvec(&m).unwrap();
+        let mut copy: StreamRandomHistogramForest = postcard::from_bytes(&bytes).unwrap();
+        // A damaged state is refused: a histogram missing, a count negative.
+        let mut state = serde_json::to_value(&m).unwrap();
+        state["totals"].as_array_mut().unwrap().pop();
+        assert!(serde_json::from_value::<StreamRandomHistogramForest>(state).is_err());
+        let mut state = serde_json::to_value(&m).unwrap();
+        state["counts"][0] = serde_json::json!(-1.0);
+        assert!(serde_json::from_value::<StreamRandomHistogramForest>(state).is_err());
+        assert!(serde_json::from_value::<StreamRandomHistogramForest>(serde_json::to_value(&m).unwrap()).is_ok());
         for i in 100..200 {
             assert_eq!(m.score_one(&row(i)).to_bits(), copy.score_one(&row(i)).to_bits());
             m.learn_one(&row(i));
