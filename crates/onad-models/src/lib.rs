@@ -38,8 +38,8 @@ pub use baseline::{
 };
 pub use distance::{KNN, KNNParams, KnnDistance};
 pub use iforest::{ASDIsolationForest, ASDIsolationForestParams};
-pub use iforest::{OnlineIsolationForest, OnlineIsolationForestParams, OnlineTreeType, SplitMetric};
 pub use iforest::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};
+pub use iforest::{OnlineIsolationForest, OnlineIsolationForestParams, OnlineTreeType, SplitMetric};
 pub use registry::decode_explained;
 pub use registry::{
     AnyDetector, AnyDetectorParams, AnyTransformer, AnyTransformerParams, Describe, ModelInfo, REGISTRY, Role,
