@@ -24,82 +24,17 @@ torch is stubbed (as in scripts/bench/python_onad.py).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
 import time
-from unittest import mock
 
 
-def _stub_torch() -> None:
-    if "torch" in sys.modules:
-        return
-
-    class _Module:
-        def __init__(self, *a, **k):
-            pass
-
-    torch = mock.MagicMock(name="torch")
-    nn = mock.MagicMock(name="torch.nn")
-    nn.Module = _Module
-    torch.nn = nn
-    torch.optim = mock.MagicMock(name="torch.optim")
-    torch.__version__ = "0.0.0-stub"
-    sys.modules.update({"torch": torch, "torch.nn": nn, "torch.optim": torch.optim})
-
-
-_stub_torch()
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+from quality import average_precision, load, log, roc_auc  # noqa: E402  (also stubs torch)
 
 import numpy as np  # noqa: E402
 from onad.model.iforest.asd import ASDIsolationForest  # noqa: E402
-
-
-def log(*a) -> None:
-    print(*a, file=sys.stderr, flush=True)
-
-
-def roc_auc(scores, labels) -> float:
-    s = np.asarray(scores, dtype=float)
-    y = np.asarray(labels, dtype=int)
-    if len(y) == 0 or y.min() == y.max():
-        return float("nan")  # undefined without both classes (e.g. onad-test on a set under 3,000 rows)
-    # Mid-ranks: tied scores share the mean of the ranks they span.
-    values, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    mid = ends - (counts - 1) / 2.0
-    ranks = mid[inverse]
-    pos = int(y.sum())
-    neg = len(y) - pos
-    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
-
-
-def average_precision(scores, labels) -> float:
-    s = np.asarray(scores, dtype=float)
-    y = np.asarray(labels, dtype=int)
-    if y.sum() == 0:
-        return float("nan")
-    order = np.argsort(-s, kind="stable")
-    s, y = s[order], y[order]
-    last_of_each = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
-    tp = np.cumsum(y)[last_of_each]
-    seen = last_of_each + 1
-    precision = tp / seen
-    recall = tp / y.sum()
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-
-
-def load(path: str):
-    with open(path, newline="") as fh:
-        reader = csv.reader(fh)
-        names = next(reader)[:-1]
-        rows, labels = [], []
-        for rec in reader:
-            if not rec:
-                continue
-            rows.append({n: float(v) for n, v in zip(names, rec[:-1])})
-            labels.append(int(float(rec[-1])))
-    return rows, labels
 
 
 def parse_params(text: str) -> dict:

@@ -34,55 +34,28 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import python_onad  # noqa: E402,F401  (stubs torch)
+import quality as quality_metrics  # noqa: E402
 
 import numpy as np  # noqa: E402
 from onad.model.distance.knn import KNN  # noqa: E402
 from onad.utils.similar.faiss_engine import FaissSimilaritySearchEngine  # noqa: E402
 
 
-def knn(k, w, warm_up):
-    return KNN(k=k, similarity_engine=FaissSimilaritySearchEngine(window_size=w, warm_up=warm_up))
-
-
 def roc_auc(y, s):
-    """Mann-Whitney with average ranks for ties (equals scikit-learn's roc_auc_score)."""
-    y = np.asarray(y, dtype=bool)
-    s = np.asarray(s, dtype=np.float64)
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    pos, neg = y.sum(), (~y).sum()
-    return (ranks[y].sum() - pos * (pos + 1) / 2) / (pos * neg)
+    """The shared metric (quality.py), in this script's (labels, scores) order."""
+    return quality_metrics.roc_auc(s, y)
 
 
 def average_precision(y, s):
-    """scikit-learn's average_precision_score: sum over distinct thresholds of (R_n - R_{n-1}) P_n."""
-    y = np.asarray(y, dtype=np.float64)
-    s = np.asarray(s, dtype=np.float64)
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    last = np.r_[np.where(np.diff(s))[0], len(s) - 1]
-    tps = np.cumsum(y)[last]
-    fps = last + 1 - tps
-    precision = tps / (tps + fps)
-    recall = tps / tps[-1]
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return quality_metrics.average_precision(s, y)
 
 
 def load(path):
-    with open(path, newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader)
-        rows = [[float(v) for v in r] for r in reader if r]
-    features = header[:-1]
-    return [dict(zip(features, r[:-1])) for r in rows], [r[-1] for r in rows]
+    return quality_metrics.load(path)
+
+
+def knn(k, w, warm_up):
+    return KNN(k=k, similarity_engine=FaissSimilaritySearchEngine(window_size=w, warm_up=warm_up))
 
 
 def quality(shuttle, rust_path):

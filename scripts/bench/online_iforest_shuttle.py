@@ -22,76 +22,16 @@ over distinct thresholds. onad imports torch at import time; it is stubbed (scri
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
-from unittest import mock
 
 
-def _stub_torch() -> None:
-    class _Module:
-        def __init__(self, *a, **k):
-            pass
-
-    torch = mock.MagicMock(name="torch")
-    nn = mock.MagicMock(name="torch.nn")
-    nn.Module = _Module
-    torch.nn = nn
-    torch.optim = mock.MagicMock(name="torch.optim")
-    torch.__version__ = "0.0.0-stub"
-    sys.modules.update({"torch": torch, "torch.nn": nn, "torch.optim": torch.optim})
-
-
-_stub_torch()
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+from quality import average_precision, load, roc_auc  # noqa: E402  (also stubs torch)
 
 import numpy as np  # noqa: E402
 from onad.model.iforest.online import OnlineIsolationForest  # noqa: E402
-
-
-def roc_auc(scores, labels) -> float:
-    s = np.asarray(scores, dtype=float)
-    y = np.asarray(labels, dtype=int)
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    pos = y.sum()
-    neg = len(y) - pos
-    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
-
-
-def average_precision(scores, labels) -> float:
-    s = np.asarray(scores, dtype=float)
-    y = np.asarray(labels, dtype=int)
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    distinct = np.where(np.diff(s))[0]
-    idx = np.r_[distinct, len(s) - 1]
-    tps = np.cumsum(y)[idx]
-    fps = idx + 1 - tps
-    precision = tps / (tps + fps)
-    recall = tps / y.sum()
-    prev = np.r_[0.0, recall[:-1]]
-    return float(np.sum((recall - prev) * precision))
-
-
-def load(path: str):
-    with open(path, newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader)
-        names = header[:-1]
-        rows, labels = [], []
-        for rec in reader:
-            rows.append({n: float(v) for n, v in zip(names, rec[:-1])})
-            labels.append(int(float(rec[-1])))
-    return rows, labels
 
 
 def parse_params(text: str) -> dict:
