@@ -133,14 +133,7 @@ impl KafkaSink {
     /// A sink from `kafka://HOST:PORT[,HOST:PORT...]/TOPIC[?...]` (parameters as in
     /// [`open_sink_url`](crate::open_sink_url)).
     pub fn from_url(url: &str) -> Result<Self, SinkError> {
-        let rest = url.split_once("://").filter(|(s, _)| s.eq_ignore_ascii_case("kafka")).map(|(_, r)| r);
-        let Some(rest) = rest else {
-            return Err(SinkError::External {
-                connector: "kafka",
-                target: url.to_owned(),
-                error: "not a kafka:// URL".into(),
-            });
-        };
+        let rest = crate::sink_url::after_scheme(url, "kafka")?;
         Ok(Self::from_parsed(parse_kafka_sink_url(rest)?))
     }
 

@@ -113,14 +113,7 @@ impl RedisStreamSink {
 
     /// A sink from `redis://[USER:PASSWORD@]HOST[:PORT]/stream/NAME[?maxlen=N&give_up_ms=MS]`.
     pub fn from_url(url: &str) -> Result<Self, SinkError> {
-        let rest = url.split_once("://").filter(|(s, _)| s.eq_ignore_ascii_case("redis")).map(|(_, r)| r);
-        let Some(rest) = rest else {
-            return Err(SinkError::External {
-                connector: "redis",
-                target: url.to_owned(),
-                error: "not a redis:// URL".into(),
-            });
-        };
+        let rest = crate::sink_url::after_scheme(url, "redis")?;
         Ok(Self::from_parsed(parse_redis_sink_url(rest)?))
     }
 

@@ -105,6 +105,15 @@ fn open_redis(url: RedisSinkUrl) -> Result<Box<dyn Sink>, SinkError> {
     })
 }
 
+/// The part after `SCHEME://` of a sink URL of that scheme (any case), or an error naming the URL.
+#[cfg_attr(not(any(feature = "kafka", feature = "redis")), allow(dead_code))]
+pub(crate) fn after_scheme<'a>(url: &'a str, scheme: &'static str) -> Result<&'a str, SinkError> {
+    match crate::url::split_scheme(url) {
+        Some((s, rest)) if s.eq_ignore_ascii_case(scheme) => Ok(rest),
+        _ => Err(url_error(scheme, url, format!("not a {scheme}:// URL"))),
+    }
+}
+
 fn url_error(connector: &'static str, target: &str, message: String) -> SinkError {
     SinkError::External { connector, target: target.to_owned(), error: message.into() }
 }
