@@ -28,6 +28,7 @@ pub mod iforest;
 pub mod legacy;
 mod registry;
 pub mod stat;
+pub mod svm;
 pub mod synthetic;
 pub mod threshold;
 pub mod transform;
@@ -53,6 +54,7 @@ pub use stat::{
     MovingMahalanobisDistance, MovingMahalanobisDistanceParams, MovingMedian, MovingMedianParams, MovingQuantile,
     MovingQuantileParams, MovingSkewness, MovingSkewnessParams, MovingVariance, MovingVarianceParams,
 };
+pub use svm::{GADGETSVM, GADGETSVMParams};
 pub use threshold::{Protect, Protected, QuantileThreshold, QuantileThresholdParams};
 pub use transform::{
     IncrementalPCA, IncrementalPCAParams, MinMaxScaler, MinMaxScalerParams, RandomProjection, RandomProjectionParams,

@@ -41,6 +41,7 @@ use crate::stat::{
     MovingMahalanobisDistance, MovingMahalanobisDistanceParams, MovingMedian, MovingMedianParams, MovingQuantile,
     MovingQuantileParams, MovingSkewness, MovingSkewnessParams, MovingVariance, MovingVarianceParams,
 };
+use crate::svm::{GADGETSVM, GADGETSVMParams};
 use crate::threshold::{QuantileThreshold, QuantileThresholdParams};
 use crate::transform::{
     IncrementalPCA, IncrementalPCAParams, MinMaxScaler, MinMaxScalerParams, RandomProjection, RandomProjectionParams,
@@ -519,6 +520,7 @@ registry! {
         "online_isolation_forest" => OnlineIsolationForest(OnlineIsolationForestParams),
         "knn" => KNN(KNNParams),
         "stream_random_histogram_forest" => StreamRandomHistogramForest(StreamRandomHistogramForestParams),
+        "gadget_svm" => GADGETSVM(GADGETSVMParams),
     }
     transformers {
         "min_max_scaler" => MinMaxScaler(MinMaxScalerParams),

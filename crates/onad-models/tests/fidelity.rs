@@ -417,3 +417,32 @@ fn stream_random_histogram_forest_matches_onad_given_its_intervals() {
         }
     }
 }
+
+#[test]
+fn gadget_svm_matches_onad() {
+    // onad's GADGETSVM draws nothing at random; `scripts/fidelity/gen_gadget_fixture.py` writes its scores.
+    // Input `centred` maps every value v to (v - 40) / 50, as the script does.
+    let (schema, rows, _) = common::shuttle();
+    for (file, params, centred) in [
+        ("gadget_svm_default", r#"{"gadget_svm": {}}"#, false),
+        ("gadget_svm_nu0p1", r#"{"gadget_svm": {"nu": 0.1, "learning_rate": 0.01, "lambda_reg": 0.01}}"#, false),
+        ("gadget_svm_default_centred", r#"{"gadget_svm": {}}"#, true),
+        (
+            "gadget_svm_diamond_t_m0p5_centred",
+            r#"{"gadget_svm": {"graph": [[1, 2], [3], [3], []], "threshold": -0.5, "learning_rate": 0.001, "nu": 0.2}}"#,
+            true,
+        ),
+    ] {
+        let want = expected(&format!("{file}.csv"));
+        assert_eq!(want.len(), rows.len(), "{file}");
+        let mut m = detector(params).build(&schema).unwrap();
+        let mut nonzero = 0;
+        for (i, (x, w)) in rows.iter().zip(&want).enumerate() {
+            let x: Vec<f64> = if centred { x.iter().map(|v| (v - 40.0) / 50.0).collect() } else { x.clone() };
+            let got = m.score_learn_one(&x);
+            assert!(close(got, w[0]), "{file}: row {i}: onad {} vs {got}", w[0]);
+            nonzero += usize::from(got != 0.0);
+        }
+        assert!(nonzero >= 15, "{file}: only {nonzero} nonzero scores");
+    }
+}
