@@ -84,6 +84,7 @@ from onad.model.stat.uni import (  # noqa: E402
 )
 from onad.model.iforest.online import OnlineIsolationForest  # noqa: E402
 from onad.model.iforest.rand_hist import StreamRandomHistogramForest  # noqa: E402
+from onad.model.svm.gadget import GADGETSVM  # noqa: E402
 from onad.model.threshold import ThresholdModel  # noqa: E402
 from onad.transform.preprocessing.scaler import MinMaxScaler, StandardScaler  # noqa: E402
 from onad.transform.projection.incremental_pca import IncrementalPCA  # noqa: E402
@@ -248,6 +249,8 @@ def main() -> None:
         ("stream_random_histogram_forest",
          lambda: StreamRandomHistogramForest(n_estimators=25, max_bins=10, window_size=256, seed=42),
          rows[:1536], loop_detect, 512),
+        # GADGETSVM at the registry's example parameters (onad's defaults: the chain 0 -> 1 -> 2; full dicts).
+        ("gadget_svm", lambda: GADGETSVM(), rows, loop_detect, 0),
     ]
 
     if args.only:
