@@ -40,6 +40,7 @@ pub use baseline::{
 pub use distance::{KNN, KNNParams, KnnDistance};
 pub use iforest::{ASDIsolationForest, ASDIsolationForestParams};
 pub use iforest::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};
+pub use iforest::{MondrianForest, MondrianForestParams};
 pub use iforest::{OnlineIsolationForest, OnlineIsolationForestParams, OnlineTreeType, SplitMetric};
 pub use registry::decode_explained;
 pub use registry::{

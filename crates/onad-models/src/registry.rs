@@ -31,6 +31,7 @@ use crate::baseline::{
 };
 use crate::distance::{KNN, KNNParams};
 use crate::iforest::{ASDIsolationForest, ASDIsolationForestParams};
+use crate::iforest::{MondrianForest, MondrianForestParams};
 use crate::iforest::{OnlineIsolationForest, OnlineIsolationForestParams};
 use crate::iforest::{StreamRandomHistogramForest, StreamRandomHistogramForestParams};
 use crate::stat::{
@@ -520,6 +521,7 @@ registry! {
         "online_isolation_forest" => OnlineIsolationForest(OnlineIsolationForestParams),
         "knn" => KNN(KNNParams),
         "stream_random_histogram_forest" => StreamRandomHistogramForest(StreamRandomHistogramForestParams),
+        "mondrian_forest" => MondrianForest(MondrianForestParams),
         "gadget_svm" => GADGETSVM(GADGETSVMParams),
     }
     transformers {

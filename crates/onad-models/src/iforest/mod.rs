@@ -3,10 +3,12 @@
 //! Shared pieces live here: `average_path_length`, the normaliser `c(n)` of Liu, Ting & Zhou (2008).
 
 mod asd;
+mod mondrian;
 mod online;
 mod rand_hist;
 
 pub use asd::{ASDIsolationForest, ASDIsolationForestParams};
+pub use mondrian::{MondrianForest, MondrianForestParams};
 pub use online::{OnlineIsolationForest, OnlineIsolationForestParams, OnlineTreeType, SplitMetric};
 pub use rand_hist::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};
 
