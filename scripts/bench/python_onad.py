@@ -82,6 +82,7 @@ from onad.model.stat.uni import (  # noqa: E402
     MovingSkewness,
     MovingVariance,
 )
+from onad.model.iforest.mondrian import MondrianForest  # noqa: E402
 from onad.model.iforest.online import OnlineIsolationForest  # noqa: E402
 from onad.model.iforest.rand_hist import StreamRandomHistogramForest  # noqa: E402
 from onad.model.svm.gadget import GADGETSVM  # noqa: E402
@@ -251,6 +252,11 @@ def main() -> None:
          rows[:1536], loop_detect, 512),
         # GADGETSVM at the registry's example parameters (onad's defaults: the chain 0 -> 1 -> 2; full dicts).
         ("gadget_svm", lambda: GADGETSVM(), rows, loop_detect, 0),
+        # MondrianForest at the registry's example parameters (onad's defaults, seed 42; full dicts). onad has
+        # no window_size (the registry example's 256 bounds the Rust trees), so onad's trees grow over the
+        # timed rows: 1,536 rows, the first 512 untimed.
+        ("mondrian_forest", lambda: MondrianForest(n_estimators=100, subspace_size=256, lambda_=1.0, seed=42),
+         rows[:1536], loop_detect, 512),
     ]
 
     if args.only:
