@@ -31,7 +31,8 @@ import time
 
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from quality import average_precision, load, log, roc_auc  # noqa: E402  (also stubs torch)
+from quality import average_precision, load, log, onad_test, prequential, roc_auc
+from quality import rust_scores as run_rust  # noqa: E402  (also stubs torch)
 
 import numpy as np  # noqa: E402
 from onad.model.iforest.asd import ASDIsolationForest  # noqa: E402
@@ -42,41 +43,15 @@ def parse_params(text: str) -> dict:
 
 
 def python_prequential(params, seed, rows, labels):
-    model = ASDIsolationForest(**params, seed=seed)
-    scores = []
-    t0 = time.perf_counter()
-    for x in rows:
-        scores.append(model.score_one(x))
-        model.learn_one(x)
-    dt = time.perf_counter() - t0
-    return {"roc_auc": roc_auc(scores, labels), "pr_auc": average_precision(scores, labels),
-            "rows_per_sec": len(rows) / dt}
+    return prequential(ASDIsolationForest(**params, seed=seed), rows, labels)
 
 
 def python_onad_test(params, seed, rows, labels):
-    model = ASDIsolationForest(**params, seed=seed)
-    scores, y = [], []
-    warm = 0
-    for x, label in zip(rows, labels):
-        if warm < 1000:
-            if label == 0:
-                model.learn_one(x)
-                warm += 1
-            continue
-        if len(scores) >= 2000:
-            break
-        model.learn_one(x)
-        scores.append(model.score_one(x))
-        y.append(label)
-    return {"pr_auc": average_precision(scores, y), "roc_auc": roc_auc(scores, y)}
+    return onad_test(ASDIsolationForest(**params, seed=seed), rows, labels)
 
 
 def rust_scores(binary, data, protocol, params, seed):
-    spec = json.dumps({"asd_isolation_forest": {**params, "seed": seed}})
-    t0 = time.perf_counter()
-    out = subprocess.run([binary, data, protocol, spec], check=True, capture_output=True, text=True).stdout
-    dt = time.perf_counter() - t0
-    return [line.split(",") for line in out.splitlines()], dt
+    return run_rust(binary, data, protocol, {"asd_isolation_forest": {**params, "seed": seed}})
 
 
 def rust_prequential(binary, data, params, seed, labels):

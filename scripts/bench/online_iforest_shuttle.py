@@ -28,7 +28,7 @@ import time
 
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from quality import average_precision, load, roc_auc  # noqa: E402  (also stubs torch)
+from quality import load, onad_test, prequential  # noqa: E402  (also stubs torch)
 
 import numpy as np  # noqa: E402
 from onad.model.iforest.online import OnlineIsolationForest  # noqa: E402
@@ -42,35 +42,14 @@ def parse_params(text: str) -> dict:
     return out
 
 
-def prequential(params, seed, rows, labels):
-    np.random.seed(seed)
-    model = OnlineIsolationForest(**params)
-    scores = []
-    t0 = time.perf_counter()
-    for x in rows:
-        scores.append(model.score_one(x))
-        model.learn_one(x)
-    dt = time.perf_counter() - t0
-    return {"roc_auc": roc_auc(scores, labels), "pr_auc": average_precision(scores, labels),
-            "rows_per_sec": len(rows) / dt}
+def run_prequential(params, seed, rows, labels):
+    np.random.seed(seed)  # onad's OnlineIsolationForest draws from numpy's global generator
+    return prequential(OnlineIsolationForest(**params), rows, labels)
 
 
-def onad_test(params, seed, rows, labels):
+def run_onad_test(params, seed, rows, labels):
     np.random.seed(seed)
-    model = OnlineIsolationForest(**params)
-    learned = 0
-    i = 0
-    while learned < 1000 and i < len(rows):
-        if labels[i] == 0:
-            model.learn_one(rows[i])
-            learned += 1
-        i += 1
-    scores, ys = [], []
-    for x, y in zip(rows[i:i + 2000], labels[i:i + 2000]):
-        model.learn_one(x)
-        scores.append(model.score_one(x))
-        ys.append(y)
-    return {"pr_auc": average_precision(scores, ys)}
+    return onad_test(OnlineIsolationForest(**params), rows, labels)
 
 
 def main() -> None:
@@ -90,10 +69,10 @@ def main() -> None:
         for seed in seeds:
             r = {}
             if args.protocol in ("both", "onad-test"):
-                r["onad_test"] = onad_test(params, seed, rows, labels)
+                r["onad_test"] = run_onad_test(params, seed, rows, labels)
             if args.protocol in ("both", "prequential"):
                 n = args.rows or len(rows)
-                r["prequential"] = prequential(params, seed, rows[:n], labels[:n])
+                r["prequential"] = run_prequential(params, seed, rows[:n], labels[:n])
             per_seed[seed] = r
             print(f"{text or 'defaults'} seed {seed}: {r}", file=sys.stderr, flush=True)
         result[text or "defaults"] = per_seed

@@ -61,3 +61,47 @@ def load(path: str):
             rows.append({n: float(v) for n, v in zip(names, rec[:-1])})
             labels.append(int(float(rec[-1])))
     return rows, labels
+
+
+def prequential(model, rows, labels) -> dict:
+    """Score then learn every row; ROC-AUC, PR-AUC and rows/s of the loop."""
+    import time
+
+    scores = []
+    t0 = time.perf_counter()
+    for x in rows:
+        scores.append(model.score_one(x))
+        model.learn_one(x)
+    dt = time.perf_counter() - t0
+    return {"roc_auc": roc_auc(scores, labels), "pr_auc": average_precision(scores, labels),
+            "rows_per_sec": len(rows) / dt}
+
+
+def onad_test(model, rows, labels) -> dict:
+    """onad's SHUTTLE integration-test protocol (models.md 4.5): learn the first 1,000 normal rows
+    (anomalies met on the way are passed over), then learn_one then score_one on the next 2,000 rows."""
+    learned, i = 0, 0
+    while learned < 1000 and i < len(rows):
+        if labels[i] == 0:
+            model.learn_one(rows[i])
+            learned += 1
+        i += 1
+    scores, ys = [], []
+    for x, y in zip(rows[i:i + 2000], labels[i:i + 2000]):
+        model.learn_one(x)
+        scores.append(model.score_one(x))
+        ys.append(y)
+    return {"pr_auc": average_precision(scores, ys), "roc_auc": roc_auc(scores, ys)}
+
+
+def rust_scores(binary, data, protocol, spec: dict):
+    """Runs the onad-models `scores` example (`BINARY DATA PROTOCOL SPEC_JSON`); its CSV lines split, and the
+    wall time of the whole process."""
+    import json
+    import subprocess
+    import time
+
+    t0 = time.perf_counter()
+    out = subprocess.run([binary, data, protocol, json.dumps(spec)], check=True, capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    return [line.split(",") for line in out.stdout.splitlines()], dt

@@ -34,7 +34,8 @@ import time
 
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from quality import average_precision, load, roc_auc  # noqa: E402  (also stubs torch)
+from quality import average_precision, load, onad_test, prequential, roc_auc
+from quality import rust_scores as run_rust  # noqa: E402  (also stubs torch)
 
 import numpy as np  # noqa: E402
 from onad.model.iforest.rand_hist import StreamRandomHistogramForest  # noqa: E402
@@ -48,39 +49,17 @@ def parse_params(text: str) -> dict:
     return out
 
 
-def prequential(params, seed, rows, labels):
-    model = StreamRandomHistogramForest(**params, seed=seed)
-    scores = []
-    t0 = time.perf_counter()
-    for x in rows:
-        scores.append(model.score_one(x))
-        model.learn_one(x)
-    dt = time.perf_counter() - t0
-    return {"roc_auc": roc_auc(scores, labels), "pr_auc": average_precision(scores, labels),
-            "rows_per_sec": len(rows) / dt}
+def run_prequential(params, seed, rows, labels):
+    return prequential(StreamRandomHistogramForest(**params, seed=seed), rows, labels)
 
 
-def onad_test(params, seed, rows, labels):
-    model = StreamRandomHistogramForest(**params, seed=seed)
-    learned = 0
-    i = 0
-    while learned < 1000 and i < len(rows):
-        if labels[i] == 0:
-            model.learn_one(rows[i])
-            learned += 1
-        i += 1
-    scores, ys = [], []
-    for x, y in zip(rows[i:i + 2000], labels[i:i + 2000]):
-        model.learn_one(x)
-        scores.append(model.score_one(x))
-        ys.append(y)
-    return {"pr_auc": average_precision(scores, ys)}
+def run_onad_test(params, seed, rows, labels):
+    return onad_test(StreamRandomHistogramForest(**params, seed=seed), rows, labels)
 
 
 def rust_run(binary, data, protocol, params, seed, feature_range, rows):
-    spec = json.dumps({"stream_random_histogram_forest": {**params, "seed": seed, "feature_range": feature_range}})
-    out = subprocess.run([binary, data, protocol, spec], check=True, capture_output=True, text=True).stdout
-    lines = [line.split(",") for line in out.splitlines()]
+    spec = {"stream_random_histogram_forest": {**params, "seed": seed, "feature_range": feature_range}}
+    lines, _ = run_rust(binary, data, protocol, spec)
     scores = [float(v[0]) for v in lines]
     if protocol == "onad-test":
         return {"pr_auc": average_precision(scores, [int(float(v[1])) for v in lines])}
@@ -113,8 +92,8 @@ def main() -> None:
                         continue
                     key = protocol.replace("-", "_")
                     if side == "python":
-                        r[key] = (onad_test(params, seed, rows, labels) if protocol == "onad-test"
-                                  else prequential(params, seed, rows[:n], labels[:n]))
+                        r[key] = (run_onad_test(params, seed, rows, labels) if protocol == "onad-test"
+                                  else run_prequential(params, seed, rows[:n], labels[:n]))
                     else:
                         r[key] = rust_run(args.rust, args.data, protocol, params, seed, side[5:], (n, labels))
                 runs[side][seed] = r
