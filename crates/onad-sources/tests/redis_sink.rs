@@ -8,82 +8,15 @@
 //! they fail, saying so.
 #![cfg(feature = "redis")]
 
+mod redis_server;
 mod sink_rows;
+use redis_server::{Server, free_port};
 use sink_rows::{bounded, check_dedup, expected_in, full_layout, same_row, write_rows};
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use onad_core::{ScoredRow, Sink, SinkError, SinkLayout, SinkPosition};
 use onad_sources::{RedisStreamSink, open_sink_url};
-
-/// A `redis-server` child process on 127.0.0.1, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
-}
-
-impl Server {
-    fn start() -> Server {
-        Server::start_on(free_port())
-    }
-
-    fn start_on(port: u16) -> Server {
-        let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--daemonize", "no"]);
-        let child = match cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn() {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "the Redis tests need the redis-server binary, which is not installed: install it \
-                 (Debian/Ubuntu: apt-get install redis-server) and run them again"
-            ),
-            Err(e) => panic!("cannot start redis-server: {e}"),
-        };
-        let mut server = Server { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("redis-server exited at start ({status}); is port {port} free?");
-            }
-            let pong: Option<String> =
-                server.client().get_connection().ok().and_then(|mut c| redis::cmd("PING").query(&mut c).ok());
-            if pong.as_deref() == Some("PONG") {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "redis-server on port {port} did not answer PING within 10 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn client(&self) -> redis::Client {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).unwrap()
-    }
-
-    fn conn(&self) -> redis::Connection {
-        self.client().get_connection().unwrap()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("redis://127.0.0.1:{}/{path}", self.port)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// Every entry of `stream`, oldest first, as (field, value) pairs in the order the entry holds them.
 fn entries(server: &Server, stream: &str) -> Vec<Vec<(String, String)>> {
@@ -209,7 +142,7 @@ fn a_stopped_server_is_a_clear_error_after_give_up_ms_and_a_restarted_one_is_use
     server.kill();
     let restart = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(400));
-        Server::start_on(port)
+        Server::start_on(port, None)
     });
     let sink = bounded(Duration::from_secs(20), "a write across a restart", move || {
         write_rows(&mut sink, &full_layout(), 10..20, 10);
