@@ -2,8 +2,13 @@
 with scikit-learn's conventions (ROC-AUC with ties counted half, average precision as the step sum over
 distinct thresholds; NaN when a class is missing), and reading a labelled CSV as onad's dict rows.
 
-Imported by asd_iforest_shuttle.py, online_iforest_shuttle.py, rand_hist_shuttle.py and knn_onad.py (run
-them from anywhere: each puts this folder on sys.path first).
+Also: the score-then-learn loop with an optional time budget (`score_rows`), metrics over a subset of
+the rows (`metrics`), writing a prepared CSV (`write_csv`) and running the Rust `scores` example
+(`rust_scores`, `rust_prequential_scores`, `rust_knows`).
+
+Imported by asd_iforest_shuttle.py, online_iforest_shuttle.py, rand_hist_shuttle.py, mondrian_shuttle.py,
+gadget_svm_shuttle.py, knn_onad.py and quality_table.py (run them from anywhere: each puts this folder on
+sys.path first).
 """
 
 from __future__ import annotations
@@ -63,23 +68,47 @@ def load(path: str):
     return rows, labels
 
 
-def prequential(model, rows, labels) -> dict:
-    """Score then learn every row; ROC-AUC, PR-AUC and rows/s of the loop."""
+def score_rows(model, rows, seconds=None):
+    """Score then learn each row in order; stops after the first row that ends past `seconds` of loop
+    time (None: every row). Returns the scores (one per row processed) and the loop's seconds."""
     import time
 
     scores = []
     t0 = time.perf_counter()
     for x in rows:
-        scores.append(model.score_one(x))
+        scores.append(float(model.score_one(x)))
         model.learn_one(x)
-    dt = time.perf_counter() - t0
+        if seconds is not None and time.perf_counter() - t0 > seconds:
+            break
+    return scores, time.perf_counter() - t0
+
+
+def metrics(scores, labels, mask=None) -> dict:
+    """ROC-AUC and PR-AUC of `scores` against `labels` (over the rows where `mask` is true, if given), the
+    number of rows and anomalies they cover, of distinct scores, and of scores that are not finite (NaN
+    counts as the lowest score, +-inf as themselves)."""
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels[: len(s)], dtype=int)
+    if mask is not None:
+        keep = np.asarray(mask[: len(s)], dtype=bool)
+        s, y = s[keep], y[keep]
+    nonfinite = int((~np.isfinite(s)).sum())
+    s = np.where(np.isnan(s), -np.inf, s)
+    return {"roc_auc": roc_auc(s, y), "pr_auc": average_precision(s, y), "rows": int(len(s)),
+            "anomalies": int(y.sum()), "distinct_scores": int(len(np.unique(s))), "nonfinite": nonfinite}
+
+
+def prequential(model, rows, labels) -> dict:
+    """Score then learn every row; ROC-AUC, PR-AUC and rows/s of the loop."""
+    scores, dt = score_rows(model, rows)
     return {"roc_auc": roc_auc(scores, labels), "pr_auc": average_precision(scores, labels),
             "rows_per_sec": len(rows) / dt}
 
 
-def onad_test(model, rows, labels) -> dict:
+def onad_test_scores(model, rows, labels):
     """onad's SHUTTLE integration-test protocol (models.md 4.5): learn the first 1,000 normal rows
-    (anomalies met on the way are passed over), then learn_one then score_one on the next 2,000 rows."""
+    (anomalies met on the way are passed over), then learn_one then score_one on the next 2,000 rows.
+    Returns the 2,000 scores and their labels."""
     learned, i = 0, 0
     while learned < 1000 and i < len(rows):
         if labels[i] == 0:
@@ -89,9 +118,33 @@ def onad_test(model, rows, labels) -> dict:
     scores, ys = [], []
     for x, y in zip(rows[i:i + 2000], labels[i:i + 2000]):
         model.learn_one(x)
-        scores.append(model.score_one(x))
+        scores.append(float(model.score_one(x)))
         ys.append(y)
+    return scores, ys
+
+
+def onad_test(model, rows, labels) -> dict:
+    """`onad_test_scores`, as PR-AUC and ROC-AUC."""
+    scores, ys = onad_test_scores(model, rows, labels)
     return {"pr_auc": average_precision(scores, ys), "roc_auc": roc_auc(scores, ys)}
+
+
+def write_csv(path, names, rows, labels) -> None:
+    """A prepared CSV for both sides: a header of `names` then `label`; each row's values, its label last.
+    `rows` are sequences of numbers in the order of `names`."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([*names, "label"])
+        for r, y in zip(rows, labels):
+            w.writerow([*(repr(float(v)) for v in r), int(y)])
+
+
+def write_prefix(src, n, dst) -> str:
+    """The header and first `n` rows of the CSV `src`, written to `dst`; returns `dst`."""
+    with open(src) as f, open(dst, "w") as out:
+        for _, line in zip(range(n + 1), f):
+            out.write(line)
+    return dst
 
 
 def rust_scores(binary, data, protocol, spec: dict):
@@ -105,3 +158,19 @@ def rust_scores(binary, data, protocol, spec: dict):
     out = subprocess.run([binary, data, protocol, json.dumps(spec)], check=True, capture_output=True, text=True)
     dt = time.perf_counter() - t0
     return [line.split(",") for line in out.stdout.splitlines()], dt
+
+
+def rust_prequential_scores(binary, data, spec: dict):
+    """The `scores` example's prequential scores of `data` as floats, and the process's wall seconds."""
+    lines, dt = rust_scores(binary, data, "prequential", spec)
+    return [float(v[0]) for v in lines], dt
+
+
+def rust_knows(binary, spec: dict, probe_csv) -> str | None:
+    """None when the `scores` example builds `spec` and scores the small labelled CSV `probe_csv`; else its
+    error message (e.g. `unknown variant` for a model the registry does not have yet)."""
+    import json
+    import subprocess
+
+    out = subprocess.run([binary, probe_csv, "prequential", json.dumps(spec)], capture_output=True, text=True)
+    return None if out.returncode == 0 else (out.stderr.strip() or f"exit code {out.returncode}")
