@@ -27,6 +27,7 @@ pub mod distance;
 pub mod iforest;
 pub mod legacy;
 mod registry;
+mod rng;
 pub mod stat;
 pub mod svm;
 pub mod synthetic;

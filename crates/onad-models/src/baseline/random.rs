@@ -6,6 +6,7 @@ use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
 
 use crate::registry::Describe;
+use crate::rng::unit_from_bits;
 
 /// Hyperparameters of [`RandomModel`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,17 +52,13 @@ impl DetectorParams for RandomModelParams {
     }
 }
 
-fn unit_f64(bits: u64) -> f64 {
-    (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-}
-
 impl Detector for RandomModel {
     fn learn_one(&mut self, _x: &[f64]) {
         self.rng.next_u64();
     }
 
     fn score_one(&self, _x: &[f64]) -> f64 {
-        unit_f64(self.rng.clone().next_u64())
+        unit_from_bits(self.rng.clone().next_u64())
     }
 }
 

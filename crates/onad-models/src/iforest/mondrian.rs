@@ -2,12 +2,12 @@
 //! aberrant's optional `window_size` bound.
 
 use onad_core::{Detector, DetectorParams, ParamDoc, ParamError, SchemaRef};
-use rand_core::{RngCore, SeedableRng};
 use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
 
 use super::average_path_length;
 use crate::registry::Describe;
+use crate::rng::{below, unit, unit_rng};
 
 /// Hyperparameters of [`MondrianForest`] (Python onad's names and defaults, plus aberrant's `window_size`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,7 +225,7 @@ impl DetectorParams for MondrianForestParams {
         let mut all: Vec<u32> = (0..d as u32).collect();
         let trees = (0..self.n_estimators)
             .map(|t| {
-                let mut rng = tree_rng(seed, t as u64);
+                let mut rng = unit_rng(seed, t as u64);
                 // A partial Fisher-Yates shuffle draws k features without replacement.
                 for i in 0..k {
                     let j = i + below(&mut rng, d - i);
@@ -245,29 +245,6 @@ impl DetectorParams for MondrianForestParams {
             window_start: 0,
         })
     }
-}
-
-/// The splitmix64 finaliser: a bijection of u64 that mixes every input bit into every output bit.
-fn mix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// The generator of tree `index` for this seed.
-fn tree_rng(seed: u64, index: u64) -> Pcg64 {
-    Pcg64::seed_from_u64(mix64(mix64(seed) ^ index))
-}
-
-/// Uniform in `0..n` (`n >= 1`), by the high half of a 64 x 64-bit product.
-fn below(rng: &mut Pcg64, n: usize) -> usize {
-    ((u128::from(rng.next_u64()) * n as u128) >> 64) as usize
-}
-
-/// Uniform in [0, 1).
-fn unit(rng: &mut Pcg64) -> f64 {
-    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
 /// A finite value as is; NaN for a missing or infinite one (it then never enters a box).
@@ -599,6 +576,7 @@ impl Describe for MondrianForestParams {
 mod tests {
     use super::*;
     use onad_core::Schema;
+    use rand_core::SeedableRng;
 
     fn build(n_estimators: usize, lambda: f64, window: Option<usize>, d: usize) -> MondrianForest {
         MondrianForestParams { n_estimators, subspace_size: 256, lambda_: lambda, seed: Some(5), window_size: window }

@@ -7,6 +7,7 @@ use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
 
 use crate::registry::{Describe, finite_score};
+use crate::rng::{below, mix64, unit, unit_from_bits};
 
 /// How the split threshold of a leaf grows with its depth.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,7 +129,7 @@ impl Tree {
     fn new(shape: &Shape, seed: u64) -> Tree {
         let mut tree = Tree {
             rng: Pcg64::seed_from_u64(seed),
-            key: splitmix64(seed ^ 0x6a09_e667_f3bc_c908),
+            key: mix64(seed ^ 0x6a09_e667_f3bc_c908),
             nodes: vec![Node { count: 0, dim: 0, children: LEAF }],
             bounds: Vec::new(),
             splits: vec![0.0; shape.branching - 1],
@@ -202,7 +203,7 @@ impl Tree {
         for row in scratch.chunks_exact_mut(d) {
             for (j, v) in row.iter_mut().enumerate() {
                 let (lo, hi) = (self.bounds[base + j], self.bounds[base + d + j]);
-                let u = unit(self.rng.next_u64());
+                let u = unit(&mut self.rng);
                 // A convex combination cannot overflow; the clamp keeps rounding inside the support.
                 *v = (lo * (1.0 - u) + hi * u).max(lo).min(hi);
             }
@@ -237,7 +238,7 @@ impl Tree {
         let k = shape.branching - 1;
         let s0 = node * k;
         for j in 0..k {
-            let u = unit(self.rng.next_u64());
+            let u = unit(&mut self.rng);
             self.splits[s0 + j] = (mn * (1.0 - u) + mx * u).max(mn).min(mx);
         }
         self.splits[s0..s0 + k].sort_unstable_by(f64::total_cmp);
@@ -335,25 +336,6 @@ fn swap_rows(pts: &mut [f64], a: usize, b: usize, d: usize) {
             pts.swap(a * d + j, b * d + j);
         }
     }
-}
-
-/// A double in [0, 1) from 53 random bits.
-#[inline]
-fn unit(bits: u64) -> f64 {
-    (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-}
-
-/// A uniform index below `n` (Lemire's multiply-shift; the bias is below 2^-40 for any feature count).
-#[inline]
-fn below(rng: &mut Pcg64, n: usize) -> usize {
-    ((rng.next_u64() as u128 * n as u128) >> 64) as usize
-}
-
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// Online Isolation Forest (Leveni, Weigert Cassales, Pfahringer, Bifet & Boracchi, "Online Isolation
@@ -492,7 +474,7 @@ impl OnlineIsolationForest {
     /// Whether `tree` learns (and later forgets) row number `row`.
     #[inline]
     fn selects(&self, tree: &Tree, row: u64) -> bool {
-        self.subsample >= 1.0 || unit(splitmix64(tree.key ^ splitmix64(row))) < self.subsample
+        self.subsample >= 1.0 || unit_from_bits(mix64(tree.key ^ mix64(row))) < self.subsample
     }
 
     /// Rows in the window.
@@ -609,7 +591,7 @@ mod tests {
                     .iter()
                     .map(|s| {
                         // A sum of uniforms: roughly normal, bounded.
-                        let z: f64 = (0..4).map(|_| unit(rng.next_u64()) - 0.5).sum();
+                        let z: f64 = (0..4).map(|_| unit(&mut rng) - 0.5).sum();
                         z * s
                     })
                     .collect()

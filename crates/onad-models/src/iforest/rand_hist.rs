@@ -10,11 +10,10 @@
 use std::cell::RefCell;
 
 use onad_core::{Detector, DetectorParams, ParamDoc, ParamError, SchemaRef};
-use rand_core::{RngCore, SeedableRng};
-use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
 
 use crate::registry::{Describe, finite_score};
+use crate::rng::{unit, unit_rng};
 
 /// The value range the histograms of [`StreamRandomHistogramForest`] are laid on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,7 +229,7 @@ impl DetectorParams for StreamRandomHistogramForestParams {
         let seed = self.seed.unwrap_or(0);
         let mut edges = Vec::with_capacity(histograms);
         for t in 0..self.n_estimators {
-            let mut rng = estimator_rng(seed, t as u64);
+            let mut rng = unit_rng(seed, t as u64);
             for _ in 0..d {
                 // onad: random.uniform(0, 0.5), then random.uniform(0.5, 1.0); uniform(a, b) = a + (b - a) U.
                 let low = 0.5 * unit(&mut rng);
@@ -283,24 +282,6 @@ impl Edges {
         }
         i
     }
-}
-
-/// The splitmix64 finaliser: a bijection of u64 that mixes every input bit into every output bit.
-fn mix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// The generator of estimator `index` for this seed.
-fn estimator_rng(seed: u64, index: u64) -> Pcg64 {
-    Pcg64::seed_from_u64(mix64(mix64(seed) ^ index))
-}
-
-/// Uniform in [0, 1), with 53 random bits.
-fn unit(rng: &mut Pcg64) -> f64 {
-    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
 /// numpy's `sum` of contiguous doubles: pairwise summation, eight accumulators per block of up to 128
