@@ -1,0 +1,452 @@
+#!/usr/bin/env python3
+"""Quality of the issue-18 models on every labelled set of ../shared/data, Rust next to Python onad 0.3.0.
+
+Usage (from the workspace root; build the Rust side first with
+`cargo build --release -p onad-models --example scores`):
+    /tmp/pyref/bin/python scripts/bench/quality_table.py [--rust BIN] [--data DIR] [--work DIR]
+        [--models a,b] [--sets a,b] [--budget-seconds S] [--max-rows N] [--seeds 1,2,3] [--resume]
+
+For every (model, data set) pair both libraries run prequentially (score then learn every row, in file
+order) with the same parameters (the registry's defaults, which are onad's; see MODELS) and the same seeds,
+on the same rows; both sides' scores go through quality.py's metrics (ROC-AUC with ties counted half,
+average precision), and each side's rows/s is reported with their ratio.
+
+Rows and seeds. Python onad runs seed 1 first, stopping when the pair's budget (--budget-seconds, loop
+time) runs out: the rows it got through are the prefix both sides are compared on. It runs the next seeds
+while they fit in what is left of the budget. The Rust side always runs every seed on that prefix, and
+also on all the rows when the prefix is shorter (a model's `max_rows` caps both sides, e.g. for memory).
+--max-rows N caps every pair to its first N rows. A model without a seed runs once per side.
+
+Data sets (DIR = ../shared/data by default; reference-only files are read there and never copied into the
+repository): the prepared CSVs (numeric features, the label last) go to --work (/tmp/onad-quality).
+  shuttle_odds, shuttle_full_statlog (`class` dropped), glass_odds, breastw_odds, spambase, ts_mitdb_ecg
+  (`value`; `t` dropped), creditcard_ulb_sample, kdd99_http, kdd99_smtp, skab (8 sensors; experiment,
+  datetime, changepoint dropped), nab_known_cause (one run per `series` on `value`; the table adds their
+  mean), smd_machine-2-1 (38 features; train then test in order, metrics on the test rows only).
+
+Output: target/bench/quality.json (every run, per seed) and target/bench/quality.md (one table per model),
+rewritten after each pair; with --resume, pairs already in quality.json are kept and not run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core for faiss and numpy: the machine is shared
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import quality  # noqa: E402  (stubs torch)
+from quality import log  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = HERE.parent.parent
+
+
+# --------------------------------------------------------------------------- models
+def _knn(seed, d):
+    from onad.model.distance.knn import KNN
+    from onad.utils.similar.faiss_engine import FaissSimilaritySearchEngine
+
+    return KNN(k=55, similarity_engine=FaissSimilaritySearchEngine(window_size=250, warm_up=55))
+
+
+def _asd(seed, d):
+    from onad.model.iforest.asd import ASDIsolationForest
+
+    return ASDIsolationForest(seed=seed)
+
+
+def _online(seed, d):
+    from onad.model.iforest.online import OnlineIsolationForest
+
+    np.random.seed(seed)  # onad's OnlineIsolationForest has no seed; it draws from numpy's global generator
+    return OnlineIsolationForest()
+
+
+def _rand_hist(seed, d):
+    from onad.model.iforest.rand_hist import StreamRandomHistogramForest
+
+    return StreamRandomHistogramForest(seed=seed)
+
+
+def _mondrian(seed, d):
+    from onad.model.iforest.mondrian import MondrianForest
+
+    return MondrianForest(seed=seed)
+
+
+def _gadget(seed, d):
+    from onad.model.svm.gadget import GADGETSVM
+
+    return GADGETSVM()
+
+
+def _adaptive_svm(seed, d):
+    from onad.model.svm.adaptive import IncrementalOneClassSVMAdaptiveKernel
+
+    return IncrementalOneClassSVMAdaptiveKernel(seed=seed)
+
+
+def _autoencoder(seed, d):
+    import torch
+
+    if str(getattr(torch, "__version__", "")).endswith("stub"):
+        raise Unavailable("onad's Autoencoder needs torch; this environment has the stub only")
+    from onad.model.deep.autoencoder import Autoencoder
+    from onad.utils.deep.architecture import VanillaAutoencoder
+
+    arch = VanillaAutoencoder(input_size=d, seed=seed)
+    return Autoencoder(model=arch, optimizer=torch.optim.Adam(arch.parameters()), criterion=torch.nn.MSELoss())
+
+
+class Unavailable(Exception):
+    """The Python side of a model cannot run here (the pair is reported with the reason)."""
+
+
+@dataclass
+class Model:
+    name: str  # the registry's name, the key of the Rust spec
+    python: Callable  # (seed, n_features) -> an onad model
+    python_class: str
+    seeded: bool = True  # False: one run per side, no seed passed
+    params: dict = field(default_factory=dict)  # {} is the registry's defaults (onad's)
+    max_rows: int | None = None  # a cap on both sides
+    note: str = ""
+
+    def spec(self, seed):
+        return {self.name: {**self.params, **({"seed": seed} if self.seeded else {})}}
+
+
+# Adding a model is one entry here.
+MODELS = [
+    Model("knn", _knn, "KNN(k=55, FaissSimilaritySearchEngine(window_size=250, warm_up=55))", seeded=False,
+          params={"k": 55, "window_size": 250, "warm_up": 55},
+          note="onad has no defaults for k, window_size and warm_up; the registry's example (onad's example) is used"),
+    Model("asd_isolation_forest", _asd, "ASDIsolationForest(seed=s)"),
+    Model("online_isolation_forest", _online, "np.random.seed(s); OnlineIsolationForest()"),
+    Model("stream_random_histogram_forest", _rand_hist, "StreamRandomHistogramForest(seed=s)"),
+    Model("mondrian_forest", _mondrian, "MondrianForest(seed=s)", max_rows=10_000,
+          note="no window (onad's default): Rust keeps every row in 100 trees, so both sides stop at 10,000 rows"),
+    Model("gadget_svm", _gadget, "GADGETSVM()", seeded=False),
+    Model("incremental_one_class_svm_adaptive_kernel", _adaptive_svm, "IncrementalOneClassSVMAdaptiveKernel(seed=s)"),
+    Model("autoencoder", _autoencoder, "Autoencoder(VanillaAutoencoder(d, seed=s), Adam, MSELoss)"),
+]
+
+
+# --------------------------------------------------------------------------- data sets
+@dataclass
+class Part:
+    """One prequential run: a prepared CSV (features, label last) and the rows the metrics cover."""
+
+    set: str
+    label: str  # the name in the table (the set, or set/series)
+    path: str
+    rows: int
+    eval_mask: list | None = None  # None: every row
+    note: str = ""
+
+
+def _read(path):
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        return header, [r for r in reader if r]
+
+
+def _plain(data, work, name, rel, drop=(), note=""):
+    header, recs = _read(os.path.join(data, rel))
+    li = header.index("label")
+    keep = [i for i, h in enumerate(header) if h not in drop and i != li]
+    out = os.path.join(work, f"{name}.csv")
+    quality.write_csv(out, [header[i] for i in keep], ([float(r[i]) for i in keep] for r in recs),
+                      (int(float(r[li])) for r in recs))
+    return [Part(name, name, out, len(recs), note=note)]
+
+
+def _nab(data, work):
+    header, recs = _read(os.path.join(data, "reference-only/nab_known_cause.csv"))
+    si, vi, li = header.index("series"), header.index("value"), header.index("label")
+    series = {}
+    for r in recs:
+        series.setdefault(r[si], []).append((float(r[vi]), int(float(r[li]))))
+    parts = []
+    for s, vals in series.items():
+        out = os.path.join(work, f"nab_known_cause-{s}.csv")
+        quality.write_csv(out, ["value"], ([v] for v, _ in vals), (y for _, y in vals))
+        parts.append(Part("nab_known_cause", f"nab_known_cause/{s}", out, len(vals)))
+    return parts
+
+
+def _smd(data, work):
+    header, recs = _read(os.path.join(data, "reference-only/smd_machine-2-1.csv"))
+    si, li = header.index("split"), header.index("label")
+    feats = [i for i, h in enumerate(header) if h.startswith("m")]
+    out = os.path.join(work, "smd_machine-2-1.csv")
+    quality.write_csv(out, [header[i] for i in feats], ([float(r[i]) for i in feats] for r in recs),
+                      (int(float(r[li])) for r in recs))
+    mask = [r[si] == "test" for r in recs]
+    return [Part("smd_machine-2-1", "smd_machine-2-1", out, len(recs), eval_mask=mask,
+                 note="train then test; metrics on the test rows")]
+
+
+SETS = {
+    "shuttle_odds": lambda d, w: _plain(d, w, "shuttle_odds", "shippable/shuttle_odds.csv"),
+    "shuttle_full_statlog": lambda d, w: _plain(d, w, "shuttle_full_statlog", "shippable/shuttle_full_statlog.csv",
+                                                drop=("class",)),
+    "glass_odds": lambda d, w: _plain(d, w, "glass_odds", "shippable/glass_odds.csv"),
+    "breastw_odds": lambda d, w: _plain(d, w, "breastw_odds", "shippable/breastw_odds.csv"),
+    "spambase": lambda d, w: _plain(d, w, "spambase", "shippable/spambase.csv"),
+    "ts_mitdb_ecg": lambda d, w: _plain(d, w, "ts_mitdb_ecg", "shippable/ts_mitdb_ecg.csv", drop=("t",)),
+    "creditcard_ulb_sample": lambda d, w: _plain(d, w, "creditcard_ulb_sample", "reference-only/creditcard_ulb_sample.csv"),
+    "kdd99_http": lambda d, w: _plain(d, w, "kdd99_http", "reference-only/kdd99_http.csv"),
+    "kdd99_smtp": lambda d, w: _plain(d, w, "kdd99_smtp", "reference-only/kdd99_smtp.csv"),
+    "skab": lambda d, w: _plain(d, w, "skab", "reference-only/skab.csv", drop=("experiment", "datetime", "changepoint")),
+    "nab_known_cause": _nab,
+    "smd_machine-2-1": _smd,
+}
+
+
+# --------------------------------------------------------------------------- one pair
+def _mean(runs, key):
+    vals = [r[key] for r in runs if r.get(key) is not None and not math.isnan(r[key])]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def run_pair(model: Model, part: Part, args, seeds) -> dict:
+    cap = min(x for x in (part.rows, model.max_rows, args.max_rows) if x is not None)
+    rows, labels = quality.load(part.path)
+    d = len(rows[0]) if rows else 0
+    rows, labels = rows[:cap], labels[:cap]
+    entry = {"model": model.name, "set": part.set, "part": part.label, "file_rows": part.rows,
+             "note": part.note, "python": {"runs": []}, "rust": {"runs": []}}
+    model_seeds = seeds if model.seeded else [None]
+
+    # Python first: its budget decides the prefix.
+    budget, spent, prefix = args.budget_seconds, 0.0, None
+    try:
+        for i, seed in enumerate(model_seeds):
+            if i > 0 and spent + spent / i > budget:
+                break  # the next seed would not fit
+            m = model.python(seed, d)
+            scores, dt = quality.score_rows(m, rows if prefix is None else rows[:prefix],
+                                            seconds=(budget if i == 0 else None))
+            spent += dt
+            if prefix is None:
+                prefix = len(scores)
+            r = quality.metrics(scores, labels, part.eval_mask)
+            r.update(seed=seed, seconds=dt, rows_per_sec=len(scores) / dt)
+            entry["python"]["runs"].append(r)
+            log(f"  python seed {seed}: {len(scores)} rows in {dt:.1f} s, ROC {r['roc_auc']:.4f} PR {r['pr_auc']:.4f}")
+    except Unavailable as e:
+        entry["python"]["skipped"] = str(e)
+        log(f"  python skipped: {e}")
+    except Exception as e:  # noqa: BLE001  (a model failing on a set is a result)
+        entry["python"]["error"] = f"{type(e).__name__}: {e}"
+        log(f"  python error: {entry['python']['error']}")
+    if prefix is None:
+        prefix = cap
+    entry["rows_used"] = prefix
+    entry["python_seeds"] = [r["seed"] for r in entry["python"]["runs"]]
+
+    path = part.path
+    if prefix < part.rows:
+        path = quality.write_prefix(part.path, prefix, os.path.join(args.work, f"prefix-{prefix}-{Path(part.path).name}"))
+    for seed in model_seeds:
+        scores, dt = quality.rust_prequential_scores(args.rust, path, model.spec(seed))
+        assert len(scores) == prefix, (len(scores), prefix)
+        r = quality.metrics(scores, labels, part.eval_mask)
+        r.update(seed=seed, seconds=dt, rows_per_sec=prefix / dt)
+        entry["rust"]["runs"].append(r)
+    log(f"  rust {len(model_seeds)} run(s) on {prefix} rows: ROC {_mean(entry['rust']['runs'], 'roc_auc'):.4f} "
+        f"PR {_mean(entry['rust']['runs'], 'pr_auc'):.4f}")
+    if prefix < part.rows and model.max_rows is None and args.max_rows is None:
+        full_labels = [int(float(r[-1])) for r in _read(part.path)[1]]
+        entry["rust_all_rows"] = {"runs": []}
+        for seed in model_seeds:
+            scores, dt = quality.rust_prequential_scores(args.rust, part.path, model.spec(seed))
+            r = quality.metrics(scores, full_labels, part.eval_mask)
+            r.update(seed=seed, seconds=dt, rows_per_sec=len(scores) / dt)
+            entry["rust_all_rows"]["runs"].append(r)
+    if path != part.path:
+        os.unlink(path)
+    for side in ("python", "rust", "rust_all_rows"):
+        if side in entry and entry[side]["runs"]:
+            runs = entry[side]["runs"]
+            entry[side].update({k: _mean(runs, k) for k in ("roc_auc", "pr_auc", "rows_per_sec")})
+            entry[side]["roc_auc_range"] = [min(r["roc_auc"] for r in runs), max(r["roc_auc"] for r in runs)]
+            entry[side]["constant"] = all(r["rows"] > 0 and r["distinct_scores"] <= 1 for r in runs)
+            entry[side]["evaluated_rows"] = runs[0]["rows"]
+            entry[side]["evaluated_anomalies"] = runs[0]["anomalies"]
+    return entry
+
+
+# --------------------------------------------------------------------------- report
+def _f(x, nd=3):
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
+
+
+def _rate(x):
+    if x is None or math.isnan(x):
+        return ""
+    return f"{x / 1e6:.2f}M" if x >= 1e6 else (f"{x / 1e3:.1f}k" if x >= 1e3 else f"{x:.0f}")
+
+
+def markdown(report) -> str:
+    out = [f"Generated by `{report['command']}` on {report['date']} (onad {report['onad']}, seeds "
+           f"{report['seeds']}, Python budget {report['budget_seconds']} s per pair). ROC and PR are ROC-AUC and "
+           "PR-AUC (average precision), means over the seeds each side ran; rows/s: onad's score-then-learn "
+           "loop, Rust's whole `scores` process (start and CSV read included), so the ratio is in parentheses "
+           "when that process took under 50 ms.", ""]
+    for m in MODELS:
+        entries = [e for e in report["pairs"] if e["model"] == m.name]
+        skipped = report["skipped_models"].get(m.name)
+        out.append(f"### {m.name} (onad `{m.python_class}`)")
+        out.append("")
+        if m.note:
+            out += [m.note + ".", ""]
+        if skipped:
+            out += [f"Skipped: {skipped}", ""]
+            continue
+        if not entries:
+            out += ["Not run.", ""]
+            continue
+        out.append("| set | rows used (of) | seeds Rust / onad | Rust ROC | Rust PR | onad ROC | onad PR "
+                   "| Rust rows/s | onad rows/s | ratio | Rust all rows ROC / PR | notes |")
+        out.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for e in entries:
+            out.append(_row(e))
+        nab = [e for e in entries if e["set"] == "nab_known_cause"]
+        if nab:
+            def mean_of(side, key, src=nab):
+                vals = [e[side][key] for e in src if side in e and not math.isnan(e[side].get(key, float("nan")))]
+                return float(np.mean(vals)) if vals else float("nan")
+            full = [e for e in nab if "rust_all_rows" in e]
+            all_rows = ""
+            if full and len(full) == len(nab):
+                all_rows = f"{_f(mean_of('rust_all_rows', 'roc_auc'))} / {_f(mean_of('rust_all_rows', 'pr_auc'))}"
+            out.append(f"| nab_known_cause, mean of {len(nab)} series | | | {_f(mean_of('rust', 'roc_auc'))} | "
+                       f"{_f(mean_of('rust', 'pr_auc'))} | {_f(mean_of('python', 'roc_auc'))} | "
+                       f"{_f(mean_of('python', 'pr_auc'))} | | | | {all_rows} | series with both classes |")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def _row(e) -> str:
+    py, rs = e["python"], e["rust"]
+    notes = []
+    if e.get("note"):
+        notes.append(e["note"])
+    for side, name in (("rust", "Rust"), ("python", "onad")):
+        if e[side].get("constant"):
+            notes.append(f"{name} scores constant")
+        if any(r.get("nonfinite") for r in e[side].get("runs", [])):
+            notes.append(f"{name} non-finite scores")
+    if "error" in py:
+        notes.append(f"onad error: {py['error'][:80]}")
+    if "skipped" in py:
+        notes.append(f"onad skipped: {py['skipped']}")
+    if rs.get("evaluated_rows") == 0:
+        notes.append("no evaluated (test) row in the rows used")
+    elif rs.get("evaluated_anomalies") == 0:
+        notes.append("no anomaly in the rows used")
+    if len(rs.get("runs", [])) > 1 and not math.isnan(rs["roc_auc"]):
+        lo, hi = rs["roc_auc_range"]
+        notes.append(f"Rust ROC {_f(lo)}-{_f(hi)} over seeds")
+    used = e["rows_used"]
+    rows = f"{used:,}" + ("" if used == e["file_rows"] else f" ({e['file_rows']:,})")
+    seeds = f"{len(rs.get('runs', []))} / {len(e['python_seeds'])}"
+    ratio = ""
+    if py.get("rows_per_sec") and rs.get("rows_per_sec"):
+        ratio = f"{rs['rows_per_sec'] / py['rows_per_sec']:.0f}x"
+        if np.mean([r["seconds"] for r in rs["runs"]]) < 0.05:
+            ratio = f"({ratio})"  # the Rust process is mostly its start and the CSV read
+    full = ""
+    if "rust_all_rows" in e:
+        full = f"{_f(e['rust_all_rows']['roc_auc'])} / {_f(e['rust_all_rows']['pr_auc'])}"
+    return (f"| {e['part']} | {rows} | {seeds} | {_f(rs.get('roc_auc'))} | {_f(rs.get('pr_auc'))} | "
+            f"{_f(py.get('roc_auc'))} | {_f(py.get('pr_auc'))} | {_rate(rs.get('rows_per_sec'))} | "
+            f"{_rate(py.get('rows_per_sec'))} | {ratio} | {full} | {'; '.join(notes)} |")
+
+
+# --------------------------------------------------------------------------- main
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rust", default=str(ROOT / "target/release/examples/scores"))
+    ap.add_argument("--data", default=os.environ.get("ONAD_DATA_DIR", str(ROOT.parent / "shared/data")))
+    ap.add_argument("--work", default="/tmp/onad-quality", help="where the prepared CSVs go (outside the repo)")
+    ap.add_argument("--out", default=str(ROOT / "target/bench"))
+    ap.add_argument("--models", default=",".join(m.name for m in MODELS))
+    ap.add_argument("--sets", default=",".join(SETS))
+    ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--budget-seconds", type=float, default=45.0, help="Python loop time per pair")
+    ap.add_argument("--max-rows", type=int, default=None, help="every pair uses at most its first N rows")
+    ap.add_argument("--resume", action="store_true")
+    args = ap.parse_args()
+
+    os.makedirs(args.work, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
+    if Path(args.work).resolve().is_relative_to(ROOT):
+        sys.exit("--work must be outside the repository (the reference-only data may not be copied into it)")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    models = [m for m in MODELS if m.name in args.models.split(",")]
+    json_path, md_path = os.path.join(args.out, "quality.json"), os.path.join(args.out, "quality.md")
+    report = {"command": "/tmp/pyref/bin/python scripts/bench/quality_table.py " + " ".join(sys.argv[1:]),
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "onad": __import__("importlib.metadata").metadata.version("onad"), "seeds": seeds,
+              "budget_seconds": args.budget_seconds, "max_rows": args.max_rows, "pairs": [], "skipped_models": {}}
+    if args.resume and os.path.exists(json_path):
+        old = json.load(open(json_path))
+        report["pairs"] = old["pairs"]
+
+    probe = os.path.join(args.work, "probe.csv")
+    quality.write_csv(probe, ["a", "b"], [[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]], [0, 1, 0])
+    runnable = []
+    for m in models:
+        err = quality.rust_knows(args.rust, m.spec(seeds[0]), probe)
+        if err is not None:
+            why = ("the Rust registry does not know this name yet" if "unknown variant" in err
+                   else f"the Rust scores example refused the spec {json.dumps(m.spec(seeds[0]))}: {err[:200]}")
+            report["skipped_models"][m.name] = why
+            log(f"{m.name}: skipped ({why})")
+        else:
+            runnable.append(m)
+
+    parts = []
+    for s in args.sets.split(","):
+        parts += SETS[s](args.data, args.work)
+    done = {(e["model"], e["part"]) for e in report["pairs"]}
+
+    def save():
+        order = {m.name: i for i, m in enumerate(MODELS)}
+        porder = {p.label: i for i, p in enumerate(parts)}
+        report["pairs"].sort(key=lambda e: (order.get(e["model"], 99), porder.get(e["part"], 99)))
+        with open(json_path, "w") as fh:
+            json.dump(report, fh, indent=1)
+        with open(md_path, "w") as fh:
+            fh.write(markdown(report))
+
+    for m in runnable:
+        for p in parts:
+            if (m.name, p.label) in done:
+                continue
+            log(f"{m.name} on {p.label} ({p.rows} rows)")
+            t0 = time.time()
+            report["pairs"].append(run_pair(m, p, args, seeds))
+            log(f"  {time.time() - t0:.0f} s")
+            save()
+    save()
+    log(f"wrote {json_path} and {md_path}")
+
+
+if __name__ == "__main__":
+    main()
