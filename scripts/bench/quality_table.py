@@ -336,7 +336,7 @@ def markdown(report) -> str:
                 all_rows = f"{_f(mean_of('rust_all_rows', 'roc_auc'))} / {_f(mean_of('rust_all_rows', 'pr_auc'))}"
             out.append(f"| nab_known_cause, mean of {len(nab)} series | | | {_f(mean_of('rust', 'roc_auc'))} | "
                        f"{_f(mean_of('rust', 'pr_auc'))} | {_f(mean_of('python', 'roc_auc'))} | "
-                       f"{_f(mean_of('python', 'pr_auc'))} | | | | {all_rows} | series with both classes |")
+                       f"{_f(mean_of('python', 'pr_auc'))} | | | | {all_rows} | over the series where it is defined |")
         out.append("")
     return "\n".join(out) + "\n"
 
@@ -359,9 +359,11 @@ def _row(e) -> str:
         notes.append("no evaluated (test) row in the rows used")
     elif rs.get("evaluated_anomalies") == 0:
         notes.append("no anomaly in the rows used")
-    if len(rs.get("runs", [])) > 1 and not math.isnan(rs["roc_auc"]):
-        lo, hi = rs["roc_auc_range"]
-        notes.append(f"Rust ROC {_f(lo)}-{_f(hi)} over seeds")
+    spread = [f"{name} {_f(e[side]['roc_auc_range'][0])}-{_f(e[side]['roc_auc_range'][1])}"
+              for side, name in (("rust", "Rust"), ("python", "onad"))
+              if len(e[side].get("runs", [])) > 1 and not math.isnan(e[side]["roc_auc"])]
+    if spread:
+        notes.append("ROC over seeds: " + ", ".join(spread))
     used = e["rows_used"]
     rows = f"{used:,}" + ("" if used == e["file_rows"] else f" ({e['file_rows']:,})")
     seeds = f"{len(rs.get('runs', []))} / {len(e['python_seeds'])}"
@@ -391,7 +393,13 @@ def main() -> None:
     ap.add_argument("--budget-seconds", type=float, default=45.0, help="Python loop time per pair")
     ap.add_argument("--max-rows", type=int, default=None, help="every pair uses at most its first N rows")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--report-only", action="store_true", help="rewrite quality.md from quality.json, run nothing")
     args = ap.parse_args()
+    if args.report_only:
+        path = os.path.join(args.out, "quality.json")
+        with open(os.path.join(args.out, "quality.md"), "w") as fh:
+            fh.write(markdown(json.load(open(path))))
+        return
 
     os.makedirs(args.work, exist_ok=True)
     os.makedirs(args.out, exist_ok=True)
