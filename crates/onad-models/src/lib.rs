@@ -56,7 +56,9 @@ pub use stat::{
     MovingMahalanobisDistance, MovingMahalanobisDistanceParams, MovingMedian, MovingMedianParams, MovingQuantile,
     MovingQuantileParams, MovingSkewness, MovingSkewnessParams, MovingVariance, MovingVarianceParams,
 };
-pub use svm::{GADGETSVM, GADGETSVMParams};
+pub use svm::{
+    GADGETSVM, GADGETSVMParams, IncrementalOneClassSVMAdaptiveKernel, IncrementalOneClassSVMAdaptiveKernelParams,
+};
 pub use threshold::{Protect, Protected, QuantileThreshold, QuantileThresholdParams};
 pub use transform::{
     IncrementalPCA, IncrementalPCAParams, MinMaxScaler, MinMaxScalerParams, RandomProjection, RandomProjectionParams,

@@ -43,6 +43,7 @@ use crate::stat::{
     MovingQuantileParams, MovingSkewness, MovingSkewnessParams, MovingVariance, MovingVarianceParams,
 };
 use crate::svm::{GADGETSVM, GADGETSVMParams};
+use crate::svm::{IncrementalOneClassSVMAdaptiveKernel, IncrementalOneClassSVMAdaptiveKernelParams};
 use crate::threshold::{QuantileThreshold, QuantileThresholdParams};
 use crate::transform::{
     IncrementalPCA, IncrementalPCAParams, MinMaxScaler, MinMaxScalerParams, RandomProjection, RandomProjectionParams,
@@ -523,6 +524,7 @@ registry! {
         "stream_random_histogram_forest" => StreamRandomHistogramForest(StreamRandomHistogramForestParams),
         "mondrian_forest" => MondrianForest(MondrianForestParams),
         "gadget_svm" => GADGETSVM(GADGETSVMParams),
+        "incremental_one_class_svm_adaptive_kernel" => IncrementalOneClassSVMAdaptiveKernel(IncrementalOneClassSVMAdaptiveKernelParams),
     }
     transformers {
         "min_max_scaler" => MinMaxScaler(MinMaxScalerParams),

@@ -446,3 +446,32 @@ fn gadget_svm_matches_onad() {
         assert!(nonzero >= 15, "{file}: only {nonzero} nonzero scores");
     }
 }
+
+#[test]
+fn adaptive_kernel_svm_matches_aberrant() {
+    // aberrant's corrected form of onad's class, its numpy draws replaced by a port of onad-rs's
+    // (`scripts/fidelity/gen_adaptive_svm_fixture.py`); `rescale_every = 1` renews the scale every row as
+    // aberrant does. Relative 1e-9: aberrant forms distances as |a|^2 + |b|^2 - 2 a.b, onad-rs as |a - b|^2.
+    let (schema, rows, _) = common::shuttle();
+    for (file, params) in [
+        ("adaptive_svm_default_seed0", r#"{"seed": 0}"#),
+        ("adaptive_svm_b20_buf50_nu0p3_seed7", r#"{"sv_budget": 20, "buffer_size": 50, "nu": 0.3, "seed": 7}"#),
+        (
+            "adaptive_svm_b5_g0p05_rate0p5_seed42",
+            r#"{"sv_budget": 5, "initial_gamma": 0.05, "adaptation_rate": 0.5, "seed": 42}"#,
+        ),
+    ] {
+        let want = expected(&format!("{file}.csv"));
+        assert_eq!(want.len(), rows.len(), "{file}");
+        let params = params.replacen('{', r#"{"rescale_every": 1, "#, 1);
+        let json = format!(r#"{{"incremental_one_class_svm_adaptive_kernel": {params}}}"#);
+        let mut m = detector(&json).build(&schema).unwrap();
+        let mut distinct = std::collections::BTreeSet::new();
+        for (i, (x, w)) in rows.iter().zip(&want).enumerate() {
+            let got = m.score_learn_one(x);
+            assert!(close(got, w[0]), "{file}: row {i}: aberrant {} vs {got}", w[0]);
+            distinct.insert(got.to_bits());
+        }
+        assert!(distinct.len() > 1000, "{file}: only {} distinct scores", distinct.len());
+    }
+}
