@@ -23,6 +23,7 @@
 //! ```
 
 pub mod baseline;
+pub mod deep;
 pub mod distance;
 pub mod iforest;
 pub mod legacy;
@@ -38,6 +39,7 @@ mod tree;
 pub use baseline::{
     NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdBound, ThresholdModel, ThresholdModelParams,
 };
+pub use deep::{Autoencoder, AutoencoderArchitecture, AutoencoderLoss, AutoencoderOptimizer, AutoencoderParams};
 pub use distance::{KNN, KNNParams, KnnDistance};
 pub use iforest::{ASDIsolationForest, ASDIsolationForestParams};
 pub use iforest::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};
