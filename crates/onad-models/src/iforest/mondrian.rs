@@ -111,6 +111,9 @@ pub struct MondrianForest {
     /// The last `window_size` rows, row-major, as a ring from `window_start` (empty without a window).
     window: Vec<f64>,
     window_start: usize,
+    /// A tree's subspace coordinates of the row being learned.
+    #[serde(skip)]
+    scratch: Vec<f64>,
 }
 
 /// One Mondrian tree as an arena of nodes linked by index (a split put above a node is appended, and its
@@ -195,6 +198,7 @@ impl TryFrom<StoredForest> for MondrianForest {
             learned: s.learned,
             window: s.window,
             window_start: s.window_start,
+            scratch: Vec::new(),
         })
     }
 }
@@ -243,6 +247,7 @@ impl DetectorParams for MondrianForestParams {
             learned: 0,
             window: Vec::new(),
             window_start: 0,
+            scratch: Vec::new(),
         })
     }
 }
@@ -272,43 +277,53 @@ impl Tree {
         self.root = NONE;
     }
 
-    /// Appends a leaf holding the row `x` (full input row), returns its index.
-    fn push_leaf(&mut self, x: &[f64], lambda: f64) -> u32 {
+    /// Appends a leaf holding the row `xs` (this tree's subspace coordinates), returns its index.
+    fn push_leaf(&mut self, xs: &[f64], lambda: f64) -> u32 {
         let at = self.nodes.len() as u32;
         self.nodes.push(Node { time: lambda, threshold: 0.0, count: 1, feature: 0, left: NONE, right: NONE });
-        for &f in &self.features {
-            let v = finite(x[f as usize]);
-            self.lo.push(v);
-            self.hi.push(v);
-        }
+        self.lo.extend(xs.iter().map(|&v| finite(v)));
+        self.hi.extend(xs.iter().map(|&v| finite(v)));
         at
     }
 
-    /// The sum of the extensions of node `n`'s box to `x`.
-    fn rate(&self, n: usize, x: &[f64]) -> f64 {
-        let k = self.k();
+    /// The sum of the extensions of node `n`'s box to `xs`, and whether taking `xs` in would change the box
+    /// (a finite value outside it, or on a side no finite value reached yet).
+    #[inline]
+    fn rate(&self, n: usize, xs: &[f64]) -> (f64, bool) {
+        let k = xs.len();
         let (lo, hi) = (&self.lo[n * k..(n + 1) * k], &self.hi[n * k..(n + 1) * k]);
-        self.features.iter().enumerate().map(|(j, &f)| extension(lo[j], hi[j], x[f as usize])).sum()
+        let mut rate = 0.0;
+        let mut widens = false;
+        for ((&l, &h), &v) in lo.iter().zip(hi).zip(xs) {
+            rate += extension(l, h, v);
+            widens |= v.is_finite() && !(l <= v && v <= h);
+        }
+        (rate, widens)
     }
 
-    /// Widens node `n`'s box to hold `x` and counts it.
-    fn absorb(&mut self, n: usize, x: &[f64]) {
-        let k = self.k();
-        for (j, &f) in self.features.iter().enumerate() {
-            let v = x[f as usize];
+    /// Widens node `n`'s box to hold `xs`.
+    fn widen(&mut self, n: usize, xs: &[f64]) {
+        let k = xs.len();
+        let (lo, hi) = (&mut self.lo[n * k..(n + 1) * k], &mut self.hi[n * k..(n + 1) * k]);
+        for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(xs) {
             if v.is_finite() {
                 // f64::min / max ignore a NaN (empty) side.
-                self.lo[n * k + j] = self.lo[n * k + j].min(v);
-                self.hi[n * k + j] = self.hi[n * k + j].max(v);
+                *l = l.min(v);
+                *h = h.max(v);
             }
         }
-        self.nodes[n].count += 1;
     }
 
-    /// Online Mondrian extension of the tree by the row `x`.
-    fn learn(&mut self, x: &[f64], lambda: f64) {
+    /// Gathers this tree's subspace coordinates of the input row `x` into `xs`.
+    fn gather(&self, x: &[f64], xs: &mut Vec<f64>) {
+        xs.clear();
+        xs.extend(self.features.iter().map(|&f| x[f as usize]));
+    }
+
+    /// Online Mondrian extension of the tree by the row whose subspace coordinates are `xs`.
+    fn learn(&mut self, xs: &[f64], lambda: f64) {
         if self.root == NONE {
-            self.root = self.push_leaf(x, lambda);
+            self.root = self.push_leaf(xs, lambda);
             return;
         }
         let k = self.k();
@@ -318,7 +333,7 @@ impl Tree {
         let mut at = self.root as usize;
         let mut parent_time = 0.0;
         loop {
-            let rate = self.rate(at, x);
+            let (rate, widens) = self.rate(at, xs);
             let node = self.nodes[at];
             let mut e = f64::INFINITY;
             if rate > 0.0 {
@@ -327,19 +342,14 @@ impl Tree {
             }
             if parent_time + e < node.time {
                 // Dimension with probability proportional to its extension.
-                let mut j = self.pick_dimension(at, x, rate);
+                let mut j = self.pick_dimension(at, xs, rate);
                 let (lo, hi) = (self.lo[at * k + j], self.hi[at * k + j]);
-                let v = x[self.features[j] as usize];
-                if extension(lo, hi, v) == 0.0 {
+                if extension(lo, hi, xs[j]) == 0.0 {
                     // Only reachable through rounding; take the first extended dimension.
-                    j = (0..k)
-                        .find(|&i| {
-                            extension(self.lo[at * k + i], self.hi[at * k + i], x[self.features[i] as usize]) > 0.0
-                        })
-                        .unwrap_or(j);
+                    j = (0..k).find(|&i| extension(self.lo[at * k + i], self.hi[at * k + i], xs[i]) > 0.0).unwrap_or(j);
                 }
                 let (lo, hi) = (self.lo[at * k + j], self.hi[at * k + j]);
-                let v = x[self.features[j] as usize];
+                let v = xs[j];
                 let u = unit(&mut self.rng);
                 // Uniform in the gap, as a convex combination so that it stays finite.
                 let threshold = if v > hi { hi + (v - hi) * u } else { v + (lo - v) * u };
@@ -350,7 +360,7 @@ impl Tree {
                 } else {
                     v
                 };
-                let leaf = self.push_leaf(x, lambda);
+                let leaf = self.push_leaf(xs, lambda);
                 let branch = self.nodes.len() as u32;
                 let (left, right) = if v <= threshold { (leaf, at as u32) } else { (at as u32, leaf) };
                 self.nodes.push(Node {
@@ -361,19 +371,9 @@ impl Tree {
                     left,
                     right,
                 });
-                for i in 0..k {
-                    let (l, h) = (self.lo[at * k + i], self.hi[at * k + i]);
-                    self.lo.push(l);
-                    self.hi.push(h);
-                }
-                let b = branch as usize;
-                for (i, &f) in self.features.iter().enumerate() {
-                    let v = x[f as usize];
-                    if v.is_finite() {
-                        self.lo[b * k + i] = self.lo[b * k + i].min(v);
-                        self.hi[b * k + i] = self.hi[b * k + i].max(v);
-                    }
-                }
+                self.lo.extend_from_within(at * k..(at + 1) * k);
+                self.hi.extend_from_within(at * k..(at + 1) * k);
+                self.widen(branch as usize, xs);
                 if parent == NONE {
                     self.root = branch;
                 } else if went_left {
@@ -383,11 +383,14 @@ impl Tree {
                 }
                 return;
             }
-            self.absorb(at, x);
+            if widens {
+                self.widen(at, xs);
+            }
+            self.nodes[at].count += 1;
             if node.left == NONE {
                 return;
             }
-            went_left = x[self.features[node.feature as usize] as usize] <= node.threshold;
+            went_left = xs[node.feature as usize] <= node.threshold;
             parent = at as u32;
             parent_time = node.time;
             at = if went_left { node.left } else { node.right } as usize;
@@ -395,9 +398,9 @@ impl Tree {
     }
 
     /// A subspace position drawn with probability proportional to its extension (`rate` is their sum).
-    fn pick_dimension(&mut self, n: usize, x: &[f64], rate: f64) -> usize {
+    fn pick_dimension(&mut self, n: usize, xs: &[f64], rate: f64) -> usize {
         let k = self.k();
-        let ext = |t: &Tree, i: usize| extension(t.lo[n * k + i], t.hi[n * k + i], x[t.features[i] as usize]);
+        let ext = |t: &Tree, i: usize| extension(t.lo[n * k + i], t.hi[n * k + i], xs[i]);
         if !rate.is_finite() {
             return (0..k).find(|&i| ext(self, i) == f64::INFINITY).unwrap_or(0);
         }
@@ -476,9 +479,12 @@ impl Tree {
 impl MondrianForest {
     /// Inserts one row into every tree.
     fn insert(&mut self, x: &[f64]) {
+        let mut xs = std::mem::take(&mut self.scratch);
         for tree in &mut self.trees {
-            tree.learn(x, self.lambda);
+            tree.gather(x, &mut xs);
+            tree.learn(&xs, self.lambda);
         }
+        self.scratch = xs;
         self.in_trees += 1;
     }
 
