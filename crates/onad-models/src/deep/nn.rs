@@ -432,13 +432,15 @@ pub(crate) fn adam_step(
     (m_next, v_next): (&mut [f64], &mut [f64]),
 ) -> bool {
     let step_size = lr / (1.0 - pow_n(BETA1, t));
-    let bc2_sqrt = (1.0 - pow_n(BETA2, t)).sqrt();
+    // torch divides sqrt(v) by sqrt(1 - b2^t); multiplying by the reciprocal saves a division per
+    // parameter (the rounding differs in the last bit).
+    let inv_bc2_sqrt = 1.0 / (1.0 - pow_n(BETA2, t)).sqrt();
     let mut finite = true;
     for i in 0..p.len() {
         let gi = g[i];
         let mi = flush(m[i] + (1.0 - BETA1) * (gi - m[i]));
         let vi = flush(BETA2 * v[i] + (1.0 - BETA2) * (gi * gi));
-        let pi = p[i] - step_size * (mi / (vi.sqrt() / bc2_sqrt + EPS));
+        let pi = p[i] - step_size * (mi / (vi.sqrt() * inv_bc2_sqrt + EPS));
         m_next[i] = mi;
         v_next[i] = vi;
         g[i] = pi;
