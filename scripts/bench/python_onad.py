@@ -22,8 +22,10 @@ Output: one JSON object on stdout:
 With --only, rows_per_sec holds just the selected configurations (in the script's order).
 Progress and errors go to stderr. A configuration that raises reports null.
 
-onad imports torch at import time; torch is not needed here, so it is replaced by
-stub modules before importing onad (same approach as scripts/fidelity/gen_seed_fixture.py).
+onad imports torch at import time. When torch is installed it is used (the `autoencoder`
+configuration needs it; torch is limited to one thread, like the Rust loop); otherwise it is replaced by
+stub modules before importing onad (same approach as scripts/fidelity/gen_seed_fixture.py) and the
+`autoencoder` configuration reports null.
 """
 
 from __future__ import annotations
@@ -44,6 +46,13 @@ FEATURES = [f"f{i}" for i in range(10)]
 def _stub_torch() -> None:
     if "torch" in sys.modules:
         return
+    try:
+        import torch  # noqa: F401  (the real one, when installed)
+
+        torch.set_num_threads(1)
+        return
+    except Exception:  # noqa: BLE001  (not installed, or broken: stub it)
+        sys.modules.pop("torch", None)
 
     class _Module:  # stand-in for torch.nn.Module (must be a real class: used as a base)
         def __init__(self, *a, **k):
@@ -122,6 +131,19 @@ except Exception:  # pragma: no cover
 
 def log(*a) -> None:
     print(*a, file=sys.stderr, flush=True)
+
+
+def _autoencoder():
+    import torch
+
+    if str(getattr(torch, "__version__", "")).endswith("stub"):
+        raise ImportError("onad's Autoencoder needs torch; only the stub is loaded")
+    from onad.model.deep.autoencoder import Autoencoder
+    from onad.utils.deep.architecture import VanillaAutoencoder
+
+    arch = VanillaAutoencoder(input_size=len(FEATURES), seed=42)
+    optimizer = torch.optim.Adam(arch.parameters(), lr=1e-3)
+    return Autoencoder(model=arch, optimizer=optimizer, criterion=torch.nn.MSELoss())
 
 
 # --------------------------------------------------------------------------- data
@@ -257,6 +279,9 @@ def main() -> None:
         # timed rows: 1,536 rows, the first 512 untimed.
         ("mondrian_forest", lambda: MondrianForest(n_estimators=100, subspace_size=256, lambda_=1.0, seed=42),
          rows[:1536], loop_detect, 512),
+        # Autoencoder at the registry's example parameters (onad's SHUTTLE test: VanillaAutoencoder seed 42,
+        # Adam lr 1e-3, MSELoss; full dicts). Needs real torch; 3,072 rows, the first 1,024 untimed.
+        ("autoencoder", _autoencoder, rows[:3072], loop_detect, 1024),
     ]
 
     if args.only:
