@@ -426,9 +426,14 @@ impl Core {
     /// Recomputes `K alpha` from the distances and gamma, then `rho`.
     fn recompute_k_alpha(&mut self) {
         let (n, b) = (self.alpha.len(), self.sv_budget);
+        // The diagonal is exp(0) = 1; each pair's kernel value is computed once and serves both rows.
+        self.k_alpha.copy_from_slice(&self.alpha);
         for i in 0..n {
-            let row = &self.dist[i * b..i * b + n];
-            self.k_alpha[i] = row.iter().zip(&self.alpha).map(|(dd, a)| a * (-self.gamma * dd).exp()).sum();
+            for j in i + 1..n {
+                let k = (-self.gamma * self.dist[i * b + j]).exp();
+                self.k_alpha[i] += self.alpha[j] * k;
+                self.k_alpha[j] += self.alpha[i] * k;
+            }
         }
         self.update_rho();
     }
