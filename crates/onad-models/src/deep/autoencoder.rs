@@ -117,8 +117,14 @@ const MAX_FEATURES: usize = 1 << 20;
 /// - The network, optimizer and loss are named parameters, not torch objects; only onad's two
 ///   architectures, Adam and SGD at torch's defaults apart from the step size, and the four
 ///   reconstruction losses at their default `beta`/`delta` of 1.
-/// - `f64` instead of torch's `float32`; a PCG64 generator instead of torch's, so the initial weights
-///   differ from onad's for the same seed (and `seed = None` means seed 0, not torch's global state).
+/// - `f64` instead of torch's `float32`. From the same initial weights the scores equal those of onad's
+///   model run in float64 to about 1e-13 relative over 500 rows (`tests/fidelity_autoencoder.rs`): the
+///   differences left are roundings (sums in other orders, a reciprocal multiplied instead of divided
+///   by), and Adam moments that turn subnormal are set to 0 (for speed; they would move a weight by less
+///   than 1e-300).
+/// - A PCG64 generator instead of torch's, so the initial weights differ from onad's for the same seed
+///   (each seed is another draw of the same distributions; `seed = None` means seed 0, not torch's
+///   global state).
 /// - Features in schema order, not sorted by name (a permutation of the inputs, the same network).
 /// - Missing values and divergence as above; onad learns NaN rows (every weight becomes NaN for good)
 ///   and scores NaN.
