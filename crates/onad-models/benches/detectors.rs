@@ -1,13 +1,15 @@
 //! Throughput of every registered detector and transformer (score + learn per row, the prequential
-//! loop) on the seeded synthetic stream of the Python baselines: 100k rows x 10 features.
+//! loop; detectors through `score_learn_many` over batches of 4,096 rows, as the job engine runs them) on the seeded synthetic stream of the Python baselines: 100k rows x 10 features.
 //! Univariate models read the first feature. Run through `cargo xtask bench`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use onad_core::{Detector, ParamError, Schema, SchemaRef, Transformer};
+use onad_core::{Batch, Detector, ParamError, Schema, SchemaRef, Transformer};
 use onad_models::synthetic::drifting_gaussian;
 use onad_models::{AnyDetectorParams, AnyTransformerParams, PipelineSpec, REGISTRY, Role};
 
 const ROWS: usize = 100_000;
+/// The sources' default batch size (`SourceOptions::batch_size`).
+const BATCH_ROWS: usize = 4096;
 
 struct Data {
     full: (SchemaRef, Vec<f64>, usize),
@@ -33,6 +35,14 @@ fn pick(data: &Data, build: impl Fn(&SchemaRef) -> Result<(), ParamError>) -> &(
 
 fn bench_detector(c: &mut Criterion, name: &str, spec: &PipelineSpec, data: &Data) {
     let (schema, values, d) = pick(data, |s| spec.build(s).map(drop));
+    // Batches of the sources' default size, through `score_learn_many`, as the job engine drives a model
+    // (models without a batch override go row by row inside it).
+    let rows_per_batch = BATCH_ROWS * d;
+    let batches: Vec<Batch> = values
+        .chunks(rows_per_batch)
+        .enumerate()
+        .map(|(k, chunk)| Batch::from_rows(schema.clone(), chunk.to_vec(), None, (k * BATCH_ROWS) as u64).unwrap())
+        .collect();
     let mut group = c.benchmark_group("score_learn");
     group.throughput(Throughput::Elements(ROWS as u64));
     group.sample_size(10);
@@ -40,9 +50,12 @@ fn bench_detector(c: &mut Criterion, name: &str, spec: &PipelineSpec, data: &Dat
         b.iter_batched(
             || spec.build(schema).unwrap(),
             |mut model| {
+                let mut out = Vec::with_capacity(BATCH_ROWS);
                 let mut acc = 0.0;
-                for row in values.chunks_exact(*d) {
-                    acc += model.score_learn_one(row);
+                for batch in &batches {
+                    out.clear();
+                    model.score_learn_many(batch, &mut out);
+                    acc += out[0];
                 }
                 acc
             },
