@@ -423,7 +423,12 @@ impl Describe for AutoencoderParams {
             required: false,
             help: "vanilla: dense d-64-32-16-32-64-d with ReLU (default); lstm: LSTM(d,64)-16-64-LSTM(64,d)",
         },
-        ParamDoc { name: "optimizer", ty: "adam | sgd", required: false, help: "one step per row (default adam)" },
+        ParamDoc {
+            name: "optimizer",
+            ty: "adam | sgd",
+            required: false,
+            help: "adam (torch's defaults) or sgd (no momentum), one step per row (default adam)",
+        },
         ParamDoc {
             name: "learning_rate",
             ty: "float > 0",
@@ -432,9 +437,9 @@ impl Describe for AutoencoderParams {
         },
         ParamDoc {
             name: "loss",
-            ty: "mse | l1 | smooth_l1 | huber",
+            ty: "string",
             required: false,
-            help: "reconstruction loss, the mean over features; also the score (default mse)",
+            help: "mse, l1, smooth_l1 or huber (torch's, mean over features); also the score (default mse)",
         },
         ParamDoc { name: "seed", ty: "int >= 0", required: false, help: "seed of the initial weights (default 0)" },
     ];
