@@ -343,7 +343,7 @@ impl Autoencoder {
     fn step(&mut self, x: &[f64]) {
         let Autoencoder { net, work, params, m, v, loss, learning_rate, steps, dropped, d, optimizer, .. } = self;
         let n = *d as f64;
-        let y = &work.cache[work.cache.len() - *d..];
+        let y = net.output(&work.cache);
         for ((g, &yj), &xj) in work.d_out.iter_mut().zip(y).zip(x) {
             *g = loss.derivative(yj - xj) / n;
         }

@@ -287,6 +287,11 @@ impl Net {
         &cache[at..at + layer.n_out]
     }
 
+    /// The net's output within a cache filled by [`forward`](Self::forward).
+    pub fn output<'c>(&self, cache: &'c [f64]) -> &'c [f64] {
+        self.output_of(self.layers.len() - 1, cache)
+    }
+
     /// Runs `x` through the net, keeping every layer's values in `cache` (at least `n_cache` long);
     /// returns the output.
     pub fn forward<'c>(&self, params: &[f64], x: &[f64], cache: &'c mut [f64]) -> &'c [f64] {
