@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::Failure;
 use crate::datasets::{self, BuiltIn};
-use crate::spec::build_spec;
+use crate::spec::build_wrapped_spec;
 
 /// The model `onad run` uses when `--model` is not given.
 pub const DEFAULT_MODEL: &str = "standard_scaler|moving_average";
@@ -105,6 +105,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "RULE")]
     #[serde(default, with = "as_text", skip_serializing_if = "Option::is_none")]
     protect: Option<onad_models::Protect>,
+
+    /// Calibrate the model's scores against its recent scores: `conformal[:WINDOW]` (1 - the conformal
+    /// p-value among the last WINDOW scores, in [0, 1)) or `zscore[:WINDOW]` (running z-score); WINDOW
+    /// 1000 when left out. Goes around --protect, which sees the raw scores.
+    #[arg(long, value_name = "METHOD")]
+    #[serde(default, with = "as_text", skip_serializing_if = "Option::is_none")]
+    calibrate: Option<onad_models::Calibration>,
 
     /// Anomaly threshold: a number (fixed: score > X), `adaptive[:WINDOW[:K]]` (mean + K std of the last
     /// WINDOW scores), `quantile:Q[:WINDOW]` (above the Q quantile of the last WINDOW scores), or `none`
@@ -438,16 +445,13 @@ struct Shown {
     workers: Option<usize>,
 }
 
-/// The model of `--model` (text or a config file's `[model]` table) with `--protect` around it and
-/// `--set` applied.
+/// The model of `--model` (text or a config file's `[model]` table) with `--protect` and `--calibrate`
+/// around it and `--set` applied.
 fn model_spec(model: &ModelArg, args: &RunArgs) -> anyhow::Result<PipelineSpec> {
     match model {
-        ModelArg::Text(m) => build_spec(m, args.protect.as_ref(), &args.sets),
+        ModelArg::Text(m) => build_wrapped_spec(m, args.protect.as_ref(), args.calibrate.as_ref(), &args.sets),
         ModelArg::Spec(spec) => {
-            let mut spec = match &args.protect {
-                Some(rule) => (**spec).clone().protected(rule.clone()),
-                None => (**spec).clone(),
-            };
+            let mut spec = crate::spec::wrap((**spec).clone(), args.protect.as_ref(), args.calibrate.as_ref());
             crate::spec::apply_sets(&mut spec, &args.sets)?;
             Ok(spec)
         }
@@ -565,7 +569,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
                 sets.push(format!("key={first}"));
             }
             sets.extend(args.sets.iter().cloned());
-            build_spec(DEFAULT_MODEL, args.protect.as_ref(), &sets)?
+            build_wrapped_spec(DEFAULT_MODEL, args.protect.as_ref(), args.calibrate.as_ref(), &sets)?
         }
     };
     let threshold = match &args.threshold {

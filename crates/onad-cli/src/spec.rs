@@ -5,7 +5,8 @@
 //!
 //! Every parameter of a model tree has a full path, spelled like the keys of the tree's TOML table:
 //! `detector.window_size` and `transformers.0.with_std` in a pipeline, `protect.rule` and
-//! `protect.model.detector.window_size` through a protect node. `--set` takes a full path or any tail of
+//! `protect.model.detector.window_size` through a protect node, `calibrate.method` and
+//! `calibrate.model.detector.window_size` through a calibrate node. `--set` takes a full path or any tail of
 //! one (`window_size`, `model.detector.window_size`), and a stage may be named by its registry name
 //! instead of its place (`moving_average.window_size`, `protect.model.standard_scaler.with_std`). A whole
 //! path always names its parameter (`protect.rule` is the outer rule, though it also ends the inner
@@ -14,7 +15,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use onad_models::{
-    AnyDetectorParams, AnyTransformerParams, ModelInfo, PipelineSpec, Protect, REGISTRY, Role, model_info,
+    AnyDetectorParams, AnyTransformerParams, Calibration, ModelInfo, PipelineSpec, Protect, REGISTRY, Role, model_info,
 };
 use serde_json::Value;
 
@@ -75,15 +76,35 @@ pub fn parse_model(model: &str) -> Result<PipelineSpec> {
     Ok(PipelineSpec::stages(transformers, detector))
 }
 
+#[cfg(test)]
 /// The spec of `--model`, wrapped in `--protect` when given, with the `--set` assignments applied (so
 /// their paths may go through the protect node).
 pub fn build_spec(model: &str, protect: Option<&Protect>, sets: &[String]) -> Result<PipelineSpec> {
-    let mut spec = parse_model(model)?;
+    build_wrapped_spec(model, protect, None, sets)
+}
+
+/// [`build_spec`] with `--calibrate` too: calibration goes around learn protection
+/// (`calibrate(protect(model))`), so the rule sees the raw scores and the output is calibrated.
+pub fn build_wrapped_spec(
+    model: &str,
+    protect: Option<&Protect>,
+    calibrate: Option<&Calibration>,
+    sets: &[String],
+) -> Result<PipelineSpec> {
+    let mut spec = wrap(parse_model(model)?, protect, calibrate);
+    apply_sets(&mut spec, sets)?;
+    Ok(spec)
+}
+
+/// `spec` with learn protection and then calibration around it, as the flags ask.
+pub fn wrap(mut spec: PipelineSpec, protect: Option<&Protect>, calibrate: Option<&Calibration>) -> PipelineSpec {
     if let Some(rule) = protect {
         spec = spec.protected(rule.clone());
     }
-    apply_sets(&mut spec, sets)?;
-    Ok(spec)
+    if let Some(method) = calibrate {
+        spec = spec.calibrated(*method);
+    }
+    spec
 }
 
 /// Applies `path=value` assignments in order (a later one wins); see the module documentation for paths.
@@ -146,6 +167,8 @@ enum Slot<'a> {
     Stage(Stage<'a>, &'static str),
     /// The rule of a protect node.
     Rule(&'a mut Protect),
+    /// The method of a calibrate node.
+    Method(&'a mut Calibration),
 }
 
 enum Stage<'a> {
@@ -159,6 +182,9 @@ impl Slot<'_> {
         let at = path.join(".");
         match self {
             Slot::Rule(rule) => *rule = text.parse().with_context(|| format!("bad value '{text}' for {at}"))?,
+            Slot::Method(method) => {
+                *method = text.parse().with_context(|| format!("bad value '{text}' for {at}"))?;
+            }
             Slot::Stage(stage, param) => {
                 let name = match &stage {
                     Stage::Transformer(t) => t.name(),
@@ -209,6 +235,14 @@ fn walk(spec: &mut PipelineSpec, prefix: &mut Vec<String>, f: &mut Visit<'_>) ->
             f(&path, None, Slot::Rule(&mut p.rule))?;
             prefix.push("model".to_owned());
             walk(&mut p.model, prefix, f)?;
+            prefix.truncate(prefix.len() - 2);
+        }
+        PipelineSpec::Calibrate(c) => {
+            prefix.push("calibrate".to_owned());
+            let path: Vec<String> = prefix.iter().cloned().chain(["method".to_owned()]).collect();
+            f(&path, None, Slot::Method(&mut c.method))?;
+            prefix.push("model".to_owned());
+            walk(&mut c.model, prefix, f)?;
             prefix.truncate(prefix.len() - 2);
         }
     }

@@ -232,6 +232,23 @@ fn protect_keeps_flagged_rows_out_of_learning() {
 }
 
 #[test]
+fn calibrate_wraps_the_model_and_its_method_is_a_set_path() {
+    // Conformal calibration around protection: scores in [0, 1), the guard inside still acts.
+    let s = summary(&["run", "--protect", "quantile:0.95:500", "--calibrate", "conformal:500", "--threshold", "0.99"]);
+    assert_eq!(s["model"], "calibrate(protect(standard_scaler|moving_average))");
+    assert_eq!(s["params"]["calibrate"]["method"], "conformal:500");
+    assert_eq!(s["params"]["calibrate"]["model"]["protect"]["rule"], "quantile:0.95:500");
+    assert!(s["protected_rows"].as_u64().unwrap() > 0);
+    // A p-value of at most 0.01 flags on the order of 1 % of the rows (SHUTTLE has 7 % anomalies).
+    let flagged = s["anomalies"].as_u64().unwrap() as f64 / s["rows"].as_u64().unwrap() as f64;
+    assert!((0.005..0.1).contains(&flagged), "{flagged}");
+    let z = summary(&["run", "--calibrate", "conformal", "--set", "calibrate.method=zscore:200"]);
+    assert_eq!(z["params"]["calibrate"]["method"], "zscore:200");
+    let e = usage_error(&["run", "--calibrate", "isotonic"]);
+    assert!(e.contains("--calibrate") && e.contains("zscore[:WINDOW]"), "{e}");
+}
+
+#[test]
 fn set_paths_reach_through_protect() {
     // The default model (standard_scaler|moving_average on f1) behind --protect, by full paths and by
     // their shortest spellings: the same spec, the same run.

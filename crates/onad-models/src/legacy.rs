@@ -492,8 +492,9 @@ mod tests {
                 AnyPipeline::Stages(s) => (s, None),
                 AnyPipeline::Protect(p) => match p.inner() {
                     AnyPipeline::Stages(s) => (s, Some(p.guard())),
-                    AnyPipeline::Protect(_) => unreachable!("one rule"),
+                    _ => unreachable!("one rule around stages"),
                 },
+                AnyPipeline::Calibrate(_) => unreachable!("flat layouts had no calibration"),
             };
             let bytes = state(&(flat_spec, (stages.transformers(), stages.detector(), guard)));
             let what = format!("{} transformers, protect {protect:?}", transformers.len());

@@ -61,7 +61,9 @@ pub use stat::{
 pub use svm::{
     GADGETSVM, GADGETSVMParams, IncrementalOneClassSVMAdaptiveKernel, IncrementalOneClassSVMAdaptiveKernelParams,
 };
-pub use threshold::{Protect, Protected, QuantileThreshold, QuantileThresholdParams};
+pub use threshold::{
+    Calibrated, Calibration, Calibrator, Protect, Protected, QuantileThreshold, QuantileThresholdParams,
+};
 pub use transform::{
     IncrementalPCA, IncrementalPCAParams, MinMaxScaler, MinMaxScalerParams, RandomProjection, RandomProjectionParams,
     StandardScaler, StandardScalerParams,

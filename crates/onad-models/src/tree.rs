@@ -1,18 +1,18 @@
 //! Model trees: [`PipelineSpec`] says how a model is built (config files, `--model`, checkpoints) and
 //! [`AnyPipeline`] is the model built from it, itself a [`Detector`].
 //!
-//! A tree is made of nodes. Today there are two kinds: a plain pipeline of registered stages
-//! (transformers in order, then a detector) and a learn-protection wrapper around another tree. Every
-//! other composition (ensembles, drift-triggered resets, calibration) is one more variant of each of the
-//! two node enums, with its own node kind name; the enums are not `#[non_exhaustive]`, so the compiler
+//! A tree is made of nodes: a plain pipeline of registered stages (transformers in order, then a
+//! detector), a learn-protection wrapper and a calibration wrapper around another tree. Every other
+//! composition (ensembles, drift-triggered resets) is one more variant of each of the two node enums, with its own node kind name; the enums are not `#[non_exhaustive]`, so the compiler
 //! lists every match (names, building, `--set` paths in the CLI, migrations) that a new node must join.
 //!
 //! # Encoding
 //!
 //! Binary formats (checkpoints) encode every node by name, like the registry enums: the tuple
-//! `(node kind, state version, payload)`, with the kinds `stages` and `protect` (see [`NODE_KINDS`];
-//! never rename or reuse one). Human-readable formats (JSON, TOML) write a [`PipelineSpec`] as a table:
-//! `{transformers, detector}` for a pipeline of stages, `{protect: {rule, model}}` for a wrapper; an
+//! `(node kind, state version, payload)`, with the kinds `stages`, `protect` and `calibrate` (see
+//! [`NODE_KINDS`]; never rename or reuse one). Human-readable formats (JSON, TOML) write a
+//! [`PipelineSpec`] as a table: `{transformers, detector}` for a pipeline of stages, `{protect: {rule,
+//! model}}` or `{calibrate: {method, model}}` for a wrapper; an
 //! [`AnyPipeline`] is written externally tagged (`{"stages": {...}}`), for inspection only. Decoding
 //! refuses trees nested deeper than [`MAX_TREE_DEPTH`], so a crafted file cannot exhaust the stack.
 
@@ -26,20 +26,23 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::registry::{ByName, by_name_kinds, deserialize_by_name, noted, serialize_by_name};
-use crate::threshold::{Guard, Protect, Protected};
+use crate::threshold::{Calibrated, Calibration, Guard, Protect, Protected};
 use crate::{AnyDetector, AnyDetectorParams, AnyTransformer, AnyTransformerParams};
 
 /// Node kind of a pipeline of registered stages, in binary formats.
 const STAGES: &str = "stages";
 /// Node kind of a learn-protection wrapper, in binary formats and as the key of its table.
 const PROTECT: &str = "protect";
+/// Node kind of a calibration wrapper, in binary formats and as the key of its table.
+const CALIBRATE: &str = "calibrate";
 /// Layout versions of the node payloads (a node's own fields; the registry values inside carry theirs).
 const STAGES_VERSION: u16 = 1;
 const PROTECT_VERSION: u16 = 1;
+const CALIBRATE_VERSION: u16 = 1;
 
 /// The node kinds of model trees, as binary formats name them. Checkpoints store these names: a new kind
 /// of node gets a new name, and no name is ever renamed or given to another kind.
-pub const NODE_KINDS: &[&str] = &[STAGES, PROTECT];
+pub const NODE_KINDS: &[&str] = &[STAGES, PROTECT, CALIBRATE];
 
 /// The deepest tree (in nodes, root included) that decoding accepts.
 pub const MAX_TREE_DEPTH: usize = 64;
@@ -80,6 +83,8 @@ pub enum PipelineSpec {
     Stages(StagesSpec),
     /// A tree that does not learn the rows it scores as anomalous.
     Protect(ProtectSpec),
+    /// A tree whose scores are calibrated against its recent scores.
+    Calibrate(CalibrateSpec),
 }
 
 /// A pipeline of registered stages: what `--model a|b|c` names.
@@ -105,9 +110,22 @@ pub struct ProtectSpec {
     pub model: Box<PipelineSpec>,
 }
 
+/// Calibration around a tree: it scores with the calibrated value of the tree's raw score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrateSpec {
+    /// The method and its window. Its text form (`"conformal:1000"`, `"zscore:500"`) in human-readable
+    /// formats.
+    #[serde(with = "calibration_form")]
+    pub method: Calibration,
+    /// The calibrated tree.
+    pub model: Box<PipelineSpec>,
+}
+
 by_name_kinds!(PipelineSpec, "model node", [
     Stages(StagesSpec) => STAGES, STAGES, STAGES_VERSION;
     Protect(ProtectSpec) => PROTECT, PROTECT, PROTECT_VERSION;
+    Calibrate(CalibrateSpec) => CALIBRATE, CALIBRATE, CALIBRATE_VERSION;
 ]);
 
 impl PipelineSpec {
@@ -125,6 +143,12 @@ impl PipelineSpec {
     /// out. Wrapping a protected tree again nests a second rule around the first.
     pub fn protected(self, rule: Protect) -> Self {
         PipelineSpec::Protect(ProtectSpec { rule, model: Box::new(self) })
+    }
+
+    /// This tree's scores calibrated by `method` (`--calibrate`): each raw score relative to the tree's
+    /// recent raw scores.
+    pub fn calibrated(self, method: Calibration) -> Self {
+        PipelineSpec::Calibrate(CalibrateSpec { method, model: Box::new(self) })
     }
 
     /// The display name: stage names joined with `|`, each wrapper around what it wraps
@@ -150,6 +174,12 @@ impl PipelineSpec {
                 p.model.write_name(out);
                 out.push(')');
             }
+            PipelineSpec::Calibrate(c) => {
+                out.push_str(CALIBRATE);
+                out.push('(');
+                c.model.write_name(out);
+                out.push(')');
+            }
         }
     }
 
@@ -169,6 +199,10 @@ impl PipelineSpec {
             PipelineSpec::Protect(p) => {
                 let inner = p.model.build(schema)?;
                 Ok(AnyPipeline::Protect(Box::new(Protected::new(inner, p.rule.clone())?)))
+            }
+            PipelineSpec::Calibrate(c) => {
+                let inner = c.model.build(schema)?;
+                Ok(AnyPipeline::Calibrate(Box::new(Calibrated::new(inner, c.method)?)))
             }
         }
     }
@@ -200,6 +234,12 @@ impl From<ProtectSpec> for PipelineSpec {
     }
 }
 
+impl From<CalibrateSpec> for PipelineSpec {
+    fn from(c: CalibrateSpec) -> Self {
+        PipelineSpec::Calibrate(c)
+    }
+}
+
 impl Serialize for PipelineSpec {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
@@ -210,6 +250,11 @@ impl Serialize for PipelineSpec {
                     map.serialize_entry(PROTECT, p)?;
                     map.end()
                 }
+                PipelineSpec::Calibrate(c) => {
+                    let mut map = serializer.serialize_map(Some(1))?;
+                    map.serialize_entry(CALIBRATE, c)?;
+                    map.end()
+                }
             }
         } else {
             match self {
@@ -218,6 +263,9 @@ impl Serialize for PipelineSpec {
                 }
                 PipelineSpec::Protect(p) => {
                     serialize_by_name::<Self, _, _>(serializer, PROTECT, PROTECT, PROTECT_VERSION, p)
+                }
+                PipelineSpec::Calibrate(c) => {
+                    serialize_by_name::<Self, _, _>(serializer, CALIBRATE, CALIBRATE, CALIBRATE_VERSION, c)
                 }
             }
         }
@@ -236,16 +284,20 @@ impl<'de> Deserialize<'de> for PipelineSpec {
 }
 
 /// The keys a tree's table may have.
-const TABLE_KEYS: &[&str] = &["transformers", "detector", PROTECT];
+const TABLE_KEYS: &[&str] = &["transformers", "detector", PROTECT, CALIBRATE];
 
-/// Reads the table form of a tree: `{transformers, detector}` or `{protect: {rule, model}}`.
+/// Reads the table form of a tree: `{transformers, detector}`, `{protect: {rule, model}}` or
+/// `{calibrate: {method, model}}`.
 struct SpecTable;
 
 impl<'de> Visitor<'de> for SpecTable {
     type Value = PipelineSpec;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a model: a table with a `detector` (and optional `transformers`), or with one wrapper (`protect`)")
+        f.write_str(
+            "a model: a table with a `detector` (and optional `transformers`), or with one wrapper (`protect`, \
+             `calibrate`)",
+        )
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PipelineSpec, A::Error> {
@@ -258,23 +310,29 @@ impl<'de> Visitor<'de> for SpecTable {
                 "transformers" => transformers = Some(map.next_value()?),
                 "detector" if detector.is_some() => return Err(de::Error::duplicate_field("detector")),
                 "detector" => detector = Some(map.next_value()?),
-                PROTECT if wrapper.is_some() => return Err(de::Error::duplicate_field(PROTECT)),
+                PROTECT | CALIBRATE if wrapper.is_some() => {
+                    return Err(de::Error::custom(
+                        "a model table has one wrapper (`protect` or `calibrate`); nest them: the inner one goes in \
+                         the outer one's `model`",
+                    ));
+                }
                 PROTECT => wrapper = Some(PipelineSpec::Protect(map.next_value()?)),
+                CALIBRATE => wrapper = Some(PipelineSpec::Calibrate(map.next_value()?)),
                 other => return Err(de::Error::unknown_field(other, TABLE_KEYS)),
             }
         }
         match (wrapper, transformers, detector) {
             (Some(w), None, None) => Ok(w),
             (Some(_), _, _) => Err(de::Error::custom(
-                "a model table has either `transformers` and `detector` or one wrapper (`protect`), not both: \
-                 the stages of a protected model go in protect.model",
+                "a model table has either `transformers` and `detector` or one wrapper (`protect`, `calibrate`), \
+                 not both: the stages of a wrapped model go in the wrapper's `model` (protect.model, calibrate.model)",
             )),
             (None, transformers, Some(detector)) => {
                 Ok(PipelineSpec::stages(transformers.unwrap_or_default(), detector))
             }
             (None, _, None) => Err(de::Error::custom(
-                "a model needs a `detector` (with optional `transformers` before it), or a wrapper (`protect`) \
-                 around a model",
+                "a model needs a `detector` (with optional `transformers` before it), or a wrapper (`protect`, \
+                 `calibrate`) around a model",
             )),
         }
     }
@@ -330,6 +388,27 @@ mod rule_form {
     }
 }
 
+/// Serde of a calibration method: its text form in human-readable formats, its derived form in binary
+/// ones.
+mod calibration_form {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::threshold::Calibration;
+
+    pub fn serialize<S: Serializer>(method: &Calibration, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() { serializer.collect_str(method) } else { method.serialize(serializer) }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Calibration, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            text.parse().map_err(serde::de::Error::custom)
+        } else {
+            Calibration::deserialize(deserializer)
+        }
+    }
+}
+
 thread_local! {
     /// How deep the tree being decoded on this thread is, at this point.
     static DEPTH: Cell<usize> = const { Cell::new(0) };
@@ -365,11 +444,14 @@ pub enum AnyPipeline {
     Stages(Stages),
     /// A tree behind a learn-protection guard.
     Protect(Box<Protected<AnyPipeline>>),
+    /// A tree whose scores are calibrated.
+    Calibrate(Box<Calibrated<AnyPipeline>>),
 }
 
 by_name_kinds!(AnyPipeline, "model node", [
     Stages(Stages) => STAGES, STAGES, STAGES_VERSION;
     Protect(Box<Protected<AnyPipeline>>) => PROTECT, PROTECT, PROTECT_VERSION;
+    Calibrate(Box<Calibrated<AnyPipeline>>) => CALIBRATE, CALIBRATE, CALIBRATE_VERSION;
 ]);
 
 impl Serialize for AnyPipeline {
@@ -378,6 +460,9 @@ impl Serialize for AnyPipeline {
             AnyPipeline::Stages(s) => serialize_by_name::<Self, _, _>(serializer, STAGES, STAGES, STAGES_VERSION, s),
             AnyPipeline::Protect(p) => {
                 serialize_by_name::<Self, _, _>(serializer, PROTECT, PROTECT, PROTECT_VERSION, p)
+            }
+            AnyPipeline::Calibrate(c) => {
+                serialize_by_name::<Self, _, _>(serializer, CALIBRATE, CALIBRATE, CALIBRATE_VERSION, c)
             }
         }
     }
@@ -400,6 +485,7 @@ impl AnyPipeline {
                 names.join("|")
             }
             AnyPipeline::Protect(p) => format!("{PROTECT}({})", p.inner().name()),
+            AnyPipeline::Calibrate(c) => format!("{CALIBRATE}({})", c.inner().name()),
         }
     }
 
@@ -408,6 +494,7 @@ impl AnyPipeline {
         match self {
             AnyPipeline::Stages(_) => None,
             AnyPipeline::Protect(p) => Some(p.guard().protected() + p.inner().protected_rows().unwrap_or(0)),
+            AnyPipeline::Calibrate(c) => c.inner().protected_rows(),
         }
     }
 
@@ -428,6 +515,7 @@ impl Detector for AnyPipeline {
         match self {
             AnyPipeline::Stages(s) => s.learn_one(x),
             AnyPipeline::Protect(p) => p.learn_one(x),
+            AnyPipeline::Calibrate(c) => c.learn_one(x),
         }
     }
 
@@ -436,6 +524,7 @@ impl Detector for AnyPipeline {
         match self {
             AnyPipeline::Stages(s) => s.score_one(x),
             AnyPipeline::Protect(p) => p.score_one(x),
+            AnyPipeline::Calibrate(c) => c.score_one(x),
         }
     }
 
@@ -444,6 +533,7 @@ impl Detector for AnyPipeline {
         match self {
             AnyPipeline::Stages(s) => s.score_learn_one(x),
             AnyPipeline::Protect(p) => p.score_learn_one(x),
+            AnyPipeline::Calibrate(c) => c.score_learn_one(x),
         }
     }
 
@@ -452,6 +542,7 @@ impl Detector for AnyPipeline {
         match self {
             AnyPipeline::Stages(s) => s.learn_score_one(x),
             AnyPipeline::Protect(p) => p.learn_score_one(x),
+            AnyPipeline::Calibrate(c) => c.learn_score_one(x),
         }
     }
 
@@ -459,6 +550,7 @@ impl Detector for AnyPipeline {
         match self {
             AnyPipeline::Stages(s) => s.learn_many(batch),
             AnyPipeline::Protect(p) => p.learn_many(batch),
+            AnyPipeline::Calibrate(c) => c.learn_many(batch),
         }
     }
 
@@ -466,6 +558,7 @@ impl Detector for AnyPipeline {
         match self {
             AnyPipeline::Stages(s) => s.score_many(batch, out),
             AnyPipeline::Protect(p) => p.score_many(batch, out),
+            AnyPipeline::Calibrate(c) => c.score_many(batch, out),
         }
     }
 
@@ -473,6 +566,7 @@ impl Detector for AnyPipeline {
         match self {
             AnyPipeline::Stages(s) => s.score_learn_many(batch, out),
             AnyPipeline::Protect(p) => p.score_learn_many(batch, out),
+            AnyPipeline::Calibrate(c) => c.score_learn_many(batch, out),
         }
     }
 
@@ -480,6 +574,7 @@ impl Detector for AnyPipeline {
         match self {
             AnyPipeline::Stages(s) => s.learn_score_many(batch, out),
             AnyPipeline::Protect(p) => p.learn_score_many(batch, out),
+            AnyPipeline::Calibrate(c) => c.learn_score_many(batch, out),
         }
     }
 }
@@ -658,7 +753,7 @@ mod tests {
     fn node_kinds_and_their_bytes_are_pinned() {
         assert_eq!(
             NODE_KINDS,
-            ["stages", "protect"],
+            ["stages", "protect", "calibrate"],
             "checkpoints store node kind names: add new kinds at the end, never rename or reuse one"
         );
         let stages = PipelineSpec::stages(vec![scaler()], moving_average(3, "a"));
@@ -777,6 +872,55 @@ mod tests {
         let e =
             serde_json::from_str::<PipelineSpec>(r#"{"detector": {"null_model": {}}, "detector": {}}"#).unwrap_err();
         assert!(e.to_string().contains("duplicate field `detector`"), "{e}");
+    }
+
+    #[test]
+    fn calibrate_nodes_in_tables_names_and_bytes() {
+        let text = r#"
+            [calibrate]
+            method = "conformal:200"
+
+            [calibrate.model.protect]
+            rule = "quantile:0.9:50"
+
+            [calibrate.model.protect.model]
+            transformers = [{ standard_scaler = {} }]
+            detector = { moving_average = { window_size = 3, key = "a" } }
+        "#;
+        let spec: PipelineSpec = toml::from_str(text).unwrap();
+        let want = protected_pipeline().calibrated(Calibration::Conformal { window_size: 200 });
+        assert_eq!(spec, want);
+        assert_eq!(spec.name(), "calibrate(protect(standard_scaler|moving_average))");
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["calibrate"]["method"], "conformal:200");
+        assert_eq!(serde_json::from_value::<PipelineSpec>(json).unwrap(), want);
+        let bytes = postcard::to_stdvec(&spec).unwrap();
+        assert_eq!(postcard::from_bytes::<PipelineSpec>(&bytes).unwrap(), want);
+
+        // Built: the output is the calibrated raw score, the guard inside still counts.
+        let schema = Schema::shared(["a"]).unwrap();
+        let mut model = spec.build(&schema).unwrap();
+        let mut raw = protected_pipeline().build(&schema).unwrap();
+        let mut calibrator = crate::Calibrator::new(Calibration::Conformal { window_size: 200 }).unwrap();
+        for i in 0..500 {
+            let x = [if i % 50 == 49 { 40.0 } else { (i % 7) as f64 }];
+            let r = raw.score_learn_one(&x);
+            assert_eq!(model.score_learn_one(&x), calibrator.calibrate(r), "row {i}");
+            calibrator.record(r);
+        }
+        assert_eq!(model.name(), spec.name());
+        assert_eq!(model.protected_rows(), raw.protected_rows());
+        assert!(model.protected_rows().unwrap() > 0);
+        let back: AnyPipeline = postcard::from_bytes(&postcard::to_stdvec(&model).unwrap()).unwrap();
+        assert_eq!(back.score_one(&[40.0]), model.score_one(&[40.0]));
+
+        let err = |text: &str| toml::from_str::<PipelineSpec>(text).unwrap_err().to_string();
+        let e = err("[calibrate]\nmethod = \"isotonic\"\nmodel.detector.null_model = {}");
+        assert!(e.contains("'isotonic' is not a calibration method") && e.contains("accepted: zscore"), "{e}");
+        let e = err(
+            "[calibrate]\nmethod = \"zscore\"\nmodel.detector.null_model = {}\n[protect]\nrule = 1\nmodel.detector.null_model = {}",
+        );
+        assert!(e.contains("one wrapper") && e.contains("nest them"), "{e}");
     }
 
     #[test]

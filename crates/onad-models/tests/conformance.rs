@@ -1,13 +1,14 @@
 //! The conformance suite: every registered detector and transformer, and every detector in model trees
-//! (behind every transformer, behind learn protection, behind protection nested in protection), must pass
+//! (behind every transformer, behind learn protection, behind protection nested in protection, behind
+//! calibration), must pass
 //! the same checks. Driven by `REGISTRY`, so a newly registered model is covered automatically.
 
 mod common;
 
 use onad_core::{Batch, Detector, ParamError, Schema, SchemaRef, Transformer};
 use onad_models::{
-    AnyDetector, AnyDetectorParams, AnyPipeline, AnyTransformer, AnyTransformerParams, PipelineSpec, Protect, REGISTRY,
-    Role, decode_explained,
+    AnyDetector, AnyDetectorParams, AnyPipeline, AnyTransformer, AnyTransformerParams, Calibration, PipelineSpec,
+    Protect, REGISTRY, Role, decode_explained,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -226,6 +227,11 @@ fn every_registered_detector_conforms() {
         // The same behind learn protection, as a tree of two nodes.
         let protected = spec.clone().protected(Protect::Quantile { quantile: 0.9, window_size: 100 });
         check_detector(&protected.name(), || protected.build(&schema).unwrap(), &schema, &rows);
+        // Calibrated, conformal around protection (the CLI's order) and a z-score around the bare tree.
+        let calibrated = protected.calibrated(Calibration::Conformal { window_size: 300 });
+        check_detector(&calibrated.name(), || calibrated.build(&schema).unwrap(), &schema, &rows);
+        let zscored = spec.calibrated(Calibration::ZScore { window_size: 50 });
+        check_detector(&zscored.name(), || zscored.build(&schema).unwrap(), &schema, &rows);
         checked += 1;
     }
     assert!(checked >= 4, "only {checked} detectors registered");
