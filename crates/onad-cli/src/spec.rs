@@ -15,7 +15,8 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use onad_models::{
-    AnyDetectorParams, AnyTransformerParams, Calibration, ModelInfo, PipelineSpec, Protect, REGISTRY, Role, model_info,
+    AnyDetectorParams, AnyTransformerParams, Calibration, Combine, EnsembleSpec, MAX_MEMBERS, ModelInfo, PipelineSpec,
+    Protect, REGISTRY, Role, model_info,
 };
 use serde_json::Value;
 
@@ -51,8 +52,30 @@ fn known_names() -> String {
     REGISTRY.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
 }
 
-/// The pipeline a `|`-separated list of registry names gives, every stage with its default parameters.
+/// The pipeline a `|`-separated list of registry names gives, every stage with its default parameters;
+/// pipelines joined by `+` make an ensemble of them.
 pub fn parse_model(model: &str) -> Result<PipelineSpec> {
+    if model.contains('+') {
+        // `a|b + c + d`: an ensemble of pipelines, combined by the mean of conformal ranks unless
+        // `--set ensemble.combine=..` / `ensemble.calibration=..` say otherwise.
+        let members = model.split('+').map(|m| parse_pipeline(m.trim())).collect::<Result<Vec<_>>>()?;
+        if members.len() > MAX_MEMBERS {
+            bail!("--model has {} ensemble members; at most {}", members.len(), MAX_MEMBERS);
+        }
+        return Ok(PipelineSpec::Ensemble(EnsembleSpec {
+            combine: Combine::Mean,
+            calibration: Calibration::Conformal { window_size: 1000 },
+            members,
+        }));
+    }
+    parse_pipeline(model)
+}
+
+/// One pipeline `a|b|c`: transformers, then a detector.
+fn parse_pipeline(model: &str) -> Result<PipelineSpec> {
+    if model.is_empty() {
+        bail!("an ensemble member of --model is empty (members are separated by '+')");
+    }
     let stages: Vec<&'static ModelInfo> = model
         .split('|')
         .map(|name| {
@@ -167,8 +190,10 @@ enum Slot<'a> {
     Stage(Stage<'a>, &'static str),
     /// The rule of a protect node.
     Rule(&'a mut Protect),
-    /// The method of a calibrate node.
+    /// The method of a calibrate node, or an ensemble's calibration.
     Method(&'a mut Calibration),
+    /// How an ensemble combines its members.
+    Combine(&'a mut Combine),
 }
 
 enum Stage<'a> {
@@ -184,6 +209,9 @@ impl Slot<'_> {
             Slot::Rule(rule) => *rule = text.parse().with_context(|| format!("bad value '{text}' for {at}"))?,
             Slot::Method(method) => {
                 *method = text.parse().with_context(|| format!("bad value '{text}' for {at}"))?;
+            }
+            Slot::Combine(combine) => {
+                *combine = text.parse().with_context(|| format!("bad value '{text}' for {at}"))?;
             }
             Slot::Stage(stage, param) => {
                 let name = match &stage {
@@ -244,6 +272,19 @@ fn walk(spec: &mut PipelineSpec, prefix: &mut Vec<String>, f: &mut Visit<'_>) ->
             prefix.push("model".to_owned());
             walk(&mut c.model, prefix, f)?;
             prefix.truncate(prefix.len() - 2);
+        }
+        PipelineSpec::Ensemble(e) => {
+            prefix.push("ensemble".to_owned());
+            let path: Vec<String> = prefix.iter().cloned().chain(["combine".to_owned()]).collect();
+            f(&path, None, Slot::Combine(&mut e.combine))?;
+            let path: Vec<String> = prefix.iter().cloned().chain(["calibration".to_owned()]).collect();
+            f(&path, None, Slot::Method(&mut e.calibration))?;
+            for (i, m) in e.members.iter_mut().enumerate() {
+                prefix.extend(["members".to_owned(), i.to_string()]);
+                walk(m, prefix, f)?;
+                prefix.truncate(prefix.len() - 2);
+            }
+            prefix.pop();
         }
     }
     Ok(())

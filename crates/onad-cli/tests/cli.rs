@@ -249,6 +249,37 @@ fn calibrate_wraps_the_model_and_its_method_is_a_set_path() {
 }
 
 #[test]
+fn plus_joins_pipelines_into_an_ensemble() {
+    let s = summary(&[
+        "run",
+        "--model",
+        "standard_scaler|knn + asd_isolation_forest",
+        "--set",
+        "ensemble.combine=median",
+        "--set",
+        "knn.k=10",
+        "--set",
+        "knn.window_size=500",
+        "--set",
+        "knn.warm_up=10",
+        "--set",
+        "seed=3",
+    ]);
+    assert_eq!(s["model"], "ensemble:median(standard_scaler|knn, asd_isolation_forest)");
+    let e = &s["params"]["ensemble"];
+    assert_eq!(e["combine"], "median");
+    assert_eq!(e["calibration"], "conformal:1000");
+    assert_eq!(e["members"][0]["detector"]["knn"]["k"], 10);
+    assert_eq!(e["members"][1]["detector"]["asd_isolation_forest"]["seed"], 3);
+    // Calibrated members on SHUTTLE: a working detector, scores in [0, 1).
+    assert!(s["roc_auc"].as_f64().unwrap() > 0.8, "{}", s["roc_auc"]);
+    let e = usage_error(&["run", "--model", "knn + "]);
+    assert!(e.contains("empty") && e.contains("'+'"), "{e}");
+    let e = usage_error(&["run", "--model", "knn + asd_isolation_forest", "--set", "ensemble.combine=vote"]);
+    assert!(e.contains("ensemble.combine") && e.contains("mean_rank"), "{e:#}");
+}
+
+#[test]
 fn set_paths_reach_through_protect() {
     // The default model (standard_scaler|moving_average on f1) behind --protect, by full paths and by
     // their shortest spellings: the same spec, the same run.

@@ -494,7 +494,7 @@ mod tests {
                     AnyPipeline::Stages(s) => (s, Some(p.guard())),
                     _ => unreachable!("one rule around stages"),
                 },
-                AnyPipeline::Calibrate(_) => unreachable!("flat layouts had no calibration"),
+                AnyPipeline::Calibrate(_) | AnyPipeline::Ensemble(_) => unreachable!("flat layouts had neither"),
             };
             let bytes = state(&(flat_spec, (stages.transformers(), stages.detector(), guard)));
             let what = format!("{} transformers, protect {protect:?}", transformers.len());

@@ -62,12 +62,15 @@ pub use svm::{
     GADGETSVM, GADGETSVMParams, IncrementalOneClassSVMAdaptiveKernel, IncrementalOneClassSVMAdaptiveKernelParams,
 };
 pub use threshold::{
-    Calibrated, Calibration, Calibrator, Protect, Protected, QuantileThreshold, QuantileThresholdParams,
+    Calibrated, Calibration, Calibrator, Combine, Ensemble, MAX_MEMBERS, Protect, Protected, QuantileThreshold,
+    QuantileThresholdParams,
 };
 pub use transform::{
     IncrementalPCA, IncrementalPCAParams, MinMaxScaler, MinMaxScalerParams, RandomProjection, RandomProjectionParams,
     StandardScaler, StandardScalerParams,
 };
-pub use tree::{AnyPipeline, MAX_TREE_DEPTH, NODE_KINDS, PipelineSpec, ProtectSpec, Stages, StagesSpec};
+pub use tree::{
+    AnyPipeline, CalibrateSpec, EnsembleSpec, MAX_TREE_DEPTH, NODE_KINDS, PipelineSpec, ProtectSpec, Stages, StagesSpec,
+};
 #[cfg(test)]
 mod state_layout;

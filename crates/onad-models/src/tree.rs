@@ -26,7 +26,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::registry::{ByName, by_name_kinds, deserialize_by_name, noted, serialize_by_name};
-use crate::threshold::{Calibrated, Calibration, Guard, Protect, Protected};
+use crate::threshold::{Calibrated, Calibration, Combine, Ensemble, Guard, Protect, Protected};
 use crate::{AnyDetector, AnyDetectorParams, AnyTransformer, AnyTransformerParams};
 
 /// Node kind of a pipeline of registered stages, in binary formats.
@@ -35,14 +35,17 @@ const STAGES: &str = "stages";
 const PROTECT: &str = "protect";
 /// Node kind of a calibration wrapper, in binary formats and as the key of its table.
 const CALIBRATE: &str = "calibrate";
+/// Node kind of an ensemble, in binary formats and as the key of its table.
+const ENSEMBLE: &str = "ensemble";
 /// Layout versions of the node payloads (a node's own fields; the registry values inside carry theirs).
 const STAGES_VERSION: u16 = 1;
 const PROTECT_VERSION: u16 = 1;
 const CALIBRATE_VERSION: u16 = 1;
+const ENSEMBLE_VERSION: u16 = 1;
 
 /// The node kinds of model trees, as binary formats name them. Checkpoints store these names: a new kind
 /// of node gets a new name, and no name is ever renamed or given to another kind.
-pub const NODE_KINDS: &[&str] = &[STAGES, PROTECT, CALIBRATE];
+pub const NODE_KINDS: &[&str] = &[STAGES, PROTECT, CALIBRATE, ENSEMBLE];
 
 /// The deepest tree (in nodes, root included) that decoding accepts.
 pub const MAX_TREE_DEPTH: usize = 64;
@@ -85,6 +88,8 @@ pub enum PipelineSpec {
     Protect(ProtectSpec),
     /// A tree whose scores are calibrated against its recent scores.
     Calibrate(CalibrateSpec),
+    /// Several trees on the same rows, each calibrated, their scores combined.
+    Ensemble(EnsembleSpec),
 }
 
 /// A pipeline of registered stages: what `--model a|b|c` names.
@@ -122,10 +127,47 @@ pub struct CalibrateSpec {
     pub model: Box<PipelineSpec>,
 }
 
+/// An ensemble of trees: each member's score calibrated against its own recent scores, then combined.
+///
+/// ```
+/// use onad_models::PipelineSpec;
+/// let spec: PipelineSpec = toml::from_str(r#"
+///     [ensemble]
+///     combine = "median"
+///     members = [
+///         { detector = { knn = { k = 10, window_size = 500, warm_up = 10 } } },
+///         { detector = { asd_isolation_forest = { seed = 1 } } },
+///         { transformers = [{ standard_scaler = {} }], detector = { online_isolation_forest = {} } },
+///     ]
+/// "#).unwrap();
+/// assert_eq!(spec.name(), "ensemble:median(knn, asd_isolation_forest, standard_scaler|online_isolation_forest)");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleSpec {
+    /// How the calibrated scores are combined (`mean`, `max`, `median`, `mean_rank`); `mean` when left out.
+    #[serde(default = "default_combine", with = "combine_form")]
+    pub combine: Combine,
+    /// How each member's score is calibrated (text form as for `calibrate`); `conformal:1000` when left out.
+    #[serde(default = "default_calibration", with = "calibration_form")]
+    pub calibration: Calibration,
+    /// The members, 1 to 64.
+    pub members: Vec<PipelineSpec>,
+}
+
+fn default_combine() -> Combine {
+    Combine::Mean
+}
+
+fn default_calibration() -> Calibration {
+    Calibration::Conformal { window_size: 1000 }
+}
+
 by_name_kinds!(PipelineSpec, "model node", [
     Stages(StagesSpec) => STAGES, STAGES, STAGES_VERSION;
     Protect(ProtectSpec) => PROTECT, PROTECT, PROTECT_VERSION;
     Calibrate(CalibrateSpec) => CALIBRATE, CALIBRATE, CALIBRATE_VERSION;
+    Ensemble(EnsembleSpec) => ENSEMBLE, ENSEMBLE, ENSEMBLE_VERSION;
 ]);
 
 impl PipelineSpec {
@@ -180,6 +222,19 @@ impl PipelineSpec {
                 c.model.write_name(out);
                 out.push(')');
             }
+            PipelineSpec::Ensemble(e) => {
+                out.push_str(ENSEMBLE);
+                out.push(':');
+                out.push_str(&e.combine.to_string());
+                out.push('(');
+                for (i, m) in e.members.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    m.write_name(out);
+                }
+                out.push(')');
+            }
         }
     }
 
@@ -203,6 +258,10 @@ impl PipelineSpec {
             PipelineSpec::Calibrate(c) => {
                 let inner = c.model.build(schema)?;
                 Ok(AnyPipeline::Calibrate(Box::new(Calibrated::new(inner, c.method)?)))
+            }
+            PipelineSpec::Ensemble(e) => {
+                let members = e.members.iter().map(|m| m.build(schema)).collect::<Result<Vec<_>, _>>()?;
+                Ok(AnyPipeline::Ensemble(Box::new(Ensemble::new(members, e.combine, e.calibration)?)))
             }
         }
     }
@@ -234,6 +293,12 @@ impl From<ProtectSpec> for PipelineSpec {
     }
 }
 
+impl From<EnsembleSpec> for PipelineSpec {
+    fn from(e: EnsembleSpec) -> Self {
+        PipelineSpec::Ensemble(e)
+    }
+}
+
 impl From<CalibrateSpec> for PipelineSpec {
     fn from(c: CalibrateSpec) -> Self {
         PipelineSpec::Calibrate(c)
@@ -255,6 +320,11 @@ impl Serialize for PipelineSpec {
                     map.serialize_entry(CALIBRATE, c)?;
                     map.end()
                 }
+                PipelineSpec::Ensemble(e) => {
+                    let mut map = serializer.serialize_map(Some(1))?;
+                    map.serialize_entry(ENSEMBLE, e)?;
+                    map.end()
+                }
             }
         } else {
             match self {
@@ -266,6 +336,9 @@ impl Serialize for PipelineSpec {
                 }
                 PipelineSpec::Calibrate(c) => {
                     serialize_by_name::<Self, _, _>(serializer, CALIBRATE, CALIBRATE, CALIBRATE_VERSION, c)
+                }
+                PipelineSpec::Ensemble(e) => {
+                    serialize_by_name::<Self, _, _>(serializer, ENSEMBLE, ENSEMBLE, ENSEMBLE_VERSION, e)
                 }
             }
         }
@@ -284,7 +357,7 @@ impl<'de> Deserialize<'de> for PipelineSpec {
 }
 
 /// The keys a tree's table may have.
-const TABLE_KEYS: &[&str] = &["transformers", "detector", PROTECT, CALIBRATE];
+const TABLE_KEYS: &[&str] = &["transformers", "detector", PROTECT, CALIBRATE, ENSEMBLE];
 
 /// Reads the table form of a tree: `{transformers, detector}`, `{protect: {rule, model}}` or
 /// `{calibrate: {method, model}}`.
@@ -310,7 +383,7 @@ impl<'de> Visitor<'de> for SpecTable {
                 "transformers" => transformers = Some(map.next_value()?),
                 "detector" if detector.is_some() => return Err(de::Error::duplicate_field("detector")),
                 "detector" => detector = Some(map.next_value()?),
-                PROTECT | CALIBRATE if wrapper.is_some() => {
+                PROTECT | CALIBRATE | ENSEMBLE if wrapper.is_some() => {
                     return Err(de::Error::custom(
                         "a model table has one wrapper (`protect` or `calibrate`); nest them: the inner one goes in \
                          the outer one's `model`",
@@ -318,6 +391,7 @@ impl<'de> Visitor<'de> for SpecTable {
                 }
                 PROTECT => wrapper = Some(PipelineSpec::Protect(map.next_value()?)),
                 CALIBRATE => wrapper = Some(PipelineSpec::Calibrate(map.next_value()?)),
+                ENSEMBLE => wrapper = Some(PipelineSpec::Ensemble(map.next_value()?)),
                 other => return Err(de::Error::unknown_field(other, TABLE_KEYS)),
             }
         }
@@ -388,6 +462,26 @@ mod rule_form {
     }
 }
 
+/// Serde of a combination: its name in human-readable formats, its derived form in binary ones.
+mod combine_form {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::threshold::Combine;
+
+    pub fn serialize<S: Serializer>(combine: &Combine, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() { serializer.collect_str(combine) } else { combine.serialize(serializer) }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Combine, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            text.parse().map_err(serde::de::Error::custom)
+        } else {
+            Combine::deserialize(deserializer)
+        }
+    }
+}
+
 /// Serde of a calibration method: its text form in human-readable formats, its derived form in binary
 /// ones.
 mod calibration_form {
@@ -446,12 +540,15 @@ pub enum AnyPipeline {
     Protect(Box<Protected<AnyPipeline>>),
     /// A tree whose scores are calibrated.
     Calibrate(Box<Calibrated<AnyPipeline>>),
+    /// Calibrated trees whose scores are combined.
+    Ensemble(Box<Ensemble<AnyPipeline>>),
 }
 
 by_name_kinds!(AnyPipeline, "model node", [
     Stages(Stages) => STAGES, STAGES, STAGES_VERSION;
     Protect(Box<Protected<AnyPipeline>>) => PROTECT, PROTECT, PROTECT_VERSION;
     Calibrate(Box<Calibrated<AnyPipeline>>) => CALIBRATE, CALIBRATE, CALIBRATE_VERSION;
+    Ensemble(Box<Ensemble<AnyPipeline>>) => ENSEMBLE, ENSEMBLE, ENSEMBLE_VERSION;
 ]);
 
 impl Serialize for AnyPipeline {
@@ -463,6 +560,9 @@ impl Serialize for AnyPipeline {
             }
             AnyPipeline::Calibrate(c) => {
                 serialize_by_name::<Self, _, _>(serializer, CALIBRATE, CALIBRATE, CALIBRATE_VERSION, c)
+            }
+            AnyPipeline::Ensemble(e) => {
+                serialize_by_name::<Self, _, _>(serializer, ENSEMBLE, ENSEMBLE, ENSEMBLE_VERSION, e)
             }
         }
     }
@@ -486,6 +586,10 @@ impl AnyPipeline {
             }
             AnyPipeline::Protect(p) => format!("{PROTECT}({})", p.inner().name()),
             AnyPipeline::Calibrate(c) => format!("{CALIBRATE}({})", c.inner().name()),
+            AnyPipeline::Ensemble(e) => {
+                let members: Vec<String> = e.members().iter().map(|m| m.inner().name()).collect();
+                format!("{ENSEMBLE}:{}({})", e.combine(), members.join(", "))
+            }
         }
     }
 
@@ -495,6 +599,9 @@ impl AnyPipeline {
             AnyPipeline::Stages(_) => None,
             AnyPipeline::Protect(p) => Some(p.guard().protected() + p.inner().protected_rows().unwrap_or(0)),
             AnyPipeline::Calibrate(c) => c.inner().protected_rows(),
+            AnyPipeline::Ensemble(e) => {
+                e.members().iter().filter_map(|m| m.inner().protected_rows()).reduce(|a, b| a + b)
+            }
         }
     }
 
@@ -516,6 +623,7 @@ impl Detector for AnyPipeline {
             AnyPipeline::Stages(s) => s.learn_one(x),
             AnyPipeline::Protect(p) => p.learn_one(x),
             AnyPipeline::Calibrate(c) => c.learn_one(x),
+            AnyPipeline::Ensemble(e) => e.learn_one(x),
         }
     }
 
@@ -525,6 +633,7 @@ impl Detector for AnyPipeline {
             AnyPipeline::Stages(s) => s.score_one(x),
             AnyPipeline::Protect(p) => p.score_one(x),
             AnyPipeline::Calibrate(c) => c.score_one(x),
+            AnyPipeline::Ensemble(e) => e.score_one(x),
         }
     }
 
@@ -534,6 +643,7 @@ impl Detector for AnyPipeline {
             AnyPipeline::Stages(s) => s.score_learn_one(x),
             AnyPipeline::Protect(p) => p.score_learn_one(x),
             AnyPipeline::Calibrate(c) => c.score_learn_one(x),
+            AnyPipeline::Ensemble(e) => e.score_learn_one(x),
         }
     }
 
@@ -543,6 +653,7 @@ impl Detector for AnyPipeline {
             AnyPipeline::Stages(s) => s.learn_score_one(x),
             AnyPipeline::Protect(p) => p.learn_score_one(x),
             AnyPipeline::Calibrate(c) => c.learn_score_one(x),
+            AnyPipeline::Ensemble(e) => e.learn_score_one(x),
         }
     }
 
@@ -551,6 +662,7 @@ impl Detector for AnyPipeline {
             AnyPipeline::Stages(s) => s.learn_many(batch),
             AnyPipeline::Protect(p) => p.learn_many(batch),
             AnyPipeline::Calibrate(c) => c.learn_many(batch),
+            AnyPipeline::Ensemble(e) => e.learn_many(batch),
         }
     }
 
@@ -559,6 +671,7 @@ impl Detector for AnyPipeline {
             AnyPipeline::Stages(s) => s.score_many(batch, out),
             AnyPipeline::Protect(p) => p.score_many(batch, out),
             AnyPipeline::Calibrate(c) => c.score_many(batch, out),
+            AnyPipeline::Ensemble(e) => e.score_many(batch, out),
         }
     }
 
@@ -567,6 +680,7 @@ impl Detector for AnyPipeline {
             AnyPipeline::Stages(s) => s.score_learn_many(batch, out),
             AnyPipeline::Protect(p) => p.score_learn_many(batch, out),
             AnyPipeline::Calibrate(c) => c.score_learn_many(batch, out),
+            AnyPipeline::Ensemble(e) => e.score_learn_many(batch, out),
         }
     }
 
@@ -575,6 +689,7 @@ impl Detector for AnyPipeline {
             AnyPipeline::Stages(s) => s.learn_score_many(batch, out),
             AnyPipeline::Protect(p) => p.learn_score_many(batch, out),
             AnyPipeline::Calibrate(c) => c.learn_score_many(batch, out),
+            AnyPipeline::Ensemble(e) => e.learn_score_many(batch, out),
         }
     }
 }
@@ -753,7 +868,7 @@ mod tests {
     fn node_kinds_and_their_bytes_are_pinned() {
         assert_eq!(
             NODE_KINDS,
-            ["stages", "protect", "calibrate"],
+            ["stages", "protect", "calibrate", "ensemble"],
             "checkpoints store node kind names: add new kinds at the end, never rename or reuse one"
         );
         let stages = PipelineSpec::stages(vec![scaler()], moving_average(3, "a"));
@@ -924,12 +1039,58 @@ mod tests {
     }
 
     #[test]
+    fn ensembles_combine_their_calibrated_members() {
+        let schema = Schema::shared(["a"]).unwrap();
+        let members = vec![PipelineSpec::detector(moving_average(5, "a")), protected_pipeline()];
+        let spec = PipelineSpec::Ensemble(EnsembleSpec {
+            combine: Combine::Max,
+            calibration: Calibration::ZScore { window_size: 100 },
+            members: members.clone(),
+        });
+        assert_eq!(spec.name(), "ensemble:max(moving_average, protect(standard_scaler|moving_average))");
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["ensemble"]["combine"], "max");
+        assert_eq!(json["ensemble"]["calibration"], "zscore:100");
+        assert_eq!(serde_json::from_value::<PipelineSpec>(json).unwrap(), spec);
+
+        // The combined score is the max of each member calibrated on its own.
+        let mut model = spec.build(&schema).unwrap();
+        assert_eq!(model.name(), spec.name());
+        let mut alone: Vec<Calibrated<AnyPipeline>> = members
+            .iter()
+            .map(|m| Calibrated::new(m.build(&schema).unwrap(), Calibration::ZScore { window_size: 100 }).unwrap())
+            .collect();
+        for i in 0..400 {
+            let x = [if i % 40 == 39 { 30.0 } else { (i % 5) as f64 }];
+            let want = alone.iter_mut().map(|m| m.score_learn_one(&x)).fold(f64::NEG_INFINITY, f64::max);
+            assert_eq!(model.score_learn_one(&x), want, "row {i}");
+        }
+        assert_eq!(model.protected_rows(), alone[1].inner().protected_rows());
+        let bytes = postcard::to_stdvec(&model).unwrap();
+        let back: AnyPipeline = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(postcard::to_stdvec(&back).unwrap(), bytes);
+
+        // Defaults, and mistakes.
+        let bare: PipelineSpec = toml::from_str("[ensemble]\nmembers = [{ detector = { null_model = {} } }]").unwrap();
+        let PipelineSpec::Ensemble(e) = &bare else { panic!("{bare:?}") };
+        assert_eq!((e.combine, e.calibration), (Combine::Mean, Calibration::Conformal { window_size: 1000 }));
+        let e = toml::from_str::<PipelineSpec>("[ensemble]\ncombine = \"vote\"\nmembers = []").unwrap_err();
+        assert!(e.to_string().contains("'vote' is not a way to combine scores"), "{e}");
+        let empty: PipelineSpec = toml::from_str("[ensemble]\nmembers = []").unwrap();
+        assert!(empty.build(&schema).unwrap_err().to_string().contains("1 to 64 members"));
+    }
+
+    #[test]
     fn binary_trees_name_unknown_kinds_and_refuse_deep_nesting() {
         let stages = postcard::to_stdvec(&PipelineSpec::detector(moving_average(3, "a"))).unwrap();
-        let mut unknown = postcard::to_stdvec(&("ensemble", 1u16)).unwrap();
+        let mut unknown = postcard::to_stdvec(&("drift_reset", 1u16)).unwrap();
         unknown.extend_from_slice(&stages);
         let e = decode_explained(|| postcard::from_bytes::<PipelineSpec>(&unknown)).unwrap_err();
-        assert!(e.contains("`ensemble` is not a registered model node") && e.contains("stages, protect"), "{e}");
+        assert!(
+            e.contains("`drift_reset` is not a registered model node")
+                && e.contains("stages, protect, calibrate, ensemble"),
+            "{e}"
+        );
         let mut newer = postcard::to_stdvec(&("stages", 2u16)).unwrap();
         newer.extend_from_slice(&stages[postcard::to_stdvec(&("stages", 1u16)).unwrap().len()..]);
         let e = decode_explained(|| postcard::from_bytes::<PipelineSpec>(&newer)).unwrap_err();

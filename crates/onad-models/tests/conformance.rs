@@ -7,8 +7,8 @@ mod common;
 
 use onad_core::{Batch, Detector, ParamError, Schema, SchemaRef, Transformer};
 use onad_models::{
-    AnyDetector, AnyDetectorParams, AnyPipeline, AnyTransformer, AnyTransformerParams, Calibration, PipelineSpec,
-    Protect, REGISTRY, Role, decode_explained,
+    AnyDetector, AnyDetectorParams, AnyPipeline, AnyTransformer, AnyTransformerParams, Calibration, Combine,
+    EnsembleSpec, PipelineSpec, Protect, REGISTRY, Role, decode_explained,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -235,6 +235,26 @@ fn every_registered_detector_conforms() {
         checked += 1;
     }
     assert!(checked >= 4, "only {checked} detectors registered");
+}
+
+#[test]
+fn ensembles_conform() {
+    // Three different kinds, each calibrated, under every combination (z-scores for two of them).
+    let (schema, mut rows, _) = common::shuttle();
+    rows.truncate(1000);
+    let members: Vec<PipelineSpec> = ["knn", "asd_isolation_forest", "gadget_svm"]
+        .iter()
+        .map(|name| PipelineSpec::detector(AnyDetectorParams::example_for(name).unwrap()))
+        .collect();
+    for (combine, calibration) in [
+        (Combine::Mean, Calibration::Conformal { window_size: 200 }),
+        (Combine::Max, Calibration::ZScore { window_size: 100 }),
+        (Combine::Median, Calibration::ZScore { window_size: 100 }),
+        (Combine::MeanRank, Calibration::Conformal { window_size: 300 }),
+    ] {
+        let spec = PipelineSpec::Ensemble(EnsembleSpec { combine, calibration, members: members.clone() });
+        check_detector(&spec.name(), || spec.build(&schema).unwrap(), &schema, &rows);
+    }
 }
 
 #[test]

@@ -6,9 +6,11 @@
 //! results match it to the last bit.
 
 mod calibrate;
+mod ensemble;
 mod protected;
 mod quantile_threshold;
 
 pub use calibrate::{Calibrated, Calibration, Calibrator};
+pub use ensemble::{Combine, Ensemble, MAX_MEMBERS};
 pub use protected::{Guard, Protect, Protected};
 pub use quantile_threshold::{QuantileThreshold, QuantileThresholdParams};
