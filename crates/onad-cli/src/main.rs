@@ -8,6 +8,7 @@
 //! `--on-bad-row fail`, an output write error).
 
 mod datasets;
+mod eval;
 mod legacy;
 mod models;
 mod run;
@@ -33,6 +34,9 @@ enum Command {
     Models(models::ModelsArgs),
     /// List the built-in and downloadable data sets, or fetch one into the cache.
     Datasets(datasets::DatasetsArgs),
+    /// Prequential evaluation of models on data sets: ROC-AUC, PR-AUC, windowed AUC, rows/s and peak
+    /// memory per pair, as a table.
+    Eval(eval::EvalArgs),
     /// Work with config files of `onad run --config`.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
+        Command::Eval(args) => eval::eval(args),
         Command::Models(args) => models::list(&args).map_err(Failure::Usage),
         Command::Datasets(args) => datasets::command(args),
         Command::Config(ConfigCommand::Check { file }) => config_check(&file),

@@ -1102,3 +1102,66 @@ fn standard_input_is_read_with_a_format_and_standard_output_mixes_rows_and_summa
     assert!(text.starts_with(&rows), "the rows come first, whole");
     assert!(text[rows.len()..].starts_with("input "), "then the summary: {}", &text[rows.len()..]);
 }
+
+#[test]
+fn eval_tables_every_model_on_every_data_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let glass = data_dir().join("shippable/glass_odds.csv");
+    // Flags and a config file together: two models by flag, one by table, two data sets.
+    let config = dir.path().join("eval.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "eval-window = 500\n[[data]]\nname = \"glass4\"\ninput = \"{}\"\ncolumns = [\"RI\", \"Na\", \"Mg\", \"Al\"]\n\
+             [[models]]\nname = \"knn5\"\nmodel = {{ detector = {{ knn = {{ k = 5, window_size = 100, warm_up = 5 }} }} }}\n",
+            glass.display()
+        ),
+    )
+    .unwrap();
+    let json = dir.path().join("eval.json");
+    let md = dir.path().join("eval.md");
+    let o = onad(&[
+        "eval",
+        "--config",
+        config.to_str().unwrap(),
+        "--model",
+        "null_model",
+        "--model",
+        "standard_scaler|asd_isolation_forest",
+        "--data",
+        "shuttle",
+        "--json",
+        json.to_str().unwrap(),
+        "--markdown",
+        md.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 6, "3 models x 2 data sets");
+    let find = |m: &str, d: &str| results.iter().find(|r| r["model"] == m && r["data"] == d).unwrap().clone();
+    let null = find("null_model", "shuttle");
+    assert_eq!(null["rows"], 49097);
+    assert_eq!(null["roc_auc"], 0.5);
+    let asd = find("standard_scaler|asd_isolation_forest", "shuttle");
+    assert!(asd["roc_auc"].as_f64().unwrap() > 0.9 && asd["rows_per_sec"].as_f64().unwrap() > 0.0, "{asd}");
+    assert!(asd["memory_peak_mib"].as_f64().unwrap() > 0.0 && asd["windows"].as_array().unwrap().len() > 10);
+    assert_eq!(find("knn5", "glass4")["rows"], 214);
+    let mean = report["mean_roc_auc"]["null_model"].as_f64().unwrap();
+    assert_eq!(mean, 0.5);
+    let table = std::fs::read_to_string(&md).unwrap();
+    assert_eq!(table, stdout(&o));
+    assert!(
+        table.contains("| knn5 | glass4 | 214 |") && table.contains("Mean ROC-AUC over the 2 data sets"),
+        "{table}"
+    );
+
+    // A failing pair is reported in the table and the exit code, without stopping the others.
+    let o = onad(&["eval", "--model", "knn", "--model", "null_model", "--data", "shuttle"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("| knn | shuttle | error:") && stdout(&o).contains("| null_model | shuttle | 49097 |"));
+    let e = usage_error(&["eval", "--model", "null_model"]);
+    assert!(e.contains("at least one --data"), "{e}");
+    let e = usage_error(&["eval", "--model", "nope", "--data", "shuttle"]);
+    assert!(e.contains("unknown model 'nope'"), "{e}");
+}
