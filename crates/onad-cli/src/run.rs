@@ -114,8 +114,9 @@ pub struct RunArgs {
     calibrate: Option<onad_models::Calibration>,
 
     /// Anomaly threshold: a number (fixed: score > X), `adaptive[:WINDOW[:K]]` (mean + K std of the last
-    /// WINDOW scores), `quantile:Q[:WINDOW]` (above the Q quantile of the last WINDOW scores), or `none`
-    /// [default: adaptive:1000:3].
+    /// WINDOW scores), `quantile:Q[:WINDOW]` (above the Q quantile of the last WINDOW scores), `p:A` (a
+    /// false-alarm rate: p-values at most A, with --calibrate conformal), or `none` [default:
+    /// adaptive:1000:3].
     #[arg(long)]
     #[serde(default, with = "as_text", skip_serializing_if = "Option::is_none")]
     threshold: Option<AnyThreshold>,
@@ -474,8 +475,15 @@ pub fn check_options(args: &RunArgs) -> anyhow::Result<()> {
     if args.resume && args.checkpoint.is_none() {
         bail!("--resume continues from checkpoints: give --checkpoint DIR too");
     }
-    if let Some(model) = &args.model {
-        model_spec(model, args)?;
+    let conformal = match &args.model {
+        Some(model) => model_spec(model, args)?.scores_are_conformal(),
+        None => matches!(args.calibrate, Some(onad_models::Calibration::Conformal { .. })),
+    };
+    if matches!(args.threshold, Some(AnyThreshold::PValue(_))) && !conformal {
+        bail!(
+            "--threshold p:A reads scores as 1 - conformal p-values: add --calibrate conformal[:WINDOW] (around an \
+             ensemble too), or give the threshold as a score"
+        );
     }
     for (name, value) in [("--batch-size", args.batch_size), ("--workers", args.workers)] {
         if value == Some(0) {

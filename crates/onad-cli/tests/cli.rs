@@ -1165,3 +1165,48 @@ fn eval_tables_every_model_on_every_data_set() {
     let e = usage_error(&["eval", "--model", "nope", "--data", "shuttle"]);
     assert!(e.contains("unknown model 'nope'"), "{e}");
 }
+
+#[test]
+fn a_false_alarm_rate_threshold_flags_that_share_of_a_clean_stream() {
+    // Three features of seeded noise (no anomalies), KNN behind conformal calibration, p <= 0.01.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clean.csv");
+    let mut text = String::from("a,b,c\n");
+    let mut x = 7u64;
+    let mut uniform = || {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for _ in 0..20_000 {
+        let (u, v, w) = (uniform(), uniform(), uniform());
+        text.push_str(&format!("{u},{},{}\n", u * 0.5 + v, w * 3.0));
+    }
+    std::fs::write(&path, text).unwrap();
+    let s = summary(&[
+        "run",
+        "--input",
+        path.to_str().unwrap(),
+        "--no-label",
+        "--model",
+        "knn",
+        "--set",
+        "k=10",
+        "--set",
+        "window_size=500",
+        "--set",
+        "warm_up=10",
+        "--calibrate",
+        "conformal",
+        "--threshold",
+        "p:0.01",
+    ]);
+    assert_eq!(s["threshold"], "p:0.01");
+    let rate = s["anomalies"].as_f64().unwrap() / s["rows"].as_f64().unwrap();
+    assert!((0.005..=0.02).contains(&rate), "{rate}");
+    let e = usage_error(&["run", "--threshold", "p:0.01"]);
+    assert!(e.contains("--calibrate conformal"), "{e}");
+    let e = usage_error(&["run", "--calibrate", "zscore", "--threshold", "p:0.01"]);
+    assert!(e.contains("--calibrate conformal"), "{e}");
+    let e = usage_error(&["run", "--calibrate", "conformal", "--threshold", "p:2"]);
+    assert!(e.contains("must be in (0, 1)"), "{e}");
+}

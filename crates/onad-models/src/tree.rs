@@ -193,6 +193,13 @@ impl PipelineSpec {
         PipelineSpec::Calibrate(CalibrateSpec { method, model: Box::new(self) })
     }
 
+    /// Whether the tree's scores are `1 - p` for conformal p-values `p` (a conformal calibrate node at the
+    /// root), so that a threshold may be written as a false-alarm rate. An ensemble's combined ranks are
+    /// not p-values (the mean or max of p-values is not one); calibrate the ensemble to get them.
+    pub fn scores_are_conformal(&self) -> bool {
+        matches!(self, PipelineSpec::Calibrate(c) if matches!(c.method, Calibration::Conformal { .. }))
+    }
+
     /// The display name: stage names joined with `|`, each wrapper around what it wraps
     /// (`protect(standard_scaler|moving_average)`). Checkpoints record it as the model kind.
     pub fn name(&self) -> String {

@@ -61,6 +61,6 @@ pub use run::{
     BoxError, ERROR_RATE_MIN_ROWS, Flow, Order, PipelineError, Progress, RunConfig, RunStats, run, run_with,
 };
 pub use threshold::{
-    AnyThreshold, FixedThreshold, NoThreshold, ParseThresholdError, RollingQuantileThreshold, Threshold,
-    WindowedThreshold,
+    AnyThreshold, FixedThreshold, NoThreshold, PValueThreshold, ParseThresholdError, RollingQuantileThreshold,
+    Threshold, WindowedThreshold,
 };

@@ -33,6 +33,49 @@ impl Threshold for FixedThreshold {
     }
 }
 
+/// A false-alarm rate: for a model whose scores are `1 - p` with `p` a conformal p-value (a model behind
+/// conformal calibration), flags the rows with `p <= alpha`, so on a stream without anomalies about a share
+/// `alpha` of the rows (`--threshold p:0.001`).
+///
+/// ```
+/// use onad_pipeline::{PValueThreshold, Threshold};
+/// let mut t = PValueThreshold::new(0.01).unwrap();
+/// assert!(t.flag(1.0 - 10.0 / 1001.0)); // p = 0.00999
+/// assert!(!t.flag(1.0 - 11.0 / 1001.0)); // p = 0.01099
+/// assert!(PValueThreshold::new(1.5).is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PValueThreshold {
+    alpha: f64,
+}
+
+impl PValueThreshold {
+    /// `alpha` in (0, 1).
+    pub fn new(alpha: f64) -> Result<PValueThreshold, String> {
+        if alpha > 0.0 && alpha < 1.0 {
+            Ok(PValueThreshold { alpha })
+        } else {
+            Err(format!("the false-alarm rate must be in (0, 1), got {alpha}"))
+        }
+    }
+
+    /// The false-alarm rate.
+    pub fn alpha(&self) -> f64 {
+        self.alpha
+    }
+}
+
+impl Threshold for PValueThreshold {
+    fn flag(&mut self, score: f64) -> bool {
+        // `1 - score` gives p back up to rounding; the tolerance keeps a p-value equal to alpha flagged.
+        1.0 - score <= self.alpha * (1.0 + 1e-12)
+    }
+
+    fn current(&self) -> f64 {
+        1.0 - self.alpha
+    }
+}
+
 /// Flags nothing (scores only).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct NoThreshold;
@@ -275,6 +318,8 @@ pub enum AnyThreshold {
     Windowed(WindowedThreshold),
     /// The streaming quantile threshold.
     Quantile(RollingQuantileThreshold),
+    /// A false-alarm rate on conformal scores (added last: checkpoints encode the variant by index).
+    PValue(PValueThreshold),
 }
 
 impl Threshold for AnyThreshold {
@@ -284,6 +329,7 @@ impl Threshold for AnyThreshold {
             AnyThreshold::Fixed(t) => t.flag(score),
             AnyThreshold::Windowed(t) => t.flag(score),
             AnyThreshold::Quantile(t) => t.flag(score),
+            AnyThreshold::PValue(t) => t.flag(score),
         }
     }
 
@@ -293,6 +339,7 @@ impl Threshold for AnyThreshold {
             AnyThreshold::Fixed(t) => t.current(),
             AnyThreshold::Windowed(t) => t.current(),
             AnyThreshold::Quantile(t) => t.current(),
+            AnyThreshold::PValue(t) => t.current(),
         }
     }
 }
@@ -301,7 +348,8 @@ impl Threshold for AnyThreshold {
 const THRESHOLD_FORMS: &str = "accepted: a number X (flag scores above X), adaptive[:WINDOW[:K]] (flag scores above the \
                                mean + K standard deviations of the last WINDOW scores; 1000 and 3 when left out), \
                                quantile:Q[:WINDOW] (flag scores above the Q quantile, 0 < Q < 1, of the last WINDOW \
-                               scores; 1000 when left out), or none";
+                               scores; 1000 when left out), p:A (flag p-values at most A, 0 < A < 1, of a model \
+                               behind --calibrate conformal), or none";
 
 /// Why a threshold's text form was refused: the bad part, and the accepted forms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -361,6 +409,13 @@ impl FromStr for AnyThreshold {
                 let window = window(parts.next())?;
                 RollingQuantileThreshold::new(q, window).map(AnyThreshold::Quantile)
             }
+            "p" => {
+                let a = match parts.next() {
+                    None => return Err(bad("p needs a false-alarm rate, for example p:0.001".into())),
+                    Some(a) => a.parse::<f64>().map_err(|_| bad(format!("the rate '{a}' is not a number")))?,
+                };
+                PValueThreshold::new(a).map(AnyThreshold::PValue)
+            }
             "adaptive" => {
                 let window = window(parts.next())?;
                 let k = match parts.next() {
@@ -369,10 +424,14 @@ impl FromStr for AnyThreshold {
                 };
                 WindowedThreshold::new(window, k).map(AnyThreshold::Windowed)
             }
-            other => return Err(bad(format!("'{other}' is not a number, 'adaptive', 'quantile' or 'none'"))),
+            other => return Err(bad(format!("'{other}' is not a number, 'adaptive', 'quantile', 'p' or 'none'"))),
         };
         if let Some(extra) = parts.next() {
-            let form = if kind == "quantile" { "quantile:Q:WINDOW" } else { "adaptive:WINDOW:K" };
+            let form = match kind {
+                "quantile" => "quantile:Q:WINDOW",
+                "p" => "p:A",
+                _ => "adaptive:WINDOW:K",
+            };
             return Err(bad(format!("'{extra}' is one part too many ({form} at most)")));
         }
         threshold.map_err(bad)
@@ -388,6 +447,7 @@ impl fmt::Display for AnyThreshold {
             AnyThreshold::Fixed(t) => write!(f, "{}", t.0),
             AnyThreshold::Windowed(t) => write!(f, "adaptive:{}:{}", t.window, t.k),
             AnyThreshold::Quantile(t) => write!(f, "quantile:{}:{}", t.quantile, t.window),
+            AnyThreshold::PValue(t) => write!(f, "p:{}", t.alpha),
         }
     }
 }
@@ -404,6 +464,7 @@ impl AnyThreshold {
             AnyThreshold::Quantile(t) => {
                 format!("quantile: above the {} quantile of the last {} scores", t.quantile, t.window)
             }
+            AnyThreshold::PValue(t) => format!("p-value <= {} (false-alarm rate)", t.alpha),
         }
     }
 }
@@ -411,6 +472,33 @@ impl AnyThreshold {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn false_alarm_rates_parse_print_and_flag() {
+        let t: AnyThreshold = " p:0.001 ".parse().unwrap();
+        assert_eq!(t, AnyThreshold::PValue(PValueThreshold::new(0.001).unwrap()));
+        assert_eq!(t.to_string().parse::<AnyThreshold>().unwrap(), t);
+        assert!(t.describe().contains("p-value <= 0.001"));
+        for (text, part) in [
+            ("p", "p needs a false-alarm rate"),
+            ("p:often", "the rate 'often' is not a number"),
+            ("p:0", "must be in (0, 1)"),
+            ("p:1", "must be in (0, 1)"),
+            ("p:0.1:3", "'3' is one part too many (p:A at most)"),
+        ] {
+            let e = text.parse::<AnyThreshold>().unwrap_err().to_string();
+            assert!(e.contains(part) && e.contains("p:A"), "{text}: {e}");
+        }
+        // Scores 1 - k / (n + 1) of a window of n = 999: p <= 0.01 holds for k <= 10 exactly.
+        let mut t = PValueThreshold::new(0.01).unwrap();
+        let flagged: Vec<usize> = (1..=20).filter(|&k| t.flag(1.0 - k as f64 / 1000.0)).collect();
+        assert_eq!(flagged, (1..=10).collect::<Vec<_>>());
+        // A checkpoint of the older variants keeps its encoding: PValue is the last variant.
+        let bytes =
+            postcard::to_stdvec(&AnyThreshold::Quantile(RollingQuantileThreshold::new(0.9, 5).unwrap())).unwrap();
+        assert_eq!(bytes[0], 3);
+        assert_eq!(postcard::to_stdvec(&AnyThreshold::PValue(t)).unwrap()[0], 4);
+    }
 
     #[test]
     fn windowed_threshold_tracks_recent_scores_only() {
