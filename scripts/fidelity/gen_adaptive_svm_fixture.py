@@ -32,54 +32,10 @@ import gen_seed_fixture as seed  # noqa: E402  (stubs torch; loader and float fo
 
 import numpy as np  # noqa: E402
 from aberrant.model.svm.adaptive import IncrementalOneClassSVMAdaptiveKernel  # noqa: E402
+from rust_draws import RustDraws  # noqa: E402  (the port of the Rust draws, shared)
 
 BEGIN = "<!-- BEGIN gen_adaptive_svm_fixture.py section (generated; do not edit by hand) -->"
 END = "<!-- END gen_adaptive_svm_fixture.py section -->"
-
-M32, M64, M128 = (1 << 32) - 1, (1 << 64) - 1, (1 << 128) - 1
-PCG64_MULT = 0x2360_ED05_1FC6_5DA4_4385_DF64_9FCC_F645
-
-
-class Pcg64:
-    """rand_pcg 0.9 `Pcg64::seed_from_u64(seed)`, `next_u64` only."""
-
-    def __init__(self, seed_value: int) -> None:
-        st = seed_value & M64
-        raw = b""
-        for _ in range(8):  # rand_core's seed_from_u64: a PCG32 stream fills the 32-byte seed
-            st = (st * 6364136223846793005 + 11634580027462260723) & M64
-            xorshifted = (((st >> 18) ^ st) >> 27) & M32
-            rot = st >> 59
-            raw += (((xorshifted >> rot) | (xorshifted << ((-rot) & 31))) & M32).to_bytes(4, "little")
-        words = [int.from_bytes(raw[i : i + 8], "little") for i in range(0, 32, 8)]
-        self.inc = (words[2] | (words[3] << 64)) | 1
-        self.state = ((words[0] | (words[1] << 64)) + self.inc) & M128
-        self._step()
-
-    def _step(self) -> None:
-        self.state = (self.state * PCG64_MULT + self.inc) & M128
-
-    def next_u64(self) -> int:
-        self._step()
-        rot = self.state >> 122
-        xsl = ((self.state >> 64) ^ self.state) & M64
-        return ((xsl >> rot) | (xsl << ((-rot) & 63))) & M64
-
-
-class RustDraws:
-    """Stands in for aberrant's numpy generator: `choice(n, size, replace=False)` as onad-rs draws it."""
-
-    def __init__(self, seed_value: int) -> None:
-        self.pcg = Pcg64(seed_value)
-
-    def choice(self, n, size, replace=False):
-        assert not replace
-        picks = list(range(n))
-        for i in range(size):
-            j = i + ((self.pcg.next_u64() * (n - i)) >> 64)
-            picks[i], picks[j] = picks[j], picks[i]
-        return np.array(picks[:size])
-
 
 # (file stem, aberrant keyword arguments, seed); the Rust side adds rescale_every = 1.
 CONFIGS = [

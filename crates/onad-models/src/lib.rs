@@ -25,6 +25,7 @@
 pub mod baseline;
 pub mod deep;
 pub mod distance;
+pub mod drift;
 pub mod iforest;
 pub mod legacy;
 mod registry;
@@ -41,6 +42,7 @@ pub use baseline::{
 };
 pub use deep::{Autoencoder, AutoencoderArchitecture, AutoencoderLoss, AutoencoderOptimizer, AutoencoderParams};
 pub use distance::{KNN, KNNParams, KnnDistance};
+pub use drift::{ADWIN, ADWINParams, KSWIN, KSWINParams, PageHinkley, PageHinkleyMode, PageHinkleyParams};
 pub use iforest::{ASDIsolationForest, ASDIsolationForestParams};
 pub use iforest::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};
 pub use iforest::{MondrianForest, MondrianForestParams};

@@ -31,6 +31,7 @@ use crate::baseline::{
 };
 use crate::deep::{Autoencoder, AutoencoderParams};
 use crate::distance::{KNN, KNNParams};
+use crate::drift::{ADWIN, ADWINParams, KSWIN, KSWINParams, PageHinkley, PageHinkleyParams};
 use crate::iforest::{ASDIsolationForest, ASDIsolationForestParams};
 use crate::iforest::{MondrianForest, MondrianForestParams};
 use crate::iforest::{OnlineIsolationForest, OnlineIsolationForestParams};
@@ -527,6 +528,9 @@ registry! {
         "gadget_svm" => GADGETSVM(GADGETSVMParams),
         "incremental_one_class_svm_adaptive_kernel" => IncrementalOneClassSVMAdaptiveKernel(IncrementalOneClassSVMAdaptiveKernelParams),
         "autoencoder" => Autoencoder(AutoencoderParams),
+        "adwin" => ADWIN(ADWINParams),
+        "kswin" => KSWIN(KSWINParams),
+        "page_hinkley" => PageHinkley(PageHinkleyParams),
     }
     transformers {
         "min_max_scaler" => MinMaxScaler(MinMaxScalerParams),

@@ -475,3 +475,50 @@ fn adaptive_kernel_svm_matches_aberrant() {
         assert!(distinct.len() > 1000, "{file}: only {} distinct scores", distinct.len());
     }
 }
+
+#[test]
+fn drift_detectors_signal_where_aberrant_does() {
+    // aberrant 1.3.0's ADWIN, KSWIN (its `random.Random` replaced by a port of the Rust draws) and
+    // PageHinkley on the seeded stream of `scripts/fidelity/gen_drift_fixture.py` (column `x`): the same
+    // rows flagged, row for row.
+    let (header, rows) = common::read_csv(&common::fixture("fidelity/drift.csv"));
+    let schema = Schema::shared(["x"]).unwrap();
+    let configs = [
+        ("adwin_default", r#"{"adwin": {}}"#),
+        (
+            "adwin_d0p01_clock8_mb3_max400",
+            r#"{"adwin": {"delta": 0.01, "clock": 8, "max_buckets": 3, "max_window_size": 400}}"#,
+        ),
+        ("adwin_clock1_grace50_mwl20", r#"{"adwin": {"clock": 1, "grace_period": 50, "min_window_length": 20}}"#),
+        ("kswin_default_seed0", r#"{"kswin": {"seed": 0}}"#),
+        ("kswin_a0p01_w60_s20_seed7", r#"{"kswin": {"alpha": 0.01, "window_size": 60, "stat_size": 20, "seed": 7}}"#),
+        ("kswin_a0p05_w200_s45_seed3", r#"{"kswin": {"alpha": 0.05, "window_size": 200, "stat_size": 45, "seed": 3}}"#),
+        ("page_hinkley_default", r#"{"page_hinkley": {}}"#),
+        ("page_hinkley_up_t20", r#"{"page_hinkley": {"mode": "up", "threshold": 20.0}}"#),
+        (
+            "page_hinkley_down_t15_a0p99_d0p1",
+            r#"{"page_hinkley": {"mode": "down", "threshold": 15.0, "alpha": 0.99, "delta": 0.1, "min_instances": 10}}"#,
+        ),
+    ];
+    assert_eq!(header.len(), 2 + configs.len());
+    for (column, json) in configs {
+        let at = header.iter().position(|h| h == column).unwrap_or_else(|| panic!("{column} not in the fixture"));
+        let mut m = detector(json).build(&schema).unwrap();
+        let (mut want, mut got) = (vec![], vec![]);
+        for (i, r) in rows.iter().enumerate() {
+            assert_eq!(r[0], i as f64);
+            let x = [r[1]];
+            let score = m.score_one(&x);
+            m.learn_one(&x);
+            // A change is a learned row whose score (taken before learning it) is at least 1.0.
+            if score >= 1.0 {
+                got.push(i);
+            }
+            if r[at] == 1.0 {
+                want.push(i);
+            }
+        }
+        assert!(!want.is_empty(), "{column}");
+        assert_eq!(got, want, "{column}: onad-rs vs aberrant");
+    }
+}
