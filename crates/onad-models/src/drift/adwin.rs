@@ -146,7 +146,7 @@ impl TryFrom<AdwinState> for ADWIN {
         });
         if c.counts.iter().sum::<usize>() != c.buckets.len()
             || c.counts.last() == Some(&0)
-            || c.counts.iter().any(|&k| k > c.max_buckets + 1)
+            || c.counts.iter().any(|&k| k > c.max_buckets)
             || width != Some(c.width)
         {
             return Err("adwin state: the buckets do not make up the window".into());

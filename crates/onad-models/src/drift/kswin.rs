@@ -365,6 +365,10 @@ mod ks {
     /// `P(D_n >= x)` for the one-sample two-sided Kolmogorov-Smirnov statistic of `n` values (scipy's
     /// `kstwo.sf`, in its branch structure).
     pub(crate) fn kolmogorov_sf(n: usize, x: f64) -> f64 {
+        if n == 0 {
+            // scipy's value for n = 0 (`stat_size` 1 rounds en = 0.5 to 0): no test signals.
+            return f64::NAN;
+        }
         let nf = n as f64;
         if x >= 1.0 {
             return 0.0;
@@ -630,6 +634,18 @@ mod tests {
         assert!(p[13] <= 0.005 && p[12] > 0.005, "{} {}", p[12], p[13]);
         assert_eq!(level, 13.0 / 30.0);
         assert_eq!(table(0.999, 30).1, 4.0 / 30.0, "the statistic must also exceed 0.1");
+        // stat_size 1: scipy's n rounds to 0 and its p-value is NaN, so aberrant never signals.
+        let (p, level) = table(0.5, 1);
+        assert!(p.iter().all(|p| p.is_nan()) && level == 1.0);
+        let mut m = build(KSWINParams { stat_size: 1, window_size: 3, ..Default::default() });
+        let steps: Vec<f64> = (0..200).map(|i| if i < 100 { 0.0 } else { 5.0 }).collect();
+        assert!(changes(&mut m, &steps).is_empty());
+        assert!(m.p_value().unwrap().is_nan());
+        // stat_size 2, alpha 0.9 (aberrant 1.3.0 signals 15 times on this stream).
+        let mut m = build(KSWINParams { stat_size: 2, window_size: 5, alpha: 0.9, ..Default::default() });
+        let xs: Vec<f64> = (0..200).map(|i| if i < 100 { (i % 7) as f64 } else { 50.0 + (i % 3) as f64 }).collect();
+        let found = changes(&mut m, &xs);
+        assert!(!found.is_empty() && found.len() <= 40, "{found:?}");
     }
 
     #[test]
