@@ -308,7 +308,7 @@ def markdown(report) -> str:
            "loop, Rust's whole `scores` process (start and CSV read included), so the ratio is in parentheses "
            "when that process took under 50 ms.", ""]
     for cmd in report.get("replaced_by", []):  # pairs rerun with a larger budget and merged into quality.json
-        out += [f"Pairs replaced by the run of `{cmd}`.", ""]
+        out += [f"Pairs added or replaced by the run of `{cmd}`.", ""]
     for m in MODELS:
         entries = [e for e in report["pairs"] if e["model"] == m.name]
         skipped = report["skipped_models"].get(m.name)
