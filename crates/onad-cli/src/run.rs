@@ -607,6 +607,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
         .bad_rows(bad_rows)
         .evaluation(Evaluation { overall: !args.no_eval, window: args.eval_window })
         .protected_rows(|m: &AnyPipeline| m.protected_rows())
+        .drift_resets(|m: &AnyPipeline| m.drift_resets())
         .older_kinds(older_kinds(&spec.name()))
         .migrate(crate::legacy::decoder(
             args.output.first().map(|o| Target::parse(o).to_string()),
@@ -697,6 +698,7 @@ fn finish(args: &RunArgs, shown: &Shown, report: &JobReport) -> anyhow::Result<(
         "skipped_by_reason": skipped,
         "anomalies": report.anomalies,
         "protected_rows": report.protected_rows,
+        "drift_resets": report.drift_resets,
         "workers": shown.workers,
         "keyed_models": report.keyed.as_ref().map(|k| json!({"created": k.models_created, "evicted": k.evictions, "live": k.live_models})),
         "elapsed_sec": stats.elapsed.as_secs_f64(),
@@ -774,6 +776,9 @@ fn print_summary(shown: &Shown, report: &JobReport) {
     lines.push(format!("anomalies  {} flagged ({pct:.2} %)", thousands(report.anomalies)));
     if let Some(p) = report.protected_rows {
         lines.push(format!("protected  {} rows not learned (--protect)", thousands(p)));
+    }
+    if let Some(d) = report.drift_resets {
+        lines.push(format!("drift      {} changes found, the model replaced each time", thousands(d)));
     }
     let metric = |m: Option<f64>| m.map_or("n/a (no labels or one class only)".to_owned(), |v| format!("{v:.4}"));
     lines.push(format!("ROC-AUC    {}", metric(report.roc_auc)));

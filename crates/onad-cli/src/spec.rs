@@ -15,8 +15,8 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use onad_models::{
-    AnyDetectorParams, AnyTransformerParams, Calibration, Combine, EnsembleSpec, MAX_MEMBERS, ModelInfo, PipelineSpec,
-    Protect, REGISTRY, Role, model_info,
+    AnyDetectorParams, AnyTransformerParams, Calibration, Combine, EnsembleSpec, MAX_MEMBERS, ModelInfo, OnDrift,
+    PipelineSpec, Protect, REGISTRY, Role, model_info,
 };
 use serde_json::Value;
 
@@ -194,6 +194,8 @@ enum Slot<'a> {
     Method(&'a mut Calibration),
     /// How an ensemble combines its members.
     Combine(&'a mut Combine),
+    /// What a drift node does on a change.
+    OnDrift(&'a mut OnDrift),
 }
 
 enum Stage<'a> {
@@ -209,6 +211,9 @@ impl Slot<'_> {
             Slot::Rule(rule) => *rule = text.parse().with_context(|| format!("bad value '{text}' for {at}"))?,
             Slot::Method(method) => {
                 *method = text.parse().with_context(|| format!("bad value '{text}' for {at}"))?;
+            }
+            Slot::OnDrift(on) => {
+                *on = text.parse().with_context(|| format!("bad value '{text}' for {at}"))?;
             }
             Slot::Combine(combine) => {
                 *combine = text.parse().with_context(|| format!("bad value '{text}' for {at}"))?;
@@ -271,6 +276,19 @@ fn walk(spec: &mut PipelineSpec, prefix: &mut Vec<String>, f: &mut Visit<'_>) ->
             f(&path, None, Slot::Method(&mut c.method))?;
             prefix.push("model".to_owned());
             walk(&mut c.model, prefix, f)?;
+            prefix.truncate(prefix.len() - 2);
+        }
+        PipelineSpec::Drift(d) => {
+            prefix.push("drift".to_owned());
+            let path: Vec<String> = prefix.iter().cloned().chain(["on_drift".to_owned()]).collect();
+            f(&path, None, Slot::OnDrift(&mut d.on_drift))?;
+            let place = ["detector".to_owned()];
+            for param in params_of(d.detector.name()) {
+                let (path, alias) = stage_paths(prefix, &place, d.detector.name(), param);
+                f(&path, Some(&alias), Slot::Stage(Stage::Detector(&mut d.detector), param))?;
+            }
+            prefix.push("model".to_owned());
+            walk(&mut d.model, prefix, f)?;
             prefix.truncate(prefix.len() - 2);
         }
         PipelineSpec::Ensemble(e) => {

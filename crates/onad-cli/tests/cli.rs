@@ -1210,3 +1210,20 @@ fn a_false_alarm_rate_threshold_flags_that_share_of_a_clean_stream() {
     let e = usage_error(&["run", "--calibrate", "conformal", "--threshold", "p:2"]);
     assert!(e.contains("must be in (0, 1)"), "{e}");
 }
+
+#[test]
+fn drift_nodes_report_their_resets() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("job.toml");
+    std::fs::write(
+        &config,
+        "[model.drift]\ndetector = { page_hinkley = { threshold = 5.0 } }\non_drift = \"rewarm:200\"\n\
+         model.detector = { asd_isolation_forest = { seed = 1 } }\n",
+    )
+    .unwrap();
+    let s = summary(&["run", "--config", config.to_str().unwrap(), "--set", "drift.on_drift=reset"]);
+    assert_eq!(s["model"], "drift(asd_isolation_forest)");
+    assert_eq!(s["params"]["drift"]["on_drift"], "reset");
+    assert!(s["drift_resets"].as_u64().unwrap() > 0, "{}", s["drift_resets"]);
+    assert!(summary(&["run"])["drift_resets"].is_null());
+}

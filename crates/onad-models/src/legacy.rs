@@ -494,7 +494,9 @@ mod tests {
                     AnyPipeline::Stages(s) => (s, Some(p.guard())),
                     _ => unreachable!("one rule around stages"),
                 },
-                AnyPipeline::Calibrate(_) | AnyPipeline::Ensemble(_) => unreachable!("flat layouts had neither"),
+                AnyPipeline::Calibrate(_) | AnyPipeline::Ensemble(_) | AnyPipeline::Drift(_) => {
+                    unreachable!("flat layouts had none of these")
+                }
             };
             let bytes = state(&(flat_spec, (stages.transformers(), stages.detector(), guard)));
             let what = format!("{} transformers, protect {protect:?}", transformers.len());

@@ -42,7 +42,9 @@ pub use baseline::{
 };
 pub use deep::{Autoencoder, AutoencoderArchitecture, AutoencoderLoss, AutoencoderOptimizer, AutoencoderParams};
 pub use distance::{KNN, KNNParams, KnnDistance};
-pub use drift::{ADWIN, ADWINParams, KSWIN, KSWINParams, PageHinkley, PageHinkleyMode, PageHinkleyParams};
+pub use drift::{
+    ADWIN, ADWINParams, DriftReset, KSWIN, KSWINParams, OnDrift, PageHinkley, PageHinkleyMode, PageHinkleyParams,
+};
 pub use iforest::{ASDIsolationForest, ASDIsolationForestParams};
 pub use iforest::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};
 pub use iforest::{MondrianForest, MondrianForestParams};
@@ -72,7 +74,8 @@ pub use transform::{
     StandardScaler, StandardScalerParams,
 };
 pub use tree::{
-    AnyPipeline, CalibrateSpec, EnsembleSpec, MAX_TREE_DEPTH, NODE_KINDS, PipelineSpec, ProtectSpec, Stages, StagesSpec,
+    AnyPipeline, CalibrateSpec, DriftSpec, EnsembleSpec, MAX_TREE_DEPTH, NODE_KINDS, PipelineSpec, ProtectSpec, Stages,
+    StagesSpec,
 };
 #[cfg(test)]
 mod state_layout;

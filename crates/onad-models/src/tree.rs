@@ -25,6 +25,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::drift::{DriftReset, OnDrift, SCORE_COLUMN};
 use crate::registry::{ByName, by_name_kinds, deserialize_by_name, noted, serialize_by_name};
 use crate::threshold::{Calibrated, Calibration, Combine, Ensemble, Guard, Protect, Protected};
 use crate::{AnyDetector, AnyDetectorParams, AnyTransformer, AnyTransformerParams};
@@ -37,15 +38,18 @@ const PROTECT: &str = "protect";
 const CALIBRATE: &str = "calibrate";
 /// Node kind of an ensemble, in binary formats and as the key of its table.
 const ENSEMBLE: &str = "ensemble";
+/// Node kind of a drift-reset wrapper, in binary formats and as the key of its table.
+const DRIFT: &str = "drift";
 /// Layout versions of the node payloads (a node's own fields; the registry values inside carry theirs).
 const STAGES_VERSION: u16 = 1;
 const PROTECT_VERSION: u16 = 1;
 const CALIBRATE_VERSION: u16 = 1;
 const ENSEMBLE_VERSION: u16 = 1;
+const DRIFT_VERSION: u16 = 1;
 
 /// The node kinds of model trees, as binary formats name them. Checkpoints store these names: a new kind
 /// of node gets a new name, and no name is ever renamed or given to another kind.
-pub const NODE_KINDS: &[&str] = &[STAGES, PROTECT, CALIBRATE, ENSEMBLE];
+pub const NODE_KINDS: &[&str] = &[STAGES, PROTECT, CALIBRATE, ENSEMBLE, DRIFT];
 
 /// The deepest tree (in nodes, root included) that decoding accepts.
 pub const MAX_TREE_DEPTH: usize = 64;
@@ -90,6 +94,8 @@ pub enum PipelineSpec {
     Calibrate(CalibrateSpec),
     /// Several trees on the same rows, each calibrated, their scores combined.
     Ensemble(EnsembleSpec),
+    /// A tree that starts afresh when a drift detector on its scores signals a change.
+    Drift(DriftSpec),
 }
 
 /// A pipeline of registered stages: what `--model a|b|c` names.
@@ -155,6 +161,34 @@ pub struct EnsembleSpec {
     pub members: Vec<PipelineSpec>,
 }
 
+/// A drift detector on a tree's prequential scores; when it signals, the tree is replaced by a fresh one.
+///
+/// ```
+/// use onad_models::PipelineSpec;
+/// let spec: PipelineSpec = toml::from_str(r#"
+///     [drift]
+///     detector = { adwin = {} }
+///     on_drift = "rewarm:200"
+///     model.detector = { asd_isolation_forest = { seed = 1 } }
+/// "#).unwrap();
+/// assert_eq!(spec.name(), "drift(asd_isolation_forest)");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftSpec {
+    /// The drift detector (`adwin`, `kswin` or `page_hinkley`), reading the tree's scores as its one column.
+    pub detector: AnyDetectorParams,
+    /// `reset` (default) or `rewarm:N`.
+    #[serde(default = "default_on_drift", with = "on_drift_form")]
+    pub on_drift: OnDrift,
+    /// The watched tree.
+    pub model: Box<PipelineSpec>,
+}
+
+fn default_on_drift() -> OnDrift {
+    OnDrift::Reset
+}
+
 fn default_combine() -> Combine {
     Combine::Mean
 }
@@ -168,6 +202,7 @@ by_name_kinds!(PipelineSpec, "model node", [
     Protect(ProtectSpec) => PROTECT, PROTECT, PROTECT_VERSION;
     Calibrate(CalibrateSpec) => CALIBRATE, CALIBRATE, CALIBRATE_VERSION;
     Ensemble(EnsembleSpec) => ENSEMBLE, ENSEMBLE, ENSEMBLE_VERSION;
+    Drift(DriftSpec) => DRIFT, DRIFT, DRIFT_VERSION;
 ]);
 
 impl PipelineSpec {
@@ -229,6 +264,12 @@ impl PipelineSpec {
                 c.model.write_name(out);
                 out.push(')');
             }
+            PipelineSpec::Drift(d) => {
+                out.push_str(DRIFT);
+                out.push('(');
+                d.model.write_name(out);
+                out.push(')');
+            }
             PipelineSpec::Ensemble(e) => {
                 out.push_str(ENSEMBLE);
                 out.push(':');
@@ -266,6 +307,11 @@ impl PipelineSpec {
                 let inner = c.model.build(schema)?;
                 Ok(AnyPipeline::Calibrate(Box::new(Calibrated::new(inner, c.method)?)))
             }
+            PipelineSpec::Drift(d) => {
+                let one = onad_core::Schema::shared([SCORE_COLUMN]).map_err(|e| ParamError::Schema(e.to_string()))?;
+                let detector = d.detector.build(&one)?;
+                Ok(AnyPipeline::Drift(Box::new(DriftReset::new((*d.model).clone(), schema, detector, d.on_drift)?)))
+            }
             PipelineSpec::Ensemble(e) => {
                 let members = e.members.iter().map(|m| m.build(schema)).collect::<Result<Vec<_>, _>>()?;
                 Ok(AnyPipeline::Ensemble(Box::new(Ensemble::new(members, e.combine, e.calibration)?)))
@@ -297,6 +343,12 @@ impl From<StagesSpec> for PipelineSpec {
 impl From<ProtectSpec> for PipelineSpec {
     fn from(p: ProtectSpec) -> Self {
         PipelineSpec::Protect(p)
+    }
+}
+
+impl From<DriftSpec> for PipelineSpec {
+    fn from(d: DriftSpec) -> Self {
+        PipelineSpec::Drift(d)
     }
 }
 
@@ -332,6 +384,11 @@ impl Serialize for PipelineSpec {
                     map.serialize_entry(ENSEMBLE, e)?;
                     map.end()
                 }
+                PipelineSpec::Drift(d) => {
+                    let mut map = serializer.serialize_map(Some(1))?;
+                    map.serialize_entry(DRIFT, d)?;
+                    map.end()
+                }
             }
         } else {
             match self {
@@ -347,6 +404,7 @@ impl Serialize for PipelineSpec {
                 PipelineSpec::Ensemble(e) => {
                     serialize_by_name::<Self, _, _>(serializer, ENSEMBLE, ENSEMBLE, ENSEMBLE_VERSION, e)
                 }
+                PipelineSpec::Drift(d) => serialize_by_name::<Self, _, _>(serializer, DRIFT, DRIFT, DRIFT_VERSION, d),
             }
         }
     }
@@ -364,7 +422,7 @@ impl<'de> Deserialize<'de> for PipelineSpec {
 }
 
 /// The keys a tree's table may have.
-const TABLE_KEYS: &[&str] = &["transformers", "detector", PROTECT, CALIBRATE, ENSEMBLE];
+const TABLE_KEYS: &[&str] = &["transformers", "detector", PROTECT, CALIBRATE, ENSEMBLE, DRIFT];
 
 /// Reads the table form of a tree: `{transformers, detector}`, `{protect: {rule, model}}` or
 /// `{calibrate: {method, model}}`.
@@ -390,7 +448,7 @@ impl<'de> Visitor<'de> for SpecTable {
                 "transformers" => transformers = Some(map.next_value()?),
                 "detector" if detector.is_some() => return Err(de::Error::duplicate_field("detector")),
                 "detector" => detector = Some(map.next_value()?),
-                PROTECT | CALIBRATE | ENSEMBLE if wrapper.is_some() => {
+                PROTECT | CALIBRATE | ENSEMBLE | DRIFT if wrapper.is_some() => {
                     return Err(de::Error::custom(
                         "a model table has one wrapper (`protect` or `calibrate`); nest them: the inner one goes in \
                          the outer one's `model`",
@@ -399,6 +457,7 @@ impl<'de> Visitor<'de> for SpecTable {
                 PROTECT => wrapper = Some(PipelineSpec::Protect(map.next_value()?)),
                 CALIBRATE => wrapper = Some(PipelineSpec::Calibrate(map.next_value()?)),
                 ENSEMBLE => wrapper = Some(PipelineSpec::Ensemble(map.next_value()?)),
+                DRIFT => wrapper = Some(PipelineSpec::Drift(map.next_value()?)),
                 other => return Err(de::Error::unknown_field(other, TABLE_KEYS)),
             }
         }
@@ -465,6 +524,26 @@ mod rule_form {
 
         fn visit_u64<E: de::Error>(self, v: u64) -> Result<Protect, E> {
             self.visit_f64(v as f64)
+        }
+    }
+}
+
+/// Serde of a reaction to drift: its text form in human-readable formats, its derived form in binary ones.
+mod on_drift_form {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::drift::OnDrift;
+
+    pub fn serialize<S: Serializer>(on: &OnDrift, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() { serializer.collect_str(on) } else { on.serialize(serializer) }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OnDrift, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            text.parse().map_err(serde::de::Error::custom)
+        } else {
+            OnDrift::deserialize(deserializer)
         }
     }
 }
@@ -549,6 +628,8 @@ pub enum AnyPipeline {
     Calibrate(Box<Calibrated<AnyPipeline>>),
     /// Calibrated trees whose scores are combined.
     Ensemble(Box<Ensemble<AnyPipeline>>),
+    /// A tree replaced on drift.
+    Drift(Box<DriftReset>),
 }
 
 by_name_kinds!(AnyPipeline, "model node", [
@@ -556,6 +637,7 @@ by_name_kinds!(AnyPipeline, "model node", [
     Protect(Box<Protected<AnyPipeline>>) => PROTECT, PROTECT, PROTECT_VERSION;
     Calibrate(Box<Calibrated<AnyPipeline>>) => CALIBRATE, CALIBRATE, CALIBRATE_VERSION;
     Ensemble(Box<Ensemble<AnyPipeline>>) => ENSEMBLE, ENSEMBLE, ENSEMBLE_VERSION;
+    Drift(Box<DriftReset>) => DRIFT, DRIFT, DRIFT_VERSION;
 ]);
 
 impl Serialize for AnyPipeline {
@@ -571,6 +653,7 @@ impl Serialize for AnyPipeline {
             AnyPipeline::Ensemble(e) => {
                 serialize_by_name::<Self, _, _>(serializer, ENSEMBLE, ENSEMBLE, ENSEMBLE_VERSION, e)
             }
+            AnyPipeline::Drift(d) => serialize_by_name::<Self, _, _>(serializer, DRIFT, DRIFT, DRIFT_VERSION, d),
         }
     }
 }
@@ -593,6 +676,7 @@ impl AnyPipeline {
             }
             AnyPipeline::Protect(p) => format!("{PROTECT}({})", p.inner().name()),
             AnyPipeline::Calibrate(c) => format!("{CALIBRATE}({})", c.inner().name()),
+            AnyPipeline::Drift(d) => format!("{DRIFT}({})", d.inner().name()),
             AnyPipeline::Ensemble(e) => {
                 let members: Vec<String> = e.members().iter().map(|m| m.inner().name()).collect();
                 format!("{ENSEMBLE}:{}({})", e.combine(), members.join(", "))
@@ -609,6 +693,20 @@ impl AnyPipeline {
             AnyPipeline::Ensemble(e) => {
                 e.members().iter().filter_map(|m| m.inner().protected_rows()).reduce(|a, b| a + b)
             }
+            AnyPipeline::Drift(d) => d.inner().protected_rows(),
+        }
+    }
+
+    /// Trees replaced on drift so far, summed over every drift node of the tree; None when it has none.
+    pub fn drift_resets(&self) -> Option<u64> {
+        match self {
+            AnyPipeline::Stages(_) => None,
+            AnyPipeline::Protect(p) => p.inner().drift_resets(),
+            AnyPipeline::Calibrate(c) => c.inner().drift_resets(),
+            AnyPipeline::Ensemble(e) => {
+                e.members().iter().filter_map(|m| m.inner().drift_resets()).reduce(|a, b| a + b)
+            }
+            AnyPipeline::Drift(d) => Some(d.resets() + d.inner().drift_resets().unwrap_or(0)),
         }
     }
 
@@ -631,6 +729,7 @@ impl Detector for AnyPipeline {
             AnyPipeline::Protect(p) => p.learn_one(x),
             AnyPipeline::Calibrate(c) => c.learn_one(x),
             AnyPipeline::Ensemble(e) => e.learn_one(x),
+            AnyPipeline::Drift(d) => d.learn_one(x),
         }
     }
 
@@ -641,6 +740,7 @@ impl Detector for AnyPipeline {
             AnyPipeline::Protect(p) => p.score_one(x),
             AnyPipeline::Calibrate(c) => c.score_one(x),
             AnyPipeline::Ensemble(e) => e.score_one(x),
+            AnyPipeline::Drift(d) => d.score_one(x),
         }
     }
 
@@ -651,6 +751,7 @@ impl Detector for AnyPipeline {
             AnyPipeline::Protect(p) => p.score_learn_one(x),
             AnyPipeline::Calibrate(c) => c.score_learn_one(x),
             AnyPipeline::Ensemble(e) => e.score_learn_one(x),
+            AnyPipeline::Drift(d) => d.score_learn_one(x),
         }
     }
 
@@ -661,6 +762,7 @@ impl Detector for AnyPipeline {
             AnyPipeline::Protect(p) => p.learn_score_one(x),
             AnyPipeline::Calibrate(c) => c.learn_score_one(x),
             AnyPipeline::Ensemble(e) => e.learn_score_one(x),
+            AnyPipeline::Drift(d) => d.learn_score_one(x),
         }
     }
 
@@ -670,6 +772,7 @@ impl Detector for AnyPipeline {
             AnyPipeline::Protect(p) => p.learn_many(batch),
             AnyPipeline::Calibrate(c) => c.learn_many(batch),
             AnyPipeline::Ensemble(e) => e.learn_many(batch),
+            AnyPipeline::Drift(d) => d.learn_many(batch),
         }
     }
 
@@ -679,6 +782,7 @@ impl Detector for AnyPipeline {
             AnyPipeline::Protect(p) => p.score_many(batch, out),
             AnyPipeline::Calibrate(c) => c.score_many(batch, out),
             AnyPipeline::Ensemble(e) => e.score_many(batch, out),
+            AnyPipeline::Drift(d) => d.score_many(batch, out),
         }
     }
 
@@ -688,6 +792,7 @@ impl Detector for AnyPipeline {
             AnyPipeline::Protect(p) => p.score_learn_many(batch, out),
             AnyPipeline::Calibrate(c) => c.score_learn_many(batch, out),
             AnyPipeline::Ensemble(e) => e.score_learn_many(batch, out),
+            AnyPipeline::Drift(d) => d.score_learn_many(batch, out),
         }
     }
 
@@ -697,6 +802,7 @@ impl Detector for AnyPipeline {
             AnyPipeline::Protect(p) => p.learn_score_many(batch, out),
             AnyPipeline::Calibrate(c) => c.learn_score_many(batch, out),
             AnyPipeline::Ensemble(e) => e.learn_score_many(batch, out),
+            AnyPipeline::Drift(d) => d.learn_score_many(batch, out),
         }
     }
 }
@@ -875,7 +981,7 @@ mod tests {
     fn node_kinds_and_their_bytes_are_pinned() {
         assert_eq!(
             NODE_KINDS,
-            ["stages", "protect", "calibrate", "ensemble"],
+            ["stages", "protect", "calibrate", "ensemble", "drift"],
             "checkpoints store node kind names: add new kinds at the end, never rename or reuse one"
         );
         let stages = PipelineSpec::stages(vec![scaler()], moving_average(3, "a"));
@@ -1088,6 +1194,49 @@ mod tests {
     }
 
     #[test]
+    fn drift_nodes_replace_the_tree_on_a_change() {
+        let schema = Schema::shared(["a"]).unwrap();
+        let text = r#"
+            [drift]
+            detector = { page_hinkley = { threshold = 5.0 } }
+            on_drift = "rewarm:20"
+            model.detector = { moving_average = { window_size = 50, key = "a" } }
+        "#;
+        let spec: PipelineSpec = toml::from_str(text).unwrap();
+        assert_eq!(spec.name(), "drift(moving_average)");
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["drift"]["on_drift"], "rewarm:20");
+        assert_eq!(serde_json::from_value::<PipelineSpec>(json).unwrap(), spec);
+        let mut model = spec.build(&schema).unwrap();
+        assert_eq!(model.drift_resets(), Some(0));
+        // A level shift: the scores jump, Page-Hinkley signals, the tree starts again from the last 20 rows.
+        let mut scores = Vec::new();
+        for i in 0..600 {
+            let x = [if i < 300 { (i % 5) as f64 } else { 100.0 + (i % 5) as f64 }];
+            scores.push(model.score_learn_one(&x));
+        }
+        let resets = model.drift_resets().unwrap();
+        assert!(resets >= 1, "{resets}");
+        // After the reset the model knows only the new level: late scores are small again.
+        assert!(scores[599] < 0.1 && scores[300] > 1.0, "{} {}", scores[300], scores[599]);
+        let back: AnyPipeline = postcard::from_bytes(&postcard::to_stdvec(&model).unwrap()).unwrap();
+        assert_eq!(back.drift_resets(), Some(resets));
+        assert_eq!(back.score_one(&[3.0]), model.score_one(&[3.0]));
+        // Without drift nodes there is no count.
+        assert_eq!(PipelineSpec::detector(moving_average(3, "a")).build(&schema).unwrap().drift_resets(), None);
+        // Only drift detectors watch.
+        let bad: PipelineSpec =
+            toml::from_str("[drift]\ndetector = { null_model = {} }\nmodel.detector = { null_model = {} }").unwrap();
+        let e = bad.build(&schema).unwrap_err().to_string();
+        assert!(e.contains("'null_model' is not a drift detector"), "{e}");
+        let e = toml::from_str::<PipelineSpec>(
+            "[drift]\ndetector = { adwin = {} }\non_drift = \"rewarm:0\"\nmodel.detector = { null_model = {} }",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("rewarm needs at least one row"), "{e}");
+    }
+
+    #[test]
     fn binary_trees_name_unknown_kinds_and_refuse_deep_nesting() {
         let stages = postcard::to_stdvec(&PipelineSpec::detector(moving_average(3, "a"))).unwrap();
         let mut unknown = postcard::to_stdvec(&("drift_reset", 1u16)).unwrap();
@@ -1095,7 +1244,7 @@ mod tests {
         let e = decode_explained(|| postcard::from_bytes::<PipelineSpec>(&unknown)).unwrap_err();
         assert!(
             e.contains("`drift_reset` is not a registered model node")
-                && e.contains("stages, protect, calibrate, ensemble"),
+                && e.contains("stages, protect, calibrate, ensemble, drift"),
             "{e}"
         );
         let mut newer = postcard::to_stdvec(&("stages", 2u16)).unwrap();

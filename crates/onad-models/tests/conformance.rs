@@ -258,6 +258,31 @@ fn ensembles_conform() {
 }
 
 #[test]
+fn drift_nodes_conform() {
+    // Each drift detector watching a different tree, resetting and re-warming; the SHUTTLE head has
+    // changes enough to trigger them (checked: the runs below must replace their trees at least once).
+    let (schema, rows, _) = common::shuttle();
+    for (detector, on_drift, model) in [
+        (r#"{"page_hinkley": {"threshold": 5.0}}"#, "reset", "knn"),
+        (r#"{"adwin": {}}"#, "rewarm:100", "asd_isolation_forest"),
+        (r#"{"kswin": {"seed": 3}}"#, "rewarm:30", "online_isolation_forest"),
+    ] {
+        let spec: PipelineSpec = serde_json::from_value(serde_json::json!({"drift": {
+            "detector": serde_json::from_str::<serde_json::Value>(detector).unwrap(),
+            "on_drift": on_drift,
+            "model": {"detector": AnyDetectorParams::example_for(model).unwrap()},
+        }}))
+        .unwrap();
+        check_detector(&spec.name(), || spec.build(&schema).unwrap(), &schema, &rows);
+        let mut m = spec.build(&schema).unwrap();
+        rows.iter().for_each(|r| {
+            m.score_learn_one(r);
+        });
+        assert!(m.drift_resets().unwrap() > 0, "{detector} on {model}: no change found");
+    }
+}
+
+#[test]
 fn every_detector_behind_every_transformer_conforms() {
     // Every pairing, on the first 600 rows (the single-model checks use all 2,000).
     let (schema, mut rows, _) = common::shuttle();

@@ -409,6 +409,9 @@ pub struct JobReport {
     pub keyed: Option<KeyedStats>,
     /// Rows the model (every per-key model) refused to learn, when it protects its learning.
     pub protected_rows: Option<u64>,
+    /// Times the model was replaced on drift, in runs without per-key models (the count lives in the model,
+    /// so a resumed run reports the total).
+    pub drift_resets: Option<u64>,
     /// True when the source has no columns (a broker with nothing new): nothing was built or run.
     pub empty_source: bool,
 }
@@ -430,6 +433,7 @@ pub struct Job<S, D> {
     monitors: Vec<Box<dyn Monitor>>,
     evaluation: Evaluation,
     tally: fn(&D) -> Option<u64>,
+    drift_tally: fn(&D) -> Option<u64>,
     migrate: Option<Migrate<S, D>>,
     older_kinds: Vec<String>,
 }
@@ -472,6 +476,7 @@ where
             monitors: Vec::new(),
             evaluation: Evaluation::default(),
             tally: no_tally::<D>,
+            drift_tally: no_tally::<D>,
             migrate: None,
             older_kinds: Vec::new(),
         }
@@ -547,6 +552,13 @@ where
     /// Counts rows the model refused to learn (learn protection), for the report.
     pub fn protected_rows(mut self, tally: fn(&D) -> Option<u64>) -> Self {
         self.tally = tally;
+        self
+    }
+
+    /// Counts the times the model was replaced on drift, for the report (runs without `--key`; per-key
+    /// runs leave it out).
+    pub fn drift_resets(mut self, tally: fn(&D) -> Option<u64>) -> Self {
+        self.drift_tally = tally;
         self
     }
 
@@ -1105,6 +1117,7 @@ where
             prequential: None,
             keyed: None,
             protected_rows: None,
+            drift_resets: None,
             empty_source: model.is_none(),
         };
         let Some(mut model) = model else {
@@ -1242,7 +1255,10 @@ where
                         Ok(if stop { Flow::Stop } else { Flow::Continue })
                     },
                 )
-                .inspect(|_| report.protected_rows = (job.tally)(&model))
+                .inspect(|_| {
+                    report.protected_rows = (job.tally)(&model);
+                    report.drift_resets = (job.drift_tally)(&model);
+                })
             }
         };
         let stats = result.map_err(|error| JobError::Run { input: job.input.clone(), error: Box::new(error) })?;

@@ -15,10 +15,12 @@
 mod adwin;
 mod kswin;
 mod page_hinkley;
+mod reset;
 
 pub use adwin::{ADWIN, ADWINParams};
 pub use kswin::{KSWIN, KSWINParams};
 pub use page_hinkley::{PageHinkley, PageHinkleyMode, PageHinkleyParams};
+pub use reset::{DriftReset, OnDrift, SCORE_COLUMN};
 
 /// The largest double below 1.0.
 const BELOW_ONE: f64 = 1.0 - f64::EPSILON / 2.0;
