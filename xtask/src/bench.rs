@@ -2,8 +2,8 @@
 //!
 //! 1. criterion (`crates/onad-models/benches/detectors.rs`): score + learn per row on the seeded synthetic
 //!    stream (100k x 10, drift, 1 % anomalies);
-//! 2. the release `onad` binary end to end on the built-in SHUTTLE (Parquet read, score, evaluate) per
-//!    detector, with ROC-AUC and PR-AUC;
+//! 2. `onad eval` (the release binary) on the built-in SHUTTLE for every detector (Parquet read, score,
+//!    evaluate; each model its own process), with ROC-AUC and PR-AUC;
 //! 3. when `ONAD_PYTHON` names a Python with onad 0.3.0 installed, the same synthetic rows through Python
 //!    onad (`scripts/bench/python_onad.py`), in the same run, and the speed-up ratios.
 //!
@@ -37,41 +37,74 @@ fn parse_bencher(text: &str) -> BTreeMap<String, f64> {
     out
 }
 
+/// Every registered detector at its example parameters on the built-in SHUTTLE, through `onad eval` (each
+/// pair its own `onad run` process: Parquet read, score, evaluate), keyed by model name.
 fn shuttle_runs(root: &Path) -> Result<BTreeMap<String, Value>> {
     let onad = root.join("target/release/onad");
     let models: Value = serde_json::from_slice(&Command::new(&onad).args(["models", "--json"]).output()?.stdout)?;
+    let config = shuttle_config(&models)?;
+    let dir = root.join("target/bench");
+    let config_path = dir.join("shuttle-eval.toml");
+    std::fs::write(&config_path, config)?;
+    let json_path = dir.join("shuttle-eval.json");
+    let status = Command::new(&onad)
+        .arg("eval")
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--json")
+        .arg(&json_path)
+        .arg("--markdown")
+        .arg(dir.join("shuttle-eval.md"))
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("onad eval --config {} failed", config_path.display());
+    }
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path)?)?;
     let mut out = BTreeMap::new();
+    for r in report["results"].as_array().context("results")? {
+        out.insert(r["model"].as_str().unwrap_or_default().to_owned(), r.clone());
+    }
+    Ok(out)
+}
+
+/// The `onad eval` config of [`shuttle_runs`]: SHUTTLE, and every detector of `onad models --json`.
+fn shuttle_config(models: &Value) -> Result<String> {
+    let mut config = String::from("[[data]]\ndataset = \"shuttle\"\n");
     for m in models["models"].as_array().context("models")? {
         if m["role"] != "detector" {
             continue;
         }
         let name = m["name"].as_str().unwrap_or_default();
-        let mut args: Vec<String> = vec!["run".into(), "--quiet".into(), "--model".into(), name.into()];
-        for (k, v) in m["example"].as_object().into_iter().flatten() {
-            match (k.as_str(), v) {
-                // A univariate model (or a score policy) reads SHUTTLE's first feature.
-                ("key", Value::Null) | ("score_key", _) => args.extend(["--set".into(), format!("{k}=f1")]),
-                (_, Value::Null) => {}
-                _ => args.extend(["--set".into(), format!("{k}={v}")]),
+        let mut params = m["example"].as_object().cloned().unwrap_or_default();
+        for (k, v) in params.iter_mut() {
+            // A univariate model (or a score policy) reads SHUTTLE's first feature.
+            if (k == "key" && v.is_null()) || k == "score_key" {
+                *v = json!("f1");
             }
         }
-        let summary = root.join("target/bench").join(format!("shuttle-{name}.json"));
-        args.extend(["--summary-json".into(), summary.display().to_string()]);
-        // Best of three end-to-end runs (the whole file is 49k rows: a run takes milliseconds).
-        let mut best: Option<Value> = None;
-        for _ in 0..3 {
-            let status = Command::new(&onad).args(&args).status()?;
-            if !status.success() {
-                bail!("onad {args:?} failed");
-            }
-            let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary)?)?;
-            if best.as_ref().is_none_or(|b| b["rows_per_sec"].as_f64() < s["rows_per_sec"].as_f64()) {
-                best = Some(s);
-            }
-        }
-        out.insert(name.to_owned(), best.unwrap_or(Value::Null));
+        params.retain(|_, v| !v.is_null());
+        // JSON is TOML's inline-table syntax for these values once keys are quoted.
+        let table: Vec<String> = params.iter().map(|(k, v)| format!("\"{k}\" = {}", toml_value(v))).collect();
+        writeln!(
+            config,
+            "[[models]]\nname = \"{name}\"\nmodel = {{ detector = {{ {name} = {{ {} }} }} }}",
+            table.join(", ")
+        )?;
     }
-    Ok(out)
+    Ok(config)
+}
+
+/// A JSON value written as a TOML value (numbers, booleans, strings, arrays and tables of them).
+fn toml_value(v: &Value) -> String {
+    match v {
+        Value::Object(map) => {
+            let items: Vec<String> = map.iter().map(|(k, v)| format!("\"{k}\" = {}", toml_value(v))).collect();
+            format!("{{ {} }}", items.join(", "))
+        }
+        Value::Array(items) => format!("[{}]", items.iter().map(toml_value).collect::<Vec<_>>().join(", ")),
+        other => other.to_string(),
+    }
 }
 
 fn python(root: &Path) -> Result<Option<Value>> {
@@ -129,7 +162,7 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
     )?;
     writeln!(
         md,
-        "(Parquet read + score + evaluate, best of 3). Python: onad 0.3.0 on the same synthetic rows, same run.\n"
+        "(`onad eval`: Parquet read + score + evaluate, one process per model). Python: onad 0.3.0 on the same\nsynthetic rows, same run.\n"
     )?;
     writeln!(md, "| model | synthetic | Python onad | ratio | SHUTTLE e2e | ROC-AUC | PR-AUC |")?;
     writeln!(md, "|---|---:|---:|---:|---:|---:|---:|")?;
@@ -163,6 +196,24 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shuttle_config_names_every_detector_with_its_example() {
+        let models = json!({"models": [
+            {"name": "knn", "role": "detector", "example": {"k": 55, "window_size": 250, "distance": "squared"}},
+            {"name": "moving_average", "role": "detector", "example": {"window_size": 100, "key": null}},
+            {"name": "quantile_threshold", "role": "detector", "example": {"q": 0.9, "score_key": "s", "x": [1, 2]}},
+            {"name": "standard_scaler", "role": "transformer", "example": {}},
+        ]});
+        let config = shuttle_config(&models).unwrap();
+        assert!(config.starts_with("[[data]]\ndataset = \"shuttle\"\n"), "{config}");
+        assert!(config.contains(
+            "name = \"knn\"\nmodel = { detector = { knn = { \"distance\" = \"squared\", \"k\" = 55, \"window_size\" = 250 } } }"
+        ), "{config}");
+        assert!(config.contains("moving_average = { \"key\" = \"f1\", \"window_size\" = 100 }"), "{config}");
+        assert!(config.contains("\"score_key\" = \"f1\"") && config.contains("\"x\" = [1, 2]"), "{config}");
+        assert!(!config.contains("standard_scaler"), "{config}");
+    }
 
     #[test]
     fn parses_bencher_lines() {
