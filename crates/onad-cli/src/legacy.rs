@@ -182,10 +182,10 @@ mod tests {
         assert_eq!(back.spec, tree);
         let e = decoder(None, Order::ScoreThenLearn, None)(3, &bytes[..bytes.len() / 2]).err().unwrap();
         assert!(!e.is_empty());
-        let mut unknown = postcard::to_stdvec(&("ensemble", 1u16)).unwrap();
+        let mut unknown = postcard::to_stdvec(&("no_such_node", 1u16)).unwrap();
         unknown.extend_from_slice(&bytes);
         let e = decoder(None, Order::ScoreThenLearn, None)(3, &unknown).err().unwrap();
-        assert!(e.contains("`ensemble` is not a registered model node"), "{e}");
+        assert!(e.contains("`no_such_node` is not a registered model node"), "{e}");
         // A format-2 state with model trees (no input columns recorded) reads too.
         let v2 = (&now.spec, &now.model, &now.threshold, now.order, now.rows, now.anomalies, &now.skipped);
         let v2 = postcard::to_stdvec(&(v2, &now.sinks, None::<()>)).unwrap();
