@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::Failure;
 use crate::datasets::{self, BuiltIn};
-use crate::spec::build_wrapped_spec;
+use crate::spec::{Wrappers, build_wrapped_spec};
 
 /// The model `onad run` uses when `--model` is not given.
 pub const DEFAULT_MODEL: &str = "standard_scaler|moving_average";
@@ -112,6 +112,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "METHOD")]
     #[serde(default, with = "as_text", skip_serializing_if = "Option::is_none")]
     calibrate: Option<onad_models::Calibration>,
+
+    /// Watch the model's scores with a drift detector (`adwin`, `kswin` or `page_hinkley`, at its defaults;
+    /// `--set drift.detector.NAME=..` for others) and replace the model by a fresh one at each change:
+    /// `DETECTOR` or `DETECTOR:reset`, or `DETECTOR:rewarm:N` (the fresh model learns the last N rows).
+    /// Goes around --protect, inside --calibrate.
+    #[arg(long, value_name = "DETECTOR[:rewarm:N]")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    drift: Option<String>,
 
     /// Anomaly threshold: a number (fixed: score > X), `adaptive[:WINDOW[:K]]` (mean + K std of the last
     /// WINDOW scores), `quantile:Q[:WINDOW]` (above the Q quantile of the last WINDOW scores), `p:A` (a
@@ -446,13 +454,18 @@ struct Shown {
     workers: Option<usize>,
 }
 
-/// The model of `--model` (text or a config file's `[model]` table) with `--protect` and `--calibrate`
-/// around it and `--set` applied.
+/// The wrapper flags of a run.
+fn wrappers(args: &RunArgs) -> Wrappers<'_> {
+    Wrappers { protect: args.protect.as_ref(), drift: args.drift.as_deref(), calibrate: args.calibrate.as_ref() }
+}
+
+/// The model of `--model` (text or a config file's `[model]` table) with `--protect`, `--drift` and
+/// `--calibrate` around it and `--set` applied.
 fn model_spec(model: &ModelArg, args: &RunArgs) -> anyhow::Result<PipelineSpec> {
     match model {
-        ModelArg::Text(m) => build_wrapped_spec(m, args.protect.as_ref(), args.calibrate.as_ref(), &args.sets),
+        ModelArg::Text(m) => build_wrapped_spec(m, wrappers(args), &args.sets),
         ModelArg::Spec(spec) => {
-            let mut spec = crate::spec::wrap((**spec).clone(), args.protect.as_ref(), args.calibrate.as_ref());
+            let mut spec = crate::spec::wrap((**spec).clone(), wrappers(args))?;
             crate::spec::apply_sets(&mut spec, &args.sets)?;
             Ok(spec)
         }
@@ -577,7 +590,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
                 sets.push(format!("key={first}"));
             }
             sets.extend(args.sets.iter().cloned());
-            build_wrapped_spec(DEFAULT_MODEL, args.protect.as_ref(), args.calibrate.as_ref(), &sets)?
+            build_wrapped_spec(DEFAULT_MODEL, wrappers(args), &sets)?
         }
     };
     let threshold = match &args.threshold {

@@ -15,8 +15,8 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use onad_models::{
-    AnyDetectorParams, AnyTransformerParams, Calibration, Combine, EnsembleSpec, MAX_MEMBERS, ModelInfo, OnDrift,
-    PipelineSpec, Protect, REGISTRY, Role, model_info,
+    AnyDetectorParams, AnyTransformerParams, Calibration, Combine, DriftSpec, EnsembleSpec, MAX_MEMBERS, ModelInfo,
+    OnDrift, PipelineSpec, Protect, REGISTRY, Role, model_info,
 };
 use serde_json::Value;
 
@@ -103,31 +103,49 @@ fn parse_pipeline(model: &str) -> Result<PipelineSpec> {
 /// The spec of `--model`, wrapped in `--protect` when given, with the `--set` assignments applied (so
 /// their paths may go through the protect node).
 pub fn build_spec(model: &str, protect: Option<&Protect>, sets: &[String]) -> Result<PipelineSpec> {
-    build_wrapped_spec(model, protect, None, sets)
+    build_wrapped_spec(model, Wrappers { protect, ..Wrappers::default() }, sets)
 }
 
-/// [`build_spec`] with `--calibrate` too: calibration goes around learn protection
-/// (`calibrate(protect(model))`), so the rule sees the raw scores and the output is calibrated.
-pub fn build_wrapped_spec(
-    model: &str,
-    protect: Option<&Protect>,
-    calibrate: Option<&Calibration>,
-    sets: &[String],
-) -> Result<PipelineSpec> {
-    let mut spec = wrap(parse_model(model)?, protect, calibrate);
+/// The wrappers the flags put around a model: `--protect`, `--drift`, `--calibrate`, innermost first.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wrappers<'a> {
+    /// `--protect`.
+    pub protect: Option<&'a Protect>,
+    /// `--drift DETECTOR[:reset|:rewarm:N]`.
+    pub drift: Option<&'a str>,
+    /// `--calibrate`.
+    pub calibrate: Option<&'a Calibration>,
+}
+
+/// [`build_spec`] with every wrapper flag: `calibrate(drift(protect(model)))`, so the protect rule and the
+/// drift detector see raw scores and the output is calibrated.
+pub fn build_wrapped_spec(model: &str, wrappers: Wrappers<'_>, sets: &[String]) -> Result<PipelineSpec> {
+    let mut spec = wrap(parse_model(model)?, wrappers)?;
     apply_sets(&mut spec, sets)?;
     Ok(spec)
 }
 
-/// `spec` with learn protection and then calibration around it, as the flags ask.
-pub fn wrap(mut spec: PipelineSpec, protect: Option<&Protect>, calibrate: Option<&Calibration>) -> PipelineSpec {
-    if let Some(rule) = protect {
+/// `spec` with the wrappers the flags ask for around it.
+pub fn wrap(mut spec: PipelineSpec, wrappers: Wrappers<'_>) -> Result<PipelineSpec> {
+    if let Some(rule) = wrappers.protect {
         spec = spec.protected(rule.clone());
     }
-    if let Some(method) = calibrate {
+    if let Some(text) = wrappers.drift {
+        let (name, on) = text.split_once(':').unwrap_or((text, "reset"));
+        let name = name.trim();
+        let detector = match model_info(name) {
+            Some(m) if matches!(name, "adwin" | "kswin" | "page_hinkley") => {
+                AnyDetectorParams::default_for(m.name).ok_or_else(|| anyhow!("'{name}' has no defaults"))?
+            }
+            _ => bail!("--drift '{text}': '{name}' is not a drift detector (adwin, kswin or page_hinkley)"),
+        };
+        let on_drift: OnDrift = on.parse().with_context(|| format!("--drift '{text}'"))?;
+        spec = PipelineSpec::Drift(DriftSpec { detector, on_drift, model: Box::new(spec) });
+    }
+    if let Some(method) = wrappers.calibrate {
         spec = spec.calibrated(*method);
     }
-    spec
+    Ok(spec)
 }
 
 /// Applies `path=value` assignments in order (a later one wins); see the module documentation for paths.
@@ -283,7 +301,8 @@ fn walk(spec: &mut PipelineSpec, prefix: &mut Vec<String>, f: &mut Visit<'_>) ->
             let path: Vec<String> = prefix.iter().cloned().chain(["on_drift".to_owned()]).collect();
             f(&path, None, Slot::OnDrift(&mut d.on_drift))?;
             let place = ["detector".to_owned()];
-            for param in params_of(d.detector.name()) {
+            // The detector reads the one column of scores: its `key` is not for setting.
+            for param in params_of(d.detector.name()).filter(|p| *p != "key") {
                 let (path, alias) = stage_paths(prefix, &place, d.detector.name(), param);
                 f(&path, Some(&alias), Slot::Stage(Stage::Detector(&mut d.detector), param))?;
             }

@@ -1226,4 +1226,25 @@ fn drift_nodes_report_their_resets() {
     assert_eq!(s["params"]["drift"]["on_drift"], "reset");
     assert!(s["drift_resets"].as_u64().unwrap() > 0, "{}", s["drift_resets"]);
     assert!(summary(&["run"])["drift_resets"].is_null());
+    // The flag: around --protect, inside --calibrate, its detector's parameters as --set paths.
+    let s = summary(&[
+        "run",
+        "--protect",
+        "quantile:0.95:500",
+        "--drift",
+        "page_hinkley:rewarm:100",
+        "--calibrate",
+        "conformal",
+        "--set",
+        "page_hinkley.threshold=5",
+    ]);
+    assert_eq!(s["model"], "calibrate(drift(protect(standard_scaler|moving_average)))");
+    let drift = &s["params"]["calibrate"]["model"]["drift"];
+    assert_eq!(drift["on_drift"], "rewarm:100");
+    assert_eq!(drift["detector"]["page_hinkley"]["threshold"], 5.0);
+    assert!(s["drift_resets"].as_u64().unwrap() > 0, "{}", s["drift_resets"]);
+    let e = usage_error(&["run", "--drift", "knn"]);
+    assert!(e.contains("'knn' is not a drift detector"), "{e}");
+    let e = usage_error(&["run", "--drift", "adwin:rewarm:0"]);
+    assert!(e.contains("rewarm needs at least one row"), "{e:#}");
 }
