@@ -718,8 +718,8 @@ mod tests {
     #[test]
     fn threshold_errors_name_the_bad_part_and_list_the_forms() {
         for (text, part) in [
-            ("", "'' is not a number, 'adaptive', 'quantile' or 'none'"),
-            ("fixed:3", "'fixed' is not a number, 'adaptive', 'quantile' or 'none'"),
+            ("", "'' is not a number, 'adaptive', 'quantile', 'p' or 'none'"),
+            ("fixed:3", "'fixed' is not a number, 'adaptive', 'quantile', 'p' or 'none'"),
             ("None", "'None' is not a number"),
             ("NaN", "a fixed threshold must not be NaN"),
             ("quantile", "quantile needs a value"),
