@@ -117,7 +117,7 @@ pub struct Wrappers<'a> {
     pub calibrate: Option<&'a Calibration>,
 }
 
-/// [`build_spec`] with every wrapper flag: `calibrate(drift(protect(model)))`, so the protect rule and the
+/// The spec of `--model` with every wrapper flag: `calibrate(drift(protect(model)))`, so the protect rule and the
 /// drift detector see raw scores and the output is calibrated.
 pub fn build_wrapped_spec(model: &str, wrappers: Wrappers<'_>, sets: &[String]) -> Result<PipelineSpec> {
     let mut spec = wrap(parse_model(model)?, wrappers)?;

@@ -71,7 +71,7 @@ impl Default for KSWINParams {
 /// by a port of these, aberrant signals at the same rows (fidelity test). Where scipy uses Pomeranz's
 /// recursion (n <= 140) or the Pelz-Good approximation (n > 140) for the distribution, the Durbin matrix
 /// is used (Pomeranz's is exact too; Pelz-Good differs from the exact value by about 1e-6 relative);
-/// `stat_size` is at most [`MAX_STAT_SIZE`].
+/// `stat_size` is at most 4,096 (building the table of p-values grows fast beyond).
 ///
 /// ```
 /// use onad_core::{Detector, DetectorParams, Schema};
