@@ -456,16 +456,7 @@ mod tests {
     }
 
     fn changes(m: &mut ADWIN, xs: &[f64]) -> Vec<usize> {
-        let mut out = vec![];
-        for (i, &x) in xs.iter().enumerate() {
-            let s = m.score_one(&[x]);
-            m.learn_one(&[x]);
-            assert_eq!(s >= 1.0, m.drift_detected(), "row {i}: score {s}");
-            if m.drift_detected() {
-                out.push(i);
-            }
-        }
-        out
+        crate::drift::test_support::changes(m, xs, ADWIN::drift_detected)
     }
 
     /// The histogram against the values it stands for.

@@ -588,16 +588,7 @@ mod tests {
     }
 
     fn changes(m: &mut KSWIN, xs: &[f64]) -> Vec<usize> {
-        let mut out = vec![];
-        for (i, &x) in xs.iter().enumerate() {
-            let s = m.score_one(&[x]);
-            m.learn_one(&[x]);
-            assert_eq!(s >= 1.0, m.drift_detected(), "row {i}: score {s}");
-            if m.drift_detected() {
-                out.push(i);
-            }
-        }
-        out
+        crate::drift::test_support::changes(m, xs, KSWIN::drift_detected)
     }
 
     #[test]

@@ -46,6 +46,21 @@ pub(crate) mod test_support {
         (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
     }
 
+    /// Learns `xs` one by one into `m`, checking on every row that its score said `>= 1.0` exactly when
+    /// learning the row signalled; returns the rows that signalled.
+    pub(crate) fn changes<D: onad_core::Detector>(m: &mut D, xs: &[f64], detected: fn(&D) -> bool) -> Vec<usize> {
+        let mut out = vec![];
+        for (i, &x) in xs.iter().enumerate() {
+            let s = m.score_one(&[x]);
+            m.learn_one(&[x]);
+            assert_eq!(s >= 1.0, detected(m), "row {i}: score {s}");
+            if detected(m) {
+                out.push(i);
+            }
+        }
+        out
+    }
+
     /// 4,000 values: N(0, 1), then the mean moves to 3 at 1,000, back to 0 at 2,000, and the standard
     /// deviation triples at 3,000.
     pub(crate) fn stream(seed: u64) -> Vec<f64> {
