@@ -314,32 +314,45 @@ impl Grower<'_> {
 /// Trees walked in lockstep by the finite-row descent (independent chains of loads overlap).
 const LANES: usize = 8;
 
+/// The leaves reached by `LANES` descents of `depth` steps, lane `k` through `nodes[k]` reading feature
+/// `f` of its finite row as `value(k, f)`: the lanes' loads overlap. A fixed number of lanes, so the
+/// compiler keeps the positions in registers. Used both ways: eight trees for one row (`score_one`) and
+/// one tree for eight rows (batches).
+#[inline(always)]
+fn descend_lanes(nodes: [&[Node]; LANES], value: impl Fn(usize, usize) -> f64, depth: u32) -> [usize; LANES] {
+    let mut at = [0usize; LANES];
+    for _ in 0..depth {
+        for k in 0..LANES {
+            let n = nodes[k][at[k]];
+            at[k] = n.next as usize + usize::from(value(k, n.feature as usize) >= n.value);
+        }
+    }
+    at
+}
+
+/// The leaf one descent of `depth` steps reaches.
+#[inline]
+fn descend(nodes: &[Node], x: &[f64], depth: u32) -> usize {
+    let mut at = 0;
+    for _ in 0..depth {
+        let n = nodes[at];
+        at = n.next as usize + usize::from(x[n.feature as usize] >= n.value);
+    }
+    at
+}
+
 /// The sum of the path lengths of a finite row over `trees`, each descended `depth` steps.
 fn sum_paths_finite(trees: &[Tree], x: &[f64], depth: u32) -> f64 {
     let mut total = 0.0;
     let mut groups = trees.chunks_exact(LANES);
     for group in &mut groups {
-        // A fixed number of lanes: the compiler keeps the positions in registers.
-        let group: &[Tree; LANES] = group.try_into().expect("chunks_exact yields LANES trees");
-        let nodes: [&[Node]; LANES] = std::array::from_fn(|k| group[k].nodes.as_slice());
-        let mut at = [0usize; LANES];
-        for _ in 0..depth {
-            for k in 0..LANES {
-                let n = nodes[k][at[k]];
-                at[k] = n.next as usize + usize::from(x[n.feature as usize] >= n.value);
-            }
-        }
+        let at = descend_lanes(std::array::from_fn(|k| group[k].nodes.as_slice()), |_, f| x[f], depth);
         for k in 0..LANES {
             total += group[k].paths[at[k]];
         }
     }
     for t in groups.remainder() {
-        let mut at = 0;
-        for _ in 0..depth {
-            let n = t.nodes[at];
-            at = n.next as usize + usize::from(x[n.feature as usize] >= n.value);
-        }
-        total += t.paths[at];
+        total += t.paths[descend(&t.nodes, x, depth)];
     }
     total
 }
@@ -435,25 +448,13 @@ impl ASDIsolationForest {
             let mut groups = finite.chunks_exact(LANES);
             for group in &mut groups {
                 let xs: [&[f64]; LANES] = std::array::from_fn(|k| batch.row(group[k]));
-                let mut at = [0usize; LANES];
-                for _ in 0..self.max_depth {
-                    for k in 0..LANES {
-                        let n = nodes[at[k]];
-                        at[k] = n.next as usize + usize::from(xs[k][n.feature as usize] >= n.value);
-                    }
-                }
+                let at = descend_lanes([nodes; LANES], |k, f| xs[k][f], self.max_depth);
                 for k in 0..LANES {
                     totals[group[k] - base] += paths[at[k]];
                 }
             }
             for &i in groups.remainder() {
-                let x = batch.row(i);
-                let mut at = 0;
-                for _ in 0..self.max_depth {
-                    let n = nodes[at];
-                    at = n.next as usize + usize::from(x[n.feature as usize] >= n.value);
-                }
-                totals[i - base] += paths[at];
+                totals[i - base] += paths[descend(nodes, batch.row(i), self.max_depth)];
             }
         }
         let trees = self.trees.len() as f64;
