@@ -144,22 +144,25 @@ impl<D: Detector> Ensemble<D> {
         out: &mut Vec<f64>,
         mut run: impl FnMut(&mut Calibrated<D>, &mut Vec<f64>),
     ) {
-        let k = self.members.len();
-        let mut columns = vec![Vec::with_capacity(rows); k];
+        let mut columns = vec![Vec::with_capacity(rows); self.members.len()];
         for (m, column) in self.members.iter_mut().zip(&mut columns) {
             run(m, column);
         }
-        out.reserve(rows);
-        let combine = self.combine;
-        with_scratch(k, |buf| {
-            for r in 0..rows {
-                for (b, column) in buf.iter_mut().zip(&columns) {
-                    *b = column[r];
-                }
-                out.push(combine.apply(buf));
-            }
-        });
+        combine_rows(self.combine, &columns, rows, out);
     }
+}
+
+/// Appends, for each of `rows` rows, the combination of that row's value in every column.
+fn combine_rows(combine: Combine, columns: &[Vec<f64>], rows: usize, out: &mut Vec<f64>) {
+    out.reserve(rows);
+    with_scratch(columns.len(), |buf| {
+        for r in 0..rows {
+            for (b, column) in buf.iter_mut().zip(columns) {
+                *b = column[r];
+            }
+            out.push(combine.apply(buf));
+        }
+    });
 }
 
 impl<D: Detector> Detector for Ensemble<D> {
@@ -204,24 +207,11 @@ impl<D: Detector> Detector for Ensemble<D> {
 
     fn score_many(&self, batch: &Batch, out: &mut Vec<f64>) {
         let rows = batch.num_rows();
-        let columns: Vec<Vec<f64>> = self
-            .members
-            .iter()
-            .map(|m| {
-                let mut c = Vec::with_capacity(rows);
-                m.score_many(batch, &mut c);
-                c
-            })
-            .collect();
-        out.reserve(rows);
-        with_scratch(columns.len(), |buf| {
-            for r in 0..rows {
-                for (b, column) in buf.iter_mut().zip(&columns) {
-                    *b = column[r];
-                }
-                out.push(self.combine.apply(buf));
-            }
-        });
+        let mut columns = vec![Vec::with_capacity(rows); self.members.len()];
+        for (m, column) in self.members.iter().zip(&mut columns) {
+            m.score_many(batch, column);
+        }
+        combine_rows(self.combine, &columns, rows, out);
     }
 
     fn score_learn_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
