@@ -73,6 +73,9 @@ struct DataEntry {
     columns: Option<Vec<String>>,
     #[serde(default)]
     exclude: Vec<String>,
+    /// Columns read as ids, as `onad run --ids`.
+    #[serde(default)]
+    ids: Vec<String>,
 }
 
 /// One model of a config file.
@@ -130,6 +133,7 @@ fn data_from_flag(text: &str, label_column: &Option<String>) -> DataEntry {
         label_column: label_column.clone(),
         columns: None,
         exclude: Vec::new(),
+        ids: Vec::new(),
     }
 }
 
@@ -151,8 +155,10 @@ fn run_pair(exe: &Path, dir: &Path, n: usize, data: &DataEntry, model: &ModelArg
     if let Some(c) = &data.columns {
         put("columns", toml::Value::Array(c.iter().cloned().map(Into::into).collect()));
     }
-    if !data.exclude.is_empty() {
-        put("exclude", toml::Value::Array(data.exclude.iter().cloned().map(Into::into).collect()));
+    for (key, names) in [("exclude", &data.exclude), ("ids", &data.ids)] {
+        if !names.is_empty() {
+            put(key, toml::Value::Array(names.iter().cloned().map(Into::into).collect()));
+        }
     }
     put("model", model_value(model)?);
     put("threshold", "none".into());

@@ -150,6 +150,14 @@ pub struct RunArgs {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     exclude: Vec<String>,
 
+    /// Read these columns as ids (comma-separated): account names, IP addresses, integers of any size.
+    /// Each value becomes a 52-bit hash of its text, exact in a float, so models compare ids for
+    /// equality without rounding (graph detectors, categorical aspects; `--key` on a text column). Read
+    /// even when --columns does not list them.
+    #[arg(long, value_name = "COL,...", value_delimiter = ',')]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ids: Vec<String>,
+
     /// Columns that do not hold numbers: `reject` (each row with text there is a bad row) or `exclude`
     /// (left out, judged on the first row when opening) [default: reject].
     #[arg(long, value_enum)]
@@ -564,6 +572,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
         batch_size,
         columns: args.columns.clone(),
         exclude: args.exclude.clone(),
+        ids: args.ids.clone(),
         non_numeric: match args.non_numeric.unwrap_or(NonNumericArg::Reject) {
             NonNumericArg::Reject => NonNumericColumns::Reject,
             NonNumericArg::Exclude => NonNumericColumns::Exclude,

@@ -954,6 +954,48 @@ fn text_columns_are_rejected_or_left_out_on_request() {
 }
 
 #[test]
+fn id_columns_make_text_keys_and_a_resume_must_read_them_the_same_way() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("payments.csv");
+    let mut text = String::from("payer,account,amount,label\n");
+    for i in 0..200 {
+        // Text payers, and account numbers past 2^53 that a float would merge.
+        text.push_str(&format!("user-{},{},{},{}\n", i % 4, 9_007_199_254_740_992u64 + i % 2, i % 7, u8::from(i == 9)));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let input = csv.to_str().unwrap();
+    // Text ids are features (and keys): one model per payer.
+    let s = summary(&["run", "--input", input, "--ids", "payer,account", "--key", "payer", "--model", "null_model"]);
+    assert_eq!(s["rows"].as_u64(), Some(200), "{s}");
+    assert_eq!(s["keyed_models"]["created"].as_u64(), Some(4), "{s}");
+    // Without the id role the payer column is text: every row is a bad row, counted.
+    let s = summary(&["run", "--input", input, "--model", "null_model"]);
+    assert_eq!(s["skipped_by_reason"]["non_numeric"].as_u64(), Some(200), "{s}");
+    // A checkpoint records which columns are ids: resuming with `account` read as a number is refused.
+    let ck = tmp.path().join("ck");
+    let ck = ck.to_str().unwrap();
+    let first =
+        onad(&["run", "-q", "--input", input, "--ids", "payer,account", "--checkpoint", ck, "--model", "null_model"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let err = usage_error(&[
+        "run",
+        "--input",
+        input,
+        "--ids",
+        "payer",
+        "--checkpoint",
+        ck,
+        "--resume",
+        "--model",
+        "null_model",
+    ]);
+    assert!(err.contains("columns payer (id), account (id), amount and labels"), "{err}");
+    assert!(err.contains("columns payer (id), account, amount and labels"), "{err}");
+    let err = usage_error(&["run", "--input", input, "--ids", "paer"]);
+    assert!(err.contains("ids names column 'paer', which the input lacks"), "{err}");
+}
+
+#[test]
 fn a_config_file_gives_the_same_output_as_the_same_flags_and_flags_override_it() {
     let tmp = tempfile::tempdir().unwrap();
     let input = root().join("datasets/shuttle.parquet");

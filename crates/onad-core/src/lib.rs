@@ -39,6 +39,7 @@
 mod batch;
 mod detector;
 mod error;
+mod id;
 mod params;
 mod pipeline;
 pub mod rolling;
@@ -49,6 +50,7 @@ mod source;
 pub use batch::{Batch, Origin, Origins, Row};
 pub use detector::{Detector, Transformer};
 pub use error::{CoreError, ParamError};
+pub use id::{ID_BITS, id_value, id_value_of};
 pub use params::{DetectorParams, ParamDoc, TransformerParams};
 pub use pipeline::{Pipeline, TransformerChain, with_scratch};
 pub use schema::{Schema, SchemaRef};

@@ -26,6 +26,13 @@ pub trait Source: Iterator<Item = Result<Batch, SourceError>> {
     /// Rows skipped so far under [`BadRowPolicy::Skip`], by reason.
     fn skipped(&self) -> &SkipCounts;
 
+    /// The features (indices into [`Source::schema`]) that hold ids ([`crate::id_value`] of a column's
+    /// text) rather than numbers; a checkpoint records them, so a resume reads every column the same way.
+    /// The default: none.
+    fn id_features(&self) -> Vec<usize> {
+        Vec::new()
+    }
+
     /// Moves to a position previously returned by [`Source::position`].
     fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
         Err(SourceError::Unsupported(format!("this source cannot seek to {position}")))

@@ -289,10 +289,26 @@ pub struct JobState<S, D> {
 /// The columns of an input and whether it has labels, as recorded in a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputShape {
-    /// The source's feature columns, in order (the key column included, in per-key runs).
+    /// The source's feature columns, in order (the key column included, in per-key runs); a column read
+    /// as ids ([`Source::id_features`]) is recorded as `NAME (id)`, so a resume that reads it as numbers
+    /// (or the other way round) is refused like one over other columns.
     pub columns: Vec<String>,
     /// Whether rows carry labels.
     pub labels: bool,
+}
+
+impl InputShape {
+    /// The shape of `source`, whose schema (before any per-key split) is `schema`.
+    fn of(source: &dyn Source, schema: &SchemaRef) -> InputShape {
+        let ids = source.id_features();
+        let columns = schema
+            .names()
+            .iter()
+            .enumerate()
+            .map(|(i, n)| if ids.contains(&i) { format!("{n} (id)") } else { n.clone() })
+            .collect();
+        InputShape { columns, labels: source.has_labels() }
+    }
 }
 
 /// The per-key part of a [`JobState`].
@@ -651,7 +667,7 @@ where
             }
             dir = Some(cd);
         }
-        let shape = InputShape { columns: source_schema.names().to_vec(), labels: self.source.has_labels() };
+        let shape = InputShape::of(self.source.as_ref(), &source_schema);
         let mut resumed = None;
         let mut carried = Carried::default();
         let mut keyed_models = Vec::new();
@@ -929,6 +945,9 @@ impl Source for KeyedRows {
     }
     fn has_labels(&self) -> bool {
         self.inner.has_labels()
+    }
+    fn id_features(&self) -> Vec<usize> {
+        self.inner.id_features()
     }
     fn position(&self) -> Position {
         Source::position(&*self.inner)

@@ -274,7 +274,7 @@ impl CsvSource {
             .roles(&columns, numeric)
             .map_err(|message| SourceError::Schema { source_name: name.clone(), message })?;
         let label = roles.iter().position(|r| *r == Role::Label);
-        let features = columns.iter().zip(&roles).filter(|(_, r)| **r == Role::Feature).map(|(c, _)| c.clone());
+        let features = columns.iter().zip(&roles).filter(|(_, r)| r.is_feature()).map(|(c, _)| c.clone());
         let schema = Schema::new(features)
             .map(Arc::new)
             .map_err(|e| SourceError::Schema { source_name: name.clone(), message: e.to_string() })?;
@@ -335,6 +335,10 @@ impl CsvSource {
         for (i, field) in self.record.iter().enumerate() {
             let role = self.roles[i];
             if role == Role::Skip {
+                continue;
+            }
+            if role == Role::Id {
+                values.push(onad_core::id_value(field));
                 continue;
             }
             // Fast path: a plain number, parsed from the bytes (no UTF-8 pass).
@@ -439,6 +443,10 @@ impl Iterator for CsvSource {
 impl Source for CsvSource {
     fn schema(&self) -> &SchemaRef {
         &self.schema
+    }
+
+    fn id_features(&self) -> Vec<usize> {
+        crate::options::id_features(&self.roles)
     }
 
     fn has_labels(&self) -> bool {

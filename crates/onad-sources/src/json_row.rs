@@ -39,6 +39,8 @@ pub(crate) struct JsonRow {
     /// Keys left out by the options: skipped wherever they appear.
     ignored: HashSet<String>,
     label: Option<usize>,
+    /// Per input column: whether it is an id column ([`onad_core::id_value`] of its value).
+    ids: Vec<bool>,
     /// Per input column: the value parsed from the current object, and whether its key was seen.
     slots: Vec<f64>,
     seen: Vec<bool>,
@@ -63,7 +65,8 @@ impl JsonRow {
         let ignored = names.iter().zip(&roles).filter(|(_, r)| **r == Role::Skip).map(|(n, _)| n.clone()).collect();
         let kept: Vec<(String, Role)> = names.into_iter().zip(roles).filter(|(_, r)| *r != Role::Skip).collect();
         let label = kept.iter().position(|(_, r)| *r == Role::Label);
-        let features = kept.iter().filter(|(_, r)| *r == Role::Feature).map(|(n, _)| n.clone());
+        let features = kept.iter().filter(|(_, r)| r.is_feature()).map(|(n, _)| n.clone());
+        let ids = kept.iter().map(|(_, r)| *r == Role::Id).collect();
         let schema = Schema::new(features)
             .map(Arc::new)
             .map_err(|e| SourceError::Schema { source_name: name.to_owned(), message: e.to_string() })?;
@@ -75,6 +78,7 @@ impl JsonRow {
             seen: vec![false; columns.len()],
             columns,
             label,
+            ids,
             noun,
         };
         Ok((row, schema))
@@ -85,6 +89,12 @@ impl JsonRow {
     #[cfg_attr(not(any(feature = "redis", feature = "kafka")), allow(dead_code))]
     pub(crate) fn is_column(&self, name: &str) -> bool {
         self.index.contains_key(name) || self.ignored.contains(name)
+    }
+
+    /// The features (indices into the schema) that are id columns.
+    pub(crate) fn id_features(&self) -> Vec<usize> {
+        let features = (0..self.columns.len()).filter(|i| Some(*i) != self.label);
+        features.enumerate().filter(|(_, i)| self.ids[*i]).map(|(j, _)| j).collect()
     }
 
     pub(crate) fn label(&self) -> Option<usize> {
@@ -105,6 +115,7 @@ impl JsonRow {
                 index: &self.index,
                 ignored: &self.ignored,
                 columns: &self.columns,
+                ids: &self.ids,
                 slots: &mut self.slots,
                 seen: &mut self.seen,
                 problem: &mut problem,
@@ -330,6 +341,7 @@ struct RowSink<'a> {
     index: &'a HashMap<String, usize>,
     ignored: &'a HashSet<String>,
     columns: &'a [String],
+    ids: &'a [bool],
     slots: &'a mut [f64],
     seen: &'a mut [bool],
     problem: &'a mut Option<Problem>,
@@ -351,7 +363,25 @@ impl RowSink<'_> {
         }
     }
 
+    /// Whether the current key is an id column.
+    fn is_id(&self) -> bool {
+        self.column.is_some_and(|i| self.ids[i])
+    }
+
+    /// Stores an id value, read from a number or a boolean, for the current key.
+    fn put_id(&mut self, v: impl std::fmt::Display) {
+        self.put(onad_core::id_value_of(v));
+    }
+
     fn non_numeric(&mut self, found: String) {
+        if self.is_id() {
+            let name = &self.columns[self.column.unwrap_or_default()];
+            if self.problem.is_none() {
+                let detail = format!("the value of '{name}' is {found}, not an id (a string or a number)");
+                *self.problem = Some(Problem::new("bad_id", Some(name.clone()), detail));
+            }
+            return;
+        }
         if let Some(i) = self.column {
             let name = &self.columns[i];
             if self.problem.is_none() {
@@ -462,22 +492,38 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.0.put(v);
+        if self.0.is_id() {
+            self.0.put_id(v)
+        } else {
+            self.0.put(v)
+        }
         Ok(())
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.0.put(v as f64);
+        if self.0.is_id() {
+            self.0.put_id(v)
+        } else {
+            self.0.put(v as f64)
+        }
         Ok(())
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.0.put(v as f64);
+        if self.0.is_id() {
+            self.0.put_id(v)
+        } else {
+            self.0.put(v as f64)
+        }
         Ok(())
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.0.put(if v { 1.0 } else { 0.0 });
+        if self.0.is_id() {
+            self.0.put_id(v)
+        } else {
+            self.0.put(if v { 1.0 } else { 0.0 })
+        }
         Ok(())
     }
 
@@ -487,6 +533,10 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        if self.0.is_id() {
+            self.0.put(onad_core::id_value(v.as_bytes()));
+            return Ok(());
+        }
         let shown: String = v.chars().take(40).collect();
         self.0.non_numeric(format!("the string '{shown}'"));
         Ok(())

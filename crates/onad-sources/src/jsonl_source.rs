@@ -329,6 +329,10 @@ impl Source for JsonlSource {
         &self.schema
     }
 
+    fn id_features(&self) -> Vec<usize> {
+        self.row.id_features()
+    }
+
     fn has_labels(&self) -> bool {
         self.row.label().is_some()
     }

@@ -526,6 +526,10 @@ impl Source for KafkaSource {
         self.0.has_labels()
     }
 
+    fn id_features(&self) -> Vec<usize> {
+        self.0.id_features()
+    }
+
     fn position(&self) -> Position {
         self.0.reader.position()
     }

@@ -208,6 +208,10 @@ impl<R: MessageReader> MessageStream<R> {
         self.row.label().is_some()
     }
 
+    pub(crate) fn id_features(&self) -> Vec<usize> {
+        self.row.id_features()
+    }
+
     pub(crate) fn skipped(&self) -> &SkipCounts {
         &self.skipped
     }

@@ -260,6 +260,10 @@ impl Source for StreamSource {
         self.inner.has_labels()
     }
 
+    fn id_features(&self) -> Vec<usize> {
+        self.inner.id_features()
+    }
+
     fn position(&self) -> Position {
         Source::position(&*self.inner)
     }

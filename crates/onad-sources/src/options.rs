@@ -46,6 +46,12 @@ pub struct SourceOptions {
     pub exclude: Vec<String>,
     /// What a non-numeric column does.
     pub non_numeric: NonNumericColumns,
+    /// Columns read as ids (account names, IP addresses, integers of any size): each value becomes
+    /// [`onad_core::id_value`] of its text, so text and large integers are features that models compare
+    /// for equality (graph detectors, categorical aspects) without rounding through `f64`. An id column is
+    /// a feature in its input position even when `columns` does not list it; it cannot be the label or
+    /// excluded. A name the input lacks is an error.
+    pub ids: Vec<String>,
 }
 
 impl Default for SourceOptions {
@@ -57,6 +63,7 @@ impl Default for SourceOptions {
             columns: None,
             exclude: Vec::new(),
             non_numeric: NonNumericColumns::Reject,
+            ids: Vec::new(),
         }
     }
 }
@@ -66,8 +73,23 @@ impl Default for SourceOptions {
 #[cfg_attr(not(any(feature = "csv", feature = "parquet", feature = "jsonl", feature = "sqlite")), allow(dead_code))]
 pub(crate) enum Role {
     Feature,
+    /// A feature whose value is the id hash of its text ([`onad_core::id_value`]).
+    Id,
     Label,
     Skip,
+}
+
+/// The features (indices among the columns with a feature role) that are ids.
+#[cfg_attr(not(any(feature = "csv", feature = "parquet", feature = "jsonl", feature = "sqlite")), allow(dead_code))]
+pub(crate) fn id_features(roles: &[Role]) -> Vec<usize> {
+    roles.iter().filter(|r| r.is_feature()).enumerate().filter(|(_, r)| **r == Role::Id).map(|(i, _)| i).collect()
+}
+
+impl Role {
+    /// Whether the column is one of the row's features (a number or an id).
+    pub(crate) fn is_feature(self) -> bool {
+        matches!(self, Role::Feature | Role::Id)
+    }
 }
 
 impl SourceOptions {
@@ -90,8 +112,9 @@ impl SourceOptions {
 }
 
 impl SourceOptions {
-    /// The role of every input column: the label, the columns left out (`exclude`, outside `columns`, or
-    /// non-numeric under [`NonNumericColumns::Exclude`], judged by `numeric(i)`), and the features. `Err`
+    /// The role of every input column: the label, the id columns, the columns left out (`exclude`, outside
+    /// `columns`, or non-numeric under [`NonNumericColumns::Exclude`], judged by `numeric(i)`), and the
+    /// numeric features. `Err`
     /// says what is wrong (an unknown name, no feature left).
     #[cfg_attr(not(any(feature = "csv", feature = "parquet", feature = "jsonl", feature = "sqlite")), allow(dead_code))]
     pub(crate) fn roles(&self, names: &[String], numeric: impl Fn(usize) -> bool) -> Result<Vec<Role>, String> {
@@ -114,12 +137,23 @@ impl SourceOptions {
                 known(n, "columns")?;
             }
         }
+        for n in &self.ids {
+            known(n, "ids")?;
+            if label.is_some_and(|l| names[l] == *n) {
+                return Err(format!("column '{n}' is the label and cannot be an id column"));
+            }
+            if self.exclude.contains(n) {
+                return Err(format!("column '{n}' is both excluded and an id column: give it one of the two"));
+            }
+        }
         let roles: Vec<Role> = names
             .iter()
             .enumerate()
             .map(|(i, n)| {
                 if Some(i) == label {
                     Role::Label
+                } else if self.ids.contains(n) {
+                    Role::Id
                 } else if self.exclude.contains(n)
                     || self.columns.as_ref().is_some_and(|c| !c.contains(n))
                     || (self.non_numeric == NonNumericColumns::Exclude && !numeric(i))
@@ -130,7 +164,7 @@ impl SourceOptions {
                 }
             })
             .collect();
-        if !roles.contains(&Role::Feature) {
+        if !roles.iter().any(|r| r.is_feature()) {
             return Err(format!("no feature column is left (columns: {})", names.join(", ")));
         }
         Ok(roles)

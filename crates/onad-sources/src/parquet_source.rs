@@ -40,8 +40,9 @@ pub struct ParquetSource {
     options: SourceOptions,
     reader: ParquetRecordBatchReader,
     schema: SchemaRef,
-    /// Position of each feature column, and of the label, within the projected arrow batches.
-    feature_cols: Vec<usize>,
+    /// Per feature: its column within the projected arrow batches, and whether it is an id column.
+    feature_cols: Vec<(usize, bool)>,
+    /// The label's column within the projected arrow batches.
     label_col: Option<usize>,
     next_row: u64,
     total_rows: u64,
@@ -128,7 +129,18 @@ impl ParquetSource {
             .map_err(|message| SourceError::Schema { source_name: name.clone(), message })?;
         let total_rows = builder.total_rows();
         for (field, role) in arrow_schema.fields().iter().zip(&roles) {
-            if *role != Role::Skip && !numeric(field.data_type()) {
+            if *role == Role::Id && !id_type(field.data_type()) {
+                return Err(SourceError::Schema {
+                    source_name: name.clone(),
+                    message: format!(
+                        "id column '{}' has type {}; ids are read from strings, binary values, integers, \
+                         floats or booleans",
+                        field.name(),
+                        field.data_type()
+                    ),
+                });
+            }
+            if matches!(*role, Role::Feature | Role::Label) && !numeric(field.data_type()) {
                 let role = if *role == Role::Label { "label column" } else { "column" };
                 return Err(SourceError::Schema {
                     source_name: name.clone(),
@@ -143,12 +155,13 @@ impl ParquetSource {
         }
         // Only the columns read are decoded: the others are projected away.
         let kept: Vec<usize> = (0..names.len()).filter(|i| roles[*i] != Role::Skip).collect();
-        let feature_names = kept.iter().filter(|i| roles[**i] == Role::Feature).map(|i| names[*i].clone());
+        let feature_names = kept.iter().filter(|i| roles[**i].is_feature()).map(|i| names[*i].clone());
         let schema = Schema::new(feature_names)
             .map(Arc::new)
             .map_err(|e| SourceError::Schema { source_name: name.clone(), message: e.to_string() })?;
         // Positions within the projected batches, which hold the kept columns in file order.
-        let feature_cols = (0..kept.len()).filter(|j| roles[kept[*j]] == Role::Feature).collect();
+        let feature_cols =
+            (0..kept.len()).filter(|j| roles[kept[*j]].is_feature()).map(|j| (j, roles[kept[j]] == Role::Id)).collect();
         let label = (0..kept.len()).find(|j| roles[kept[*j]] == Role::Label);
         let builder = builder.project(&kept);
         let batch_size = options.batch_size.max(1);
@@ -174,8 +187,9 @@ impl ParquetSource {
         let rows = batch.num_rows();
         let d = self.feature_cols.len();
         let mut values = vec![0.0; rows * d];
-        for (j, &c) in self.feature_cols.iter().enumerate() {
-            write_column(batch.column(c), &mut values[j..], d).map_err(|message| SourceError::Schema {
+        for (j, &(c, id)) in self.feature_cols.iter().enumerate() {
+            let write = if id { write_id_column } else { write_column };
+            write(batch.column(c), &mut values[j..], d).map_err(|message| SourceError::Schema {
                 source_name: self.name.clone(),
                 message: format!("column '{}': {message}", self.schema.names()[j]),
             })?;
@@ -274,6 +288,56 @@ impl Builder {
     }
 }
 
+/// Whether a column of this type can be read as ids.
+fn id_type(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+            | DataType::Boolean
+            | DataType::Null
+    ) || t.is_integer()
+        || t.is_floating()
+}
+
+/// Writes an arrow column as id values ([`onad_core::id_value`] of each value's text, numbers by their
+/// decimal text) into `out[0], out[stride], ...`; nulls become NaN.
+fn write_id_column(array: &ArrayRef, out: &mut [f64], stride: usize) -> Result<(), String> {
+    fn put<T>(out: &mut [f64], stride: usize, values: impl Iterator<Item = Option<T>>, f: impl Fn(T) -> f64) {
+        for (i, v) in values.enumerate() {
+            out[i * stride] = v.map_or(f64::NAN, &f);
+        }
+    }
+    let text = |v: &[u8]| onad_core::id_value(v);
+    match array.data_type() {
+        DataType::Utf8 => put(out, stride, array.as_string::<i32>().iter(), |v| text(v.as_bytes())),
+        DataType::LargeUtf8 => put(out, stride, array.as_string::<i64>().iter(), |v| text(v.as_bytes())),
+        DataType::Utf8View => put(out, stride, array.as_string_view().iter(), |v| text(v.as_bytes())),
+        DataType::Binary => put(out, stride, array.as_binary::<i32>().iter(), text),
+        DataType::LargeBinary => put(out, stride, array.as_binary::<i64>().iter(), text),
+        DataType::BinaryView => put(out, stride, array.as_binary_view().iter(), text),
+        DataType::Boolean => put(out, stride, array.as_boolean().iter(), onad_core::id_value_of),
+        DataType::Int8 => put(out, stride, array.as_primitive::<Int8Type>().iter(), onad_core::id_value_of),
+        DataType::Int16 => put(out, stride, array.as_primitive::<Int16Type>().iter(), onad_core::id_value_of),
+        DataType::Int32 => put(out, stride, array.as_primitive::<Int32Type>().iter(), onad_core::id_value_of),
+        DataType::Int64 => put(out, stride, array.as_primitive::<Int64Type>().iter(), onad_core::id_value_of),
+        DataType::UInt8 => put(out, stride, array.as_primitive::<UInt8Type>().iter(), onad_core::id_value_of),
+        DataType::UInt16 => put(out, stride, array.as_primitive::<UInt16Type>().iter(), onad_core::id_value_of),
+        DataType::UInt32 => put(out, stride, array.as_primitive::<UInt32Type>().iter(), onad_core::id_value_of),
+        DataType::UInt64 => put(out, stride, array.as_primitive::<UInt64Type>().iter(), onad_core::id_value_of),
+        DataType::Float16 => put(out, stride, array.as_primitive::<Float16Type>().iter(), onad_core::id_value_of),
+        DataType::Float32 => put(out, stride, array.as_primitive::<Float32Type>().iter(), onad_core::id_value_of),
+        DataType::Float64 => put(out, stride, array.as_primitive::<Float64Type>().iter(), onad_core::id_value_of),
+        DataType::Null => put(out, stride, std::iter::repeat_n(None::<u8>, array.len()), onad_core::id_value_of),
+        other => return Err(format!("type {other} cannot be read as an id")),
+    }
+    Ok(())
+}
+
 /// Writes an arrow column as f64 into `out[0], out[stride], out[2*stride], ...`; nulls become NaN.
 fn write_column(array: &ArrayRef, out: &mut [f64], stride: usize) -> Result<(), String> {
     fn put<T>(
@@ -353,6 +417,10 @@ impl Iterator for ParquetSource {
 impl Source for ParquetSource {
     fn schema(&self) -> &SchemaRef {
         &self.schema
+    }
+
+    fn id_features(&self) -> Vec<usize> {
+        self.feature_cols.iter().enumerate().filter(|(_, (_, id))| *id).map(|(j, _)| j).collect()
     }
 
     fn has_labels(&self) -> bool {

@@ -683,6 +683,10 @@ impl Source for RedisSource {
         self.0.has_labels()
     }
 
+    fn id_features(&self) -> Vec<usize> {
+        self.0.id_features()
+    }
+
     /// `Position::Row(n)`: the messages delivered so far, bad ones included. Not a place in the stream:
     /// a stream resumes from its consumer group's state.
     fn position(&self) -> Position {

@@ -164,7 +164,7 @@ impl SqliteSource {
             .roles(&columns, |i| first_numeric[i])
             .map_err(|message| SourceError::Schema { source_name: name.clone(), message })?;
         let label = roles.iter().position(|r| *r == Role::Label);
-        let features = columns.iter().zip(&roles).filter(|(_, r)| **r == Role::Feature).map(|(c, _)| c.clone());
+        let features = columns.iter().zip(&roles).filter(|(_, r)| r.is_feature()).map(|(c, _)| c.clone());
         let schema = Schema::new(features)
             .map(Arc::new)
             .map_err(|e| SourceError::Schema { source_name: name.clone(), message: e.to_string() })?;
@@ -248,6 +248,17 @@ fn number(v: ValueRef<'_>) -> Result<f64, String> {
     }
 }
 
+/// The value of an id column: [`onad_core::id_value`] of the text, the bytes of a blob, or the decimal
+/// text of a number (never fails: any value is some id).
+fn id(v: ValueRef<'_>) -> Result<f64, String> {
+    Ok(match v {
+        ValueRef::Null => f64::NAN,
+        ValueRef::Integer(i) => onad_core::id_value_of(i),
+        ValueRef::Real(r) => onad_core::id_value_of(r),
+        ValueRef::Text(t) | ValueRef::Blob(t) => onad_core::id_value(t),
+    })
+}
+
 /// The reader thread: runs the query once, skips `start` rows, and sends batches until the end, an
 /// error, or a stop.
 fn read_rows(conn: &Connection, query: &str, layout: &Layout, start: u64, tx: &SyncSender<Msg>, stop: &AtomicBool) {
@@ -310,7 +321,8 @@ fn read_rows(conn: &Connection, query: &str, layout: &Layout, start: u64, tx: &S
                     Ok(v) => v,
                     Err(e) => return fail(e),
                 };
-                match number(v) {
+                let read = if layout.roles[i] == Role::Id { id(v) } else { number(v) };
+                match read {
                     Ok(x) if Some(i) == layout.label => label = x,
                     Ok(x) => chunk.values.push(x),
                     Err(found) => {
@@ -425,6 +437,10 @@ impl Iterator for SqliteSource {
 impl Source for SqliteSource {
     fn schema(&self) -> &SchemaRef {
         &self.schema
+    }
+
+    fn id_features(&self) -> Vec<usize> {
+        crate::options::id_features(&self.layout.roles)
     }
 
     fn has_labels(&self) -> bool {
