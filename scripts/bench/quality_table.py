@@ -109,6 +109,12 @@ def _autoencoder(seed, d):
     return Autoencoder(model=arch, optimizer=torch.optim.Adam(arch.parameters()), criterion=torch.nn.MSELoss())
 
 
+def _mstream(seed, d):
+    from aberrant.model.sketch.mstream import MStream
+
+    return MStream(seed=seed)
+
+
 class Unavailable(Exception):
     """The Python side of a model cannot run here (the pair is reported with the reason)."""
 
@@ -140,6 +146,8 @@ MODELS = [
     Model("gadget_svm", _gadget, "GADGETSVM()", seeded=False),
     Model("incremental_one_class_svm_adaptive_kernel", _adaptive_svm, "IncrementalOneClassSVMAdaptiveKernel(seed=s)"),
     Model("autoencoder", _autoencoder, "Autoencoder(VanillaAutoencoder(d, seed=s), Adam, MSELoss)"),
+    Model("mstream", _mstream, "aberrant 1.3.0 MStream(seed=s)",
+          note="aberrant refuses numeric values <= -1 (its log10(1 + x)): such sets have no Python column"),
 ]
 
 

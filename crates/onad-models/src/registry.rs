@@ -36,6 +36,7 @@ use crate::iforest::{ASDIsolationForest, ASDIsolationForestParams};
 use crate::iforest::{MondrianForest, MondrianForestParams};
 use crate::iforest::{OnlineIsolationForest, OnlineIsolationForestParams};
 use crate::iforest::{StreamRandomHistogramForest, StreamRandomHistogramForestParams};
+use crate::sketch::{MStream, MStreamParams};
 use crate::stat::{
     MovingAverage, MovingAverageAbsoluteDeviation, MovingAverageAbsoluteDeviationParams, MovingAverageParams,
     MovingCorrelationCoefficient, MovingCorrelationCoefficientParams, MovingCovariance, MovingCovarianceParams,
@@ -527,6 +528,7 @@ registry! {
         "mondrian_forest" => MondrianForest(MondrianForestParams),
         "gadget_svm" => GADGETSVM(GADGETSVMParams),
         "incremental_one_class_svm_adaptive_kernel" => IncrementalOneClassSVMAdaptiveKernel(IncrementalOneClassSVMAdaptiveKernelParams),
+        "mstream" => MStream(MStreamParams),
         "autoencoder" => Autoencoder(AutoencoderParams),
         "adwin" => ADWIN(ADWINParams),
         "kswin" => KSWIN(KSWINParams),
