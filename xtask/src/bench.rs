@@ -2,8 +2,9 @@
 //!
 //! 1. criterion (`crates/onad-models/benches/detectors.rs`): score + learn per row on the seeded synthetic
 //!    stream (100k x 10, drift, 1 % anomalies);
-//! 2. `onad eval` (the release binary) on the built-in SHUTTLE for every detector (Parquet read, score,
-//!    evaluate; each model its own process), with ROC-AUC and PR-AUC;
+//! 2. `onad eval` (the release binary) for every detector on the same synthetic stream written as CSV and on
+//!    the built-in SHUTTLE (source read, score, evaluate; each pair its own process), with ROC-AUC and
+//!    PR-AUC: the end-to-end rate a user of `onad run` gets, next to the library's;
 //! 3. when `ONAD_PYTHON` names a Python with onad 0.3.0 installed, the same synthetic rows through Python
 //!    onad (`scripts/bench/python_onad.py`), in the same run, and the speed-up ratios.
 //!
@@ -37,16 +38,22 @@ fn parse_bencher(text: &str) -> BTreeMap<String, f64> {
     out
 }
 
-/// Every registered detector at its example parameters on the built-in SHUTTLE, through `onad eval` (each
-/// pair its own `onad run` process: Parquet read, score, evaluate), keyed by model name.
-fn shuttle_runs(root: &Path) -> Result<BTreeMap<String, Value>> {
+/// The data sets every detector runs on through `onad eval`, by the name the tables use.
+const SYNTHETIC: &str = "synthetic";
+const SHUTTLE: &str = "shuttle";
+
+/// Every registered detector at its example parameters on the synthetic stream (the CSV at `stream`) and
+/// on the built-in SHUTTLE, through `onad eval` (each pair its own `onad run` process: source read, score,
+/// evaluate), keyed by (data set, model name).
+fn eval_runs(root: &Path, stream: &Path) -> Result<BTreeMap<(String, String), Value>> {
     let onad = root.join("target/release/onad");
     let models: Value = serde_json::from_slice(&Command::new(&onad).args(["models", "--json"]).output()?.stdout)?;
-    let config = shuttle_config(&models)?;
+    let config = eval_config(&models, stream)?;
     let dir = root.join("target/bench");
-    let config_path = dir.join("shuttle-eval.toml");
+    let config_path = dir.join("eval.toml");
     std::fs::write(&config_path, config)?;
-    let json_path = dir.join("shuttle-eval.json");
+    let json_path = dir.join("eval.json");
+    eprintln!("\n==> onad eval --config {}", config_path.display());
     let status = Command::new(&onad)
         .arg("eval")
         .arg("--config")
@@ -54,7 +61,7 @@ fn shuttle_runs(root: &Path) -> Result<BTreeMap<String, Value>> {
         .arg("--json")
         .arg(&json_path)
         .arg("--markdown")
-        .arg(dir.join("shuttle-eval.md"))
+        .arg(dir.join("eval.md"))
         .stdout(std::process::Stdio::null())
         .status()?;
     if !status.success() {
@@ -63,14 +70,20 @@ fn shuttle_runs(root: &Path) -> Result<BTreeMap<String, Value>> {
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path)?)?;
     let mut out = BTreeMap::new();
     for r in report["results"].as_array().context("results")? {
-        out.insert(r["model"].as_str().unwrap_or_default().to_owned(), r.clone());
+        let key = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+        out.insert((key("data"), key("model")), r.clone());
     }
     Ok(out)
 }
 
-/// The `onad eval` config of [`shuttle_runs`]: SHUTTLE, and every detector of `onad models --json`.
-fn shuttle_config(models: &Value) -> Result<String> {
-    let mut config = String::from("[[data]]\ndataset = \"shuttle\"\n");
+/// The `onad eval` config of [`eval_runs`]: the synthetic stream at `stream` (features `f0..f9`, the label
+/// in `label`), SHUTTLE, and every detector of `onad models --json`.
+fn eval_config(models: &Value, stream: &Path) -> Result<String> {
+    let path = stream.to_str().context("the synthetic stream's path is not UTF-8")?;
+    let mut config = format!(
+        "[[data]]\nname = \"{SYNTHETIC}\"\ninput = {}\nlabel-column = \"label\"\n\n[[data]]\nname = \"{SHUTTLE}\"\ndataset = \"shuttle\"\n",
+        toml_value(&json!(path))
+    );
     for m in models["models"].as_array().context("models")? {
         if m["role"] != "detector" {
             continue;
@@ -78,7 +91,7 @@ fn shuttle_config(models: &Value) -> Result<String> {
         let name = m["name"].as_str().unwrap_or_default();
         let mut params = m["example"].as_object().cloned().unwrap_or_default();
         for (k, v) in params.iter_mut() {
-            // A univariate model (or a score policy) reads SHUTTLE's first feature.
+            // A univariate model (or a score policy) reads the column both data sets call `f1`.
             if (k == "key" && v.is_null()) || k == "score_key" {
                 *v = json!("f1");
             }
@@ -107,17 +120,22 @@ fn toml_value(v: &Value) -> String {
     }
 }
 
-fn python(root: &Path) -> Result<Option<Value>> {
-    let Some(py) = std::env::var_os("ONAD_PYTHON") else {
-        eprintln!("ONAD_PYTHON is not set: skipping the side-by-side Python onad run");
-        return Ok(None);
-    };
+/// Writes the criterion bench's synthetic stream (same rows, same seed) as CSV for `onad eval` and Python.
+fn write_stream(root: &Path) -> Result<std::path::PathBuf> {
     let stream = root.join("target/bench/stream.csv");
     let mut make = cargo();
     make.args(["run", "--quiet", "--release", "-p", "onad-models", "--example", "synthetic", "--"]).arg(&stream);
     run("write the synthetic stream", make)?;
+    Ok(stream)
+}
+
+fn python(root: &Path, stream: &Path) -> Result<Option<Value>> {
+    let Some(py) = std::env::var_os("ONAD_PYTHON") else {
+        eprintln!("ONAD_PYTHON is not set: skipping the side-by-side Python onad run");
+        return Ok(None);
+    };
     eprintln!("\n==> Python onad on the same rows ({})", Path::new(&py).display());
-    let out = Command::new(&py).arg(root.join("scripts/bench/python_onad.py")).arg(&stream).output()?;
+    let out = Command::new(&py).arg(root.join("scripts/bench/python_onad.py")).arg(stream).output()?;
     if !out.status.success() {
         bail!("python baseline failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -151,39 +169,55 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
     let mut build = cargo();
     build.args(["build", "--release", "--quiet", "-p", "onad-cli"]);
     run("release onad", build)?;
-    let shuttle = shuttle_runs(root)?;
-    let py = python(root)?;
+    let stream = write_stream(root)?;
+    let evals = eval_runs(root, &stream)?;
+    let py = python(root, &stream)?;
 
     let mut md = String::new();
     writeln!(md, "## Throughput (rows/s, one core, score + learn per row)\n")?;
     writeln!(
         md,
-        "Synthetic: 100k x 10, drift, 1 % anomalies, seed 42 (criterion, mean). SHUTTLE: `onad run` end to end"
+        "Synthetic: 100k x 10, drift, 1 % anomalies, seed 42: the library (criterion, mean) and `onad run` end"
     )?;
     writeln!(
         md,
-        "(`onad eval`: Parquet read + score + evaluate, one process per model). Python: onad 0.3.0 on the same\nsynthetic rows, same run.\n"
+        "to end on the same rows as CSV (`onad eval`: read + score + evaluate, one process per pair), with its\n\
+         ROC-AUC and PR-AUC. SHUTTLE: `onad eval` on the built-in Parquet set. Python: onad 0.3.0 on the same\n\
+         synthetic rows, same run.\n"
     )?;
-    writeln!(md, "| model | synthetic | Python onad | ratio | SHUTTLE e2e | ROC-AUC | PR-AUC |")?;
-    writeln!(md, "|---|---:|---:|---:|---:|---:|---:|")?;
+    writeln!(
+        md,
+        "| model | synthetic | Python onad | ratio | synthetic e2e | ROC-AUC | PR-AUC | SHUTTLE e2e | ROC-AUC | PR-AUC |"
+    )?;
+    writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
     let mut rows = Vec::new();
     for (name, rate) in &synthetic {
         let p = py.as_ref().and_then(|p| p["rows_per_sec"][name].as_f64());
-        let s = shuttle.get(name);
         let cell = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_owned(), f);
-        writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+        let auc = |v: f64| format!("{v:.3}");
+        let mut line = format!(
+            "| {} | {} | {} | {} |",
             name.replace('|', "\\|"),
             fmt_rate(*rate),
             cell(p, &fmt_rate),
             cell(p.map(|p| rate / p), &|r| format!("{r:.0}x")),
-            cell(s.and_then(|s| s["rows_per_sec"].as_f64()), &fmt_rate),
-            cell(s.and_then(|s| s["roc_auc"].as_f64()), &|v| format!("{v:.3}")),
-            cell(s.and_then(|s| s["pr_auc"].as_f64()), &|v| format!("{v:.3}")),
-        )?;
+        );
+        for data in [SYNTHETIC, SHUTTLE] {
+            let e = evals.get(&(data.to_owned(), name.clone()));
+            let field = |k: &str| e.and_then(|e| e[k].as_f64());
+            write!(
+                line,
+                " {} | {} | {} |",
+                cell(field("rows_per_sec"), &fmt_rate),
+                cell(field("roc_auc"), &auc),
+                cell(field("pr_auc"), &auc)
+            )?;
+        }
+        writeln!(md, "{line}")?;
         rows.push(json!({"model": name, "synthetic_rows_per_sec": rate, "python_rows_per_sec": p,
-                         "ratio": p.map(|p| rate / p), "shuttle": s}));
+                         "ratio": p.map(|p| rate / p),
+                         "synthetic_e2e": evals.get(&(SYNTHETIC.to_owned(), name.clone())),
+                         "shuttle": evals.get(&(SHUTTLE.to_owned(), name.clone()))}));
     }
     let report = json!({"synthetic_rows": ROWS, "python": py, "results": rows});
     std::fs::write(root.join("target/bench/results.json"), serde_json::to_string_pretty(&report)? + "\n")?;
@@ -198,15 +232,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shuttle_config_names_every_detector_with_its_example() {
+    fn eval_config_names_both_data_sets_and_every_detector_with_its_example() {
         let models = json!({"models": [
             {"name": "knn", "role": "detector", "example": {"k": 55, "window_size": 250, "distance": "squared"}},
             {"name": "moving_average", "role": "detector", "example": {"window_size": 100, "key": null}},
             {"name": "quantile_threshold", "role": "detector", "example": {"q": 0.9, "score_key": "s", "x": [1, 2]}},
             {"name": "standard_scaler", "role": "transformer", "example": {}},
         ]});
-        let config = shuttle_config(&models).unwrap();
-        assert!(config.starts_with("[[data]]\ndataset = \"shuttle\"\n"), "{config}");
+        let config = eval_config(&models, Path::new("/t/bench/stream.csv")).unwrap();
+        assert!(
+            config.starts_with(
+                "[[data]]\nname = \"synthetic\"\ninput = \"/t/bench/stream.csv\"\nlabel-column = \"label\"\n\n\
+                 [[data]]\nname = \"shuttle\"\ndataset = \"shuttle\"\n"
+            ),
+            "{config}"
+        );
         assert!(config.contains(
             "name = \"knn\"\nmodel = { detector = { knn = { \"distance\" = \"squared\", \"k\" = 55, \"window_size\" = 250 } } }"
         ), "{config}");
