@@ -64,9 +64,9 @@ impl Default for MStreamParams {
 /// The score of a row at tick `t` (counted from the first learned tick, 1-based) reads, for each of
 /// these `k` counters, the current count `a` and the total `s` as they would be with the row added, and
 /// sums the chi-squared statistics of MIDAS, `max(0, a - s / t)^2 t^2 / (s (t - 1))` (only counts above
-/// the expected rate), as `ln(1 + sum)`, computed in log space. Scores are 0.0 before the first learned
-/// row and for `warm_up_buckets` ticks after it. Scoring previews the tick change, the range and the
-/// insertion without changing state.
+/// the expected rate), as `ln(1 + sum)` (summed in log space when the sum would overflow). Scores are
+/// 0.0 before the first learned row and for `warm_up_buckets` ticks after it. Scoring previews the tick
+/// change, the range and the insertion without changing state.
 ///
 /// Without `time_key` each learned row is a tick of its own (aberrant's convention): `current` then
 /// decays by `alpha` per row, a memory of a few rows, and `t` is the row number.
@@ -248,6 +248,16 @@ fn transform(x: f64) -> f64 {
     if x >= 0.0 { x.ln_1p() / std::f64::consts::LN_10 } else { -(-x).ln_1p() / std::f64::consts::LN_10 }
 }
 
+/// The MIDAS statistic `max(0, a - s / t)^2 t^2 / (s (t - 1))`, with `t - 1` read as at least 1.
+#[inline]
+fn statistic(current: f64, total: f64, t: f64) -> f64 {
+    let residual = current - total / t;
+    if residual <= 0.0 {
+        return 0.0;
+    }
+    residual * residual / total * t * (1.0 + 1.0 / (t - 1.0).max(1.0))
+}
+
 /// `ln` of the MIDAS statistic `max(0, a - s / t)^2 t^2 / (s (t - 1))` (`-inf` when it is 0), with
 /// `t - 1` read as at least 1.
 #[inline]
@@ -263,7 +273,7 @@ fn log_statistic(current: f64, total: f64, t: f64) -> f64 {
 /// thread-local), so neither allocates.
 #[derive(Default)]
 struct Cells {
-    /// The scaled numeric aspects (NaN when missing).
+    /// The scaled numeric aspects (0 when missing, as the record hash reads them).
     scaled: Vec<f64>,
     /// Per numeric aspect: its cell, or `usize::MAX` when the value is missing.
     numeric: Vec<usize>,
@@ -314,7 +324,7 @@ impl MStream {
                 let (lo, hi) = (self.s.min[j].min(g), self.s.max[j].max(g));
                 if hi > lo { (g - lo) / (hi - lo) } else { 0.0 }
             };
-            cells.scaled.push(s);
+            cells.scaled.push(if s.is_nan() { 0.0 } else { s });
             cells.numeric.push(if s.is_nan() { usize::MAX } else { ((s * top) as usize).min(b - 1) });
         }
         let key = |v: f64| if v.is_nan() { f64::NAN.to_bits() } else { (v + 0.0).to_bits() };
@@ -333,12 +343,7 @@ impl MStream {
             let mut h: u64 = 0;
             for bit in 0..bits {
                 let plane = &self.s.planes[(r * bits + bit) * d..(r * bits + bit + 1) * d];
-                let mut dot = 0.0;
-                for (w, s) in plane.iter().zip(&cells.scaled) {
-                    if !s.is_nan() {
-                        dot += w * s;
-                    }
-                }
+                let dot: f64 = plane.iter().zip(&cells.scaled).map(|(w, s)| w * s).sum();
                 h |= u64::from(dot >= 0.0) << bit;
             }
             for (c, &i) in self.categorical.iter().enumerate() {
@@ -349,9 +354,49 @@ impl MStream {
     }
 }
 
-impl Detector for MStream {
-    fn learn_one(&mut self, x: &[f64]) {
-        let tick = self.tick_of(x);
+impl MStream {
+    /// The score of the row whose cells are `cells`, at `tick`, against the current state.
+    fn score_cells(&self, tick: i64, cells: &Cells) -> f64 {
+        let t = (tick - self.first_tick + 1) as f64;
+        if ((tick - self.first_tick) as u64) < self.warm_up_buckets {
+            return 0.0;
+        }
+        let decay = if tick > self.tick { self.alpha } else { 1.0 };
+        let scale = self.scale * decay;
+        // The statistics summed in linear space (one logarithm per row); a sum that overflows (counts and
+        // ticks near 1e100) is summed again from the logarithms.
+        let each = |f: &mut dyn FnMut(f64, f64)| {
+            for (j, &cell) in cells.numeric.iter().enumerate() {
+                if cell != usize::MAX {
+                    let k = j * self.buckets + cell;
+                    f(self.s.num.current[k] * scale + 1.0, self.s.num.total[k] + 1.0);
+                }
+            }
+            let sketch = |table: &Counts, cells: &[usize], f: &mut dyn FnMut(f64, f64)| {
+                let current = cells.iter().map(|&k| table.current[k]).fold(f64::INFINITY, f64::min);
+                let total = cells.iter().map(|&k| table.total[k]).fold(f64::INFINITY, f64::min);
+                f(current * scale + 1.0, total + 1.0);
+            };
+            for c in cells.categorical.chunks(self.rows) {
+                sketch(&self.s.cat, c, f);
+            }
+            sketch(&self.s.record, &cells.record, f);
+        };
+        let mut sum = 0.0;
+        each(&mut |a, s| sum += statistic(a, s, t));
+        if sum.is_finite() {
+            return sum.ln_1p();
+        }
+        let mut m: f64 = 0.0;
+        each(&mut |a, s| m = m.max(log_statistic(a, s, t)));
+        let mut sum = (-m).exp();
+        each(&mut |a, s| sum += (log_statistic(a, s, t) - m).exp());
+        let s = m + sum.ln();
+        if s.is_finite() { s.max(0.0) } else { f64::MAX }
+    }
+
+    /// Learns the row `x` whose cells are `cells`, at `tick`.
+    fn learn_cells(&mut self, x: &[f64], tick: i64, cells: &Cells) {
         if self.learned == 0 {
             self.first_tick = tick;
         } else if tick > self.tick {
@@ -366,30 +411,37 @@ impl Detector for MStream {
             }
         }
         self.tick = tick;
+        let add = 1.0 / self.scale;
+        for (j, &cell) in cells.numeric.iter().enumerate() {
+            if cell != usize::MAX {
+                let k = j * self.buckets + cell;
+                self.s.num.current[k] += add;
+                self.s.num.total[k] += 1.0;
+            }
+            let v = x[self.numeric[j]];
+            if v.is_finite() {
+                let g = transform(v);
+                self.s.min[j] = self.s.min[j].min(g);
+                self.s.max[j] = self.s.max[j].max(g);
+            }
+        }
+        for (table, cells) in [(&mut self.s.cat, &cells.categorical), (&mut self.s.record, &cells.record)] {
+            for &k in cells {
+                table.current[k] += add;
+                table.total[k] += 1.0;
+            }
+        }
+        self.learned += 1;
+    }
+}
+
+impl Detector for MStream {
+    fn learn_one(&mut self, x: &[f64]) {
+        let tick = self.tick_of(x);
         CELLS.with_borrow_mut(|cells| {
             self.cells(x, cells);
-            let add = 1.0 / self.scale;
-            for (j, &cell) in cells.numeric.iter().enumerate() {
-                if cell != usize::MAX {
-                    let k = j * self.buckets + cell;
-                    self.s.num.current[k] += add;
-                    self.s.num.total[k] += 1.0;
-                }
-                let v = x[self.numeric[j]];
-                if v.is_finite() {
-                    let g = transform(v);
-                    self.s.min[j] = self.s.min[j].min(g);
-                    self.s.max[j] = self.s.max[j].max(g);
-                }
-            }
-            for (table, cells) in [(&mut self.s.cat, &cells.categorical), (&mut self.s.record, &cells.record)] {
-                for &k in cells {
-                    table.current[k] += add;
-                    table.total[k] += 1.0;
-                }
-            }
+            self.learn_cells(x, tick, cells);
         });
-        self.learned += 1;
     }
 
     fn score_one(&self, x: &[f64]) -> f64 {
@@ -397,39 +449,20 @@ impl Detector for MStream {
             return 0.0;
         }
         let tick = self.tick_of(x);
-        let t = (tick - self.first_tick + 1) as f64;
-        if ((tick - self.first_tick) as u64) < self.warm_up_buckets {
-            return 0.0;
-        }
-        let decay = if tick > self.tick { self.alpha } else { 1.0 };
-        let scale = self.scale * decay;
         CELLS.with_borrow_mut(|cells| {
             self.cells(x, cells);
-            // ln(1 + sum exp(l)) over the statistics l, summed from the largest term: first the largest,
-            // then the sum.
-            let stats = |each: &mut dyn FnMut(f64)| {
-                for (j, &cell) in cells.numeric.iter().enumerate() {
-                    if cell != usize::MAX {
-                        let k = j * self.buckets + cell;
-                        each(log_statistic(self.s.num.current[k] * scale + 1.0, self.s.num.total[k] + 1.0, t));
-                    }
-                }
-                let sketch = |table: &Counts, cells: &[usize]| {
-                    let current = cells.iter().map(|&k| table.current[k]).fold(f64::INFINITY, f64::min);
-                    let total = cells.iter().map(|&k| table.total[k]).fold(f64::INFINITY, f64::min);
-                    log_statistic(current * scale + 1.0, total + 1.0, t)
-                };
-                for c in cells.categorical.chunks(self.rows) {
-                    each(sketch(&self.s.cat, c));
-                }
-                each(sketch(&self.s.record, &cells.record));
-            };
-            let mut m: f64 = 0.0;
-            stats(&mut |l| m = m.max(l));
-            let mut sum = (-m).exp();
-            stats(&mut |l| sum += (l - m).exp());
-            let s = m + sum.ln();
-            if s.is_finite() { s.max(0.0) } else { f64::MAX }
+            self.score_cells(tick, cells)
+        })
+    }
+
+    /// One pass over the row's cells for both (the cells a score previews are the ones learning fills).
+    fn score_learn_one(&mut self, x: &[f64]) -> f64 {
+        let tick = self.tick_of(x);
+        CELLS.with_borrow_mut(|cells| {
+            self.cells(x, cells);
+            let score = if self.learned == 0 { 0.0 } else { self.score_cells(tick, cells) };
+            self.learn_cells(x, tick, cells);
+            score
         })
     }
 }
@@ -520,6 +553,8 @@ mod tests {
         // a = 5 this tick, s = 10 overall, t = 4: (5 - 2.5)^2 * 16 / (10 * 3).
         let expect: f64 = 2.5f64.powi(2) * 16.0 / 30.0;
         assert!((log_statistic(5.0, 10.0, 4.0).exp() - expect).abs() < 1e-12);
+        assert!((statistic(5.0, 10.0, 4.0) - expect).abs() < 1e-12);
+        assert_eq!(statistic(2.0, 10.0, 4.0), 0.0);
         assert_eq!(log_statistic(2.0, 10.0, 4.0), f64::NEG_INFINITY);
         // t = 1: (t - 1) is read as 1.
         assert!((log_statistic(2.0, 1.0, 1.0).exp() - 2.0).abs() < 1e-12);
