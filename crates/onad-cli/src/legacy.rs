@@ -7,7 +7,8 @@ use onad_core::{SinkPosition, SkipCounts};
 use onad_models::legacy::{v1, v2_flat};
 use onad_models::{AnyPipeline, PipelineSpec};
 use onad_pipeline::KeyedModel;
-use onad_pipeline::job::{JobState, KeyedState, Migrate};
+use onad_pipeline::Tally;
+use onad_pipeline::job::{InputShape, JobState, KeyedState, Migrate};
 use onad_pipeline::{AnyThreshold, Order};
 use serde::Deserialize;
 
@@ -51,6 +52,42 @@ struct KeyedStateV2<D> {
     tally_evicted: u64,
 }
 
+/// A format-3 state: today's fields with one tally (rows protected) of evicted per-key models (field
+/// order is the format).
+#[derive(Deserialize)]
+struct StateV3 {
+    spec: PipelineSpec,
+    model: AnyPipeline,
+    threshold: AnyThreshold,
+    order: Order,
+    rows: u64,
+    anomalies: u64,
+    skipped: SkipCounts,
+    sinks: Vec<(String, SinkPosition)>,
+    keyed: Option<KeyedStateV2<AnyPipeline>>,
+    input: Option<InputShape>,
+}
+
+/// A format-3 state in today's types: evicted models' drift resets were not recorded, so they count 0.
+fn from_v3(s: StateV3) -> State {
+    JobState {
+        spec: s.spec,
+        model: s.model,
+        threshold: s.threshold,
+        order: s.order,
+        rows: s.rows,
+        anomalies: s.anomalies,
+        skipped: s.skipped,
+        sinks: s.sinks,
+        keyed: s.keyed.map(|k| KeyedState {
+            max_keys: k.max_keys,
+            models: k.models,
+            tally_evicted: Tally { protected_rows: k.tally_evicted, drift_resets: 0 },
+        }),
+        input: s.input,
+    }
+}
+
 /// A format-2 state in today's types (`convert` turns its models into today's).
 fn from_v2<S, D>(s: StateV2<S, D>, convert: impl Fn(D) -> AnyPipeline, spec: impl Fn(S) -> PipelineSpec) -> State {
     JobState {
@@ -65,7 +102,7 @@ fn from_v2<S, D>(s: StateV2<S, D>, convert: impl Fn(D) -> AnyPipeline, spec: imp
         keyed: s.keyed.map(|k| KeyedState {
             max_keys: k.max_keys,
             models: k.models.into_iter().map(|(key, tick, m)| (key, tick, convert(m))).collect(),
-            tally_evicted: k.tally_evicted,
+            tally_evicted: Tally { protected_rows: k.tally_evicted, drift_resets: 0 },
         }),
         input: None,
     }
@@ -73,8 +110,8 @@ fn from_v2<S, D>(s: StateV2<S, D>, convert: impl Fn(D) -> AnyPipeline, spec: imp
 
 type State = JobState<PipelineSpec, AnyPipeline>;
 
-/// The decoder of checkpoint payloads: format 3 with the registry's own messages (an unknown model kind,
-/// another state version), format 2 (model trees, or the flat pipelines of the first format-2 builds;
+/// The decoder of checkpoint payloads: format 4 with the registry's own messages (an unknown model kind,
+/// another state version), format 3 (one tally of evicted per-key models), format 2 (model trees, or the flat pipelines of the first format-2 builds;
 /// the input's columns were not recorded then, so a resume does not check them) and format 1 migrated. Format 1 recorded neither the order (it is taken to be `order`, the
 /// one asked for now) nor which output its byte count belongs to (it is given to `output`, the first
 /// `--output` of the resumed run), nor the per-key model cap (`max_keys`, the one asked for now).
@@ -82,6 +119,10 @@ pub fn decoder(output: Option<String>, order: Order, max_keys: Option<usize>) ->
     Box::new(move |version, payload| {
         if version == onad_pipeline::checkpoint::FORMAT_VERSION {
             return onad_models::decode_explained(|| postcard::from_bytes(payload)).map(Some);
+        }
+        if version == 3 {
+            return onad_models::decode_explained(|| postcard::from_bytes::<StateV3>(payload))
+                .map(|s| Some(from_v3(s)));
         }
         if version == 2 {
             let error = match onad_models::decode_explained(|| {
@@ -118,7 +159,8 @@ pub fn decoder(output: Option<String>, order: Order, max_keys: Option<usize>) ->
         // A per-key state starts with a plain one, so try it first; a plain state must use every byte.
         if let Ok(k) = postcard::from_bytes::<KeyedRunStateV1>(payload) {
             let models = k.models.into_iter().map(|(key, tick, m)| (key, tick, m.into())).collect();
-            return Ok(Some(convert(k.common, Some(KeyedState { max_keys, models, tally_evicted: 0 }))));
+            let tally_evicted = Tally::default();
+            return Ok(Some(convert(k.common, Some(KeyedState { max_keys, models, tally_evicted }))));
         }
         let (s, rest) = postcard::take_from_bytes::<RunStateV1>(payload).map_err(|e| e.to_string())?;
         if !rest.is_empty() {
@@ -171,7 +213,7 @@ mod tests {
         assert_eq!((state.order, state.rows, state.anomalies, &state.sinks), (Order::LearnThenScore, 60, 4, &sinks));
         assert_eq!(state.threshold, threshold);
         let keyed = state.keyed.unwrap();
-        assert_eq!((keyed.max_keys, keyed.tally_evicted, keyed.models.len()), (Some(8), 2, 1));
+        assert_eq!((keyed.max_keys, keyed.tally_evicted.protected_rows, keyed.models.len()), (Some(8), 2, 1));
         assert_eq!((keyed.models[0].0, keyed.models[0].1), (7, 3));
         assert!(same(&keyed.models[0].2));
 

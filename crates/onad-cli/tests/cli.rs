@@ -715,8 +715,14 @@ fn checkpoint_format_v2_fixture_resumes() {
 
 #[test]
 fn checkpoint_format_v3_fixture_resumes() {
-    // The current format (model trees, the input's columns recorded).
+    // Format 3 (model trees, the input's columns recorded, one tally of evicted per-key models).
     resumes_from_fixture("tests/data/checkpoint-v3");
+}
+
+#[test]
+fn checkpoint_format_v4_fixture_resumes() {
+    // The current format (format 3 with rows protected and drift resets of evicted per-key models).
+    resumes_from_fixture("tests/data/checkpoint-v4");
 }
 
 /// Resumes the committed checkpoint and output of `dir` and compares with an uninterrupted run.
@@ -1251,6 +1257,55 @@ fn a_false_alarm_rate_threshold_flags_that_share_of_a_clean_stream() {
     assert!(e.contains("--calibrate conformal"), "{e}");
     let e = usage_error(&["run", "--calibrate", "conformal", "--threshold", "p:2"]);
     assert!(e.contains("must be in (0, 1)"), "{e}");
+}
+
+#[test]
+fn per_key_runs_count_drift_resets_over_every_model_alike_for_any_worker_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("hosts.csv");
+    let mut text = String::from("host,latency\n");
+    for i in 0..8_000u32 {
+        // Hosts 0 and 1, whose latency steps up by 40 at row 3,000; then hosts 2 and 3, steady.
+        let host = if i < 6_000 { i % 2 } else { 2 + i % 2 };
+        let level = if (3_000..6_000).contains(&i) { 50.0 } else { 10.0 };
+        text.push_str(&format!("{host},{}\n", level + f64::from((i * 7919) % 13) * 0.1));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let run = |workers: &str, extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--input",
+            csv.to_str().unwrap(),
+            "--no-label",
+            "--key",
+            "host",
+            "--workers",
+            workers,
+            "--model",
+            "moving_average",
+            "--set",
+            "key=latency",
+            "--set",
+            "window_size=50",
+            "--drift",
+            "page_hinkley",
+            "--set",
+            "page_hinkley.threshold=5",
+        ];
+        args.extend_from_slice(extra);
+        summary(&args)
+    };
+    let one = run("1", &[]);
+    let resets = one["drift_resets"].as_u64().unwrap();
+    assert!(resets >= 2, "the models of hosts 0 and 1 both see their step: {one}");
+    assert_eq!(run("3", &[])["drift_resets"].as_u64(), Some(resets));
+    // With two models at most, hosts 2 and 3 evict the models of 0 and 1 after their resets: those still
+    // count, and the total is the uncapped run's, for any worker count.
+    for workers in ["1", "3"] {
+        let capped = run(workers, &["--max-keys", "2"]);
+        assert_eq!(capped["keyed_models"]["evicted"].as_u64(), Some(2), "{capped}");
+        assert_eq!(capped["drift_resets"].as_u64(), Some(resets), "{capped}");
+    }
 }
 
 #[test]

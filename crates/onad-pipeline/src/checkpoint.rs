@@ -25,7 +25,8 @@
 //! Versions: the envelope is the same in every format; what changed is the payload. Format 2 payloads
 //! encode model kinds by registry name with a per-model state version (so adding a model never shifts
 //! how older files decode) and carry one resume position per sink; format 3 adds the input's columns
-//! (a resume over other columns is refused) and encodes models as trees. A loader passes a decoder that is
+//! (a resume over other columns is refused) and encodes models as trees; format 4 keeps both tallies of
+//! evicted per-key models (rows protected and drift resets, where format 3 kept the first). A loader passes a decoder that is
 //! told the version ([`CheckpointDir::load_latest_with`]), so a format-1 file is migrated when it is read.
 //!
 //! Locking: a run that writes checkpoints holds an OS lock on `DIR/lock` ([`CheckpointDir::lock`]), so a
@@ -43,7 +44,7 @@ use thiserror::Error;
 
 const MAGIC: &[u8; 8] = b"ONADCKPT";
 /// The format version this build writes.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 /// The oldest format version this build still reads.
 pub const OLDEST_VERSION: u16 = 1;
 const LOCK_FILE: &str = "lock";

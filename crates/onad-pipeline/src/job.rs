@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::checkpoint::{Checkpoint, CheckpointDir, CheckpointError, DirLock, FORMAT_VERSION};
-use crate::keyed::{KeyedAction, KeyedConfig, KeyedModel, KeyedSnapshot, KeyedStats, run_keyed};
+use crate::keyed::{KeyedAction, KeyedConfig, KeyedModel, KeyedSnapshot, KeyedStats, Tally, run_keyed};
 use crate::metrics::{Prequential, pr_auc, roc_auc};
 use crate::run::{BoxError, Flow, Order, PipelineError, Progress, RunConfig, RunStats, run_with};
 use crate::threshold::{AnyThreshold, WindowedThreshold};
@@ -318,8 +318,8 @@ pub struct KeyedState<D> {
     pub max_keys: Option<usize>,
     /// Every live model with its key and last-use tick.
     pub models: Vec<KeyedModel<D>>,
-    /// The model tally (rows protected) of models evicted before the checkpoint.
-    pub tally_evicted: u64,
+    /// The model tally (rows protected, drift resets) of models evicted before the checkpoint.
+    pub tally_evicted: Tally,
 }
 
 /// [`JobState`] by reference, for writing without copying the model (same fields, same order).
@@ -341,7 +341,7 @@ struct JobStateRef<'a, S, D> {
 struct KeyedStateRef<'a, D> {
     max_keys: Option<usize>,
     models: &'a [KeyedModel<D>],
-    tally_evicted: u64,
+    tally_evicted: Tally,
 }
 
 /// Why a job could not be prepared or failed while running.
@@ -425,8 +425,8 @@ pub struct JobReport {
     pub keyed: Option<KeyedStats>,
     /// Rows the model (every per-key model) refused to learn, when it protects its learning.
     pub protected_rows: Option<u64>,
-    /// Times the model was replaced on drift, in runs without per-key models (the count lives in the model,
-    /// so a resumed run reports the total).
+    /// Times the model (every per-key model, evicted ones included) was replaced on drift; the count lives
+    /// in the models and in checkpoints, so a resumed run reports the total.
     pub drift_resets: Option<u64>,
     /// True when the source has no columns (a broker with nothing new): nothing was built or run.
     pub empty_source: bool,
@@ -571,8 +571,7 @@ where
         self
     }
 
-    /// Counts the times the model was replaced on drift, for the report (runs without `--key`; per-key
-    /// runs leave it out).
+    /// Counts the times the model was replaced on drift, for the report (summed over per-key models).
     pub fn drift_resets(mut self, tally: fn(&D) -> Option<u64>) -> Self {
         self.drift_tally = tally;
         self
@@ -679,7 +678,7 @@ where
                 rows: state.rows,
                 anomalies: state.anomalies,
                 skipped: state.skipped.clone(),
-                tally_evicted: state.keyed.as_ref().map_or(0, |k| k.tally_evicted),
+                tally_evicted: state.keyed.as_ref().map_or(Tally::default(), |k| k.tally_evicted),
             };
             resumed = Some(Resumed { path: path.clone(), position: position.clone(), rows: rows_seen });
             if empty_source {
@@ -972,7 +971,7 @@ struct Carried {
     rows: u64,
     anomalies: u64,
     skipped: SkipCounts,
-    tally_evicted: u64,
+    tally_evicted: Tally,
 }
 
 /// A job ready to run: see [`Job::prepare`].
@@ -1213,8 +1212,11 @@ where
                     order,
                     snapshot_at_end: dir.is_some() && job.checkpoints.as_ref().is_some_and(|p| p.at_end),
                 };
-                let tally = job.tally;
-                let count = move |m: &D| tally(m).unwrap_or(0);
+                let (tally, drift_tally) = (job.tally, job.drift_tally);
+                let count = move |m: &D| Tally {
+                    protected_rows: tally(m).unwrap_or(0),
+                    drift_resets: drift_tally(m).unwrap_or(0),
+                };
                 let watch = RefCell::new(&mut watch);
                 let hook = |progress: &Progress<'_>| -> Result<KeyedAction, BoxError> {
                     let (stop, due) = watch.borrow_mut().after(progress);
@@ -1251,8 +1253,9 @@ where
                     on_snapshot,
                 )
                 .map(|(stats, keyed)| {
-                    report.protected_rows =
-                        tally(&model).map(|_| keyed.tally_live + keyed.tally_evicted + carried.tally_evicted);
+                    let total = keyed.tally_live + keyed.tally_evicted + carried.tally_evicted;
+                    report.protected_rows = tally(&model).map(|_| total.protected_rows);
+                    report.drift_resets = drift_tally(&model).map(|_| total.drift_resets);
                     report.keyed = Some(keyed);
                     stats
                 })

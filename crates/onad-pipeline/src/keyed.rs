@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use onad_core::{Batch, Detector, Source};
+use serde::{Deserialize, Serialize};
 
 use onad_core::Scored;
 
@@ -41,6 +42,38 @@ pub struct KeyedConfig {
     pub snapshot_at_end: bool,
 }
 
+/// What a run counts inside its models, summed over per-key models: rows a model refused to learn (learn
+/// protection) and times a model was replaced on drift. Kept for evicted models too (taken when they are
+/// dropped), so totals survive the LRU cap and a resume.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    /// Rows the model refused to learn.
+    pub protected_rows: u64,
+    /// Times the model was replaced on drift.
+    pub drift_resets: u64,
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, other: Tally) {
+        self.protected_rows += other.protected_rows;
+        self.drift_resets += other.drift_resets;
+    }
+}
+
+impl std::ops::Add for Tally {
+    type Output = Tally;
+    fn add(mut self, other: Tally) -> Tally {
+        self += other;
+        self
+    }
+}
+
+impl std::iter::Sum for Tally {
+    fn sum<I: Iterator<Item = Tally>>(iter: I) -> Tally {
+        iter.fold(Tally::default(), |a, b| a + b)
+    }
+}
+
 /// Counters of a keyed run beyond [`RunStats`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyedStats {
@@ -51,9 +84,9 @@ pub struct KeyedStats {
     /// Models alive at the end.
     pub live_models: u64,
     /// The run's `tally` summed over every model alive at the end.
-    pub tally_live: u64,
+    pub tally_live: Tally,
     /// The run's `tally` summed over the models evicted in this run (taken when they were dropped).
-    pub tally_evicted: u64,
+    pub tally_evicted: Tally,
 }
 
 /// Work for one worker: rows of one batch (without the key column) with their keys, and the models to
@@ -75,14 +108,14 @@ pub struct KeyedSnapshot<D> {
     /// The live models, sorted by key.
     pub models: Vec<KeyedModel<D>>,
     /// The `tally` summed over the models this run evicted so far.
-    pub tally_evicted: u64,
+    pub tally_evicted: Tally,
 }
 
 /// A message to a worker.
 enum Msg<D> {
     Work(Job),
     /// Send a copy of every live model (sent only when nothing is in flight).
-    Snapshot(Sender<(Vec<KeyedModel<D>>, u64)>),
+    Snapshot(Sender<(Vec<KeyedModel<D>>, Tally)>),
 }
 
 /// What a keyed run does after a batch.
@@ -228,7 +261,7 @@ impl Lru {
 struct Models<D> {
     models: HashMap<u64, D>,
     created: u64,
-    tally_evicted: u64,
+    tally_evicted: Tally,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -238,11 +271,11 @@ fn worker<D: Detector + Clone>(
     width: usize,
     order: Order,
     initial: Vec<KeyedModel<D>>,
-    tally: &(dyn Fn(&D) -> u64 + Sync),
+    tally: &(dyn Fn(&D) -> Tally + Sync),
     jobs: Receiver<Msg<D>>,
     done: Sender<Done>,
 ) -> Models<D> {
-    let mut models = Models { models: HashMap::new(), created: 0, tally_evicted: 0 };
+    let mut models = Models { models: HashMap::new(), created: 0, tally_evicted: Tally::default() };
     for (key, _tick, model) in initial {
         models.models.insert(key, model);
     }
@@ -304,7 +337,7 @@ pub fn run_keyed<S, D, T, F, H, P>(
     threshold: &mut T,
     config: &KeyedConfig,
     initial: Vec<KeyedModel<D>>,
-    tally: &(dyn Fn(&D) -> u64 + Sync),
+    tally: &(dyn Fn(&D) -> Tally + Sync),
     mut sink: F,
     mut after_batch: H,
     mut on_snapshot: P,
@@ -405,12 +438,12 @@ where
         macro_rules! snapshot {
             ($at_end:expr) => {{
                 drain!();
-                let (reply_tx, reply_rx) = bounded::<(Vec<KeyedModel<D>>, u64)>(n);
+                let (reply_tx, reply_rx) = bounded::<(Vec<KeyedModel<D>>, Tally)>(n);
                 for tx in &job_txs {
                     tx.send(Msg::Snapshot(reply_tx.clone()))
                         .map_err(|_| PipelineError::Hook("a worker thread stopped".into()))?;
                 }
-                let (mut models, mut tally_evicted) = (Vec::new(), 0);
+                let (mut models, mut tally_evicted) = (Vec::new(), Tally::default());
                 for _ in 0..n {
                     let (part, evicted) =
                         reply_rx.recv().map_err(|_| PipelineError::Hook("a worker thread stopped".into()))?;
@@ -509,7 +542,7 @@ where
             if let Ok(models) = h.join() {
                 keyed.models_created += models.created;
                 keyed.live_models += models.models.len() as u64;
-                keyed.tally_live += models.models.values().map(tally).sum::<u64>();
+                keyed.tally_live += models.models.values().map(tally).sum::<Tally>();
                 keyed.tally_evicted += models.tally_evicted;
             }
         }

@@ -55,7 +55,7 @@ pub mod sinks;
 mod threshold;
 
 pub use job::{CheckpointPolicy, Evaluation, Job, JobError, JobReport, Keyed, Monitor, Prepared};
-pub use keyed::{KeyedAction, KeyedConfig, KeyedModel, KeyedSnapshot, KeyedStats, run_keyed};
+pub use keyed::{KeyedAction, KeyedConfig, KeyedModel, KeyedSnapshot, KeyedStats, Tally, run_keyed};
 pub use onad_core::{Scored, Sink, SinkError, SinkLayout, SinkPosition};
 pub use run::{
     BoxError, ERROR_RATE_MIN_ROWS, Flow, Order, PipelineError, Progress, RunConfig, RunStats, run, run_with,

@@ -146,7 +146,7 @@ mod keyed {
             &mut NoThreshold,
             &config,
             Vec::new(),
-            &|_| 0,
+            &|_| onad_pipeline::Tally::default(),
             |s| {
                 out.extend(s.row_ids().iter().zip(s.scores).map(|(id, sc)| (*id, sc.to_bits())));
                 Ok(())
@@ -231,7 +231,7 @@ mod keyed {
             &mut NoThreshold,
             &config,
             Vec::new(),
-            &|_| 0,
+            &|_| onad_pipeline::Tally::default(),
             |s| {
                 std::thread::sleep(std::time::Duration::from_millis(2));
                 emitted += 1;
@@ -311,7 +311,7 @@ mod keyed {
             &mut NoThreshold,
             &config,
             Vec::new(),
-            &|_| 0,
+            &|_| onad_pipeline::Tally::default(),
             |s| {
                 emitted.fetch_add(s.scores.len(), std::sync::atomic::Ordering::SeqCst);
                 Ok(())
