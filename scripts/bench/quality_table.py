@@ -109,6 +109,13 @@ def _autoencoder(seed, d):
     return Autoencoder(model=arch, optimizer=torch.optim.Adam(arch.parameters()), criterion=torch.nn.MSELoss())
 
 
+def _random_cut(seed, d):
+    from aberrant.model.iforest.random_cut import RandomCutForest
+
+    return RandomCutForest(n_trees=40, sample_size=256, shingle_size=1, warmup_samples=None,
+                           normalize_score=False, score_scale=8.0, seed=seed)
+
+
 class Unavailable(Exception):
     """The Python side of a model cannot run here (the pair is reported with the reason)."""
 
@@ -139,6 +146,12 @@ MODELS = [
           note="no window (onad's default): Rust keeps every row in 100 trees, so both sides stop at 10,000 rows"),
     Model("gadget_svm", _gadget, "GADGETSVM()", seeded=False),
     Model("incremental_one_class_svm_adaptive_kernel", _adaptive_svm, "IncrementalOneClassSVMAdaptiveKernel(seed=s)"),
+    Model("random_cut_forest", _random_cut,
+          "aberrant RandomCutForest(n_trees=40, sample_size=256, shingle_size=1, warmup_samples=None, "
+          "normalize_score=False, score_scale=8.0, seed=s)",
+          params={"n_trees": 40, "sample_size": 256, "shingle_size": 1, "warmup_samples": None,
+                  "normalize_score": False, "score_scale": 8.0},
+          note="the reference is aberrant; it shares one FIFO window of points among all trees, Rust keeps a time-decayed reservoir per tree (the paper, AWS)"),
     Model("autoencoder", _autoencoder, "Autoencoder(VanillaAutoencoder(d, seed=s), Adam, MSELoss)"),
 ]
 
