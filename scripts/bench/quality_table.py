@@ -116,6 +116,13 @@ def _mstream(seed, d):
     return MStream(seed=seed)
 
 
+def _random_cut(seed, d):
+    from aberrant.model.iforest.random_cut import RandomCutForest
+
+    return RandomCutForest(n_trees=40, sample_size=256, shingle_size=1, warmup_samples=None,
+                           normalize_score=False, score_scale=8.0, seed=seed)
+
+
 class Unavailable(Exception):
     """The Python side of a model cannot run here (the pair is reported with the reason)."""
 
@@ -147,6 +154,13 @@ MODELS = [
           note="no window (onad's default): Rust keeps every row in 100 trees, so both sides stop at 10,000 rows"),
     Model("gadget_svm", _gadget, "GADGETSVM()", seeded=False),
     Model("incremental_one_class_svm_adaptive_kernel", _adaptive_svm, "IncrementalOneClassSVMAdaptiveKernel(seed=s)"),
+    Model("random_cut_forest", _random_cut,
+          "RandomCutForest(n_trees=40, sample_size=256, shingle_size=1, warmup_samples=None, "
+          "normalize_score=False, score_scale=8.0, seed=s)", library="aberrant 1.3.0",
+          params={"n_trees": 40, "sample_size": 256, "shingle_size": 1, "warmup_samples": None,
+                  "normalize_score": False, "score_scale": 8.0},
+          note="aberrant shares one FIFO window of points among all trees, Rust keeps a time-decayed reservoir "
+               "per tree (the paper, AWS)"),
     Model("autoencoder", _autoencoder, "Autoencoder(VanillaAutoencoder(d, seed=s), Adam, MSELoss)"),
     Model("mstream", _mstream, "MStream(seed=s)", library="aberrant 1.3.0",
           note="aberrant refuses numeric values <= -1 (its log10(1 + x)): such sets have no Python column"),

@@ -35,6 +35,7 @@ use crate::drift::{ADWIN, ADWINParams, KSWIN, KSWINParams, PageHinkley, PageHink
 use crate::iforest::{ASDIsolationForest, ASDIsolationForestParams};
 use crate::iforest::{MondrianForest, MondrianForestParams};
 use crate::iforest::{OnlineIsolationForest, OnlineIsolationForestParams};
+use crate::iforest::{RandomCutForest, RandomCutForestParams};
 use crate::iforest::{StreamRandomHistogramForest, StreamRandomHistogramForestParams};
 use crate::sketch::{MStream, MStreamParams};
 use crate::stat::{
@@ -526,6 +527,7 @@ registry! {
         "knn" => KNN(KNNParams),
         "stream_random_histogram_forest" => StreamRandomHistogramForest(StreamRandomHistogramForestParams),
         "mondrian_forest" => MondrianForest(MondrianForestParams),
+        "random_cut_forest" => RandomCutForest(RandomCutForestParams),
         "gadget_svm" => GADGETSVM(GADGETSVMParams),
         "incremental_one_class_svm_adaptive_kernel" => IncrementalOneClassSVMAdaptiveKernel(IncrementalOneClassSVMAdaptiveKernelParams),
         "mstream" => MStream(MStreamParams),

@@ -1,4 +1,5 @@
-//! Isolation forests: [`ASDIsolationForest`] (one tree per block of the stream).
+//! Isolation forests: [`ASDIsolationForest`] (one tree per block of the stream), and the random cut
+//! forest [`RandomCutForest`].
 //!
 //! Shared pieces live here: `average_path_length`, the normaliser `c(n)` of Liu, Ting & Zhou (2008).
 
@@ -6,11 +7,13 @@ mod asd;
 mod mondrian;
 mod online;
 mod rand_hist;
+mod random_cut;
 
 pub use asd::{ASDIsolationForest, ASDIsolationForestParams};
 pub use mondrian::{MondrianForest, MondrianForestParams};
 pub use online::{OnlineIsolationForest, OnlineIsolationForestParams, OnlineTreeType, SplitMetric};
 pub use rand_hist::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};
+pub use random_cut::{RandomCutForest, RandomCutForestParams};
 
 /// Euler's constant, for the harmonic-number approximation `H(i) ~ ln(i) + gamma`.
 const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
