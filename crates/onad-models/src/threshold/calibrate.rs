@@ -13,9 +13,8 @@ use serde::{Deserialize, Serialize};
 
 /// How a raw score is calibrated against the last `window_size` raw scores of the same detector.
 ///
-/// Written as text (config files, `--calibrate`) as `zscore[:WINDOW]`, `conformal[:WINDOW]` or
-/// `trimmed:WINDOW:ALPHA` (WINDOW 1000 when left out); [`Display`](fmt::Display) writes the form that
-/// parses back to the same method.
+/// Written as text (config files, `--calibrate`) as `zscore[:WINDOW]` or `conformal[:WINDOW]` (WINDOW
+/// 1000 when left out); [`Display`](fmt::Display) writes the form that parses back to the same method.
 ///
 /// ```
 /// use onad_models::Calibration;
@@ -24,7 +23,7 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!("zscore:50".parse::<Calibration>().unwrap().to_string(), "zscore:50");
 /// assert!("conformal:0".parse::<Calibration>().is_err());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Calibration {
     /// `(s - mean) / sd` of the window (population deviation); 0.0 while the window holds fewer than two
@@ -42,34 +41,18 @@ pub enum Calibration {
         /// Recent scores kept (at least 1).
         window_size: usize,
     },
-    /// The conformal value against recent scores believed normal: as `Conformal`, but a score whose own
-    /// p-value against the window is at most `alpha` does not enter the window. Inside a long run of
-    /// anomalies the window keeps the scores from before it, so the run keeps its high values instead of
-    /// being ranked among its own (the failure of `Conformal` on bursts); the members of an ensemble keep
-    /// their order. The price: the window lacks the top `alpha` share of ordinary scores, so the value is
-    /// no false-alarm rate below `alpha` (`--threshold p:A` refuses it), and a permanent rise of the raw
-    /// scores stays high until the wrapped model adapts to it (models that learn every row do).
-    Trimmed {
-        /// Recent admitted scores kept (at least 1).
-        window_size: usize,
-        /// p-value at or below which a score is kept out of the window, in (0, 1).
-        alpha: f64,
-    },
 }
 
 /// The text forms [`Calibration`] parses, for error messages.
 const CALIBRATION_FORMS: &str = "accepted: zscore[:WINDOW] (running z-score over the last WINDOW scores, WINDOW >= \
-                                 2), conformal[:WINDOW] (1 - the conformal p-value among the last WINDOW scores, \
-                                 WINDOW >= 1) or trimmed:WINDOW:ALPHA (conformal, scores with p <= ALPHA kept out \
-                                 of the window, 0 < ALPHA < 1); WINDOW 1000 when left out";
+                                 2) or conformal[:WINDOW] (1 - the conformal p-value among the last WINDOW scores, \
+                                 WINDOW >= 1); WINDOW 1000 when left out";
 
 impl Calibration {
     /// The window length.
     pub fn window_size(&self) -> usize {
         match *self {
-            Calibration::ZScore { window_size }
-            | Calibration::Conformal { window_size }
-            | Calibration::Trimmed { window_size, .. } => window_size,
+            Calibration::ZScore { window_size } | Calibration::Conformal { window_size } => window_size,
         }
     }
 
@@ -80,13 +63,9 @@ impl Calibration {
                 "calibrate",
                 format!("a z-score needs a window of at least 2 scores, got {window_size}"),
             )),
-            Calibration::Conformal { window_size: 0 } | Calibration::Trimmed { window_size: 0, .. } => {
+            Calibration::Conformal { window_size: 0 } => {
                 Err(ParamError::invalid("calibrate", "a conformal window must hold at least one score"))
             }
-            Calibration::Trimmed { alpha, .. } if !(alpha > 0.0 && alpha < 1.0) => Err(ParamError::invalid(
-                "calibrate",
-                format!("the share of scores kept out must be in (0, 1), got {alpha}"),
-            )),
             _ => Ok(()),
         }
     }
@@ -104,22 +83,13 @@ impl FromStr for Calibration {
             None => 1000,
             Some(w) => w.parse::<usize>().map_err(|_| bad(format!("the window '{w}' is not a whole number")))?,
         };
-        let alpha = match (kind, parts.next()) {
-            ("trimmed", Some(a)) => {
-                Some(a.parse::<f64>().map_err(|_| bad(format!("the share '{a}' is not a number")))?)
-            }
-            ("trimmed", None) => return Err(bad("trimmed needs a window and a share: trimmed:WINDOW:ALPHA".into())),
-            (_, Some(extra)) => return Err(bad(format!("'{extra}' is one part too many (METHOD:WINDOW at most)"))),
-            (_, None) => None,
-        };
         if let Some(extra) = parts.next() {
-            return Err(bad(format!("'{extra}' is one part too many")));
+            return Err(bad(format!("'{extra}' is one part too many (METHOD:WINDOW at most)")));
         }
-        let method = match (kind, alpha) {
-            ("zscore", _) => Calibration::ZScore { window_size },
-            ("conformal", _) => Calibration::Conformal { window_size },
-            ("trimmed", Some(alpha)) => Calibration::Trimmed { window_size, alpha },
-            (other, _) => return Err(bad(format!("'{other}' is not a calibration method"))),
+        let method = match kind {
+            "zscore" => Calibration::ZScore { window_size },
+            "conformal" => Calibration::Conformal { window_size },
+            other => return Err(bad(format!("'{other}' is not a calibration method"))),
         };
         method.validate().map_err(|e| match e {
             ParamError::Invalid { reason, .. } => bad(reason),
@@ -134,7 +104,6 @@ impl fmt::Display for Calibration {
         match self {
             Calibration::ZScore { window_size } => write!(f, "zscore:{window_size}"),
             Calibration::Conformal { window_size } => write!(f, "conformal:{window_size}"),
-            Calibration::Trimmed { window_size, alpha } => write!(f, "trimmed:{window_size}:{alpha}"),
         }
     }
 }
@@ -174,9 +143,7 @@ impl Calibrator {
                 m2: 0.0,
                 since_exact: 0,
             },
-            Calibration::Conformal { window_size } | Calibration::Trimmed { window_size, .. } => {
-                Reference::Ranks(RollingWindow::with_capacity(window_size))
-            }
+            Calibration::Conformal { window_size } => Reference::Ranks(RollingWindow::with_capacity(window_size)),
         };
         Ok(Calibrator { method, reference })
     }
@@ -257,13 +224,6 @@ impl Calibrator {
                 }
             }
             Reference::Ranks(w) => {
-                if let Calibration::Trimmed { alpha, .. } = self.method {
-                    let n = w.len();
-                    let at_or_above = n - w.order().below(s).0;
-                    if ((1 + at_or_above) as f64 / (1 + n) as f64) <= alpha {
-                        return;
-                    }
-                }
                 w.push_bounded(s, window);
             }
         }
@@ -404,7 +364,6 @@ mod tests {
                 if sd > 0.0 { (s - mean) / sd } else { 0.0 }
             }
             Calibration::Conformal { .. } => 1.0 - (1.0 + w.iter().filter(|&&v| v >= s).count() as f64) / (1.0 + n),
-            Calibration::Trimmed { .. } => unreachable!("its window depends on the history; tested on its own"),
         }
     }
 
@@ -425,44 +384,6 @@ mod tests {
                 c.record(s);
             }
             assert_eq!(c.len(), method.window_size().min(raw.len()));
-        }
-    }
-
-    #[test]
-    fn trimmed_keeps_scores_with_small_p_values_out_of_its_window() {
-        // Written out: the window of admitted scores, each admitted when its p-value against the window
-        // before it is above alpha.
-        let raw: Vec<f64> = (0..4000)
-            .map(|i| if (2000..2600).contains(&i) { 50.0 + (i % 7) as f64 } else { ((i * 7919) % 1009) as f64 * 0.01 })
-            .collect();
-        let (window_size, alpha) = (300, 0.02);
-        let method = Calibration::Trimmed { window_size, alpha };
-        let mut c = Calibrator::new(method).unwrap();
-        let mut admitted: Vec<f64> = Vec::new();
-        for (i, &s) in raw.iter().enumerate() {
-            let w = &admitted[admitted.len().saturating_sub(window_size)..];
-            let p = (1.0 + w.iter().filter(|&&v| v >= s).count() as f64) / (1.0 + w.len() as f64);
-            assert_eq!(c.calibrate(s), 1.0 - p, "row {i}");
-            if p > alpha {
-                admitted.push(s);
-            }
-            c.record(s);
-        }
-        // The burst of 600 high scores never entered: each one ranked above the whole window.
-        assert!(admitted.iter().all(|&v| v < 50.0));
-        assert_eq!(c.len(), window_size);
-        // Plain conformal ranks the burst among itself within a window's length.
-        let mut plain = Calibrator::new(Calibration::Conformal { window_size }).unwrap();
-        raw[..2401].iter().for_each(|&s| plain.record(s));
-        assert!(plain.calibrate(raw[2401]) < 0.5); // 50, the burst's smallest value
-        let mut trimmed = Calibrator::new(method).unwrap();
-        raw[..2401].iter().for_each(|&s| trimmed.record(s));
-        assert!(trimmed.calibrate(raw[2401]) > 0.99);
-        assert_eq!("trimmed:300:0.02".parse::<Calibration>().unwrap(), method);
-        assert_eq!(method.to_string(), "trimmed:300:0.02");
-        for (text, part) in [("trimmed", "needs a window and a share"), ("trimmed:10:1.5", "must be in (0, 1)")] {
-            let e = text.parse::<Calibration>().unwrap_err().to_string();
-            assert!(e.contains(part), "{text}: {e}");
         }
     }
 
