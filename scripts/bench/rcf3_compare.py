@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""onad's random_cut_forest next to the Rust peer rcf3 (PyPI rcf3==0.5.2, `rcf3.Forest`), same rows, same run.
+"""onad next to the Rust peer rcf3 (PyPI rcf3==0.5.2), same rows, same run: random_cut_forest against
+`rcf3.Forest` (--model forest, the default) or mstream against `rcf3.MStream` (--model mstream).
 
 Usage (from the workspace root; build the Rust side first with
 `cargo build --release -p onad-models --example timed_scores`):
     /tmp/pyref/bin/python scripts/bench/rcf3_compare.py [--rust BIN] [--data DIR] [--work DIR]
-        [--sets a,b] [--seeds 1,2,3] [--max-rows N] [--trees 40] [--sample-size 256]
+        [--model forest|mstream] [--sets a,b] [--seeds 1,2,3] [--max-rows N] [--trees 40] [--sample-size 256]
 
 Both sides run prequentially (score, then learn, every row in file order) on the prepared CSVs of
 quality_table.py (the same data sets and preparation; prepared files already in --work are reused), with
@@ -15,6 +16,10 @@ fed by `update_and_score(row)` (documented as `score` then `update`); onad as
 other defaults. W (--warmup) defaults to S / 4, when rcf3's automatic output_after starts scoring (rcf3 is
 ready after 65 rows at S = 256; onad's default, aberrant's, is S), so both sides score the same rows.
 
+MStream: rcf3 as `MStream(numeric_dim=d, categorical_dim=0, num_rows=2, num_buckets=1024, alpha=0.6,
+seed=s)` fed `update_and_score(row, [], i + 1)` (one tick per row, as onad without a time_key; alpha is
+onad's and aberrant's default 0.6, rcf3's own default is 0.8); onad as `{"mstream": {"seed": s}}`.
+
 Timing: CPU time of the loop only, on both sides (the machine is shared, so wall time mostly measures the
 other processes; wall-clock rows/s are in the JSON too). rcf3's is the Python loop over `update_and_score`
 (time.process_time around the loop; the rows are Python lists of floats built before; rcf3 runs on the
@@ -22,7 +27,7 @@ calling thread only). onad's is the `timed_scores` example's own loop of `score_
 already parsed (the thread's CPU time from /proc/thread-self/schedstat around the loop). Both one thread.
 Metrics: quality.py's ROC-AUC (ties counted half) and average precision, over the set's evaluated rows.
 
-Output: a markdown table on standard output and target/bench/rcf3_compare.json.
+Output: a markdown table on standard output and target/bench/rcf3_compare_MODEL.json.
 """
 
 from __future__ import annotations
@@ -58,9 +63,19 @@ def run_rcf3(rows, trees, sample_size, seed):
     return scores, time.process_time() - c0, time.perf_counter() - t0
 
 
-def run_onad(binary, path, trees, sample_size, warmup, seed):
-    spec = {"random_cut_forest": {"n_trees": trees, "sample_size": sample_size, "warmup_samples": warmup,
-                                  "seed": seed}}
+def run_rcf3_mstream(rows, seed):
+    import rcf3
+
+    m = rcf3.MStream(numeric_dim=len(rows[0]), categorical_dim=0, num_rows=2, num_buckets=1024, alpha=0.6,
+                     seed=seed)
+    scores = []
+    t0, c0 = time.perf_counter(), time.process_time()
+    for i, x in enumerate(rows):
+        scores.append(m.update_and_score(x, [], i + 1))
+    return scores, time.process_time() - c0, time.perf_counter() - t0
+
+
+def run_onad(binary, path, spec):
     out = subprocess.run([binary, path, json.dumps(spec)], capture_output=True, text=True, check=True)
     scores = [float(v) for v in out.stdout.split()]
     words = out.stderr.split()
@@ -71,6 +86,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rust", default=str(ROOT / "target/release/examples/timed_scores"))
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data"))
+    ap.add_argument("--model", choices=["forest", "mstream"], default="forest")
     ap.add_argument("--work", default="/tmp/onad-quality")
     ap.add_argument("--sets", default=",".join(quality_table.SETS))
     ap.add_argument("--seeds", default="1,2,3")
@@ -95,15 +111,21 @@ def main() -> None:
             lists = [list(r.values()) for r in rows]
             entry = {"part": part.label, "rows": len(rows), "onad": [], "rcf3": []}
             for seed in seeds:
-                s, cpu, wall = run_rcf3(lists, args.trees, args.sample_size, seed)
+                if args.model == "forest":
+                    s, cpu, wall = run_rcf3(lists, args.trees, args.sample_size, seed)
+                    spec = {"random_cut_forest": {"n_trees": args.trees, "sample_size": args.sample_size,
+                                                  "warmup_samples": warmup, "seed": seed}}
+                else:
+                    s, cpu, wall = run_rcf3_mstream(lists, seed)
+                    spec = {"mstream": {"seed": seed}}
                 m = quality.metrics(s, labels, part.eval_mask)
                 entry["rcf3"].append({"seed": seed, "roc_auc": m["roc_auc"], "pr_auc": m["pr_auc"],
-                                      "rows_per_sec": len(s) / cpu, "wall_rows_per_sec": len(s) / wall})
-                s, cpu, wall = run_onad(args.rust, path, args.trees, args.sample_size, warmup, seed)
+                                      "rows_per_sec": len(s) / (cpu if cpu > 0 else wall), "wall_rows_per_sec": len(s) / wall})
+                s, cpu, wall = run_onad(args.rust, path, spec)
                 assert len(s) == len(rows), (len(s), len(rows))
                 m = quality.metrics(s, labels, part.eval_mask)
                 entry["onad"].append({"seed": seed, "roc_auc": m["roc_auc"], "pr_auc": m["pr_auc"],
-                                      "rows_per_sec": len(s) / cpu, "wall_rows_per_sec": len(s) / wall})
+                                      "rows_per_sec": len(s) / (cpu if cpu > 0 else wall), "wall_rows_per_sec": len(s) / wall})
             if path != part.path:
                 os.unlink(path)
             for side in ("onad", "rcf3"):
@@ -116,7 +138,7 @@ def main() -> None:
 
     out_dir = ROOT / "target/bench"
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "rcf3_compare.json").write_text(json.dumps(results, indent=1))
+    (out_dir / f"rcf3_compare_{args.model}.json").write_text(json.dumps(results, indent=1))
     print(f"| set | rows | onad ROC-AUC | rcf3 ROC-AUC | onad PR-AUC | rcf3 PR-AUC | onad rows/s (CPU) | rcf3 rows/s (CPU) | speed ratio |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for e in results:
