@@ -46,6 +46,7 @@ pub use drift::{
     ADWIN, ADWINParams, DriftReset, KSWIN, KSWINParams, OnDrift, PageHinkley, PageHinkleyMode, PageHinkleyParams,
 };
 pub use iforest::{ASDIsolationForest, ASDIsolationForestParams};
+pub use iforest::{HalfSpaceTrees, HalfSpaceTreesParams};
 pub use iforest::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};
 pub use iforest::{MondrianForest, MondrianForestParams};
 pub use iforest::{OnlineIsolationForest, OnlineIsolationForestParams, OnlineTreeType, SplitMetric};

@@ -33,6 +33,7 @@ use crate::deep::{Autoencoder, AutoencoderParams};
 use crate::distance::{KNN, KNNParams};
 use crate::drift::{ADWIN, ADWINParams, KSWIN, KSWINParams, PageHinkley, PageHinkleyParams};
 use crate::iforest::{ASDIsolationForest, ASDIsolationForestParams};
+use crate::iforest::{HalfSpaceTrees, HalfSpaceTreesParams};
 use crate::iforest::{MondrianForest, MondrianForestParams};
 use crate::iforest::{OnlineIsolationForest, OnlineIsolationForestParams};
 use crate::iforest::{StreamRandomHistogramForest, StreamRandomHistogramForestParams};
@@ -525,6 +526,7 @@ registry! {
         "knn" => KNN(KNNParams),
         "stream_random_histogram_forest" => StreamRandomHistogramForest(StreamRandomHistogramForestParams),
         "mondrian_forest" => MondrianForest(MondrianForestParams),
+        "half_space_trees" => HalfSpaceTrees(HalfSpaceTreesParams),
         "gadget_svm" => GADGETSVM(GADGETSVMParams),
         "incremental_one_class_svm_adaptive_kernel" => IncrementalOneClassSVMAdaptiveKernel(IncrementalOneClassSVMAdaptiveKernelParams),
         "autoencoder" => Autoencoder(AutoencoderParams),

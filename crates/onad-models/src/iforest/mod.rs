@@ -1,13 +1,16 @@
-//! Isolation forests: [`ASDIsolationForest`] (one tree per block of the stream).
+//! Isolation forests: [`ASDIsolationForest`] (one tree per block of the stream), and the mass-based
+//! [`HalfSpaceTrees`].
 //!
 //! Shared pieces live here: `average_path_length`, the normaliser `c(n)` of Liu, Ting & Zhou (2008).
 
 mod asd;
+mod half_space;
 mod mondrian;
 mod online;
 mod rand_hist;
 
 pub use asd::{ASDIsolationForest, ASDIsolationForestParams};
+pub use half_space::{HalfSpaceTrees, HalfSpaceTreesParams};
 pub use mondrian::{MondrianForest, MondrianForestParams};
 pub use online::{OnlineIsolationForest, OnlineIsolationForestParams, OnlineTreeType, SplitMetric};
 pub use rand_hist::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};
