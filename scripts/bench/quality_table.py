@@ -109,6 +109,35 @@ def _autoencoder(seed, d):
     return Autoencoder(model=arch, optimizer=torch.optim.Adam(arch.parameters()), criterion=torch.nn.MSELoss())
 
 
+def _half_space(seed, d):
+    from aberrant.model.iforest import HalfSpaceTrees
+    from aberrant.transform.preprocessing import MinMaxScaler
+
+    # aberrant's HalfSpaceTrees draws its work space from [0, 1]; its own documented use puts its online
+    # MinMaxScaler in front (the Rust side runs on the raw rows and learns the work space itself).
+    return _ScoreZeroFirst(MinMaxScaler() | HalfSpaceTrees(seed=seed))
+
+
+class _ScoreZeroFirst:
+    """Scores 0.0 before the first learned row (aberrant's scaler refuses a row before it learned one)."""
+
+    def __init__(self, model):
+        self.model, self.learned = model, False
+
+    def score_one(self, x):
+        return self.model.score_one(x) if self.learned else 0.0
+
+    def learn_one(self, x):
+        self.model.learn_one(x)
+        self.learned = True
+
+
+def _rs_hash(seed, d):
+    from aberrant.model.sketch import StreamingRSHash
+
+    return StreamingRSHash(seed=seed)
+
+
 class Unavailable(Exception):
     """The Python side of a model cannot run here (the pair is reported with the reason)."""
 
@@ -140,6 +169,11 @@ MODELS = [
     Model("gadget_svm", _gadget, "GADGETSVM()", seeded=False),
     Model("incremental_one_class_svm_adaptive_kernel", _adaptive_svm, "IncrementalOneClassSVMAdaptiveKernel(seed=s)"),
     Model("autoencoder", _autoencoder, "Autoencoder(VanillaAutoencoder(d, seed=s), Adam, MSELoss)"),
+    # aberrant 1.3.0 references (issue 19).
+    Model("half_space_trees", _half_space, "aberrant MinMaxScaler() | HalfSpaceTrees(seed=s)",
+          note="aberrant expects inputs in [0, 1] and gets its own online MinMaxScaler in front; Rust gets the raw "
+               "rows"),
+    Model("rs_hash", _rs_hash, "aberrant StreamingRSHash(seed=s)"),
 ]
 
 

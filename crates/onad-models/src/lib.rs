@@ -30,6 +30,7 @@ pub mod iforest;
 pub mod legacy;
 mod registry;
 mod rng;
+pub mod sketch;
 pub mod stat;
 pub mod svm;
 pub mod synthetic;
@@ -55,6 +56,7 @@ pub use registry::{
     AnyDetector, AnyDetectorParams, AnyTransformer, AnyTransformerParams, Describe, ModelInfo, REGISTRY, Role,
     model_info,
 };
+pub use sketch::{StreamingRSHash, StreamingRSHashParams};
 pub use stat::{
     MovingAverage, MovingAverageAbsoluteDeviation, MovingAverageAbsoluteDeviationParams, MovingAverageParams,
     MovingCorrelationCoefficient, MovingCorrelationCoefficientParams, MovingCovariance, MovingCovarianceParams,

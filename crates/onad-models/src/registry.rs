@@ -37,6 +37,7 @@ use crate::iforest::{HalfSpaceTrees, HalfSpaceTreesParams};
 use crate::iforest::{MondrianForest, MondrianForestParams};
 use crate::iforest::{OnlineIsolationForest, OnlineIsolationForestParams};
 use crate::iforest::{StreamRandomHistogramForest, StreamRandomHistogramForestParams};
+use crate::sketch::{StreamingRSHash, StreamingRSHashParams};
 use crate::stat::{
     MovingAverage, MovingAverageAbsoluteDeviation, MovingAverageAbsoluteDeviationParams, MovingAverageParams,
     MovingCorrelationCoefficient, MovingCorrelationCoefficientParams, MovingCovariance, MovingCovarianceParams,
@@ -527,6 +528,7 @@ registry! {
         "stream_random_histogram_forest" => StreamRandomHistogramForest(StreamRandomHistogramForestParams),
         "mondrian_forest" => MondrianForest(MondrianForestParams),
         "half_space_trees" => HalfSpaceTrees(HalfSpaceTreesParams),
+        "rs_hash" => StreamingRSHash(StreamingRSHashParams),
         "gadget_svm" => GADGETSVM(GADGETSVMParams),
         "incremental_one_class_svm_adaptive_kernel" => IncrementalOneClassSVMAdaptiveKernel(IncrementalOneClassSVMAdaptiveKernelParams),
         "autoencoder" => Autoencoder(AutoencoderParams),
