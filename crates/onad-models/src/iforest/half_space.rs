@@ -81,7 +81,8 @@ impl Default for HalfSpaceTreesParams {
 /// masses fall to `0.1 psi` (about `log2 10` levels on dense data, `height` at most); building the trees
 /// once costs O(n_trees 2^height). Scoring: O(n_trees) node visits of the same depth, integer sums
 /// (exact, so every summation order gives the same bits); `score_many` and `score_learn_many` walk
-/// the trees one at a time over the batch. Memory: `n_trees (2^(height+1) - 1)` nodes of 16 bytes (40 KB
+/// the trees one at a time over the batch, eight rows in lockstep (branch-free steps; a lane that has
+/// stopped waits), which about doubles their speed over one row at a time. Memory: `n_trees (2^(height+1) - 1)` nodes of 16 bytes (40 KB
 /// per tree at height 8, 1 MB at height 15) and psi d values for the window.
 ///
 /// ```
@@ -222,7 +223,8 @@ fn build_splits(
 }
 
 /// Sets the masses of the subtree at `at` from the window rows `rows` reaching it, down to where
-/// scoring stops (a node of mass `<= limit`, or a leaf). Rows missing the split feature stop here.
+/// scoring stops (a node of mass `<= limit`, or a leaf). Rows missing the split feature stop here (when
+/// `nan` says the window has missing values at all).
 #[allow(clippy::too_many_arguments)]
 fn count(
     nodes: &mut [Node],
@@ -233,6 +235,7 @@ fn count(
     rows: &mut [u32],
     window: &[f64],
     d: usize,
+    nan: bool,
 ) {
     let n = rows.len() as u32;
     nodes[at].mass = n;
@@ -244,25 +247,58 @@ fn count(
     let value = |r: u32| window[r as usize * d + f];
     // [left | right | missing]
     let mut known = rows.len();
-    let mut i = 0;
-    while i < known {
-        if value(rows[i]).is_nan() {
-            known -= 1;
-            rows.swap(i, known);
-        } else {
-            i += 1;
+    if nan {
+        let mut i = 0;
+        while i < known {
+            if value(rows[i]).is_nan() {
+                known -= 1;
+                rows.swap(i, known);
+            } else {
+                i += 1;
+            }
         }
     }
+    // Branch-free partition: rows[left..i] always holds rows going right, so swapping row i in and
+    // advancing `left` only when it goes left keeps that true.
     let mut left = 0;
     for i in 0..known {
-        if value(rows[i]) < split {
-            rows.swap(i, left);
-            left += 1;
-        }
+        let r = rows[i];
+        let goes_left = value(r) < split;
+        rows[i] = rows[left];
+        rows[left] = r;
+        left += usize::from(goes_left);
     }
     let (l, rest) = rows.split_at_mut(left);
-    count(nodes, 2 * at + 1, depth + 1, height, limit, l, window, d);
-    count(nodes, 2 * at + 2, depth + 1, height, limit, &mut rest[..known - left], window, d);
+    count(nodes, 2 * at + 1, depth + 1, height, limit, l, window, d, nan);
+    count(nodes, 2 * at + 2, depth + 1, height, limit, &mut rest[..known - left], window, d, nan);
+}
+
+/// Rows descended in lockstep through one tree (independent chains of loads overlap).
+const LANES: usize = 8;
+
+/// `r 2^k` of the terminal nodes of `LANES` rows in one tree, descended in lockstep: a lane that has
+/// stopped stays where it is, and the loop ends when every lane has stopped or reached the leaves.
+#[inline(always)]
+fn lane_totals(nodes: &[Node], xs: [&[f64]; LANES], height: u32, limit: u32) -> [u64; LANES] {
+    let mut at = [0usize; LANES];
+    let mut live = [true; LANES];
+    for _ in 0..height {
+        let mut any = false;
+        for k in 0..LANES {
+            let n = nodes[at[k]];
+            let v = xs[k][n.feature as usize];
+            let go = live[k] & (n.mass > limit) & !v.is_nan();
+            let child = 2 * at[k] + 1 + usize::from(v >= n.split);
+            at[k] = if go { child } else { at[k] };
+            live[k] = go;
+            any |= go;
+        }
+        if !any {
+            break;
+        }
+    }
+    // A node's depth is floor(log2(index + 1)) in the heap layout.
+    std::array::from_fn(|k| u64::from(nodes[at[k]].mass) << (usize::BITS - 1 - (at[k] + 1).leading_zeros()))
 }
 
 impl HalfSpaceTrees {
@@ -357,10 +393,11 @@ impl HalfSpaceTrees {
             self.build_trees();
         }
         let (height, limit, d) = (self.height, self.limit(), self.d);
+        let nan = self.window.iter().any(|v| v.is_nan());
         for tree in &mut self.trees {
             self.scratch.clear();
             self.scratch.extend(0..self.window_size as u32);
-            count(&mut tree.nodes, 0, 0, height, limit, &mut self.scratch, &self.window, d);
+            count(&mut tree.nodes, 0, 0, height, limit, &mut self.scratch, &self.window, d, nan);
         }
         self.window.clear();
         self.windows += 1;
@@ -374,10 +411,18 @@ impl HalfSpaceTrees {
         }
         let (height, limit) = (self.height, self.limit());
         let mut totals = vec![0u64; rows.len()];
+        let base = rows.start;
+        let full = rows.len() / LANES;
         for tree in &self.trees {
             let nodes = tree.nodes.as_slice();
-            for (total, i) in totals.iter_mut().zip(rows.clone()) {
-                *total += Self::tree_total(nodes, batch.row(i), height, limit);
+            for g in rows.clone().step_by(LANES).take(full) {
+                let t = lane_totals(nodes, std::array::from_fn(|k| batch.row(g + k)), height, limit);
+                for k in 0..LANES {
+                    totals[g - base + k] += t[k];
+                }
+            }
+            for i in base + full * LANES..rows.end {
+                totals[i - base] += Self::tree_total(nodes, batch.row(i), height, limit);
             }
         }
         out.extend(totals.into_iter().map(|t| self.score_from_total(t)));
@@ -613,6 +658,28 @@ mod tests {
         for x in [[0.0, f64::NAN], [f64::INFINITY, f64::NEG_INFINITY], [f64::NAN; 2]] {
             let s = m.score_one(&x);
             assert!((0.0..=1.0).contains(&s), "{x:?}: {s}");
+        }
+    }
+
+    #[test]
+    fn lockstep_descent_equals_the_one_row_descent() {
+        let mut m = build(3, 12, 64, 4, 2);
+        (0..640).for_each(|i| m.learn_one(&cloud(i)));
+        let rows: Vec<[f64; 2]> = (0..64)
+            .map(|i| match i % 9 {
+                0 => [f64::NAN, cloud(i)[1]],
+                1 => [cloud(i)[0], f64::NAN],
+                2 => [f64::INFINITY, f64::NEG_INFINITY],
+                _ => cloud(i * 5 + 1),
+            })
+            .collect();
+        for t in &m.trees {
+            for group in rows.chunks_exact(LANES) {
+                let lanes = lane_totals(&t.nodes, std::array::from_fn(|k| &group[k][..]), 12, m.limit());
+                for (k, x) in group.iter().enumerate() {
+                    assert_eq!(lanes[k], HalfSpaceTrees::tree_total(&t.nodes, x, 12, m.limit()), "{x:?}");
+                }
+            }
         }
     }
 
