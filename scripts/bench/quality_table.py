@@ -123,6 +123,35 @@ def _random_cut(seed, d):
                            normalize_score=False, score_scale=8.0, seed=seed)
 
 
+def _half_space(seed, d):
+    from aberrant.model.iforest import HalfSpaceTrees
+    from aberrant.transform.preprocessing import MinMaxScaler
+
+    # aberrant's HalfSpaceTrees draws its work space from [0, 1]; its own documented use puts its online
+    # MinMaxScaler in front (the Rust side runs on the raw rows and learns the work space itself).
+    return _ScoreZeroFirst(MinMaxScaler() | HalfSpaceTrees(seed=seed))
+
+
+class _ScoreZeroFirst:
+    """Scores 0.0 before the first learned row (aberrant's scaler refuses a row before it learned one)."""
+
+    def __init__(self, model):
+        self.model, self.learned = model, False
+
+    def score_one(self, x):
+        return self.model.score_one(x) if self.learned else 0.0
+
+    def learn_one(self, x):
+        self.model.learn_one(x)
+        self.learned = True
+
+
+def _rs_hash(seed, d):
+    from aberrant.model.sketch import StreamingRSHash
+
+    return StreamingRSHash(seed=seed)
+
+
 class Unavailable(Exception):
     """The Python side of a model cannot run here (the pair is reported with the reason)."""
 
@@ -164,6 +193,10 @@ MODELS = [
     Model("autoencoder", _autoencoder, "Autoencoder(VanillaAutoencoder(d, seed=s), Adam, MSELoss)"),
     Model("mstream", _mstream, "MStream(seed=s)", library="aberrant 1.3.0",
           note="aberrant refuses numeric values <= -1 (its log10(1 + x)): such sets have no Python column"),
+    Model("half_space_trees", _half_space, "MinMaxScaler() | HalfSpaceTrees(seed=s)", library="aberrant 1.3.0",
+          note="aberrant expects inputs in [0, 1] and gets its own online MinMaxScaler in front; Rust gets the raw "
+               "rows"),
+    Model("rs_hash", _rs_hash, "StreamingRSHash(seed=s)", library="aberrant 1.3.0"),
 ]
 
 

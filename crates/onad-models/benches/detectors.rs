@@ -108,6 +108,11 @@ fn registry(c: &mut Criterion) {
         serde_json::from_str(r#"{"moving_average": {"window_size": 100, "key": "f0"}}"#).unwrap(),
     );
     bench_detector(c, &spec.name(), &spec, &data);
+    // Issue 19's speed target: half-space trees at 25 trees of height 15 on 10 features.
+    let spec = PipelineSpec::detector(
+        serde_json::from_str(r#"{"half_space_trees": {"n_trees": 25, "height": 15, "seed": 42}}"#).unwrap(),
+    );
+    bench_detector(c, "half_space_trees_25x15", &spec, &data);
 }
 
 criterion_group!(benches, registry);

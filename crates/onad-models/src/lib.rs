@@ -47,6 +47,7 @@ pub use drift::{
     ADWIN, ADWINParams, DriftReset, KSWIN, KSWINParams, OnDrift, PageHinkley, PageHinkleyMode, PageHinkleyParams,
 };
 pub use iforest::{ASDIsolationForest, ASDIsolationForestParams};
+pub use iforest::{HalfSpaceTrees, HalfSpaceTreesParams};
 pub use iforest::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};
 pub use iforest::{MondrianForest, MondrianForestParams};
 pub use iforest::{OnlineIsolationForest, OnlineIsolationForestParams, OnlineTreeType, SplitMetric};
@@ -56,7 +57,7 @@ pub use registry::{
     AnyDetector, AnyDetectorParams, AnyTransformer, AnyTransformerParams, Describe, ModelInfo, REGISTRY, Role,
     model_info,
 };
-pub use sketch::{MStream, MStreamParams};
+pub use sketch::{MStream, MStreamParams, StreamingRSHash, StreamingRSHashParams};
 pub use stat::{
     MovingAverage, MovingAverageAbsoluteDeviation, MovingAverageAbsoluteDeviationParams, MovingAverageParams,
     MovingCorrelationCoefficient, MovingCorrelationCoefficientParams, MovingCovariance, MovingCovarianceParams,

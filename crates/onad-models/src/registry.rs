@@ -33,11 +33,12 @@ use crate::deep::{Autoencoder, AutoencoderParams};
 use crate::distance::{KNN, KNNParams};
 use crate::drift::{ADWIN, ADWINParams, KSWIN, KSWINParams, PageHinkley, PageHinkleyParams};
 use crate::iforest::{ASDIsolationForest, ASDIsolationForestParams};
+use crate::iforest::{HalfSpaceTrees, HalfSpaceTreesParams};
 use crate::iforest::{MondrianForest, MondrianForestParams};
 use crate::iforest::{OnlineIsolationForest, OnlineIsolationForestParams};
 use crate::iforest::{RandomCutForest, RandomCutForestParams};
 use crate::iforest::{StreamRandomHistogramForest, StreamRandomHistogramForestParams};
-use crate::sketch::{MStream, MStreamParams};
+use crate::sketch::{MStream, MStreamParams, StreamingRSHash, StreamingRSHashParams};
 use crate::stat::{
     MovingAverage, MovingAverageAbsoluteDeviation, MovingAverageAbsoluteDeviationParams, MovingAverageParams,
     MovingCorrelationCoefficient, MovingCorrelationCoefficientParams, MovingCovariance, MovingCovarianceParams,
@@ -528,6 +529,8 @@ registry! {
         "stream_random_histogram_forest" => StreamRandomHistogramForest(StreamRandomHistogramForestParams),
         "mondrian_forest" => MondrianForest(MondrianForestParams),
         "random_cut_forest" => RandomCutForest(RandomCutForestParams),
+        "half_space_trees" => HalfSpaceTrees(HalfSpaceTreesParams),
+        "rs_hash" => StreamingRSHash(StreamingRSHashParams),
         "gadget_svm" => GADGETSVM(GADGETSVMParams),
         "incremental_one_class_svm_adaptive_kernel" => IncrementalOneClassSVMAdaptiveKernel(IncrementalOneClassSVMAdaptiveKernelParams),
         "mstream" => MStream(MStreamParams),

@@ -1,15 +1,17 @@
-//! Isolation forests: [`ASDIsolationForest`] (one tree per block of the stream), and the random cut
-//! forest [`RandomCutForest`].
+//! Isolation forests: [`ASDIsolationForest`] (one tree per block of the stream), the random cut
+//! forest [`RandomCutForest`] and the mass-based [`HalfSpaceTrees`].
 //!
 //! Shared pieces live here: `average_path_length`, the normaliser `c(n)` of Liu, Ting & Zhou (2008).
 
 mod asd;
+mod half_space;
 mod mondrian;
 mod online;
 mod rand_hist;
 mod random_cut;
 
 pub use asd::{ASDIsolationForest, ASDIsolationForestParams};
+pub use half_space::{HalfSpaceTrees, HalfSpaceTreesParams};
 pub use mondrian::{MondrianForest, MondrianForestParams};
 pub use online::{OnlineIsolationForest, OnlineIsolationForestParams, OnlineTreeType, SplitMetric};
 pub use rand_hist::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};
