@@ -109,6 +109,18 @@ def _autoencoder(seed, d):
     return Autoencoder(model=arch, optimizer=torch.optim.Adam(arch.parameters()), criterion=torch.nn.MSELoss())
 
 
+def _loda(seed, d):
+    from aberrant.model.sketch.loda import StreamingLODA
+
+    return StreamingLODA(seed=seed)
+
+
+def _stream_rhf(seed, d):
+    from aberrant.model.iforest.rand_hist import StreamRandomHistogramForest
+
+    return StreamRandomHistogramForest(seed=seed)
+
+
 class Unavailable(Exception):
     """The Python side of a model cannot run here (the pair is reported with the reason)."""
 
@@ -140,6 +152,8 @@ MODELS = [
     Model("gadget_svm", _gadget, "GADGETSVM()", seeded=False),
     Model("incremental_one_class_svm_adaptive_kernel", _adaptive_svm, "IncrementalOneClassSVMAdaptiveKernel(seed=s)"),
     Model("autoencoder", _autoencoder, "Autoencoder(VanillaAutoencoder(d, seed=s), Adam, MSELoss)"),
+    Model("loda", _loda, "aberrant StreamingLODA(seed=s)"),
+    Model("stream_rhf", _stream_rhf, "aberrant StreamRandomHistogramForest(seed=s) (STREamRHF)"),
 ]
 
 

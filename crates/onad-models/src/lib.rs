@@ -30,6 +30,7 @@ pub mod iforest;
 pub mod legacy;
 mod registry;
 mod rng;
+pub mod sketch;
 pub mod stat;
 pub mod svm;
 pub mod synthetic;
@@ -54,6 +55,7 @@ pub use registry::{
     AnyDetector, AnyDetectorParams, AnyTransformer, AnyTransformerParams, Describe, ModelInfo, REGISTRY, Role,
     model_info,
 };
+pub use sketch::{StreamingLODA, StreamingLODAParams};
 pub use stat::{
     MovingAverage, MovingAverageAbsoluteDeviation, MovingAverageAbsoluteDeviationParams, MovingAverageParams,
     MovingCorrelationCoefficient, MovingCorrelationCoefficientParams, MovingCovariance, MovingCovarianceParams,
