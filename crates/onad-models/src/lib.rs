@@ -50,6 +50,7 @@ pub use iforest::{ASDIsolationForest, ASDIsolationForestParams};
 pub use iforest::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};
 pub use iforest::{MondrianForest, MondrianForestParams};
 pub use iforest::{OnlineIsolationForest, OnlineIsolationForestParams, OnlineTreeType, SplitMetric};
+pub use iforest::{StreamRHF, StreamRHFParams};
 pub use registry::decode_explained;
 pub use registry::{
     AnyDetector, AnyDetectorParams, AnyTransformer, AnyTransformerParams, Describe, ModelInfo, REGISTRY, Role,

@@ -35,6 +35,7 @@ use crate::drift::{ADWIN, ADWINParams, KSWIN, KSWINParams, PageHinkley, PageHink
 use crate::iforest::{ASDIsolationForest, ASDIsolationForestParams};
 use crate::iforest::{MondrianForest, MondrianForestParams};
 use crate::iforest::{OnlineIsolationForest, OnlineIsolationForestParams};
+use crate::iforest::{StreamRHF, StreamRHFParams};
 use crate::iforest::{StreamRandomHistogramForest, StreamRandomHistogramForestParams};
 use crate::sketch::{StreamingLODA, StreamingLODAParams};
 use crate::stat::{
@@ -527,6 +528,7 @@ registry! {
         "stream_random_histogram_forest" => StreamRandomHistogramForest(StreamRandomHistogramForestParams),
         "mondrian_forest" => MondrianForest(MondrianForestParams),
         "loda" => StreamingLODA(StreamingLODAParams),
+        "stream_rhf" => StreamRHF(StreamRHFParams),
         "gadget_svm" => GADGETSVM(GADGETSVMParams),
         "incremental_one_class_svm_adaptive_kernel" => IncrementalOneClassSVMAdaptiveKernel(IncrementalOneClassSVMAdaptiveKernelParams),
         "autoencoder" => Autoencoder(AutoencoderParams),

@@ -6,11 +6,13 @@ mod asd;
 mod mondrian;
 mod online;
 mod rand_hist;
+mod stream_rhf;
 
 pub use asd::{ASDIsolationForest, ASDIsolationForestParams};
 pub use mondrian::{MondrianForest, MondrianForestParams};
 pub use online::{OnlineIsolationForest, OnlineIsolationForestParams, OnlineTreeType, SplitMetric};
 pub use rand_hist::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};
+pub use stream_rhf::{StreamRHF, StreamRHFParams};
 
 /// Euler's constant, for the harmonic-number approximation `H(i) ~ ln(i) + gamma`.
 const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
