@@ -1,6 +1,8 @@
 //! STREamRHF: random histogram trees that split on features drawn by kurtosis, grown from a window and
 //! updated by insertion (aberrant's `StreamRandomHistogramForest`, not onad's histogram forest).
 
+use std::cell::RefCell;
+
 use onad_core::{Detector, DetectorParams, ParamDoc, ParamError, SchemaRef};
 use serde::{Deserialize, Serialize};
 
@@ -194,36 +196,51 @@ fn add_moment(m: &mut [f64; 5], v: f64) {
     m[2] = m2 + term;
 }
 
+/// `ln(1 + kurtosis)` of one feature's `[n, mean, M2, M3, M4]` (0 when `M2` or `M4` is 0).
+#[inline]
+fn weight(m: &[f64; 5]) -> f64 {
+    let [n, _, m2, _, m4] = *m;
+    if m2 == 0.0 || m4 == 0.0 {
+        return 0.0;
+    }
+    // In this order the quotients stay in range where `m2 * m2` would overflow or underflow.
+    let k = n * (m4 / m2) / m2;
+    if k.is_finite() {
+        if k > 0.0 { k.ln_1p() } else { 0.0 }
+    } else {
+        // Moments that overflowed (values beyond about 1e77): the heaviest tail there is.
+        MAX_WEIGHT
+    }
+}
+
+thread_local! {
+    /// The weights of `select`, reused (one logarithm per feature, not two).
+    static WEIGHTS: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+    /// Updated moments of an insertion, reused.
+    static MOMENTS: RefCell<Vec<[f64; 5]>> = const { RefCell::new(Vec::new()) };
+}
+
 /// The split feature the moments select with the uniform `u`: the first feature whose running sum of
 /// `ln(1 + kurtosis)` reaches `u` times the total; `None` when every weight is 0.
 fn select(moments: &[[f64; 5]], u: f64) -> Option<u32> {
-    let weight = |m: &[f64; 5]| {
-        let [n, _, m2, _, m4] = *m;
-        if m2 == 0.0 || m4 == 0.0 {
-            return 0.0;
+    WEIGHTS.with(|w| {
+        let mut w = w.borrow_mut();
+        w.clear();
+        w.extend(moments.iter().map(weight));
+        let total: f64 = w.iter().sum();
+        if !(total > 0.0 && total.is_finite()) {
+            return None;
         }
-        // In this order the quotients stay in range where `m2 * m2` would overflow or underflow.
-        let k = n * (m4 / m2) / m2;
-        if k.is_finite() {
-            if k > 0.0 { k.ln_1p() } else { 0.0 }
-        } else {
-            // Moments that overflowed (values beyond about 1e77): the heaviest tail there is.
-            MAX_WEIGHT
+        let target = u * total;
+        let mut sum = 0.0;
+        for (f, &x) in w.iter().enumerate() {
+            sum += x;
+            if sum >= target {
+                return Some(f as u32);
+            }
         }
-    };
-    let total: f64 = moments.iter().map(weight).sum();
-    if !(total > 0.0 && total.is_finite()) {
-        return None;
-    }
-    let target = u * total;
-    let mut sum = 0.0;
-    for (f, m) in moments.iter().enumerate() {
-        sum += weight(m);
-        if sum >= target {
-            return Some(f as u32);
-        }
-    }
-    Some(moments.len() as u32 - 1)
+        Some(moments.len() as u32 - 1)
+    })
 }
 
 /// Whether a row with `v` in the split feature goes left.
@@ -373,18 +390,26 @@ impl Builder<'_> {
                     return set.len();
                 }
                 Kind::Branch { feature, value, left, right, moments } => {
-                    let mut updated = moments.clone();
-                    for (m, &v) in updated.iter_mut().zip(x) {
-                        add_moment(m, v);
-                    }
-                    if select(&updated, u.0) != Some(*feature) {
+                    let same = MOMENTS.with(|scratch| {
+                        let mut updated = scratch.borrow_mut();
+                        updated.clear();
+                        updated.extend_from_slice(moments);
+                        for (m, &v) in updated.iter_mut().zip(x) {
+                            add_moment(m, v);
+                        }
+                        let same = select(&updated, u.0) == Some(*feature);
+                        if same {
+                            moments.copy_from_slice(&updated);
+                        }
+                        same
+                    });
+                    if !same {
                         let mut set = Vec::new();
                         self.collect(tree, at, &mut set, false);
                         set.push(r);
                         self.build(tree, at, set, depth, id, u);
                         return leaf_size_from(tree, at, x);
                     }
-                    *moments = updated;
                     at = if goes_left(x[*feature as usize], *value) { *left } else { *right };
                 }
             }
