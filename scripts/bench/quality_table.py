@@ -152,6 +152,18 @@ def _rs_hash(seed, d):
     return StreamingRSHash(seed=seed)
 
 
+def _loda(seed, d):
+    from aberrant.model.sketch.loda import StreamingLODA
+
+    return StreamingLODA(seed=seed)
+
+
+def _stream_rhf(seed, d):
+    from aberrant.model.iforest.rand_hist import StreamRandomHistogramForest
+
+    return StreamRandomHistogramForest(seed=seed)
+
+
 class Unavailable(Exception):
     """The Python side of a model cannot run here (the pair is reported with the reason)."""
 
@@ -197,6 +209,8 @@ MODELS = [
           note="aberrant expects inputs in [0, 1] and gets its own online MinMaxScaler in front; Rust gets the raw "
                "rows"),
     Model("rs_hash", _rs_hash, "StreamingRSHash(seed=s)", library="aberrant 1.3.0"),
+    Model("loda", _loda, "StreamingLODA(seed=s)", library="aberrant 1.3.0"),
+    Model("stream_rhf", _stream_rhf, "StreamRandomHistogramForest(seed=s) (STREamRHF)", library="aberrant 1.3.0"),
 ]
 
 

@@ -52,12 +52,13 @@ pub use iforest::{HistogramRange, StreamRandomHistogramForest, StreamRandomHisto
 pub use iforest::{MondrianForest, MondrianForestParams};
 pub use iforest::{OnlineIsolationForest, OnlineIsolationForestParams, OnlineTreeType, SplitMetric};
 pub use iforest::{RandomCutForest, RandomCutForestParams};
+pub use iforest::{StreamRHF, StreamRHFParams};
 pub use registry::decode_explained;
 pub use registry::{
     AnyDetector, AnyDetectorParams, AnyTransformer, AnyTransformerParams, Describe, ModelInfo, REGISTRY, Role,
     model_info,
 };
-pub use sketch::{MStream, MStreamParams, StreamingRSHash, StreamingRSHashParams};
+pub use sketch::{MStream, MStreamParams, StreamingLODA, StreamingLODAParams, StreamingRSHash, StreamingRSHashParams};
 pub use stat::{
     MovingAverage, MovingAverageAbsoluteDeviation, MovingAverageAbsoluteDeviationParams, MovingAverageParams,
     MovingCorrelationCoefficient, MovingCorrelationCoefficientParams, MovingCovariance, MovingCovarianceParams,

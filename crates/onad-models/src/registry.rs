@@ -37,8 +37,11 @@ use crate::iforest::{HalfSpaceTrees, HalfSpaceTreesParams};
 use crate::iforest::{MondrianForest, MondrianForestParams};
 use crate::iforest::{OnlineIsolationForest, OnlineIsolationForestParams};
 use crate::iforest::{RandomCutForest, RandomCutForestParams};
+use crate::iforest::{StreamRHF, StreamRHFParams};
 use crate::iforest::{StreamRandomHistogramForest, StreamRandomHistogramForestParams};
-use crate::sketch::{MStream, MStreamParams, StreamingRSHash, StreamingRSHashParams};
+use crate::sketch::{
+    MStream, MStreamParams, StreamingLODA, StreamingLODAParams, StreamingRSHash, StreamingRSHashParams,
+};
 use crate::stat::{
     MovingAverage, MovingAverageAbsoluteDeviation, MovingAverageAbsoluteDeviationParams, MovingAverageParams,
     MovingCorrelationCoefficient, MovingCorrelationCoefficientParams, MovingCovariance, MovingCovarianceParams,
@@ -531,6 +534,8 @@ registry! {
         "random_cut_forest" => RandomCutForest(RandomCutForestParams),
         "half_space_trees" => HalfSpaceTrees(HalfSpaceTreesParams),
         "rs_hash" => StreamingRSHash(StreamingRSHashParams),
+        "loda" => StreamingLODA(StreamingLODAParams),
+        "stream_rhf" => StreamRHF(StreamRHFParams),
         "gadget_svm" => GADGETSVM(GADGETSVMParams),
         "incremental_one_class_svm_adaptive_kernel" => IncrementalOneClassSVMAdaptiveKernel(IncrementalOneClassSVMAdaptiveKernelParams),
         "mstream" => MStream(MStreamParams),

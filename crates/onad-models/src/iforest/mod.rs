@@ -9,6 +9,7 @@ mod mondrian;
 mod online;
 mod rand_hist;
 mod random_cut;
+mod stream_rhf;
 
 pub use asd::{ASDIsolationForest, ASDIsolationForestParams};
 pub use half_space::{HalfSpaceTrees, HalfSpaceTreesParams};
@@ -16,6 +17,7 @@ pub use mondrian::{MondrianForest, MondrianForestParams};
 pub use online::{OnlineIsolationForest, OnlineIsolationForestParams, OnlineTreeType, SplitMetric};
 pub use rand_hist::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};
 pub use random_cut::{RandomCutForest, RandomCutForestParams};
+pub use stream_rhf::{StreamRHF, StreamRHFParams};
 
 /// Euler's constant, for the harmonic-number approximation `H(i) ~ ln(i) + gamma`.
 const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
