@@ -22,10 +22,10 @@ use crate::Failure;
 use crate::datasets::{self, BuiltIn};
 use crate::spec::{Wrappers, build_wrapped_spec};
 
-/// The model `onad run` uses when `--model` is not given.
-pub const DEFAULT_MODEL: &str = "standard_scaler|moving_average";
-/// Parameters of the default model; `key` is set to the first feature of the input.
-pub const DEFAULT_SETS: &[&str] = &["window_size=100"];
+/// The model `onad run` uses when `--model` is not given: the detector with the best mean ROC-AUC over the
+/// labelled sets among those at 1M rows/s or more on 10 features (`scripts/bench/default_eval.toml`,
+/// docs/benchmarks.md, "The default model"). It reads every feature, raw.
+pub const DEFAULT_MODEL: &str = "mstream";
 
 /// Options of `onad run`. The same struct is filled by the command line and by a config file
 /// (`--config job.toml`, keys spelled as the flags: `checkpoint-every = 50000`); a flag given on the
@@ -58,8 +58,8 @@ pub struct RunArgs {
     dataset: Option<String>,
 
     /// Model, or a pipeline of transformers ending in a detector: `standard_scaler|moving_average`. In a
-    /// config file also a table (`[model]`, see docs/guide.md). Default: standard_scaler|moving_average
-    /// with window_size=100 on the first feature.
+    /// config file also a table (`[model]`, see docs/guide.md). Default: mstream on every feature (the
+    /// best mean ROC-AUC over the labelled sets at 1M rows/s or more; docs/benchmarks.md).
     #[arg(long, short, value_parser = parse_model_arg)]
     #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<ModelArg>,
@@ -591,16 +591,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
 
     let spec = match &args.model {
         Some(model) => model_spec(model, args)?,
-        None => {
-            // The default model reads the first feature (the first that is not the key).
-            let first = schema.names().iter().find(|n| Some(n.as_str()) != args.key.as_deref());
-            let mut sets: Vec<String> = DEFAULT_SETS.iter().map(|s| (*s).to_owned()).collect();
-            if let Some(first) = first {
-                sets.push(format!("key={first}"));
-            }
-            sets.extend(args.sets.iter().cloned());
-            build_wrapped_spec(DEFAULT_MODEL, wrappers(args), &sets)?
-        }
+        None => build_wrapped_spec(DEFAULT_MODEL, wrappers(args), &args.sets)?,
     };
     let threshold = match &args.threshold {
         Some(t) => t.clone(),

@@ -52,6 +52,23 @@ fn usage_error(args: &[&str]) -> String {
     err
 }
 
+/// `args` with the pipeline that was `onad run`'s default before mstream (standard_scaler|moving_average,
+/// window 100, on SHUTTLE's first feature) after the subcommand, for the tests of wrappers and set paths
+/// that reach into its stages.
+fn with_ma<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut out = vec![args[0]];
+    out.extend_from_slice(&[
+        "--model",
+        "standard_scaler|moving_average",
+        "--set",
+        "key=f1",
+        "--set",
+        "window_size=100",
+    ]);
+    out.extend_from_slice(&args[1..]);
+    out
+}
+
 #[test]
 fn run_without_arguments_scores_the_built_in_data_set() {
     let o = onad(&["run"]);
@@ -64,8 +81,8 @@ fn run_without_arguments_scores_the_built_in_data_set() {
         .find_map(|l| l.strip_prefix("ROC-AUC"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no ROC-AUC line: {out}"));
-    // The default pipeline separates SHUTTLE's anomalies well (0.975 when measured).
-    assert!(roc > 0.95, "ROC-AUC {roc}");
+    // The default model (mstream on every feature) separates SHUTTLE's anomalies (0.89 when measured).
+    assert!(roc > 0.85, "ROC-AUC {roc}");
     assert!(out.contains("rows/s") && out.contains("anomalies"), "{out}");
 }
 
@@ -220,13 +237,13 @@ fn shipped_data_sets_match_their_manifest() {
 
 #[test]
 fn protect_keeps_flagged_rows_out_of_learning() {
-    let s = summary(&["run", "--protect", "quantile:0.95:500"]);
+    let s = summary(&with_ma(&["run", "--protect", "quantile:0.95:500"]));
     let protected = s["protected_rows"].as_u64().unwrap();
     // About 5 % of 49,097 rows score above the 0.95 quantile of recent scores.
     assert!((1000..5000).contains(&protected), "{protected}");
     assert_eq!(s["params"]["protect"]["rule"], "quantile:0.95:500");
     assert_eq!(s["model"], "protect(standard_scaler|moving_average)");
-    assert!(summary(&["run"])["protected_rows"].is_null());
+    assert!(summary(&with_ma(&["run"]))["protected_rows"].is_null());
     let e = usage_error(&["run", "--protect", "often"]);
     assert!(e.contains("--protect"), "{e}");
 }
@@ -234,7 +251,15 @@ fn protect_keeps_flagged_rows_out_of_learning() {
 #[test]
 fn calibrate_wraps_the_model_and_its_method_is_a_set_path() {
     // Conformal calibration around protection: scores in [0, 1), the guard inside still acts.
-    let s = summary(&["run", "--protect", "quantile:0.95:500", "--calibrate", "conformal:500", "--threshold", "0.99"]);
+    let s = summary(&with_ma(&[
+        "run",
+        "--protect",
+        "quantile:0.95:500",
+        "--calibrate",
+        "conformal:500",
+        "--threshold",
+        "0.99",
+    ]));
     assert_eq!(s["model"], "calibrate(protect(standard_scaler|moving_average))");
     assert_eq!(s["params"]["calibrate"]["method"], "conformal:500");
     assert_eq!(s["params"]["calibrate"]["model"]["protect"]["rule"], "quantile:0.95:500");
@@ -242,7 +267,7 @@ fn calibrate_wraps_the_model_and_its_method_is_a_set_path() {
     // A p-value of at most 0.01 flags on the order of 1 % of the rows (SHUTTLE has 7 % anomalies).
     let flagged = s["anomalies"].as_u64().unwrap() as f64 / s["rows"].as_u64().unwrap() as f64;
     assert!((0.005..0.1).contains(&flagged), "{flagged}");
-    let z = summary(&["run", "--calibrate", "conformal", "--set", "calibrate.method=zscore:200"]);
+    let z = summary(&with_ma(&["run", "--calibrate", "conformal", "--set", "calibrate.method=zscore:200"]));
     assert_eq!(z["params"]["calibrate"]["method"], "zscore:200");
     let e = usage_error(&["run", "--calibrate", "isotonic"]);
     assert!(e.contains("--calibrate") && e.contains("zscore[:WINDOW]"), "{e}");
@@ -281,9 +306,9 @@ fn plus_joins_pipelines_into_an_ensemble() {
 
 #[test]
 fn set_paths_reach_through_protect() {
-    // The default model (standard_scaler|moving_average on f1) behind --protect, by full paths and by
-    // their shortest spellings: the same spec, the same run.
-    let full = summary(&[
+    // standard_scaler|moving_average on f1 behind --protect, by full paths and by their shortest
+    // spellings: the same spec, the same run.
+    let full = summary(&with_ma(&[
         "run",
         "--protect",
         "quantile:0.9:200",
@@ -293,8 +318,8 @@ fn set_paths_reach_through_protect() {
         "protect.model.transformers.0.with_std=false",
         "--set",
         "protect.rule=quantile:0.8:100",
-    ]);
-    let short = summary(&[
+    ]));
+    let short = summary(&with_ma(&[
         "run",
         "--protect",
         "quantile:0.9:200",
@@ -304,7 +329,7 @@ fn set_paths_reach_through_protect() {
         "standard_scaler.with_std=false",
         "--set",
         "rule=quantile:0.8:100",
-    ]);
+    ]));
     assert_eq!(full["params"], short["params"]);
     assert_eq!(full["params"]["protect"]["rule"], "quantile:0.8:100");
     let model = &full["params"]["protect"]["model"];
@@ -313,9 +338,9 @@ fn set_paths_reach_through_protect() {
     assert_eq!(full["protected_rows"], short["protected_rows"]);
     assert!(full["protected_rows"].as_u64().unwrap() > 0);
     // A wrong path lists the paths there are, through the protect node.
-    let e = usage_error(&["run", "--protect", "2", "--set", "protect.model.window=3"]);
+    let e = usage_error(&with_ma(&["run", "--protect", "2", "--set", "protect.model.window=3"]));
     assert!(e.contains("protect.rule") && e.contains("protect.model.detector.window_size"), "{e}");
-    let e = usage_error(&["run", "--set", "protect.rule=2"]);
+    let e = usage_error(&with_ma(&["run", "--set", "protect.rule=2"]));
     assert!(e.contains("unknown parameter 'protect.rule'") && e.contains("detector.window_size"), "{e}");
 }
 
@@ -1324,7 +1349,7 @@ fn drift_nodes_report_their_resets() {
     assert!(s["drift_resets"].as_u64().unwrap() > 0, "{}", s["drift_resets"]);
     assert!(summary(&["run"])["drift_resets"].is_null());
     // The flag: around --protect, inside --calibrate, its detector's parameters as --set paths.
-    let s = summary(&[
+    let s = summary(&with_ma(&[
         "run",
         "--protect",
         "quantile:0.95:500",
@@ -1334,7 +1359,7 @@ fn drift_nodes_report_their_resets() {
         "conformal",
         "--set",
         "page_hinkley.threshold=5",
-    ]);
+    ]));
     assert_eq!(s["model"], "calibrate(drift(protect(standard_scaler|moving_average)))");
     let drift = &s["params"]["calibrate"]["model"]["drift"];
     assert_eq!(drift["on_drift"], "rewarm:100");
