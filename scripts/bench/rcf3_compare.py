@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """onad next to the Rust peer rcf3 (PyPI rcf3==0.5.2), same rows, same run: random_cut_forest against
-`rcf3.Forest` (--model forest, the default) or mstream against `rcf3.MStream` (--model mstream).
+`rcf3.Forest` (--model forest, the default), mstream against `rcf3.MStream` (--model mstream) or
+online_isolation_forest against `rcf3.OnlineIForest` (--model oiforest).
 
 Usage (from the workspace root; build the Rust side first with
 `cargo build --release -p onad-models --example timed_scores`):
     /tmp/pyref/bin/python scripts/bench/rcf3_compare.py [--rust BIN] [--data DIR] [--work DIR]
-        [--model forest|mstream] [--sets a,b] [--seeds 1,2,3] [--max-rows N] [--trees 40] [--sample-size 256]
+        [--model forest|mstream|oiforest] [--sets a,b] [--seeds 1,2,3] [--max-rows N] [--trees 40] [--sample-size 256]
 
 Both sides run prequentially (score, then learn, every row in file order) on the prepared CSVs of
 quality_table.py (the same data sets and preparation; prepared files already in --work are reused), with
@@ -19,6 +20,12 @@ ready after 65 rows at S = 256; onad's default, aberrant's, is S), so both sides
 MStream: rcf3 as `MStream(numeric_dim=d, categorical_dim=0, num_rows=2, num_buckets=1024, alpha=0.6,
 seed=s)` fed `update_and_score(row, [], i + 1)` (one tick per row, as onad without a time_key; alpha is
 onad's and aberrant's default 0.6, rcf3's own default is 0.8); onad as `{"mstream": {"seed": s}}`.
+
+Online isolation forest: rcf3 as `OnlineIForest(d, num_trees=25, window_size=1024, max_leaf_samples=32,
+seed=s)` (onad's defaults for the three; rcf3's own are 32, 2048, 32); its scores for the metrics are
+`score(row)` then `update(row)` (prequential, as onad; its `update_and_score` scores after learning), and
+its rows/s is a second pass of `update_and_score(row)`, one call a row, so the Python call count does not
+count twice; onad as `{"online_isolation_forest": {"seed": s}}` (the registry's defaults, onad's).
 
 Timing: CPU time of the loop only, on both sides (the machine is shared, so wall time mostly measures the
 other processes; wall-clock rows/s are in the JSON too). rcf3's is the Python loop over `update_and_score`
@@ -75,6 +82,23 @@ def run_rcf3_mstream(rows, seed):
     return scores, time.process_time() - c0, time.perf_counter() - t0
 
 
+def run_rcf3_oiforest(rows, seed):
+    import rcf3
+
+    def forest():
+        return rcf3.OnlineIForest(len(rows[0]), num_trees=25, window_size=1024, max_leaf_samples=32, seed=seed)
+
+    m, scores = forest(), []
+    for x in rows:
+        scores.append(m.score(x))
+        m.update(x)
+    m = forest()
+    t0, c0 = time.perf_counter(), time.process_time()
+    for x in rows:
+        m.update_and_score(x)
+    return scores, time.process_time() - c0, time.perf_counter() - t0
+
+
 def run_onad(binary, path, spec):
     out = subprocess.run([binary, path, json.dumps(spec)], capture_output=True, text=True, check=True)
     scores = [float(v) for v in out.stdout.split()]
@@ -86,7 +110,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rust", default=str(ROOT / "target/release/examples/timed_scores"))
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data"))
-    ap.add_argument("--model", choices=["forest", "mstream"], default="forest")
+    ap.add_argument("--model", choices=["forest", "mstream", "oiforest"], default="forest")
     ap.add_argument("--work", default="/tmp/onad-quality")
     ap.add_argument("--sets", default=",".join(quality_table.SETS))
     ap.add_argument("--seeds", default="1,2,3")
@@ -115,9 +139,12 @@ def main() -> None:
                     s, cpu, wall = run_rcf3(lists, args.trees, args.sample_size, seed)
                     spec = {"random_cut_forest": {"n_trees": args.trees, "sample_size": args.sample_size,
                                                   "warmup_samples": warmup, "seed": seed}}
-                else:
+                elif args.model == "mstream":
                     s, cpu, wall = run_rcf3_mstream(lists, seed)
                     spec = {"mstream": {"seed": seed}}
+                else:
+                    s, cpu, wall = run_rcf3_oiforest(lists, seed)
+                    spec = {"online_isolation_forest": {"seed": seed}}
                 m = quality.metrics(s, labels, part.eval_mask)
                 entry["rcf3"].append({"seed": seed, "roc_auc": m["roc_auc"], "pr_auc": m["pr_auc"],
                                       "rows_per_sec": len(s) / (cpu if cpu > 0 else wall), "wall_rows_per_sec": len(s) / wall})

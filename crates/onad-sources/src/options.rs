@@ -80,7 +80,7 @@ pub(crate) enum Role {
 }
 
 /// The features (indices among the columns with a feature role) that are ids.
-#[cfg_attr(not(any(feature = "csv", feature = "parquet", feature = "jsonl", feature = "sqlite")), allow(dead_code))]
+#[cfg_attr(not(any(feature = "csv", feature = "sqlite")), allow(dead_code))]
 pub(crate) fn id_features(roles: &[Role]) -> Vec<usize> {
     roles.iter().filter(|r| r.is_feature()).enumerate().filter(|(_, r)| **r == Role::Id).map(|(i, _)| i).collect()
 }
