@@ -1,6 +1,6 @@
 //! `onad`: score a stream for anomalies from the command line.
 //!
-//! `onad run` with no arguments scores the built-in SHUTTLE data set with the default pipeline and prints
+//! `onad run` with no arguments scores the built-in SHUTTLE data set with the default model (mstream) and prints
 //! rows, speed, anomalies and ROC-AUC / PR-AUC. See `onad run --help` and `onad models`.
 //!
 //! Exit codes: 0 success; 2 a usage or configuration error (unknown model, bad parameter, missing file or
