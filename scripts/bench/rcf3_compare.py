@@ -21,7 +21,7 @@ MStream: rcf3 as `MStream(numeric_dim=d, categorical_dim=0, num_rows=2, num_buck
 seed=s)` fed `update_and_score(row, [], i + 1)` (one tick per row, as onad without a time_key; alpha is
 onad's and aberrant's default 0.6, rcf3's own default is 0.8); onad as `{"mstream": {"seed": s}}`.
 
-Online isolation forest: rcf3 as `OnlineIForest(d, num_trees=25, window_size=1024, max_leaf_samples=32,
+Online isolation forest: rcf3 as `OnlineIForest(d, num_trees=100, window_size=2048, max_leaf_samples=32,
 seed=s)` (onad's defaults for the three; rcf3's own are 32, 2048, 32); its scores for the metrics are
 `score(row)` then `update(row)` (prequential, as onad; its `update_and_score` scores after learning), and
 its rows/s is a second pass of `update_and_score(row)`, one call a row, so the Python call count does not
@@ -86,7 +86,7 @@ def run_rcf3_oiforest(rows, seed):
     import rcf3
 
     def forest():
-        return rcf3.OnlineIForest(len(rows[0]), num_trees=25, window_size=1024, max_leaf_samples=32, seed=seed)
+        return rcf3.OnlineIForest(len(rows[0]), num_trees=100, window_size=2048, max_leaf_samples=32, seed=seed)
 
     m, scores = forest(), []
     for x in rows:
