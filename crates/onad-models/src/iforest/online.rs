@@ -98,7 +98,9 @@ impl Shape {
     /// The height at which a leaf at `depth` splits (and below which an internal node merges).
     #[inline]
     fn threshold(&self, depth: u32) -> f64 {
-        if self.adaptive { self.leaf_samples * f64::powi(2.0, depth as i32) } else { self.leaf_samples }
+        // 2^depth exactly, without a libm call for the depths a tree reaches (the same bits as powi).
+        let scale = if depth < 64 { (1u64 << depth) as f64 } else { f64::powi(2.0, depth as i32) };
+        if self.adaptive { self.leaf_samples * scale } else { self.leaf_samples }
     }
 
     /// The paper's expected depth still to go in a bin of `n` points: `ln(n / η) / ln(2 b)`, 0 below η.
