@@ -4,7 +4,7 @@
 online_isolation_forest against `rcf3.OnlineIForest` (--model oiforest).
 
 Usage (from the workspace root; build the Rust side first with
-`cargo build --release -p onad-models --example timed_scores`):
+`cargo build --release -p onad-models --example scores`):
     /tmp/pyref/bin/python scripts/bench/rcf3_compare.py [--rust BIN] [--data DIR] [--work DIR]
         [--model forest|mstream|oiforest] [--sets a,b] [--seeds 1,2,3] [--max-rows N] [--trees 40] [--sample-size 256]
 
@@ -30,7 +30,7 @@ count twice; onad as `{"online_isolation_forest": {"seed": s}}` (the registry's 
 Timing: CPU time of the loop only, on both sides (the machine is shared, so wall time mostly measures the
 other processes; wall-clock rows/s are in the JSON too). rcf3's is the Python loop over `update_and_score`
 (time.process_time around the loop; the rows are Python lists of floats built before; rcf3 runs on the
-calling thread only). onad's is the `timed_scores` example's own loop of `score_learn_one` over rows
+calling thread only). onad's is the `scores` example's own prequential loop of `score_learn_one` over rows
 already parsed (the thread's CPU time from /proc/thread-self/schedstat around the loop). Both one thread.
 Metrics: quality.py's ROC-AUC (ties counted half) and average precision, over the set's evaluated rows.
 
@@ -100,7 +100,7 @@ def run_rcf3_oiforest(rows, seed):
 
 
 def run_onad(binary, path, spec):
-    out = subprocess.run([binary, path, json.dumps(spec)], capture_output=True, text=True, check=True)
+    out = subprocess.run([binary, path, "prequential", json.dumps(spec)], capture_output=True, text=True, check=True)
     scores = [float(v) for v in out.stdout.split()]
     words = out.stderr.split()
     return scores, float(words[words.index("cpu_seconds") + 1]), float(words[words.index("loop_seconds") + 1])
@@ -108,7 +108,7 @@ def run_onad(binary, path, spec):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rust", default=str(ROOT / "target/release/examples/timed_scores"))
+    ap.add_argument("--rust", default=str(ROOT / "target/release/examples/scores"))
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data"))
     ap.add_argument("--model", choices=["forest", "mstream", "oiforest"], default="forest")
     ap.add_argument("--work", default="/tmp/onad-quality")

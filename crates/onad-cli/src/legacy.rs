@@ -52,40 +52,13 @@ struct KeyedStateV2<D> {
     tally_evicted: u64,
 }
 
-/// A format-3 state: today's fields with one tally (rows protected) of evicted per-key models (field
-/// order is the format).
-#[derive(Deserialize)]
-struct StateV3 {
-    spec: PipelineSpec,
-    model: AnyPipeline,
-    threshold: AnyThreshold,
-    order: Order,
-    rows: u64,
-    anomalies: u64,
-    skipped: SkipCounts,
-    sinks: Vec<(String, SinkPosition)>,
-    keyed: Option<KeyedStateV2<AnyPipeline>>,
-    input: Option<InputShape>,
-}
+/// A format-3 state: a format-2 state followed by the input's columns (postcard writes a struct as its
+/// fields in order, so the pair reads the same bytes). Evicted models' drift resets were not recorded
+/// then: they count 0.
+type StateV3 = (StateV2<PipelineSpec, AnyPipeline>, Option<InputShape>);
 
-/// A format-3 state in today's types: evicted models' drift resets were not recorded, so they count 0.
-fn from_v3(s: StateV3) -> State {
-    JobState {
-        spec: s.spec,
-        model: s.model,
-        threshold: s.threshold,
-        order: s.order,
-        rows: s.rows,
-        anomalies: s.anomalies,
-        skipped: s.skipped,
-        sinks: s.sinks,
-        keyed: s.keyed.map(|k| KeyedState {
-            max_keys: k.max_keys,
-            models: k.models,
-            tally_evicted: Tally { protected_rows: k.tally_evicted, drift_resets: 0 },
-        }),
-        input: s.input,
-    }
+fn from_v3((state, input): StateV3) -> State {
+    State { input, ..from_v2(state, |m| m, |s| s) }
 }
 
 /// A format-2 state in today's types (`convert` turns its models into today's).
