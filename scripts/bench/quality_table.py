@@ -158,6 +158,12 @@ def _loda(seed, d):
     return StreamingLODA(seed=seed)
 
 
+def _xstream(seed, d):
+    from aberrant.model.iforest.xstream import XStream
+
+    return XStream(seed=seed)
+
+
 def _stream_rhf(seed, d):
     from aberrant.model.iforest.rand_hist import StreamRandomHistogramForest
 
@@ -211,6 +217,7 @@ MODELS = [
     Model("rs_hash", _rs_hash, "StreamingRSHash(seed=s)", library="aberrant 1.3.0"),
     Model("loda", _loda, "StreamingLODA(seed=s)", library="aberrant 1.3.0"),
     Model("stream_rhf", _stream_rhf, "StreamRandomHistogramForest(seed=s) (STREamRHF)", library="aberrant 1.3.0"),
+    Model("xstream", _xstream, "XStream(seed=s)", library="aberrant 1.3.0"),
 ]
 
 

@@ -14,7 +14,7 @@ use onad_pipeline::job::{
 };
 use onad_pipeline::sinks::{AlertsOnly, CsvSink, JsonlSink, Target};
 use onad_pipeline::{AnyThreshold, Order};
-use onad_sources::{LabelColumn, NonNumericColumns, SourceOptions};
+use onad_sources::{KeyPolicy, LabelColumn, NonNumericColumns, SourceOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -163,6 +163,14 @@ pub struct RunArgs {
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     non_numeric: Option<NonNumericArg>,
+
+    /// JSON input (JSON Lines, Redis, Kafka) whose objects differ in keys: `fixed` (every object has the
+    /// first object's keys; a missing or unknown key is a bad row) or `evolving` (features come and go:
+    /// --columns may list every feature, a missing one is a missing value, an unknown key is read past
+    /// and counted) [default: fixed].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keys: Option<KeysArg>,
 
     /// Directory for crash-safe checkpoints (model, threshold, source position, where each output stands).
     #[arg(long, value_name = "DIR")]
@@ -371,6 +379,13 @@ enum NonNumericArg {
     Exclude,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum KeysArg {
+    Fixed,
+    Evolving,
+}
+
 /// Where rows come from, for messages.
 enum Input {
     File(PathBuf),
@@ -577,6 +592,10 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
             NonNumericArg::Reject => NonNumericColumns::Reject,
             NonNumericArg::Exclude => NonNumericColumns::Exclude,
         },
+        keys: match args.keys.unwrap_or(KeysArg::Fixed) {
+            KeysArg::Fixed => KeyPolicy::Fixed,
+            KeysArg::Evolving => KeyPolicy::Evolving,
+        },
     };
     let format = args.format.as_deref().map(str::parse).transpose().map_err(|e| anyhow!("--format: {e}"))?;
     let source = open_source(&input, format, options)?;
@@ -709,6 +728,7 @@ fn finish(args: &RunArgs, shown: &Shown, report: &JobReport) -> anyhow::Result<(
         "stopped_early": stats.stopped_early,
         "skipped": report.skipped.total(),
         "skipped_by_reason": skipped,
+        "ignored_keys": stats.ignored_keys,
         "anomalies": report.anomalies,
         "protected_rows": report.protected_rows,
         "drift_resets": report.drift_resets,
@@ -783,6 +803,10 @@ fn print_summary(shown: &Shown, report: &JobReport) {
     ];
     for (reason, n) in stats.skipped.iter() {
         lines.push(format!("             {reason}: {}", thousands(n)));
+    }
+    if stats.ignored_keys > 0 {
+        let n = thousands(stats.ignored_keys);
+        lines.push(format!("keys       {n} values of keys that are not columns read past (--keys evolving)"));
     }
     lines.push(format!("speed      {} rows/s ({:.3} s)", rate(stats.rows_per_sec()), stats.elapsed.as_secs_f64()));
     let pct = if report.rows > 0 { 100.0 * report.anomalies as f64 / report.rows as f64 } else { 0.0 };

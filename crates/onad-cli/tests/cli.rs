@@ -1370,3 +1370,37 @@ fn drift_nodes_report_their_resets() {
     let e = usage_error(&["run", "--drift", "adwin:rewarm:0"]);
     assert!(e.contains("rewarm needs at least one row"), "{e:#}");
 }
+
+#[test]
+fn evolving_keys_feed_a_feature_evolving_stream_to_xstream() {
+    // 600 JSON lines whose features come and go: `b` only on even lines, `gpu` from line 300 on, and a
+    // `note` key that is never a column.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("evolving.jsonl");
+    let mut text = String::new();
+    for i in 0..600 {
+        let mut fields = vec![format!("\"a\": {}", i % 7)];
+        if i % 2 == 0 {
+            fields.push(format!("\"b\": {}", i % 5));
+        }
+        if i >= 300 {
+            fields.push(format!("\"gpu\": {}", i % 3));
+        }
+        if i % 100 == 50 {
+            fields.push("\"note\": 1".to_owned());
+        }
+        fields.push(format!("\"label\": {}", u8::from(i % 97 == 0)));
+        text.push_str(&format!("{{{}}}\n", fields.join(", ")));
+    }
+    std::fs::write(&path, text).unwrap();
+    let input = path.to_str().unwrap();
+    let args = ["run", "--input", input, "--label-column", "label", "--model", "xstream"];
+    let s = summary(&[&args[..], &["--keys", "evolving", "--columns", "a,b,gpu"]].concat());
+    assert_eq!((s["rows"].as_u64(), s["skipped"].as_u64()), (Some(600), Some(0)), "{s}");
+    assert_eq!(s["ignored_keys"].as_u64(), Some(6), "{s}");
+    // The same file under the default (fixed) keys: every line whose keys differ from the first's (a, b,
+    // label) is bad; 147 even lines before 300 without a note are not.
+    let s = summary(&args);
+    assert_eq!(s["skipped"].as_u64(), Some(600 - 147), "{s}");
+    assert_eq!(s["ignored_keys"].as_u64(), Some(0), "{s}");
+}

@@ -26,6 +26,13 @@ pub trait Source: Iterator<Item = Result<Batch, SourceError>> {
     /// Rows skipped so far under [`BadRowPolicy::Skip`], by reason.
     fn skipped(&self) -> &SkipCounts;
 
+    /// Values read past because their key is not one of the source's columns, under a policy that
+    /// tolerates such keys (JSON sources read with evolving keys); they are in no row and no
+    /// [`SkipCounts`], and the run reports their number. The default: none.
+    fn ignored_keys(&self) -> u64 {
+        0
+    }
+
     /// The features (indices into [`Source::schema`]) that hold ids ([`crate::id_value`] of a column's
     /// text) rather than numbers; a checkpoint records them, so a resume reads every column the same way.
     /// The default: none.

@@ -53,6 +53,7 @@ pub use iforest::{MondrianForest, MondrianForestParams};
 pub use iforest::{OnlineIsolationForest, OnlineIsolationForestParams, OnlineTreeType, SplitMetric};
 pub use iforest::{RandomCutForest, RandomCutForestParams};
 pub use iforest::{StreamRHF, StreamRHFParams};
+pub use iforest::{XStream, XStreamParams};
 pub use registry::decode_explained;
 pub use registry::{
     AnyDetector, AnyDetectorParams, AnyTransformer, AnyTransformerParams, Describe, ModelInfo, REGISTRY, Role,

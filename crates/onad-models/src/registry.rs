@@ -39,6 +39,7 @@ use crate::iforest::{OnlineIsolationForest, OnlineIsolationForestParams};
 use crate::iforest::{RandomCutForest, RandomCutForestParams};
 use crate::iforest::{StreamRHF, StreamRHFParams};
 use crate::iforest::{StreamRandomHistogramForest, StreamRandomHistogramForestParams};
+use crate::iforest::{XStream, XStreamParams};
 use crate::sketch::{
     MStream, MStreamParams, StreamingLODA, StreamingLODAParams, StreamingRSHash, StreamingRSHashParams,
 };
@@ -536,6 +537,7 @@ registry! {
         "rs_hash" => StreamingRSHash(StreamingRSHashParams),
         "loda" => StreamingLODA(StreamingLODAParams),
         "stream_rhf" => StreamRHF(StreamRHFParams),
+        "xstream" => XStream(XStreamParams),
         "gadget_svm" => GADGETSVM(GADGETSVMParams),
         "incremental_one_class_svm_adaptive_kernel" => IncrementalOneClassSVMAdaptiveKernel(IncrementalOneClassSVMAdaptiveKernelParams),
         "mstream" => MStream(MStreamParams),

@@ -948,6 +948,9 @@ impl Source for KeyedRows {
     fn id_features(&self) -> Vec<usize> {
         self.inner.id_features()
     }
+    fn ignored_keys(&self) -> u64 {
+        self.inner.ignored_keys()
+    }
     fn position(&self) -> Position {
         Source::position(&*self.inner)
     }

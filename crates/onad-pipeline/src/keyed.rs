@@ -549,6 +549,7 @@ where
         result
     })?;
     stats.skipped = source.skipped().clone();
+    stats.ignored_keys = source.ignored_keys();
     stats.elapsed = start.elapsed();
     Ok((stats, keyed))
 }

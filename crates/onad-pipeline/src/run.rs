@@ -73,6 +73,8 @@ pub struct RunStats {
     pub anomalies: u64,
     /// Rows the source skipped, by reason.
     pub skipped: SkipCounts,
+    /// Values the source read past because their key is not a column ([`Source::ignored_keys`]).
+    pub ignored_keys: u64,
     /// Wall time of the loop (reading, scoring and the sink).
     pub elapsed: Duration,
     /// True when a hook stopped the run before the source ended.
@@ -234,6 +236,7 @@ where
     // Every batch yielded has been processed (and, when stopping, checkpointed): acknowledge them.
     source.commit()?;
     stats.skipped = source.skipped().clone();
+    stats.ignored_keys = source.ignored_keys();
     stats.elapsed = start.elapsed();
     Ok(stats)
 }

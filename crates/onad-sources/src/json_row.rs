@@ -12,7 +12,7 @@ use onad_core::{Schema, SchemaRef, SourceError};
 use serde::Deserializer as _;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::options::{Role, SourceOptions};
+use crate::options::{KeyPolicy, Role, SourceOptions};
 
 /// Why a row is bad, before it is given its source and row.
 #[derive(Debug)]
@@ -46,6 +46,10 @@ pub(crate) struct JsonRow {
     seen: Vec<bool>,
     /// What one input is called in messages (`line`, `message`).
     noun: &'static str,
+    /// Under [`KeyPolicy::Evolving`]: a missing key is a missing value, an unknown key is counted.
+    evolving: bool,
+    /// Values of unknown keys read past (evolving keys only).
+    ignored_keys: u64,
 }
 
 impl JsonRow {
@@ -53,10 +57,24 @@ impl JsonRow {
     /// is the source, for the error.
     pub(crate) fn new(
         name: &str,
-        keys: Vec<FirstKey>,
+        mut keys: Vec<FirstKey>,
         options: &SourceOptions,
         noun: &'static str,
     ) -> Result<(JsonRow, SchemaRef), SourceError> {
+        let evolving = options.keys == KeyPolicy::Evolving;
+        if evolving {
+            // Every feature the options name is a column, present in the first object or not.
+            let named = options.columns.iter().flatten().chain(&options.ids);
+            let label = match &options.label {
+                crate::options::LabelColumn::Named(n) => Some(n),
+                _ => None,
+            };
+            for n in named.chain(label) {
+                if !keys.iter().any(|k| k.name == *n) {
+                    keys.push(FirstKey { name: n.clone(), numeric: true });
+                }
+            }
+        }
         let names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
         let roles = options
             .roles(&names, |i| keys[i].numeric)
@@ -80,6 +98,8 @@ impl JsonRow {
             label,
             ids,
             noun,
+            evolving,
+            ignored_keys: 0,
         };
         Ok((row, schema))
     }
@@ -101,6 +121,11 @@ impl JsonRow {
         self.label
     }
 
+    /// Values of keys that are not columns, read past under evolving keys.
+    pub(crate) fn ignored_keys(&self) -> u64 {
+        self.ignored_keys
+    }
+
     /// Parses `bytes` (one JSON object) as a row: pushes its features onto `values` and sets `label`, or
     /// says why it is a bad row (then `values` is unchanged).
     pub(crate) fn parse(&mut self, bytes: &[u8], values: &mut Vec<f64>, label: &mut f64) -> Result<(), Problem> {
@@ -120,11 +145,12 @@ impl JsonRow {
                 seen: &mut self.seen,
                 problem: &mut problem,
                 column: None,
+                unknown: if self.evolving { Some(0) } else { None },
             },
         };
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let noun = self.noun;
-        let top =
+        let (top, unknown) =
             seed.deserialize(&mut de).and_then(|top| de.end().map(|()| top)).map_err(|e| invalid_json(noun, e))?;
         if let Top::Other(kind) = top {
             return Err(Problem::new("not_object", None, format!("expected a JSON object, found {kind}")));
@@ -132,7 +158,7 @@ impl JsonRow {
         if let Some(p) = problem {
             return Err(p);
         }
-        if let Some(i) = self.seen.iter().position(|s| !s) {
+        if let Some(i) = self.seen.iter().position(|s| !s).filter(|_| !self.evolving) {
             return Err(Problem::new(
                 "missing_column",
                 Some(self.columns[i].clone()),
@@ -151,6 +177,8 @@ impl JsonRow {
             values.truncate(start);
             return Err(Problem::new(crate::options::EMPTY_ROW, None, detail));
         }
+        // Counted once the row is good: a bad row's keys are part of its bad record.
+        self.ignored_keys += unknown;
         Ok(())
     }
 }
@@ -347,6 +375,8 @@ struct RowSink<'a> {
     problem: &'a mut Option<Problem>,
     /// The key whose value is being read.
     column: Option<usize>,
+    /// Under evolving keys, the number of unknown keys read past; `None`: an unknown key is a problem.
+    unknown: Option<u64>,
 }
 
 impl RowSink<'_> {
@@ -397,21 +427,22 @@ struct TopSeed<'a> {
 }
 
 impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
-    type Value = Top;
+    /// The top level, and the unknown keys read past.
+    type Value = (Top, u64);
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Top, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(Top, u64), D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for TopSeed<'_> {
-    type Value = Top;
+    type Value = (Top, u64);
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Top, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(Top, u64), A::Error> {
         while let Some(key) = map.next_key_seed(KeySeed)? {
             match self.row.index.get(key.as_ref()) {
                 Some(&i) if self.row.seen[i] => {
@@ -428,6 +459,11 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
                     map.next_value::<IgnoredAny>()?;
                     continue;
                 }
+                None if self.row.unknown.is_some() => {
+                    self.row.unknown = self.row.unknown.map(|n| n + 1);
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
                 None => {
                     self.row.flag(|| {
                         Problem::new(
@@ -441,35 +477,35 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
             }
             map.next_value_seed(ValueSeed(&mut self.row))?;
         }
-        Ok(Top::Object)
+        Ok((Top::Object, self.row.unknown.unwrap_or(0)))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Top, A::Error> {
-        drain_seq(seq).map(|()| Top::Other("an array"))
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(Top, u64), A::Error> {
+        drain_seq(seq).map(|()| (Top::Other("an array"), 0))
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Top, E> {
-        Ok(Top::Other("a boolean"))
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(Top, u64), E> {
+        Ok((Top::Other("a boolean"), 0))
     }
 
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Top, E> {
-        Ok(Top::Other("a number"))
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(Top, u64), E> {
+        Ok((Top::Other("a number"), 0))
     }
 
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Top, E> {
-        Ok(Top::Other("a number"))
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(Top, u64), E> {
+        Ok((Top::Other("a number"), 0))
     }
 
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Top, E> {
-        Ok(Top::Other("a number"))
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(Top, u64), E> {
+        Ok((Top::Other("a number"), 0))
     }
 
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Top, E> {
-        Ok(Top::Other("a string"))
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(Top, u64), E> {
+        Ok((Top::Other("a string"), 0))
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Top, E> {
-        Ok(Top::Other("null"))
+    fn visit_unit<E: de::Error>(self) -> Result<(Top, u64), E> {
+        Ok((Top::Other("null"), 0))
     }
 }
 

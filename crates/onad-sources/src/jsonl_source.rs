@@ -333,6 +333,10 @@ impl Source for JsonlSource {
         self.row.id_features()
     }
 
+    fn ignored_keys(&self) -> u64 {
+        self.row.ignored_keys()
+    }
+
     fn has_labels(&self) -> bool {
         self.row.label().is_some()
     }

@@ -530,6 +530,10 @@ impl Source for KafkaSource {
         self.0.id_features()
     }
 
+    fn ignored_keys(&self) -> u64 {
+        self.0.ignored_keys()
+    }
+
     fn position(&self) -> Position {
         self.0.reader.position()
     }

@@ -38,7 +38,7 @@
 //! ```
 
 mod options;
-pub use options::{LabelColumn, NonNumericColumns, SourceOptions};
+pub use options::{KeyPolicy, LabelColumn, NonNumericColumns, SourceOptions};
 
 #[cfg(feature = "csv")]
 mod csv_source;

@@ -212,6 +212,10 @@ impl<R: MessageReader> MessageStream<R> {
         self.row.id_features()
     }
 
+    pub(crate) fn ignored_keys(&self) -> u64 {
+        self.row.ignored_keys()
+    }
+
     pub(crate) fn skipped(&self) -> &SkipCounts {
         &self.skipped
     }

@@ -264,6 +264,10 @@ impl Source for StreamSource {
         self.inner.id_features()
     }
 
+    fn ignored_keys(&self) -> u64 {
+        self.inner.ignored_keys()
+    }
+
     fn position(&self) -> Position {
         Source::position(&*self.inner)
     }

@@ -30,6 +30,23 @@ pub enum NonNumericColumns {
     Exclude,
 }
 
+/// How a JSON source (JSON Lines, Redis, Kafka) treats objects whose keys differ from its columns.
+/// Tabular sources (CSV, Parquet, SQLite) have one header for every row, so this does not apply to them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyPolicy {
+    /// The columns are the first object's keys (after the column options), and every object must have
+    /// exactly those: a key that is missing is a bad row (`missing_column`), a key that is not a column is
+    /// a bad row (`extra_column`).
+    #[default]
+    Fixed,
+    /// For streams whose features come and go (xStream's feature-evolving streams): the columns are the
+    /// first object's keys plus every name in `columns` and `ids` it lacks, so `columns` may list every
+    /// feature the stream will ever carry. A column an object lacks is a missing value (NaN) in its row;
+    /// a key that is not a column is read past and counted ([`onad_core::Source::ignored_keys`]), not a
+    /// bad row. A row with every feature missing is still a bad row (`empty_row`).
+    Evolving,
+}
+
 /// Options every connector takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceOptions {
@@ -52,6 +69,8 @@ pub struct SourceOptions {
     /// a feature in its input position even when `columns` does not list it; it cannot be the label or
     /// excluded. A name the input lacks is an error.
     pub ids: Vec<String>,
+    /// How JSON sources treat keys that differ from their columns.
+    pub keys: KeyPolicy,
 }
 
 impl Default for SourceOptions {
@@ -64,6 +83,7 @@ impl Default for SourceOptions {
             exclude: Vec::new(),
             non_numeric: NonNumericColumns::Reject,
             ids: Vec::new(),
+            keys: KeyPolicy::Fixed,
         }
     }
 }

@@ -687,6 +687,10 @@ impl Source for RedisSource {
         self.0.id_features()
     }
 
+    fn ignored_keys(&self) -> u64 {
+        self.0.ignored_keys()
+    }
+
     /// `Position::Row(n)`: the messages delivered so far, bad ones included. Not a place in the stream:
     /// a stream resumes from its consumer group's state.
     fn position(&self) -> Position {

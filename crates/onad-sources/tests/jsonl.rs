@@ -422,3 +422,55 @@ fn a_first_object_with_every_feature_null_names_the_columns_and_is_an_empty_row(
     let SourceError::BadRecord(r) = &err else { panic!("{err}") };
     assert_eq!((r.row, r.reason), (0, "empty_row"));
 }
+
+fn evolving(columns: Option<&[&str]>) -> JsonlOptions {
+    let mut o = options(LabelColumn::Named("label".into()), BadRowPolicy::Fail, 10);
+    o.base.keys = onad_sources::KeyPolicy::Evolving;
+    o.base.columns = columns.map(|c| c.iter().map(|s| s.to_string()).collect());
+    o
+}
+
+#[test]
+fn evolving_keys_make_missing_keys_missing_values_and_count_unknown_keys() {
+    // Features come and go: `gpu` first appears on line 3, `disk` is never a column.
+    let text = b"{\"cpu\": 1, \"label\": 0}\n{\"cpu\": 2, \"mem\": 5, \"label\": 0}\n\
+        {\"gpu\": 7, \"disk\": 3, \"label\": 1}\n{\"cpu\": 4, \"gpu\": 8, \"mem\": 6, \"disk\": 1, \"label\": 0}\n";
+    let mut s = from_bytes(text, evolving(Some(&["cpu", "mem", "gpu"]))).unwrap();
+    // The columns: the first object's keys, then the listed names it lacks, in the order given.
+    assert_eq!(s.schema().names(), ["cpu", "mem", "gpu"]);
+    let (v, l, ids) = collect(&mut s);
+    let nan = f64::NAN;
+    assert!(same(&v, &[1.0, nan, nan, 2.0, 5.0, nan, nan, nan, 7.0, 4.0, 6.0, 8.0]), "{v:?}");
+    assert_eq!(l, [0.0, 0.0, 1.0, 0.0]);
+    assert_eq!(ids, [0, 1, 2, 3]);
+    assert_eq!(s.skipped().total(), 0);
+    assert_eq!(s.ignored_keys(), 2, "two values of `disk`");
+
+    // Without `columns`, the features are the first object's keys and later keys are read past.
+    let mut s = from_bytes(text, evolving(None)).unwrap();
+    assert_eq!(s.schema().names(), ["cpu"]);
+    // Line 3 has no `cpu`: a row with every feature missing is still an empty row, under the fail policy
+    // an error naming it.
+    let err = s.by_ref().find_map(|b| b.err()).unwrap().to_string();
+    assert!(err.contains("row 2") && err.contains("empty_row"), "{err}");
+    let mut skip = evolving(None);
+    skip.base.bad_rows = BadRowPolicy::Skip;
+    let mut s = from_bytes(text, skip).unwrap();
+    let (v, _, _) = collect(&mut s);
+    assert_eq!(v, [1.0, 2.0, 4.0]);
+    assert_eq!(s.skipped().get("empty_row"), 1);
+    assert_eq!(s.ignored_keys(), 4, "mem on line 2, mem, gpu and disk on line 4; line 3 is a bad row");
+
+    // The fixed policy (the default) keeps both differences bad rows.
+    let mut fixed = options(LabelColumn::Named("label".into()), BadRowPolicy::Skip, 10);
+    fixed.base.columns = None;
+    let mut s = from_bytes(text, fixed).unwrap();
+    let (v, _, _) = collect(&mut s);
+    assert_eq!(v, [1.0]);
+    assert_eq!((s.skipped().get("extra_column"), s.skipped().get("missing_column")), (3, 0));
+    assert_eq!(s.ignored_keys(), 0);
+    // A value that is not a number is still a bad row under evolving keys.
+    let mut s = from_bytes(b"{\"cpu\": 1, \"label\": 0}\n{\"cpu\": \"x\", \"label\": 0}\n", evolving(None)).unwrap();
+    let err = s.by_ref().find_map(|b| b.err()).unwrap().to_string();
+    assert!(err.contains("row 1") && err.contains("non_numeric"), "{err}");
+}

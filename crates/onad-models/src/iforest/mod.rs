@@ -1,5 +1,5 @@
 //! Isolation forests: [`ASDIsolationForest`] (one tree per block of the stream), the random cut
-//! forest [`RandomCutForest`] and the mass-based [`HalfSpaceTrees`].
+//! forest [`RandomCutForest`], the mass-based [`HalfSpaceTrees`] and the half-space chains of [`XStream`].
 //!
 //! Shared pieces live here: `average_path_length`, the normaliser `c(n)` of Liu, Ting & Zhou (2008).
 
@@ -10,6 +10,7 @@ mod online;
 mod rand_hist;
 mod random_cut;
 mod stream_rhf;
+mod xstream;
 
 pub use asd::{ASDIsolationForest, ASDIsolationForestParams};
 pub use half_space::{HalfSpaceTrees, HalfSpaceTreesParams};
@@ -18,6 +19,7 @@ pub use online::{OnlineIsolationForest, OnlineIsolationForestParams, OnlineTreeT
 pub use rand_hist::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};
 pub use random_cut::{RandomCutForest, RandomCutForestParams};
 pub use stream_rhf::{StreamRHF, StreamRHFParams};
+pub use xstream::{XStream, XStreamParams};
 
 /// Euler's constant, for the harmonic-number approximation `H(i) ~ ln(i) + gamma`.
 const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
