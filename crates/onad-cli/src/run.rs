@@ -224,6 +224,13 @@ pub struct RunArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     workers: Option<usize>,
 
+    /// Threads a model may use inside one batch (tree ensembles such as half_space_trees split their trees
+    /// among them; the scores are the same for any number); per-key runs divide them among --workers
+    /// [default: every core].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threads: Option<usize>,
+
     /// Most per-key models kept (least recently used are dropped and counted), with --key.
     #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -608,6 +615,11 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
         onad_pipeline::job::without_column(&schema, k, &input.describe())?;
     }
 
+    match args.threads {
+        Some(0) => bail!("--threads 0: give at least 1"),
+        Some(n) => onad_core::threads::set_model_threads(n),
+        None => {}
+    }
     let spec = match &args.model {
         Some(model) => model_spec(model, args)?,
         None => build_wrapped_spec(DEFAULT_MODEL, wrappers(args), &args.sets)?,

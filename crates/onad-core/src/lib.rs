@@ -46,6 +46,7 @@ pub mod rolling;
 mod schema;
 mod sink;
 mod source;
+pub mod threads;
 
 pub use batch::{Batch, Origin, Origins, Row};
 pub use detector::{Detector, Transformer};

@@ -387,7 +387,12 @@ where
             let done = done_tx.clone();
             let proto = prototype.clone();
             let order = config.order;
-            handles.push(scope.spawn(move || worker(id, proto, width, order, share, tally, rx, done)));
+            // The workers share the model threads' budget (a tree ensemble's batch calls): each gets its part.
+            let threads = (onad_core::threads::model_threads() / n).max(1);
+            handles.push(scope.spawn(move || {
+                onad_core::threads::set_thread_model_threads(threads);
+                worker(id, proto, width, order, share, tally, rx, done)
+            }));
         }
         drop(done_tx);
 

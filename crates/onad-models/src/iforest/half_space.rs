@@ -133,6 +133,9 @@ struct Node {
 }
 
 const MAX_TREES: usize = 4096;
+/// Rows times trees below which a batch is not split among threads (a thread's start-up, ~20 us, is
+/// worth about 20,000 tree descents).
+const PARALLEL_WORK: usize = 1 << 16;
 const MAX_HEIGHT: u32 = 20;
 const MAX_WINDOW: usize = 1 << 31;
 
@@ -301,6 +304,32 @@ fn lane_totals(nodes: &[Node], xs: [&[f64]; LANES], height: u32, limit: u32) -> 
     std::array::from_fn(|k| u64::from(nodes[at[k]].mass) << (usize::BITS - 1 - (at[k] + 1).leading_zeros()))
 }
 
+/// Adds to `totals[i]` the `r 2^k` of row `rows.start + i` of `batch` in every tree of `trees`, tree by
+/// tree (each tree stays in cache over the rows), eight rows in lockstep.
+fn add_totals(
+    trees: &[Tree],
+    batch: &Batch,
+    rows: std::ops::Range<usize>,
+    height: u32,
+    limit: u32,
+    totals: &mut [u64],
+) {
+    let base = rows.start;
+    let full = rows.len() / LANES;
+    for tree in trees {
+        let nodes = tree.nodes.as_slice();
+        for g in rows.clone().step_by(LANES).take(full) {
+            let t = lane_totals(nodes, std::array::from_fn(|k| batch.row(g + k)), height, limit);
+            for k in 0..LANES {
+                totals[g - base + k] += t[k];
+            }
+        }
+        for i in base + full * LANES..rows.end {
+            totals[i - base] += HalfSpaceTrees::tree_total(nodes, batch.row(i), height, limit);
+        }
+    }
+}
+
 impl HalfSpaceTrees {
     /// The reference mass limit `0.1 psi`: `r <= 0.1 psi` exactly when `r <= floor(psi / 10)`.
     fn limit(&self) -> u32 {
@@ -409,23 +438,71 @@ impl HalfSpaceTrees {
             out.extend(rows.map(|_| 0.0));
             return;
         }
-        let (height, limit) = (self.height, self.limit());
         let mut totals = vec![0u64; rows.len()];
-        let base = rows.start;
-        let full = rows.len() / LANES;
-        for tree in &self.trees {
-            let nodes = tree.nodes.as_slice();
-            for g in rows.clone().step_by(LANES).take(full) {
-                let t = lane_totals(nodes, std::array::from_fn(|k| batch.row(g + k)), height, limit);
-                for k in 0..LANES {
-                    totals[g - base + k] += t[k];
-                }
-            }
-            for i in base + full * LANES..rows.end {
-                totals[i - base] += Self::tree_total(nodes, batch.row(i), height, limit);
+        add_totals(&self.trees, batch, rows, self.height, self.limit(), &mut totals);
+        out.extend(totals.into_iter().map(|t| self.score_from_total(t)));
+    }
+
+    /// `score_learn_many` from row `start` on, once the trees exist, with the trees split among `threads`
+    /// threads: each scores every row with its own trees and counts every window that closes into them,
+    /// so the per-row sums (integers) and the trees are those of the one-thread loop.
+    fn score_learn_parallel(&mut self, batch: &Batch, start: usize, threads: usize, out: &mut Vec<f64>) {
+        let (d, psi, n) = (self.d, self.window_size, batch.num_rows());
+        let held = self.window.len() / d;
+        // The current window's rows, then the batch's: every window that closes is a slice of them.
+        let mut rows = std::mem::take(&mut self.window);
+        rows.extend_from_slice(&batch.values()[start * d..n * d]);
+        // Segments of batch rows scored against one reference, each (but maybe the last) closing a window.
+        let mut segments = Vec::new();
+        let (mut at, mut first) = (start, held);
+        while at < n {
+            let end = n.min(at + psi - first);
+            segments.push((at..end, end - at + first == psi));
+            (at, first) = (end, 0);
+        }
+        let closes = segments.iter().filter(|s| s.1).count();
+        let nan: Vec<bool> =
+            (0..closes).map(|w| rows[w * psi * d..(w + 1) * psi * d].iter().any(|v| v.is_nan())).collect();
+        let (height, limit) = (self.height, self.limit());
+        let per = self.trees.len().div_ceil(threads);
+        let (segments, rows_ref, nan) = (&segments, &rows, &nan);
+        let parts: Vec<Vec<u64>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .trees
+                .chunks_mut(per)
+                .map(|trees| {
+                    scope.spawn(move || {
+                        let mut totals = vec![0u64; n - start];
+                        let mut scratch = Vec::with_capacity(psi);
+                        let mut window = 0;
+                        for (range, closes) in segments {
+                            let at = range.start - start..range.end - start;
+                            add_totals(trees, batch, range.clone(), height, limit, &mut totals[at]);
+                            if *closes {
+                                let rows = &rows_ref[window * psi * d..(window + 1) * psi * d];
+                                for tree in trees.iter_mut() {
+                                    scratch.clear();
+                                    scratch.extend(0..psi as u32);
+                                    count(&mut tree.nodes, 0, 0, height, limit, &mut scratch, rows, d, nan[window]);
+                                }
+                                window += 1;
+                            }
+                        }
+                        totals
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        });
+        let mut totals = vec![0u64; n - start];
+        for part in &parts {
+            for (t, p) in totals.iter_mut().zip(part) {
+                *t += p;
             }
         }
         out.extend(totals.into_iter().map(|t| self.score_from_total(t)));
+        self.window = rows.split_off(closes * psi * d);
+        self.windows += closes as u64;
     }
 
     /// Windows completed so far.
@@ -466,6 +543,11 @@ impl Detector for HalfSpaceTrees {
         out.reserve(batch.num_rows());
         let (n, mut start) = (batch.num_rows(), 0);
         while start < n {
+            let threads = onad_core::threads::model_threads().min(self.n_trees);
+            if !self.trees.is_empty() && threads > 1 && (n - start) * self.n_trees >= PARALLEL_WORK {
+                self.score_learn_parallel(batch, start, threads, out);
+                return;
+            }
             // The reference changes only when a learned row completes the window.
             let in_window = self.window.len() / self.d;
             let end = n.min(start + self.window_size - in_window);
@@ -681,6 +763,47 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn trees_split_among_threads_give_the_one_thread_scores_and_state() {
+        // 25 trees x 3,000-row batches is past the work threshold; windows close inside and across batches,
+        // and rows with missing values reach the counts.
+        let schema = Schema::numbered("f", 2);
+        let rows: Vec<f64> = (0..9_000)
+            .flat_map(|i| {
+                let [a, b] = cloud(i);
+                [a, if i % 37 == 0 { f64::NAN } else { b }]
+            })
+            .collect();
+        let run = |threads: usize| {
+            std::thread::spawn({
+                let (schema, rows) = (schema.clone(), rows.clone());
+                move || {
+                    onad_core::threads::set_thread_model_threads(threads);
+                    let mut m = build(25, 10, 250, 3, 2);
+                    let mut out = Vec::new();
+                    for (k, chunk) in rows.chunks(2 * 3_000).enumerate() {
+                        let batch = Batch::from_rows(schema.clone(), chunk.to_vec(), None, (k * 3_000) as u64).unwrap();
+                        m.score_learn_many(&batch, &mut out);
+                    }
+                    (out.iter().map(|s| s.to_bits()).collect::<Vec<_>>(), postcard::to_stdvec(&m).unwrap())
+                }
+            })
+            .join()
+            .unwrap()
+        };
+        let one = run(1);
+        assert!(one.0.iter().filter(|&&s| s != 0).count() > 8_000, "scores after the first window");
+        for threads in [2, 3, 7] {
+            let many = run(threads);
+            assert!(many.0 == one.0, "{threads} threads: scores differ");
+            assert!(many.1 == one.1, "{threads} threads: state differs");
+        }
+        // And both equal the one-row loop.
+        let mut m = build(25, 10, 250, 3, 2);
+        let expected: Vec<u64> = rows.chunks(2).map(|r| m.score_learn_one(r).to_bits()).collect();
+        assert!(expected == one.0);
     }
 
     #[test]
