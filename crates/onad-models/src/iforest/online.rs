@@ -1,7 +1,7 @@
 //! OnlineIsolationForest: Online-iForest of Leveni et al. (ICML 2024), a forest of multi-resolution
 //! histograms over a sliding window that split bins as points arrive and merge them as points leave.
 
-use onad_core::{Detector, DetectorParams, ParamDoc, ParamError, SchemaRef};
+use onad_core::{Batch, Detector, DetectorParams, ParamDoc, ParamError, SchemaRef};
 use rand_core::{RngCore, SeedableRng};
 use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
@@ -472,11 +472,117 @@ impl DetectorParams for OnlineIsolationForestParams {
     }
 }
 
+/// Rows times trees below which a batch is not split among threads.
+const PARALLEL_WORK: usize = 1 << 14;
+
+/// Whether `tree` learns (and later forgets) row number `row`, at subsample rate `subsample`.
+#[inline]
+fn selects(subsample: f64, tree: &Tree, row: u64) -> bool {
+    subsample >= 1.0 || unit_from_bits(mix64(tree.key ^ mix64(row))) < subsample
+}
+
+/// What one row of a batch does to every tree, decided before the trees are split among threads.
+struct RowPlan {
+    /// The path-length normaliser its score uses (the window before it is learned).
+    normaliser: f64,
+    /// For a finite row: its row number, and the row leaving the window then (number and index into
+    /// the batch's row sequence).
+    learn: Option<(u64, Option<(u64, usize)>)>,
+}
+
 impl OnlineIsolationForest {
     /// Whether `tree` learns (and later forgets) row number `row`.
     #[inline]
     fn selects(&self, tree: &Tree, row: u64) -> bool {
-        self.subsample >= 1.0 || unit_from_bits(mix64(tree.key ^ mix64(row))) < self.subsample
+        selects(self.subsample, tree, row)
+    }
+
+    /// `score_learn_many` with the trees split among `threads` threads. The window's comings and goings
+    /// are planned first (they do not depend on the trees); then each thread scores, learns and forgets
+    /// every row in its own trees; the per-row depths are summed in tree order, as one thread sums them.
+    fn score_learn_parallel(&mut self, batch: &Batch, threads: usize, out: &mut Vec<f64>) {
+        let (shape, subsample) = (self.shape, self.subsample);
+        let (d, w, n) = (shape.d, self.window_size as usize, batch.num_rows());
+        // The window's rows oldest first, then the batch's finite rows: every row that leaves is one of them.
+        let (len0, head0) = (self.len as usize, self.head as usize);
+        let mut rows: Vec<f64> = Vec::with_capacity((len0 + n) * d);
+        for j in 0..len0 {
+            let slot = (head0 + j) % w;
+            rows.extend_from_slice(&self.window[slot * d..(slot + 1) * d]);
+        }
+        let mut plans = Vec::with_capacity(n);
+        let (mut len, mut seen, mut normaliser) = (len0, self.seen, self.normaliser);
+        for i in 0..n {
+            let x = batch.row(i);
+            if !x.iter().all(|v| v.is_finite()) {
+                plans.push(RowPlan { normaliser, learn: None });
+                continue;
+            }
+            let at = rows.len() / d;
+            let leaving = (len == w).then(|| (seen - w as u64, at - w));
+            plans.push(RowPlan { normaliser, learn: Some((seen, leaving)) });
+            rows.extend_from_slice(x);
+            seen += 1;
+            len = (len + 1).min(w);
+            normaliser = shape.path_length(len as f64 * subsample);
+        }
+        let per = self.trees.len().div_ceil(threads);
+        let (plans_ref, rows_ref) = (&plans, &rows);
+        let parts: Vec<Vec<f64>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .trees
+                .chunks_mut(per)
+                .map(|trees| {
+                    scope.spawn(move || {
+                        let k = trees.len();
+                        let mut depths = vec![0.0; n * k];
+                        let mut scratch = Vec::new();
+                        for (i, plan) in plans_ref.iter().enumerate() {
+                            let x = batch.row(i);
+                            for (depth, tree) in depths[i * k..(i + 1) * k].iter_mut().zip(trees.iter()) {
+                                *depth = tree.depth(x, &shape);
+                            }
+                            let Some((row, leaving)) = plan.learn else { continue };
+                            for tree in trees.iter_mut() {
+                                if selects(subsample, tree, row) {
+                                    tree.learn(x, &shape, &mut scratch);
+                                }
+                                if let Some((old, at)) = leaving
+                                    && selects(subsample, tree, old)
+                                {
+                                    tree.forget(&rows_ref[at * d..(at + 1) * d], &shape);
+                                }
+                            }
+                        }
+                        depths
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        });
+        let n_trees = self.trees.len() as f64;
+        for (i, plan) in plans.iter().enumerate() {
+            let total: f64 = parts.iter().flat_map(|p| &p[i * (p.len() / n)..(i + 1) * (p.len() / n)]).sum();
+            let mean = total / n_trees;
+            out.push(finite_score(f64::powf(2.0, -mean / (plan.normaliser + f64::EPSILON))));
+        }
+        // The window as the one-row loop leaves it.
+        for plan in &plans {
+            let Some((row, _)) = plan.learn else { continue };
+            let at = (row - self.seen) as usize + len0;
+            let x = &rows[at * d..(at + 1) * d];
+            let (len, head) = (self.len as usize, self.head as usize);
+            let slot = if len < w {
+                self.len += 1;
+                (head + len) % w
+            } else {
+                self.head = ((head + 1) % w) as u32;
+                head
+            };
+            self.window[slot * d..(slot + 1) * d].copy_from_slice(x);
+        }
+        self.seen = seen;
+        self.normaliser = normaliser;
     }
 
     /// Rows in the window.
@@ -521,6 +627,15 @@ impl Detector for OnlineIsolationForest {
         }
         self.scratch = scratch;
         self.normaliser = shape.path_length(self.len as f64 * self.subsample);
+    }
+
+    fn score_learn_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
+        let threads = onad_core::threads::model_threads().min(self.trees.len());
+        if threads > 1 && batch.num_rows() * self.trees.len() >= PARALLEL_WORK {
+            out.reserve(batch.num_rows());
+            return self.score_learn_parallel(batch, threads, out);
+        }
+        out.extend((0..batch.num_rows()).map(|i| self.score_learn_one(batch.row(i))));
     }
 
     fn score_one(&self, x: &[f64]) -> f64 {
@@ -633,6 +748,45 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn trees_split_among_threads_give_the_one_thread_scores_and_state() {
+        // Windows smaller and larger than a batch, a subsample, and rows that are scored but not learned.
+        for (window_size, subsample) in [(300, 1.0), (5_000, 0.5)] {
+            let mut rows = cloud(7_000, &[1.0, 10.0, 0.1], 3);
+            for i in (0..7_000).step_by(97) {
+                rows[i][1] = if i % 2 == 0 { f64::NAN } else { f64::INFINITY };
+            }
+            let params =
+                OnlineIsolationForestParams { num_trees: 20, window_size, subsample, seed: 5, ..Default::default() };
+            let run = |threads: usize| {
+                let (params, rows) = (params.clone(), rows.clone());
+                std::thread::spawn(move || {
+                    onad_core::threads::set_thread_model_threads(threads);
+                    let mut m = forest(params, 3);
+                    let mut out = Vec::new();
+                    for (k, chunk) in rows.chunks(2_000).enumerate() {
+                        let values: Vec<f64> = chunk.concat();
+                        let batch =
+                            Batch::from_rows(Schema::numbered("f", 3), values, None, (k * 2_000) as u64).unwrap();
+                        m.score_learn_many(&batch, &mut out);
+                    }
+                    (out.iter().map(|s| s.to_bits()).collect::<Vec<_>>(), postcard::to_stdvec(&m).unwrap())
+                })
+                .join()
+                .unwrap()
+            };
+            let one = run(1);
+            for threads in [2, 3, 8] {
+                let many = run(threads);
+                assert!(many.0 == one.0, "window {window_size}, {threads} threads: scores differ");
+                assert!(many.1 == one.1, "window {window_size}, {threads} threads: state differs");
+            }
+            let mut m = forest(params, 3);
+            let expected: Vec<u64> = rows.iter().map(|r| m.score_learn_one(r).to_bits()).collect();
+            assert!(expected == one.0, "window {window_size}: the batch path differs from the one-row loop");
+        }
     }
 
     #[test]

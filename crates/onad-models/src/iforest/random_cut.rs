@@ -1,7 +1,7 @@
 //! RandomCutForest: robust random cut trees over per-tree time-decayed reservoir samples, scored by the
 //! expected collusive displacement of a virtual insertion (Guha, Mishra, Roy & Schrijvers 2016).
 
-use onad_core::{Detector, DetectorParams, ParamDoc, ParamError, SchemaRef};
+use onad_core::{Batch, Detector, DetectorParams, ParamDoc, ParamError, SchemaRef};
 use rand_core::RngCore;
 use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
@@ -611,7 +611,19 @@ const LANES: usize = 4;
 /// The sum over `trees` (in order) of the expected CoDisp of `a ++ b`.
 fn sum_codisp(trees: &[Tree], a: &[f64], b: &[f64]) -> f64 {
     let mut total = 0.0;
+    let mut each = [0.0; LANES];
     for group in trees.chunks(LANES) {
+        codisp_each(group, a, b, &mut each[..group.len()]);
+        for v in &each[..group.len()] {
+            total += v;
+        }
+    }
+    total
+}
+
+/// The expected CoDisp of `a ++ b` in each of `trees`, into `out` (as [`sum_codisp`] computes them).
+fn codisp_each(trees: &[Tree], a: &[f64], b: &[f64], out: &mut [f64]) {
+    for (group, out) in trees.chunks(LANES).zip(out.chunks_mut(LANES)) {
         let mut walks = [Walk::new(NONE); LANES];
         for (w, t) in walks.iter_mut().zip(group) {
             w.at = t.root;
@@ -625,12 +637,14 @@ fn sum_codisp(trees: &[Tree], a: &[f64], b: &[f64]) -> f64 {
                 }
             }
         }
-        for w in &walks[..group.len()] {
-            total += w.expected;
+        for (o, w) in out.iter_mut().zip(&walks) {
+            *o = w.expected;
         }
     }
-    total
 }
+
+/// Rows times trees below which a batch is not split among threads.
+const PARALLEL_WORK: usize = 1 << 13;
 
 /// AWS's warm-up acceptance: 1 below `INITIAL_ACCEPT_FRACTION` of the capacity, then falling linearly to
 /// 0 at the capacity.
@@ -695,11 +709,10 @@ impl RandomCutForest {
     }
 }
 
-impl Detector for RandomCutForest {
-    fn learn_one(&mut self, x: &[f64]) {
-        let d = self.d;
-        let hist = self.history.len();
-        let mut point = std::mem::take(&mut self.point);
+impl RandomCutForest {
+    /// Cleans `x` and writes the shingle it completes (the history, then the cleaned row) into `point`,
+    /// updating the last finite values; returns whether the shingle is complete (the trees learn it).
+    fn next_point(&mut self, x: &[f64], point: &mut Vec<f64>) -> bool {
         point.clear();
         point.extend_from_slice(&self.history);
         for (v, last) in x.iter().zip(self.last_finite.iter_mut()) {
@@ -709,21 +722,115 @@ impl Detector for RandomCutForest {
             }
             point.push(c);
         }
-        let row = &point[hist..];
-        if hist < (self.shingle_size - 1) * d {
-            self.history.extend_from_slice(row);
-        } else {
-            let (a, b) = point.split_at(hist);
+        self.history.len() == (self.shingle_size - 1) * self.d
+    }
+
+    /// After the trees were offered `point` (when `complete`): counts it and moves the history on.
+    fn advance(&mut self, point: &[f64], complete: bool) {
+        let (d, hist) = (self.d, self.history.len());
+        if !complete {
+            self.history.extend_from_slice(&point[hist..]);
+            return;
+        }
+        self.shingles += 1;
+        if hist > 0 {
+            self.history.copy_within(d.., 0);
+            self.history[hist - d..].copy_from_slice(&point[hist..]);
+        }
+    }
+
+    /// `score_learn_many` with the trees split among `threads` threads: the shingles and what each row
+    /// does are planned first (they do not depend on the trees), then each thread scores and offers every
+    /// row to its own trees; the per-tree CoDisps are summed in tree order, as one thread sums them.
+    fn score_learn_parallel(&mut self, batch: &Batch, threads: usize, out: &mut Vec<f64>) {
+        let n = batch.num_rows();
+        let width = self.shingle_size * self.d;
+        let hist = (self.shingle_size - 1) * self.d;
+        // Per row: its shingle (a whole one, or the partial history with the row), whether it is scored,
+        // and the sequence number it is offered under.
+        let mut points = Vec::with_capacity(n * width);
+        let mut plans: Vec<(bool, Option<u64>)> = Vec::with_capacity(n);
+        let mut point = std::mem::take(&mut self.point);
+        for i in 0..n {
+            let scored = self.shingles >= self.warmup_samples as u64;
+            let complete = self.next_point(batch.row(i), &mut point);
+            points.extend_from_slice(&point);
+            points.resize((i + 1) * width, 0.0);
+            plans.push((scored, complete.then_some(self.shingles)));
+            self.advance(&point, complete);
+        }
+        self.point = point;
+        let (time_decay, capacity) = (self.time_decay, self.sample_size);
+        let per = self.trees.len().div_ceil(threads);
+        let (plans_ref, points_ref) = (&plans, &points);
+        let parts: Vec<Vec<f64>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .trees
+                .chunks_mut(per)
+                .map(|trees| {
+                    scope.spawn(move || {
+                        let k = trees.len();
+                        let mut codisps = vec![0.0; n * k];
+                        for (i, &(scored, offered)) in plans_ref.iter().enumerate() {
+                            let (a, b) = points_ref[i * width..(i + 1) * width].split_at(hist);
+                            if scored {
+                                codisp_each(trees, a, b, &mut codisps[i * k..(i + 1) * k]);
+                            }
+                            if let Some(seq) = offered {
+                                for tree in trees.iter_mut() {
+                                    tree.offer(a, b, seq, time_decay, capacity);
+                                }
+                            }
+                        }
+                        codisps
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        });
+        for (i, &(scored, _)) in plans.iter().enumerate() {
+            if !scored {
+                out.push(0.0);
+                continue;
+            }
+            let mut total = 0.0;
+            for part in &parts {
+                let k = part.len() / n;
+                for v in &part[i * k..(i + 1) * k] {
+                    total += v;
+                }
+            }
+            out.push(self.finish_score(total / self.trees.len() as f64));
+        }
+    }
+
+    /// The score reported for a raw mean CoDisp.
+    fn finish_score(&self, raw: f64) -> f64 {
+        if self.normalize_score { 1.0 - (-raw / self.score_scale).exp() } else { raw }
+    }
+}
+
+impl Detector for RandomCutForest {
+    fn learn_one(&mut self, x: &[f64]) {
+        let mut point = std::mem::take(&mut self.point);
+        let complete = self.next_point(x, &mut point);
+        if complete {
+            let (a, b) = point.split_at(self.history.len());
             for tree in &mut self.trees {
                 tree.offer(a, b, self.shingles, self.time_decay, self.sample_size);
             }
-            self.shingles += 1;
-            if hist > 0 {
-                self.history.copy_within(d.., 0);
-                self.history[hist - d..].copy_from_slice(&point[hist..]);
-            }
         }
+        self.advance(&point, complete);
         self.point = point;
+    }
+
+    fn score_learn_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
+        let threads = onad_core::threads::model_threads().min(self.trees.len());
+        if threads > 1 && batch.num_rows() * self.trees.len() >= PARALLEL_WORK {
+            out.reserve(batch.num_rows());
+            return self.score_learn_parallel(batch, threads, out);
+        }
+        out.extend((0..batch.num_rows()).map(|i| self.score_learn_one(batch.row(i))));
     }
 
     fn score_one(&self, x: &[f64]) -> f64 {
@@ -736,7 +843,7 @@ impl Detector for RandomCutForest {
             let row: Vec<f64> = x.iter().zip(&self.last_finite).map(|(v, l)| clean(*v, *l)).collect();
             self.raw_score(&row)
         };
-        if self.normalize_score { 1.0 - (-raw / self.score_scale).exp() } else { raw }
+        self.finish_score(raw)
     }
 }
 
@@ -1051,6 +1158,44 @@ mod tests {
         }
         m.trees.iter().for_each(check_tree);
         assert!(m.score_one(&[f64::MAX, f64::MIN]).is_finite());
+    }
+
+    #[test]
+    fn trees_split_among_threads_give_the_one_thread_scores_and_state() {
+        // Shingles of 3, non-finite values, warm-up inside the first batch.
+        let rows: Vec<f64> = (0..3_000)
+            .flat_map(|i| {
+                let [a, b] = cloud(i);
+                [a, if i % 41 == 0 { f64::NAN } else { b }]
+            })
+            .collect();
+        let p = RandomCutForestParams { shingle_size: 3, normalize_score: true, ..params(10, 64, 4) };
+        let run = |threads: usize| {
+            let (p, rows) = (p.clone(), rows.clone());
+            std::thread::spawn(move || {
+                onad_core::threads::set_thread_model_threads(threads);
+                let mut m = build(p, 2);
+                let mut out = Vec::new();
+                for (k, chunk) in rows.chunks(2 * 1_000).enumerate() {
+                    let batch =
+                        Batch::from_rows(Schema::numbered("f", 2), chunk.to_vec(), None, (k * 1_000) as u64).unwrap();
+                    m.score_learn_many(&batch, &mut out);
+                }
+                (out.iter().map(|s| s.to_bits()).collect::<Vec<_>>(), postcard::to_stdvec(&m).unwrap())
+            })
+            .join()
+            .unwrap()
+        };
+        let one = run(1);
+        for threads in [2, 3, 10] {
+            let many = run(threads);
+            assert!(many.0 == one.0, "{threads} threads: scores differ");
+            assert!(many.1 == one.1, "{threads} threads: state differs");
+        }
+        let mut m = build(p, 2);
+        let expected: Vec<u64> = rows.chunks(2).map(|r| m.score_learn_one(r).to_bits()).collect();
+        assert!(expected == one.0, "the batch path differs from the one-row loop");
+        assert!(one.0.iter().filter(|&&s| s != 0).count() > 2_500);
     }
 
     #[test]
