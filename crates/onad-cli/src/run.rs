@@ -520,7 +520,7 @@ pub fn check_options(args: &RunArgs) -> anyhow::Result<()> {
     }
     let conformal = match &args.model {
         Some(model) => model_spec(model, args)?.scores_are_conformal(),
-        None => matches!(args.calibrate, Some(onad_models::Calibration::Conformal { .. })),
+        None => args.calibrate.is_some_and(|c| c.is_conformal()),
     };
     if matches!(args.threshold, Some(AnyThreshold::PValue(_))) && !conformal {
         bail!(

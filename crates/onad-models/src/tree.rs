@@ -232,7 +232,7 @@ impl PipelineSpec {
     /// root), so that a threshold may be written as a false-alarm rate. An ensemble's combined ranks are
     /// not p-values (the mean or max of p-values is not one); calibrate the ensemble to get them.
     pub fn scores_are_conformal(&self) -> bool {
-        matches!(self, PipelineSpec::Calibrate(c) if matches!(c.method, Calibration::Conformal { .. }))
+        matches!(self, PipelineSpec::Calibrate(c) if c.method.is_conformal())
     }
 
     /// The display name: stage names joined with `|`, each wrapper around what it wraps

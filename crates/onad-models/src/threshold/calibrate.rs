@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::str::FromStr;
 
-use onad_core::rolling::RollingWindow;
+use onad_core::rolling::{OrderStats, RollingWindow};
 use onad_core::{Batch, Detector, ParamError};
 use serde::{Deserialize, Serialize};
 
@@ -41,19 +41,38 @@ pub enum Calibration {
         /// Recent scores kept (at least 1).
         window_size: usize,
     },
+    /// `1 - p` as [`Conformal`](Calibration::Conformal), but among a uniform random sample of `window_size`
+    /// of *all* the detector's past scores (Vitter's reservoir sampling, algorithm R, with a fixed seed)
+    /// instead of the most recent ones. A run of anomalies (an attack burst) then fills only its share of
+    /// the sample, so the ranks inside it stay high where a recent window goes flat; the price is drift:
+    /// after the score distribution moves, old scores keep their share of the sample, and the ranks follow
+    /// the new level only as the sample turns over (after about as many scores again as came before).
+    Reservoir {
+        /// Scores sampled (at least 1).
+        window_size: usize,
+    },
 }
 
 /// The text forms [`Calibration`] parses, for error messages.
 const CALIBRATION_FORMS: &str = "accepted: zscore[:WINDOW] (running z-score over the last WINDOW scores, WINDOW >= \
-                                 2) or conformal[:WINDOW] (1 - the conformal p-value among the last WINDOW scores, \
-                                 WINDOW >= 1); WINDOW 1000 when left out";
+                                 2), conformal[:WINDOW] (1 - the conformal p-value among the last WINDOW scores, \
+                                 WINDOW >= 1) or reservoir[:WINDOW] (the same among a uniform sample of WINDOW of \
+                                 all past scores); WINDOW 1000 when left out";
 
 impl Calibration {
     /// The window length.
     pub fn window_size(&self) -> usize {
         match *self {
-            Calibration::ZScore { window_size } | Calibration::Conformal { window_size } => window_size,
+            Calibration::ZScore { window_size }
+            | Calibration::Conformal { window_size }
+            | Calibration::Reservoir { window_size } => window_size,
         }
+    }
+
+    /// Whether calibrated scores are `1 - p` for conformal p-values (over a recent window or a sample of
+    /// the past: both are valid p-values on exchangeable scores).
+    pub fn is_conformal(&self) -> bool {
+        matches!(self, Calibration::Conformal { .. } | Calibration::Reservoir { .. })
     }
 
     /// Checks the window: at least two scores for a z-score, one for conformal p-values.
@@ -63,7 +82,7 @@ impl Calibration {
                 "calibrate",
                 format!("a z-score needs a window of at least 2 scores, got {window_size}"),
             )),
-            Calibration::Conformal { window_size: 0 } => {
+            Calibration::Conformal { window_size: 0 } | Calibration::Reservoir { window_size: 0 } => {
                 Err(ParamError::invalid("calibrate", "a conformal window must hold at least one score"))
             }
             _ => Ok(()),
@@ -89,6 +108,7 @@ impl FromStr for Calibration {
         let method = match kind {
             "zscore" => Calibration::ZScore { window_size },
             "conformal" => Calibration::Conformal { window_size },
+            "reservoir" => Calibration::Reservoir { window_size },
             other => return Err(bad(format!("'{other}' is not a calibration method"))),
         };
         method.validate().map_err(|e| match e {
@@ -104,9 +124,20 @@ impl fmt::Display for Calibration {
         match self {
             Calibration::ZScore { window_size } => write!(f, "zscore:{window_size}"),
             Calibration::Conformal { window_size } => write!(f, "conformal:{window_size}"),
+            Calibration::Reservoir { window_size } => write!(f, "reservoir:{window_size}"),
         }
     }
 }
+
+/// `1 - p`, `p` the conformal p-value of `s` among the scores of `order`.
+fn conformal(order: &OrderStats, s: f64) -> f64 {
+    let n = order.len();
+    let at_or_above = n - order.below(s).0;
+    1.0 - (1 + at_or_above) as f64 / (1 + n) as f64
+}
+
+/// The fixed seed of the reservoir's draws (its runs are reproducible).
+const RESERVOIR_SEED: u64 = 0x7265_7365_7276_6f69;
 
 /// Raw scores beyond +-1e150 count as +-1e150 in z-scores, so that sums of squares over a window stay
 /// finite (detectors give the largest finite value for infinite evidence).
@@ -123,6 +154,8 @@ enum Reference {
     Moments { scores: VecDeque<f64>, mean: f64, m2: f64, since_exact: usize },
     /// Arrival order and order statistics (for the count of scores at or above a value).
     Ranks(RollingWindow),
+    /// A uniform sample of the scores so far, its order statistics, and the number of scores offered.
+    Sample { slots: Vec<f64>, order: OrderStats, seen: u64 },
 }
 
 /// A calibration method's state.
@@ -144,6 +177,11 @@ impl Calibrator {
                 since_exact: 0,
             },
             Calibration::Conformal { window_size } => Reference::Ranks(RollingWindow::with_capacity(window_size)),
+            Calibration::Reservoir { window_size } => Reference::Sample {
+                slots: Vec::with_capacity(window_size.min(1 << 16)),
+                order: OrderStats::with_capacity(window_size),
+                seen: 0,
+            },
         };
         Ok(Calibrator { method, reference })
     }
@@ -158,6 +196,7 @@ impl Calibrator {
         match &self.reference {
             Reference::Moments { scores, .. } => scores.len(),
             Reference::Ranks(w) => w.len(),
+            Reference::Sample { slots, .. } => slots.len(),
         }
     }
 
@@ -181,11 +220,8 @@ impl Calibrator {
                 let z = if sd > 0.0 { (moderate(s) - mean) / sd } else { 0.0 };
                 if z.is_nan() { 0.0 } else { z.clamp(-f64::MAX, f64::MAX) }
             }
-            Reference::Ranks(w) => {
-                let n = w.len();
-                let at_or_above = n - w.order().below(s).0;
-                1.0 - (1 + at_or_above) as f64 / (1 + n) as f64
-            }
+            Reference::Ranks(w) => conformal(w.order(), s),
+            Reference::Sample { order, .. } => conformal(order, s),
         }
     }
 
@@ -225,6 +261,21 @@ impl Calibrator {
             }
             Reference::Ranks(w) => {
                 w.push_bounded(s, window);
+            }
+            Reference::Sample { slots, order, seen } => {
+                *seen += 1;
+                if slots.len() < window {
+                    slots.push(s);
+                    order.insert(s);
+                    return;
+                }
+                // Algorithm R: the n-th score replaces a uniform slot with probability window / n.
+                let j = (crate::rng::unit_from_bits(crate::rng::mix64(RESERVOIR_SEED ^ *seen)) * *seen as f64) as u64;
+                if let Some(slot) = slots.get_mut(j as usize) {
+                    order.remove(*slot);
+                    *slot = s;
+                    order.insert(s);
+                }
             }
         }
     }
@@ -332,6 +383,8 @@ mod tests {
             ("zscore", Calibration::ZScore { window_size: 1000 }),
             (" conformal:7 ", Calibration::Conformal { window_size: 7 }),
             ("zscore:2", Calibration::ZScore { window_size: 2 }),
+            ("reservoir", Calibration::Reservoir { window_size: 1000 }),
+            ("reservoir:64", Calibration::Reservoir { window_size: 64 }),
         ] {
             let parsed: Calibration = text.parse().unwrap();
             assert_eq!(parsed, method, "{text}");
@@ -342,6 +395,7 @@ mod tests {
             ("isotonic", "'isotonic' is not a calibration method"),
             ("zscore:1", "at least 2 scores"),
             ("conformal:0", "at least one score"),
+            ("reservoir:0", "at least one score"),
             ("conformal:many", "the window 'many' is not a whole number"),
             ("zscore:5:6", "'6' is one part too many"),
         ] {
@@ -364,6 +418,7 @@ mod tests {
                 if sd > 0.0 { (s - mean) / sd } else { 0.0 }
             }
             Calibration::Conformal { .. } => 1.0 - (1.0 + w.iter().filter(|&&v| v >= s).count() as f64) / (1.0 + n),
+            Calibration::Reservoir { .. } => unreachable!("a sample, not a window"),
         }
     }
 
@@ -426,6 +481,48 @@ mod tests {
         }
         let rate = flagged as f64 / scored as f64;
         assert!((0.005..=0.02).contains(&rate), "{flagged} of {scored} rows flagged: {rate}");
+    }
+
+    #[test]
+    fn a_reservoir_samples_the_whole_past_and_keeps_ranks_high_through_a_burst() {
+        // Exchangeable scores: the reservoir's p-values are false-alarm rates too.
+        let mut c = Calibrator::new(Calibration::Reservoir { window_size: 1000 }).unwrap();
+        let (mut flagged, mut x) = (0, 999u64);
+        let uniform = |x: &mut u64| {
+            *x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (*x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for i in 0..21_000 {
+            let s = uniform(&mut x);
+            if i >= 1000 && 1.0 - c.calibrate(s) <= 0.01 {
+                flagged += 1;
+            }
+            c.record(s);
+        }
+        let rate = flagged as f64 / 20_000.0;
+        assert!((0.005..=0.02).contains(&rate), "{rate}");
+        assert_eq!(c.len(), 1000);
+        // Its sample is spread over all 21,000 scores offered: a burst of 500 equal high scores takes about
+        // 500 / 21,500 of it, so the last of the burst still ranks above ~95 % of the sample, where the
+        // last 1,000 scores of a window are half burst.
+        let mut window = Calibrator::new(Calibration::Conformal { window_size: 1000 }).unwrap();
+        for _ in 0..21_000 {
+            window.record(uniform(&mut x));
+        }
+        for _ in 0..499 {
+            c.record(10.0);
+            window.record(10.0);
+        }
+        let (sampled, recent) = (c.calibrate(10.0), window.calibrate(10.0));
+        assert!(sampled > 0.93 && recent < 0.51, "reservoir {sampled}, window {recent}");
+        // The state round-trips and goes on drawing the same slots.
+        let mut back: Calibrator = postcard::from_bytes(&postcard::to_stdvec(&c).unwrap()).unwrap();
+        for i in 0..2_000 {
+            let s = (i % 13) as f64;
+            c.record(s);
+            back.record(s);
+        }
+        assert_eq!(back, c);
     }
 
     #[test]
