@@ -164,6 +164,12 @@ def _stream_rhf(seed, d):
     return StreamRandomHistogramForest(seed=seed)
 
 
+def _sdo_stream(seed, d):
+    from aberrant.model.distance.sdostream import SDOStream
+
+    return SDOStream(seed=seed)
+
+
 class Unavailable(Exception):
     """The Python side of a model cannot run here (the pair is reported with the reason)."""
 
@@ -211,6 +217,8 @@ MODELS = [
     Model("rs_hash", _rs_hash, "StreamingRSHash(seed=s)", library="aberrant 1.3.0"),
     Model("loda", _loda, "StreamingLODA(seed=s)", library="aberrant 1.3.0"),
     Model("stream_rhf", _stream_rhf, "StreamRandomHistogramForest(seed=s) (STREamRHF)", library="aberrant 1.3.0"),
+    Model("sdo_stream", _sdo_stream, "SDOStream(seed=s)", library="aberrant 1.3.0",
+          note="both sides on the raw rows (aberrant feeds raw values); seeded draws differ (PCG64 vs numpy)"),
 ]
 
 
