@@ -29,7 +29,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::baseline::{
     NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdModel, ThresholdModelParams,
 };
-use crate::deep::{Autoencoder, AutoencoderParams};
+use crate::deep::{Autoencoder, AutoencoderParams, OnlineAutoencoderEnsemble, OnlineAutoencoderEnsembleParams};
 use crate::distance::{KNN, KNNParams, SDOStream, SDOStreamParams};
 use crate::drift::{ADWIN, ADWINParams, KSWIN, KSWINParams, PageHinkley, PageHinkleyParams};
 use crate::iforest::{ASDIsolationForest, ASDIsolationForestParams};
@@ -541,6 +541,7 @@ registry! {
         "incremental_one_class_svm_adaptive_kernel" => IncrementalOneClassSVMAdaptiveKernel(IncrementalOneClassSVMAdaptiveKernelParams),
         "mstream" => MStream(MStreamParams),
         "autoencoder" => Autoencoder(AutoencoderParams),
+        "kitnet" => OnlineAutoencoderEnsemble(OnlineAutoencoderEnsembleParams),
         "adwin" => ADWIN(ADWINParams),
         "kswin" => KSWIN(KSWINParams),
         "page_hinkley" => PageHinkley(PageHinkleyParams),
