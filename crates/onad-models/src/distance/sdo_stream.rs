@@ -289,11 +289,10 @@ fn activity_key(weight: f64, i: usize) -> u128 {
 #[inline]
 fn nearest_into(values: &[f64], x: usize, keep: impl Fn(usize) -> bool, nearest: &mut Vec<(f64, u32)>) {
     nearest.clear();
+    // The x-th smallest value held (infinite until `x` are held).
+    let mut worst = f64::INFINITY;
     for (i, &v) in values.iter().enumerate() {
-        if nearest.len() == x && v >= nearest[x - 1].0 {
-            continue;
-        }
-        if !keep(i) {
+        if (nearest.len() == x && v >= worst) || !keep(i) {
             continue;
         }
         let at = nearest.partition_point(|&(w, _)| w <= v);
@@ -305,6 +304,9 @@ fn nearest_into(values: &[f64], x: usize, keep: impl Fn(usize) -> bool, nearest:
             nearest[j] = nearest[j - 1];
         }
         nearest[at] = (v, i as u32);
+        if nearest.len() == x {
+            worst = nearest[x - 1].0;
+        }
     }
 }
 
