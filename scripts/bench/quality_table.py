@@ -170,6 +170,18 @@ def _stream_rhf(seed, d):
     return StreamRandomHistogramForest(seed=seed)
 
 
+def _sdo_stream(seed, d):
+    from aberrant.model.distance.sdostream import SDOStream
+
+    return SDOStream(seed=seed)
+
+
+def _kitnet(seed, d):
+    from aberrant.model.deep.kitnet import OnlineAutoencoderEnsemble
+
+    return OnlineAutoencoderEnsemble(seed=seed)
+
+
 class Unavailable(Exception):
     """The Python side of a model cannot run here (the pair is reported with the reason)."""
 
@@ -218,6 +230,12 @@ MODELS = [
     Model("loda", _loda, "StreamingLODA(seed=s)", library="aberrant 1.3.0"),
     Model("stream_rhf", _stream_rhf, "StreamRandomHistogramForest(seed=s) (STREamRHF)", library="aberrant 1.3.0"),
     Model("xstream", _xstream, "XStream(seed=s)", library="aberrant 1.3.0"),
+    Model("sdo_stream", _sdo_stream, "SDOStream(seed=s)", library="aberrant 1.3.0",
+          note="both sides on the raw rows (aberrant feeds raw values); seeded draws differ (PCG64 vs numpy)"),
+    Model("kitnet", _kitnet, "OnlineAutoencoderEnsemble(seed=s)", library="aberrant 1.3.0",
+          note="defaults: scores are 0 for the first 55,000 rows (feature_map_grace 5,000 + ad_grace 50,000), so "
+               "shorter sets, and Python prefixes shorter than that, are all ties (ROC 0.5); both sides get raw "
+               "rows, Rust min-max normalises inside each autoencoder as KitNET-py does, aberrant does not"),
 ]
 
 

@@ -42,7 +42,8 @@ pub use baseline::{
     NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdBound, ThresholdModel, ThresholdModelParams,
 };
 pub use deep::{Autoencoder, AutoencoderArchitecture, AutoencoderLoss, AutoencoderOptimizer, AutoencoderParams};
-pub use distance::{KNN, KNNParams, KnnDistance};
+pub use deep::{KitnetPhase, OnlineAutoencoderEnsemble, OnlineAutoencoderEnsembleParams};
+pub use distance::{KNN, KNNParams, KnnDistance, SDOStream, SDOStreamParams, SdoDistance};
 pub use drift::{
     ADWIN, ADWINParams, DriftReset, KSWIN, KSWINParams, OnDrift, PageHinkley, PageHinkleyMode, PageHinkleyParams,
 };

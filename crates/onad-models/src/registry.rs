@@ -29,8 +29,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::baseline::{
     NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdModel, ThresholdModelParams,
 };
-use crate::deep::{Autoencoder, AutoencoderParams};
-use crate::distance::{KNN, KNNParams};
+use crate::deep::{Autoencoder, AutoencoderParams, OnlineAutoencoderEnsemble, OnlineAutoencoderEnsembleParams};
+use crate::distance::{KNN, KNNParams, SDOStream, SDOStreamParams};
 use crate::drift::{ADWIN, ADWINParams, KSWIN, KSWINParams, PageHinkley, PageHinkleyParams};
 use crate::iforest::{ASDIsolationForest, ASDIsolationForestParams};
 use crate::iforest::{HalfSpaceTrees, HalfSpaceTreesParams};
@@ -530,6 +530,7 @@ registry! {
         "asd_isolation_forest" => ASDIsolationForest(ASDIsolationForestParams),
         "online_isolation_forest" => OnlineIsolationForest(OnlineIsolationForestParams),
         "knn" => KNN(KNNParams),
+        "sdo_stream" => SDOStream(SDOStreamParams),
         "stream_random_histogram_forest" => StreamRandomHistogramForest(StreamRandomHistogramForestParams),
         "mondrian_forest" => MondrianForest(MondrianForestParams),
         "random_cut_forest" => RandomCutForest(RandomCutForestParams),
@@ -542,6 +543,7 @@ registry! {
         "incremental_one_class_svm_adaptive_kernel" => IncrementalOneClassSVMAdaptiveKernel(IncrementalOneClassSVMAdaptiveKernelParams),
         "mstream" => MStream(MStreamParams),
         "autoencoder" => Autoencoder(AutoencoderParams),
+        "kitnet" => OnlineAutoencoderEnsemble(OnlineAutoencoderEnsembleParams),
         "adwin" => ADWIN(ADWINParams),
         "kswin" => KSWIN(KSWINParams),
         "page_hinkley" => PageHinkley(PageHinkleyParams),

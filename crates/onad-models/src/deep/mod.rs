@@ -2,7 +2,9 @@
 //! deep-learning framework.
 
 mod autoencoder;
+mod kitnet;
 mod nn;
 
 pub use autoencoder::{Autoencoder, AutoencoderArchitecture, AutoencoderParams};
+pub use kitnet::{KitnetPhase, OnlineAutoencoderEnsemble, OnlineAutoencoderEnsembleParams};
 pub use nn::{AutoencoderLoss, AutoencoderOptimizer};

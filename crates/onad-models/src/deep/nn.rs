@@ -1,12 +1,12 @@
-//! The small neural-network kit of the deep detectors: dense and LSTM layers over one flat parameter
-//! vector, their backward passes, the reconstruction losses and the two optimizers (Adam and plain SGD)
+//! The small neural-network kit of the deep detectors: dense (linear, ReLU, tanh) and LSTM layers over one
+//! flat parameter vector, their backward passes, the reconstruction losses and the two optimizers (Adam and plain SGD)
 //! with torch's update rules.
 //!
 //! Everything is plain loops over contiguous `f64` slices. Every sum is taken in one fixed order (a dot
 //! product keeps four partial sums over the indices modulo 4 and adds them as `(s0 + s1) + (s2 + s3)`,
 //! then the tail), and no expression is contracted into a fused multiply-add, so the results are the
 //! same whether or not the compiler vectorizes a loop, and on every IEEE-754 host. The LSTM's `exp` and
-//! `tanh` come from the platform's math library, the one exception.
+//! `tanh`, and the tanh layer's `tanh`, come from the platform's math library, the one exception.
 
 use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,8 @@ use crate::rng::unit;
 pub(crate) enum Kind {
     /// `y = W x + b`, then `max(y, 0)` when `relu`.
     Linear { relu: bool },
+    /// `y = tanh(W x + b)` (the hidden layer of kitnet's autoencoders); parameters laid out as `Linear`'s.
+    Tanh,
     /// One step of an LSTM cell from the zero state (a sequence of length 1): the input, cell and output
     /// gates `i = sigmoid(.)`, `g = tanh(.)`, `o = sigmoid(.)` of `W x + b_ih + b_hh`, then
     /// `h = o * tanh(i * g)`. The forget gate multiplies the zero initial cell state and the recurrent
@@ -44,7 +46,7 @@ impl Layer {
     /// then `b_ih`, then `b_hh` (two bias vectors, as torch keeps them: both get the same gradient).
     fn n_params(&self) -> usize {
         match self.kind {
-            Kind::Linear { .. } => self.n_in * self.n_out + self.n_out,
+            Kind::Linear { .. } | Kind::Tanh => self.n_in * self.n_out + self.n_out,
             Kind::Lstm => 3 * self.n_out * self.n_in + 6 * self.n_out,
         }
     }
@@ -53,7 +55,7 @@ impl Layer {
     /// `i, g, o`, `tanh(c)` and its output `h` (`5 n_out`).
     fn n_cache(&self) -> usize {
         match self.kind {
-            Kind::Linear { .. } => self.n_out,
+            Kind::Linear { .. } | Kind::Tanh => self.n_out,
             Kind::Lstm => 5 * self.n_out,
         }
     }
@@ -61,7 +63,7 @@ impl Layer {
     /// Where the output starts within the layer's cache.
     fn out_at(&self) -> usize {
         match self.kind {
-            Kind::Linear { .. } => 0,
+            Kind::Linear { .. } | Kind::Tanh => 0,
             Kind::Lstm => 4 * self.n_out,
         }
     }
@@ -70,7 +72,7 @@ impl Layer {
     /// for an LSTM.
     fn init_bound(&self) -> f64 {
         match self.kind {
-            Kind::Linear { .. } => 1.0 / (self.n_in as f64).sqrt(),
+            Kind::Linear { .. } | Kind::Tanh => 1.0 / (self.n_in as f64).sqrt(),
             Kind::Lstm => 1.0 / (self.n_out as f64).sqrt(),
         }
     }
@@ -78,14 +80,16 @@ impl Layer {
     fn forward(&self, p: &[f64], x: &[f64], cache: &mut [f64]) {
         let (n_in, h) = (self.n_in, self.n_out);
         match self.kind {
-            Kind::Linear { relu } => {
+            Kind::Linear { .. } | Kind::Tanh => {
                 let (w, b) = p.split_at(n_in * h);
                 let out = &mut cache[..h];
                 out.copy_from_slice(b);
                 for (&xk, wk) in x.iter().zip(w.chunks_exact(h)) {
                     axpy(out, xk, wk);
                 }
-                if relu {
+                if self.kind == Kind::Tanh {
+                    out.iter_mut().for_each(|v| *v = v.tanh());
+                } else if self.kind == (Kind::Linear { relu: true }) {
                     // `v > 0` is false for NaN, so NaN becomes 0 as well (torch keeps it; only an
                     // overflow upstream can make one here).
                     out.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
@@ -128,10 +132,14 @@ impl Layer {
     ) {
         let (n_in, h) = (self.n_in, self.n_out);
         match self.kind {
-            Kind::Linear { relu } => {
-                if relu {
+            Kind::Linear { .. } | Kind::Tanh => {
+                if self.kind == (Kind::Linear { relu: true }) {
                     for (d, &y) in delta.iter_mut().zip(&cache[..h]) {
                         *d = if y > 0.0 { *d } else { 0.0 };
+                    }
+                } else if self.kind == Kind::Tanh {
+                    for (d, &y) in delta.iter_mut().zip(&cache[..h]) {
+                        *d *= 1.0 - y * y;
                     }
                 }
                 let (gw, gb) = grad.split_at_mut(n_in * h);
@@ -272,6 +280,20 @@ impl Net {
             for v in &mut params[layer.param_at..layer.param_at + layer.n_params()] {
                 *v = bound * (2.0 * unit(rng) - 1.0);
             }
+        }
+    }
+
+    /// Glorot (Xavier) uniform initialisation, as aberrant's autoencoders: every weight of every layer
+    /// uniform in `[-bound, bound)` with the one `bound = sqrt(6 / (n_in + n_out))` of the first layer,
+    /// biases zero, drawn layer by layer in storage order from one generator.
+    pub fn init_glorot(&self, params: &mut [f64], rng: &mut Pcg64) {
+        let Some(first) = self.layers.first() else { return };
+        let bound = (6.0 / (first.n_in + first.n_out) as f64).sqrt();
+        for layer in &self.layers {
+            let p = &mut params[layer.param_at..layer.param_at + layer.n_params()];
+            let (w, b) = p.split_at_mut(layer.n_in * layer.n_out);
+            w.iter_mut().for_each(|v| *v = bound * (2.0 * unit(rng) - 1.0));
+            b.iter_mut().for_each(|v| *v = 0.0);
         }
     }
 
@@ -537,6 +559,9 @@ mod tests {
             5,
         );
         check_gradients(&[(Kind::Lstm, 4, 64), (linear, 64, 16), (linear, 16, 64), (Kind::Lstm, 64, 4)], 6);
+        // kitnet's autoencoder, and tanh inside a stack.
+        check_gradients(&[(Kind::Tanh, 7, 6), (linear, 6, 7)], 7);
+        check_gradients(&[(relu, 3, 5), (Kind::Tanh, 5, 4), (Kind::Tanh, 4, 2)], 8);
     }
 
     #[test]
