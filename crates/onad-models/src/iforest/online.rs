@@ -109,6 +109,16 @@ impl Shape {
     fn path_length(&self, n: f64) -> f64 {
         if n < self.leaf_samples { 0.0 } else { (n / self.leaf_samples).ln() / self.ln_base }
     }
+
+    /// [`path_length`](Self::path_length) of a whole count, from `table` (the values for 0, 1, ...) where
+    /// it reaches: the same bits without a logarithm per tree and row.
+    #[inline]
+    fn path_length_of(&self, n: u32, table: &[f64]) -> f64 {
+        match table.get(n as usize) {
+            Some(&v) => v,
+            None => self.path_length(n as f64),
+        }
+    }
 }
 
 /// One Online-iTree: an arena of nodes (index 0 is the root) with their supports and split values.
@@ -159,19 +169,19 @@ impl Tree {
     }
 
     /// Depth of `x`: the depth of its leaf plus the path length of the leaf's height.
-    fn depth(&self, x: &[f64], shape: &Shape) -> f64 {
+    fn depth(&self, x: &[f64], shape: &Shape, paths: &[f64]) -> f64 {
         let (mut node, mut depth) = (0, 0u32);
         while self.nodes[node].children != LEAF {
             node = self.child(node, x, shape);
             depth += 1;
         }
-        depth as f64 + shape.path_length(self.nodes[node].count as f64)
+        depth as f64 + shape.path_length_of(self.nodes[node].count, paths)
     }
 
     /// Learns `x` (paper, Algorithm 2): every bin on its path grows by one, the leaf's support grows to
     /// hold `x`, and a leaf that reaches its threshold below the depth limit splits.
-    fn learn(&mut self, x: &[f64], shape: &Shape, scratch: &mut Vec<f64>) {
-        let limit = shape.path_length(self.nodes[0].count as f64 + 1.0);
+    fn learn(&mut self, x: &[f64], shape: &Shape, paths: &[f64], scratch: &mut Vec<f64>) {
+        let limit = shape.path_length_of(self.nodes[0].count + 1, paths);
         let d = shape.d;
         let (mut node, mut depth) = (0, 0u32);
         loop {
@@ -417,6 +427,9 @@ pub struct OnlineIsolationForest {
     /// Points drawn at a split, then the row leaving the window (a reused buffer, not state).
     #[serde(skip)]
     scratch: Vec<f64>,
+    /// `path_length(n)` for the counts a node can hold, `0..=window_size + 1` (built on first use).
+    #[serde(skip)]
+    paths: std::sync::OnceLock<Vec<f64>>,
 }
 
 impl DetectorParams for OnlineIsolationForestParams {
@@ -468,6 +481,7 @@ impl DetectorParams for OnlineIsolationForestParams {
             seen: 0,
             normaliser: 0.0,
             scratch: Vec::new(),
+            paths: std::sync::OnceLock::new(),
         })
     }
 }
@@ -527,6 +541,8 @@ impl OnlineIsolationForest {
             normaliser = shape.path_length(len as f64 * subsample);
         }
         let per = self.trees.len().div_ceil(threads);
+        self.paths();
+        let paths = self.paths.get().map(Vec::as_slice).unwrap_or_default();
         let (plans_ref, rows_ref) = (&plans, &rows);
         let parts: Vec<Vec<f64>> = std::thread::scope(|scope| {
             let handles: Vec<_> = self
@@ -540,12 +556,12 @@ impl OnlineIsolationForest {
                         for (i, plan) in plans_ref.iter().enumerate() {
                             let x = batch.row(i);
                             for (depth, tree) in depths[i * k..(i + 1) * k].iter_mut().zip(trees.iter()) {
-                                *depth = tree.depth(x, &shape);
+                                *depth = tree.depth(x, &shape, paths);
                             }
                             let Some((row, leaving)) = plan.learn else { continue };
                             for tree in trees.iter_mut() {
                                 if selects(subsample, tree, row) {
-                                    tree.learn(x, &shape, &mut scratch);
+                                    tree.learn(x, &shape, paths, &mut scratch);
                                 }
                                 if let Some((old, at)) = leaving
                                     && selects(subsample, tree, old)
@@ -585,6 +601,12 @@ impl OnlineIsolationForest {
         self.normaliser = normaliser;
     }
 
+    /// The path lengths of whole counts (see [`Shape::path_length_of`]).
+    fn paths(&self) -> &[f64] {
+        self.paths
+            .get_or_init(|| (0..=self.window_size as usize + 1).map(|n| self.shape.path_length(n as f64)).collect())
+    }
+
     /// Rows in the window.
     pub fn window_len(&self) -> usize {
         self.len as usize
@@ -601,11 +623,15 @@ impl Detector for OnlineIsolationForest {
         self.seen += 1;
         let shape = self.shape;
         let mut scratch = std::mem::take(&mut self.scratch);
+        self.paths();
+        let paths = std::mem::take(&mut self.paths);
+        let table = paths.get().map(Vec::as_slice).unwrap_or_default();
         for t in 0..self.trees.len() {
             if self.selects(&self.trees[t], row) {
-                self.trees[t].learn(x, &shape, &mut scratch);
+                self.trees[t].learn(x, &shape, table, &mut scratch);
             }
         }
+        self.paths = paths;
         let (w, len, head) = (self.window_size as usize, self.len as usize, self.head as usize);
         if len < w {
             let slot = (head + len) % w;
@@ -639,7 +665,8 @@ impl Detector for OnlineIsolationForest {
     }
 
     fn score_one(&self, x: &[f64]) -> f64 {
-        let total: f64 = self.trees.iter().map(|t| t.depth(x, &self.shape)).sum();
+        let paths = self.paths();
+        let total: f64 = self.trees.iter().map(|t| t.depth(x, &self.shape, paths)).sum();
         let mean = total / self.trees.len() as f64;
         finite_score(f64::powf(2.0, -mean / (self.normaliser + f64::EPSILON)))
     }
@@ -796,14 +823,14 @@ mod tests {
         let mut scratch = Vec::new();
         let points = cloud(600, &[1.0, 10.0, 0.1], 1);
         for p in &points[..500] {
-            tree.learn(p, &shape, &mut scratch);
+            tree.learn(p, &shape, &[], &mut scratch);
         }
         assert!(leaves(&tree).len() >= 6, "the tree must have split: {}", leaves(&tree).len());
         let without = reachable(&tree);
         let mut checked = 0;
         for p in &points[500..] {
             let mut with = tree.clone();
-            with.learn(p, &shape, &mut scratch);
+            with.learn(p, &shape, &[], &mut scratch);
             let grown = reachable(&with);
             assert_eq!(grown[0].0, without[0].0 + 1, "the root counts every point");
             if grown.len() != without.len() {
@@ -827,7 +854,7 @@ mod tests {
             let mut scratch = Vec::new();
             let points = cloud(3000, &[1.0, 1.0], 2);
             for p in &points {
-                tree.learn(p, &shape, &mut scratch);
+                tree.learn(p, &shape, &[], &mut scratch);
             }
             assert!(tree.nodes[0].children != LEAF);
             let arena = tree.nodes.len();
@@ -841,7 +868,7 @@ mod tests {
             assert!(lo < -0.5 && hi > 0.5, "{lo} {hi}");
             // The freed blocks are reused: learning again does not grow the arena.
             for p in &points {
-                tree.learn(p, &shape, &mut scratch);
+                tree.learn(p, &shape, &[], &mut scratch);
             }
             assert!(tree.nodes.len() <= arena || tree.free.is_empty(), "grew with blocks free");
             assert!(tree.free.len() * 2 + 1 < arena, "no freed block was reused");
