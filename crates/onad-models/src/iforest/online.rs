@@ -429,7 +429,7 @@ pub struct OnlineIsolationForest {
     scratch: Vec<f64>,
     /// `path_length(n)` for the counts a node can hold, `0..=window_size + 1` (built on first use).
     #[serde(skip)]
-    paths: std::sync::OnceLock<Vec<f64>>,
+    paths: Box<std::sync::OnceLock<Vec<f64>>>,
 }
 
 impl DetectorParams for OnlineIsolationForestParams {
@@ -481,7 +481,7 @@ impl DetectorParams for OnlineIsolationForestParams {
             seen: 0,
             normaliser: 0.0,
             scratch: Vec::new(),
-            paths: std::sync::OnceLock::new(),
+            paths: Box::default(),
         })
     }
 }
@@ -624,14 +624,12 @@ impl Detector for OnlineIsolationForest {
         let shape = self.shape;
         let mut scratch = std::mem::take(&mut self.scratch);
         self.paths();
-        let paths = std::mem::take(&mut self.paths);
-        let table = paths.get().map(Vec::as_slice).unwrap_or_default();
-        for t in 0..self.trees.len() {
-            if self.selects(&self.trees[t], row) {
-                self.trees[t].learn(x, &shape, table, &mut scratch);
+        let table = self.paths.get().map(Vec::as_slice).unwrap_or_default();
+        for tree in &mut self.trees {
+            if selects(self.subsample, tree, row) {
+                tree.learn(x, &shape, table, &mut scratch);
             }
         }
-        self.paths = paths;
         let (w, len, head) = (self.window_size as usize, self.len as usize, self.head as usize);
         if len < w {
             let slot = (head + len) % w;
