@@ -42,7 +42,9 @@ pub use baseline::{
     NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdBound, ThresholdModel, ThresholdModelParams,
 };
 pub use deep::{Autoencoder, AutoencoderArchitecture, AutoencoderLoss, AutoencoderOptimizer, AutoencoderParams};
-pub use distance::{KNN, KNNParams, KnnDistance};
+pub use distance::{
+    KNN, KNNParams, KnnDistance, LOF_MAX_WINDOW, LocalOutlierFactor, LocalOutlierFactorParams, LofDistance,
+};
 pub use drift::{
     ADWIN, ADWINParams, DriftReset, KSWIN, KSWINParams, OnDrift, PageHinkley, PageHinkleyMode, PageHinkleyParams,
 };

@@ -1,5 +1,7 @@
 //! Distance-based detectors: scores from the distances between a point and the recent points.
 
 mod knn;
+mod lof;
 
 pub use knn::{KNN, KNNParams, KnnDistance};
+pub use lof::{LOF_MAX_WINDOW, LocalOutlierFactor, LocalOutlierFactorParams, LofDistance};
