@@ -164,6 +164,12 @@ def _xstream(seed, d):
     return XStream(seed=seed)
 
 
+def _lof(seed, d):
+    from aberrant.model.distance.lof import LocalOutlierFactor
+
+    return LocalOutlierFactor(k=10, window_size=1000, distance="euclidean")
+
+
 def _stream_rhf(seed, d):
     from aberrant.model.iforest.rand_hist import StreamRandomHistogramForest
 
@@ -228,6 +234,9 @@ MODELS = [
                "rows"),
     Model("rs_hash", _rs_hash, "StreamingRSHash(seed=s)", library="aberrant 1.3.0"),
     Model("loda", _loda, "StreamingLODA(seed=s)", library="aberrant 1.3.0"),
+    Model("local_outlier_factor", _lof, 'LocalOutlierFactor(k=10, window_size=1000, distance="euclidean")',
+          library="aberrant 1.3.0", seeded=False,
+          note="deterministic: one run per side; aberrant recomputes every neighbourhood per score"),
     Model("stream_rhf", _stream_rhf, "StreamRandomHistogramForest(seed=s) (STREamRHF)", library="aberrant 1.3.0"),
     Model("xstream", _xstream, "XStream(seed=s)", library="aberrant 1.3.0"),
     Model("sdo_stream", _sdo_stream, "SDOStream(seed=s)", library="aberrant 1.3.0",

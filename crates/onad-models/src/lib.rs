@@ -43,7 +43,10 @@ pub use baseline::{
 };
 pub use deep::{Autoencoder, AutoencoderArchitecture, AutoencoderLoss, AutoencoderOptimizer, AutoencoderParams};
 pub use deep::{KitnetPhase, OnlineAutoencoderEnsemble, OnlineAutoencoderEnsembleParams};
-pub use distance::{KNN, KNNParams, KnnDistance, SDOStream, SDOStreamParams, SdoDistance};
+pub use distance::{
+    KNN, KNNParams, KnnDistance, LOF_MAX_WINDOW, LocalOutlierFactor, LocalOutlierFactorParams, LofDistance, SDOStream,
+    SDOStreamParams, SdoDistance,
+};
 pub use drift::{
     ADWIN, ADWINParams, DriftReset, KSWIN, KSWINParams, OnDrift, PageHinkley, PageHinkleyMode, PageHinkleyParams,
 };

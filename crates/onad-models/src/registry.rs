@@ -30,7 +30,7 @@ use crate::baseline::{
     NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdModel, ThresholdModelParams,
 };
 use crate::deep::{Autoencoder, AutoencoderParams, OnlineAutoencoderEnsemble, OnlineAutoencoderEnsembleParams};
-use crate::distance::{KNN, KNNParams, SDOStream, SDOStreamParams};
+use crate::distance::{KNN, KNNParams, LocalOutlierFactor, LocalOutlierFactorParams, SDOStream, SDOStreamParams};
 use crate::drift::{ADWIN, ADWINParams, KSWIN, KSWINParams, PageHinkley, PageHinkleyParams};
 use crate::iforest::{ASDIsolationForest, ASDIsolationForestParams};
 use crate::iforest::{HalfSpaceTrees, HalfSpaceTreesParams};
@@ -531,6 +531,7 @@ registry! {
         "online_isolation_forest" => OnlineIsolationForest(OnlineIsolationForestParams),
         "knn" => KNN(KNNParams),
         "sdo_stream" => SDOStream(SDOStreamParams),
+        "local_outlier_factor" => LocalOutlierFactor(LocalOutlierFactorParams),
         "stream_random_histogram_forest" => StreamRandomHistogramForest(StreamRandomHistogramForestParams),
         "mondrian_forest" => MondrianForest(MondrianForestParams),
         "random_cut_forest" => RandomCutForest(RandomCutForestParams),
