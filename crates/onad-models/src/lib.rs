@@ -42,7 +42,10 @@ pub use baseline::{
     NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdBound, ThresholdModel, ThresholdModelParams,
 };
 pub use deep::{Autoencoder, AutoencoderArchitecture, AutoencoderLoss, AutoencoderOptimizer, AutoencoderParams};
-pub use distance::{KNN, KNNParams, KnnDistance};
+pub use distance::{
+    CellNeighborhoodDetector, CellNeighborhoodDetectorParams, KNN, KNNParams, KnnDistance,
+    StationaryRegionNeighborDetector, StationaryRegionNeighborDetectorParams,
+};
 pub use drift::{
     ADWIN, ADWINParams, DriftReset, KSWIN, KSWINParams, OnDrift, PageHinkley, PageHinkleyMode, PageHinkleyParams,
 };

@@ -30,7 +30,10 @@ use crate::baseline::{
     NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdModel, ThresholdModelParams,
 };
 use crate::deep::{Autoencoder, AutoencoderParams};
-use crate::distance::{KNN, KNNParams};
+use crate::distance::{
+    CellNeighborhoodDetector, CellNeighborhoodDetectorParams, KNN, KNNParams, StationaryRegionNeighborDetector,
+    StationaryRegionNeighborDetectorParams,
+};
 use crate::drift::{ADWIN, ADWINParams, KSWIN, KSWINParams, PageHinkley, PageHinkleyParams};
 use crate::iforest::{ASDIsolationForest, ASDIsolationForestParams};
 use crate::iforest::{HalfSpaceTrees, HalfSpaceTreesParams};
@@ -529,6 +532,8 @@ registry! {
         "asd_isolation_forest" => ASDIsolationForest(ASDIsolationForestParams),
         "online_isolation_forest" => OnlineIsolationForest(OnlineIsolationForestParams),
         "knn" => KNN(KNNParams),
+        "nets" => CellNeighborhoodDetector(CellNeighborhoodDetectorParams),
+        "stare" => StationaryRegionNeighborDetector(StationaryRegionNeighborDetectorParams),
         "stream_random_histogram_forest" => StreamRandomHistogramForest(StreamRandomHistogramForestParams),
         "mondrian_forest" => MondrianForest(MondrianForestParams),
         "random_cut_forest" => RandomCutForest(RandomCutForestParams),
