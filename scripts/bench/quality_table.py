@@ -164,6 +164,18 @@ def _stream_rhf(seed, d):
     return StreamRandomHistogramForest(seed=seed)
 
 
+def _nets(seed, d):
+    from aberrant.model.distance.nets import CellNeighborhoodDetector
+
+    return CellNeighborhoodDetector()
+
+
+def _stare(seed, d):
+    from aberrant.model.distance.stare import StationaryRegionNeighborDetector
+
+    return StationaryRegionNeighborDetector()
+
+
 class Unavailable(Exception):
     """The Python side of a model cannot run here (the pair is reported with the reason)."""
 
@@ -211,6 +223,10 @@ MODELS = [
     Model("rs_hash", _rs_hash, "StreamingRSHash(seed=s)", library="aberrant 1.3.0"),
     Model("loda", _loda, "StreamingLODA(seed=s)", library="aberrant 1.3.0"),
     Model("stream_rhf", _stream_rhf, "StreamRandomHistogramForest(seed=s) (STREamRHF)", library="aberrant 1.3.0"),
+    Model("nets", _nets, "CellNeighborhoodDetector()", library="aberrant 1.3.0", seeded=False,
+          note="raw rows, radius in data units on both sides; seed is compatibility-only, so one run"),
+    Model("stare", _stare, "StationaryRegionNeighborDetector()", library="aberrant 1.3.0", seeded=False,
+          note="raw rows, radius in data units on both sides"),
 ]
 
 

@@ -372,18 +372,37 @@ impl RadiusWindow {
         self.scan::<false>(x, q)
     }
 
-    /// Visits every cell within `delta` of the query's cell `q` on every axis, by offsets.
+    /// Visits every cell within `delta` of the query's cell `q` on every axis, by offsets: the query's
+    /// own cell first, then the cells one step away, then the rest (where neighbours are likeliest first,
+    /// so the count reaches `k` sooner; the order does not change it).
     fn enumerate(&self, x: &[f64], q: &[i64], delta: i64) -> usize {
+        let k = self.settings.k;
+        let mut n = match self.index.get(q) {
+            Some(&cell) => self.visit(cell, x, 0),
+            None => 0,
+        };
+        for (span, skip_inner) in [(1, false), (delta, true)] {
+            if n >= k {
+                break;
+            }
+            n = self.offsets(x, q, span, skip_inner, n);
+        }
+        n
+    }
+
+    /// Visits the cells at offsets in `[-span, span]^d` from `q` other than `q` itself (`skip_inner`:
+    /// other than every offset in `[-1, 1]^d`), adding to `n` until `k`.
+    fn offsets(&self, x: &[f64], q: &[i64], span: i64, skip_inner: bool, mut n: usize) -> usize {
         let d = self.d;
         // At most 20,000 offsets of side >= 5: d <= 6 here.
         let mut candidate = [0i64; 8];
         let candidate = &mut candidate[..d];
         for (c, &b) in candidate.iter_mut().zip(q) {
-            *c = b - delta;
+            *c = b - span;
         }
-        let mut n = 0;
         loop {
-            if let Some(&cell) = self.index.get(&candidate[..]) {
+            let inner = candidate.iter().zip(q).all(|(&c, &b)| c.abs_diff(b) <= if skip_inner { 1 } else { 0 });
+            if !inner && let Some(&cell) = self.index.get(&candidate[..]) {
                 n = self.visit(cell, x, n);
                 if n >= self.settings.k {
                     return n;
@@ -395,23 +414,30 @@ impl RadiusWindow {
                 if axis == d {
                     return n;
                 }
-                if candidate[axis] < q[axis] + delta {
+                if candidate[axis] < q[axis] + span {
                     candidate[axis] += 1;
                     break;
                 }
-                candidate[axis] = q[axis] - delta;
+                candidate[axis] = q[axis] - span;
                 axis += 1;
             }
         }
     }
 
-    /// Scans every occupied cell, testing its coordinates against the query's (`MASKED`: leaving out the
-    /// axes where `x` is NaN).
+    /// Visits the query's own cell, then scans every other occupied cell, testing its coordinates against
+    /// the query's (`MASKED`: leaving out the axes where `x` is NaN, and scanning every cell).
     fn scan<const MASKED: bool>(&self, x: &[f64], q: &[i64]) -> usize {
         let d = self.d;
-        let mut n = 0;
+        let own = if MASKED { None } else { self.index.get(q).copied() };
+        let mut n = match own {
+            Some(cell) => self.visit(cell, x, 0),
+            None => 0,
+        };
+        if n >= self.settings.k {
+            return n;
+        }
         for (c, cell) in self.cells.iter().enumerate() {
-            if cell.count == 0 {
+            if cell.count == 0 || own == Some(c as u32) {
                 continue;
             }
             if let Some(delta) = self.max_delta {
