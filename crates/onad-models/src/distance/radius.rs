@@ -17,7 +17,7 @@
 //!
 //! # Counting
 //! A window point `p` is a neighbour of `x` when `sum_j (p_j - x_j)^2 <= radius^2 + eps` (the sum taken
-//! in feature order). With `delta` aberrant's cell span (2 at its defaults: the accepted distance is a
+//! as four interleaved running sums, see `within`). With `delta` aberrant's cell span (2 at its defaults: the accepted distance is a
 //! hair above `radius`, so a neighbour may lie two cells away on an axis), only cells within `delta` of
 //! the query's cell on every axis can hold neighbours. They are found, as in aberrant, by looking up the
 //! `(2 delta + 1)^d` offsets when that is at most the number of occupied cells (and 20,000), else by
@@ -469,16 +469,7 @@ impl RadiusWindow {
         let mut slot = self.cells[cell as usize].oldest;
         while slot != NONE {
             let s = slot as usize;
-            let p = &self.points[s * d..(s + 1) * d];
-            let mut sum = 0.0;
-            for (a, b) in p.iter().zip(x) {
-                let t = a - b;
-                sum += t * t;
-                if sum > self.limit_sq {
-                    break;
-                }
-            }
-            if sum <= self.limit_sq {
+            if within(&self.points[s * d..(s + 1) * d], x, self.limit_sq) {
                 n += 1;
                 if n >= self.settings.k {
                     return n;
@@ -523,6 +514,32 @@ impl RadiusWindow {
         out.extend_from_slice(&self.points[..start * d]);
         out
     }
+}
+
+/// Whether `sum_j (p_j - x_j)^2 <= limit`, the sum in four running sums (feature `j` into sum `j mod 4`,
+/// then `(s0 + s1) + (s2 + s3)`), so that the additions do not wait on each other. Every 16 features the
+/// sums so far are compared with the limit: they only grow, and the final expression is monotone in
+/// each, so stopping there gives the same answer as summing everything.
+#[inline]
+fn within(p: &[f64], x: &[f64], limit: f64) -> bool {
+    let mut acc = [0.0f64; 4];
+    let total = |acc: &[f64; 4]| (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    let (pc, xc) = (p.chunks_exact(4), x.chunks_exact(4));
+    let (pr, xr) = (pc.remainder(), xc.remainder());
+    for (i, (a, b)) in pc.zip(xc).enumerate() {
+        for l in 0..4 {
+            let t = a[l] - b[l];
+            acc[l] += t * t;
+        }
+        if i % 4 == 3 && total(&acc) > limit {
+            return false;
+        }
+    }
+    for (l, (a, b)) in pr.iter().zip(xr).enumerate() {
+        let t = a - b;
+        acc[l] += t * t;
+    }
+    total(&acc) <= limit
 }
 
 /// What `nets` and `stare` both are: the window over the feature columns (all but an optional time
