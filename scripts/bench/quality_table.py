@@ -188,6 +188,18 @@ def _kitnet(seed, d):
     return OnlineAutoencoderEnsemble(seed=seed)
 
 
+def _nets(seed, d):
+    from aberrant.model.distance.nets import CellNeighborhoodDetector
+
+    return CellNeighborhoodDetector()
+
+
+def _stare(seed, d):
+    from aberrant.model.distance.stare import StationaryRegionNeighborDetector
+
+    return StationaryRegionNeighborDetector()
+
+
 class Unavailable(Exception):
     """The Python side of a model cannot run here (the pair is reported with the reason)."""
 
@@ -245,6 +257,10 @@ MODELS = [
           note="defaults: scores are 0 for the first 55,000 rows (feature_map_grace 5,000 + ad_grace 50,000), so "
                "shorter sets, and Python prefixes shorter than that, are all ties (ROC 0.5); both sides get raw "
                "rows, Rust min-max normalises inside each autoencoder as KitNET-py does, aberrant does not"),
+    Model("nets", _nets, "CellNeighborhoodDetector()", library="aberrant 1.3.0", seeded=False,
+          note="raw rows, radius in data units on both sides; seed is compatibility-only, so one run"),
+    Model("stare", _stare, "StationaryRegionNeighborDetector()", library="aberrant 1.3.0", seeded=False,
+          note="raw rows, radius in data units on both sides"),
 ]
 
 

@@ -44,8 +44,9 @@ pub use baseline::{
 pub use deep::{Autoencoder, AutoencoderArchitecture, AutoencoderLoss, AutoencoderOptimizer, AutoencoderParams};
 pub use deep::{KitnetPhase, OnlineAutoencoderEnsemble, OnlineAutoencoderEnsembleParams};
 pub use distance::{
-    KNN, KNNParams, KnnDistance, LOF_MAX_WINDOW, LocalOutlierFactor, LocalOutlierFactorParams, LofDistance, SDOStream,
-    SDOStreamParams, SdoDistance,
+    CellNeighborhoodDetector, CellNeighborhoodDetectorParams, KNN, KNNParams, KnnDistance, LOF_MAX_WINDOW,
+    LocalOutlierFactor, LocalOutlierFactorParams, LofDistance, SDOStream, SDOStreamParams, SdoDistance,
+    StationaryRegionNeighborDetector, StationaryRegionNeighborDetectorParams,
 };
 pub use drift::{
     ADWIN, ADWINParams, DriftReset, KSWIN, KSWINParams, OnDrift, PageHinkley, PageHinkleyMode, PageHinkleyParams,

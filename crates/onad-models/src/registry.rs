@@ -30,7 +30,11 @@ use crate::baseline::{
     NullModel, NullModelParams, RandomModel, RandomModelParams, ThresholdModel, ThresholdModelParams,
 };
 use crate::deep::{Autoencoder, AutoencoderParams, OnlineAutoencoderEnsemble, OnlineAutoencoderEnsembleParams};
-use crate::distance::{KNN, KNNParams, LocalOutlierFactor, LocalOutlierFactorParams, SDOStream, SDOStreamParams};
+use crate::distance::{
+    CellNeighborhoodDetector, CellNeighborhoodDetectorParams, KNN, KNNParams, LocalOutlierFactor,
+    LocalOutlierFactorParams, SDOStream, SDOStreamParams, StationaryRegionNeighborDetector,
+    StationaryRegionNeighborDetectorParams,
+};
 use crate::drift::{ADWIN, ADWINParams, KSWIN, KSWINParams, PageHinkley, PageHinkleyParams};
 use crate::iforest::{ASDIsolationForest, ASDIsolationForestParams};
 use crate::iforest::{HalfSpaceTrees, HalfSpaceTreesParams};
@@ -532,6 +536,8 @@ registry! {
         "knn" => KNN(KNNParams),
         "sdo_stream" => SDOStream(SDOStreamParams),
         "local_outlier_factor" => LocalOutlierFactor(LocalOutlierFactorParams),
+        "nets" => CellNeighborhoodDetector(CellNeighborhoodDetectorParams),
+        "stare" => StationaryRegionNeighborDetector(StationaryRegionNeighborDetectorParams),
         "stream_random_histogram_forest" => StreamRandomHistogramForest(StreamRandomHistogramForestParams),
         "mondrian_forest" => MondrianForest(MondrianForestParams),
         "random_cut_forest" => RandomCutForest(RandomCutForestParams),
