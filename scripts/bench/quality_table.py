@@ -206,7 +206,7 @@ class Unavailable(Exception):
 
 @dataclass
 class Model:
-    name: str  # the registry's name, the key of the Rust spec
+    name: str  # the registry's name, the key of the Rust spec; `t1|t2|detector`: transformers (defaults) in front
     python: Callable  # (seed, n_features) -> the reference library's model (dict rows, score_one / learn_one)
     python_class: str
     seeded: bool = True  # False: one run per side, no seed passed
@@ -216,7 +216,11 @@ class Model:
     library: str = "onad 0.3.0"  # the Python reference the model is compared with
 
     def spec(self, seed):
-        return {self.name: {**self.params, **({"seed": seed} if self.seeded else {})}}
+        *transformers, detector = self.name.split("|")
+        spec = {detector: {**self.params, **({"seed": seed} if self.seeded else {})}}
+        if not transformers:
+            return spec
+        return {"transformers": [{t: {}} for t in transformers], "detector": spec}
 
 
 # Adding a model is one entry here.
@@ -244,6 +248,9 @@ MODELS = [
     Model("half_space_trees", _half_space, "MinMaxScaler() | HalfSpaceTrees(seed=s)", library="aberrant 1.3.0",
           note="aberrant expects inputs in [0, 1] and gets its own online MinMaxScaler in front; Rust gets the raw "
                "rows"),
+    Model("min_max_scaler|half_space_trees", _half_space, "MinMaxScaler() | HalfSpaceTrees(seed=s)",
+          library="aberrant 1.3.0",
+          note="like for like: both sides behind their online MinMaxScaler (defaults: [0, 1], no clipping)"),
     Model("rs_hash", _rs_hash, "StreamingRSHash(seed=s)", library="aberrant 1.3.0"),
     Model("loda", _loda, "StreamingLODA(seed=s)", library="aberrant 1.3.0"),
     Model("local_outlier_factor", _lof, 'LocalOutlierFactor(k=10, window_size=1000, distance="euclidean")',

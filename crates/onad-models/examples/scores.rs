@@ -3,7 +3,9 @@
 //!
 //! `cargo run --release -p onad-models --example scores -- DATA.csv PROTOCOL 'MODEL_JSON'`
 //!
-//! MODEL_JSON is a detector's parameters as in config files, e.g. `{"asd_isolation_forest": {"seed": 1}}`.
+//! MODEL_JSON is a detector's parameters as in config files, e.g. `{"asd_isolation_forest": {"seed": 1}}`,
+//! or a model tree in the JSON form of config files (`PipelineSpec`), e.g. a scaler in front:
+//! `{"transformers": [{"min_max_scaler": {}}], "detector": {"half_space_trees": {"seed": 1}}}`.
 //! PROTOCOL is
 //! - `prequential`: every row, `score_one` then `learn_one`; prints `score` per row, and on standard error
 //!   `loop_seconds S cpu_seconds C rows N`: the loop alone (not the CSV parsing), S wall time, C the
@@ -17,7 +19,10 @@ use std::io::{BufWriter, Write};
 use std::time::Instant;
 
 use onad_core::{Detector, Schema};
-use onad_models::AnyDetectorParams;
+use onad_models::{AnyDetectorParams, PipelineSpec};
+
+/// The keys that make MODEL_JSON a model tree rather than one detector's parameters.
+const TREE_KEYS: &[&str] = &["transformers", "detector", "protect", "calibrate", "ensemble", "drift"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,14 +40,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let values: Vec<f64> = line.split(',').map(|v| v.trim().parse().unwrap_or(f64::NAN)).collect();
         rows.push(values);
     }
-    let params: AnyDetectorParams = serde_json::from_str(model)?;
-    let mut m = params.build(&schema)?;
+    let value: serde_json::Value = serde_json::from_str(model)?;
+    let is_tree = value.as_object().is_some_and(|o| o.keys().any(|k| TREE_KEYS.contains(&k.as_str())));
+    if is_tree {
+        let spec: PipelineSpec = serde_json::from_value(value)?;
+        run(spec.build(&schema)?, &rows, d, protocol)
+    } else {
+        let params: AnyDetectorParams = serde_json::from_value(value)?;
+        run(params.build(&schema)?, &rows, d, protocol)
+    }
+}
+
+/// Runs `protocol` with the built model `m` over `rows` (`d` features, the label last).
+fn run(mut m: impl Detector, rows: &[Vec<f64>], d: usize, protocol: &str) -> Result<(), Box<dyn std::error::Error>> {
     let mut out = BufWriter::new(std::io::stdout().lock());
-    match protocol.as_str() {
+    match protocol {
         "prequential" => {
             let mut scores = Vec::with_capacity(rows.len());
             let (start, cpu_start) = (Instant::now(), cpu_seconds());
-            for r in &rows {
+            for r in rows {
                 scores.push(m.score_learn_one(&r[..d]));
             }
             let seconds = start.elapsed().as_secs_f64();
@@ -57,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         "onad-test" => {
             let (mut warm, mut tested) = (0, 0);
-            for r in &rows {
+            for r in rows {
                 if warm < 1_000 {
                     if r[d] == 0.0 {
                         m.learn_one(&r[..d]);
