@@ -543,8 +543,9 @@ impl Detector for HalfSpaceTrees {
         out.reserve(batch.num_rows());
         let (n, mut start) = (batch.num_rows(), 0);
         while start < n {
-            let threads = onad_core::threads::model_threads().min(self.n_trees);
-            if !self.trees.is_empty() && threads > 1 && (n - start) * self.n_trees >= PARALLEL_WORK {
+            if !self.trees.is_empty()
+                && let Some(threads) = super::tree_threads(self.n_trees, n - start, PARALLEL_WORK)
+            {
                 self.score_learn_parallel(batch, start, threads, out);
                 return;
             }
@@ -769,30 +770,13 @@ mod tests {
     fn trees_split_among_threads_give_the_one_thread_scores_and_state() {
         // 25 trees x 3,000-row batches is past the work threshold; windows close inside and across batches,
         // and rows with missing values reach the counts.
-        let schema = Schema::numbered("f", 2);
         let rows: Vec<f64> = (0..9_000)
             .flat_map(|i| {
                 let [a, b] = cloud(i);
                 [a, if i % 37 == 0 { f64::NAN } else { b }]
             })
             .collect();
-        let run = |threads: usize| {
-            std::thread::spawn({
-                let (schema, rows) = (schema.clone(), rows.clone());
-                move || {
-                    onad_core::threads::set_thread_model_threads(threads);
-                    let mut m = build(25, 10, 250, 3, 2);
-                    let mut out = Vec::new();
-                    for (k, chunk) in rows.chunks(2 * 3_000).enumerate() {
-                        let batch = Batch::from_rows(schema.clone(), chunk.to_vec(), None, (k * 3_000) as u64).unwrap();
-                        m.score_learn_many(&batch, &mut out);
-                    }
-                    (out.iter().map(|s| s.to_bits()).collect::<Vec<_>>(), postcard::to_stdvec(&m).unwrap())
-                }
-            })
-            .join()
-            .unwrap()
-        };
+        let run = |threads| super::super::run_on_threads(threads, || build(25, 10, 250, 3, 2), &rows, 2, 3_000);
         let one = run(1);
         assert!(one.0.iter().filter(|&&s| s != 0).count() > 8_000, "scores after the first window");
         for threads in [2, 3, 7] {

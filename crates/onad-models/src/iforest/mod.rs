@@ -21,6 +21,48 @@ pub use random_cut::{RandomCutForest, RandomCutForestParams};
 pub use stream_rhf::{StreamRHF, StreamRHFParams};
 pub use xstream::{XStream, XStreamParams};
 
+/// The threads to split `trees` trees among for a batch of `rows` rows, from the budget of
+/// [`onad_core::threads`], when that pays (rows x trees at least `min_work`, the work that starting the
+/// threads is worth); `None`: the one-thread loop.
+pub(crate) fn tree_threads(trees: usize, rows: usize, min_work: usize) -> Option<usize> {
+    let threads = onad_core::threads::model_threads().min(trees);
+    (threads > 1 && rows.saturating_mul(trees) >= min_work).then_some(threads)
+}
+
+/// For the tests of the parallel tree paths: runs `score_learn_many` over `rows` (row-major, `d`
+/// features) in batches of `batch` rows, on a fresh thread whose model-thread budget is `threads`; returns
+/// the scores' bits and the final state's bytes.
+#[cfg(test)]
+pub(crate) fn run_on_threads<M, F>(
+    threads: usize,
+    build: F,
+    rows: &[f64],
+    d: usize,
+    batch: usize,
+) -> (Vec<u64>, Vec<u8>)
+where
+    M: onad_core::Detector + serde::Serialize,
+    F: FnOnce() -> M + Send,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                onad_core::threads::set_thread_model_threads(threads);
+                let schema = onad_core::Schema::numbered("f", d);
+                let mut m = build();
+                let mut out = Vec::new();
+                for (k, chunk) in rows.chunks(d * batch).enumerate() {
+                    let b =
+                        onad_core::Batch::from_rows(schema.clone(), chunk.to_vec(), None, (k * batch) as u64).unwrap();
+                    m.score_learn_many(&b, &mut out);
+                }
+                (out.iter().map(|s| s.to_bits()).collect(), postcard::to_stdvec(&m).unwrap())
+            })
+            .join()
+            .unwrap()
+    })
+}
+
 /// Euler's constant, for the harmonic-number approximation `H(i) ~ ln(i) + gamma`.
 const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
 

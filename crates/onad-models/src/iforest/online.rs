@@ -654,12 +654,11 @@ impl Detector for OnlineIsolationForest {
     }
 
     fn score_learn_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
-        let threads = onad_core::threads::model_threads().min(self.trees.len());
-        if threads > 1 && batch.num_rows() * self.trees.len() >= PARALLEL_WORK {
-            out.reserve(batch.num_rows());
-            return self.score_learn_parallel(batch, threads, out);
+        out.reserve(batch.num_rows());
+        match super::tree_threads(self.trees.len(), batch.num_rows(), PARALLEL_WORK) {
+            Some(threads) => self.score_learn_parallel(batch, threads, out),
+            None => out.extend((0..batch.num_rows()).map(|i| self.score_learn_one(batch.row(i)))),
         }
-        out.extend((0..batch.num_rows()).map(|i| self.score_learn_one(batch.row(i))));
     }
 
     fn score_one(&self, x: &[f64]) -> f64 {
@@ -785,23 +784,8 @@ mod tests {
             }
             let params =
                 OnlineIsolationForestParams { num_trees: 20, window_size, subsample, seed: 5, ..Default::default() };
-            let run = |threads: usize| {
-                let (params, rows) = (params.clone(), rows.clone());
-                std::thread::spawn(move || {
-                    onad_core::threads::set_thread_model_threads(threads);
-                    let mut m = forest(params, 3);
-                    let mut out = Vec::new();
-                    for (k, chunk) in rows.chunks(2_000).enumerate() {
-                        let values: Vec<f64> = chunk.concat();
-                        let batch =
-                            Batch::from_rows(Schema::numbered("f", 3), values, None, (k * 2_000) as u64).unwrap();
-                        m.score_learn_many(&batch, &mut out);
-                    }
-                    (out.iter().map(|s| s.to_bits()).collect::<Vec<_>>(), postcard::to_stdvec(&m).unwrap())
-                })
-                .join()
-                .unwrap()
-            };
+            let flat = rows.concat();
+            let run = |threads| super::super::run_on_threads(threads, || forest(params.clone(), 3), &flat, 3, 2_000);
             let one = run(1);
             for threads in [2, 3, 8] {
                 let many = run(threads);

@@ -825,12 +825,11 @@ impl Detector for RandomCutForest {
     }
 
     fn score_learn_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
-        let threads = onad_core::threads::model_threads().min(self.trees.len());
-        if threads > 1 && batch.num_rows() * self.trees.len() >= PARALLEL_WORK {
-            out.reserve(batch.num_rows());
-            return self.score_learn_parallel(batch, threads, out);
+        out.reserve(batch.num_rows());
+        match super::tree_threads(self.trees.len(), batch.num_rows(), PARALLEL_WORK) {
+            Some(threads) => self.score_learn_parallel(batch, threads, out),
+            None => out.extend((0..batch.num_rows()).map(|i| self.score_learn_one(batch.row(i)))),
         }
-        out.extend((0..batch.num_rows()).map(|i| self.score_learn_one(batch.row(i))));
     }
 
     fn score_one(&self, x: &[f64]) -> f64 {
@@ -1170,22 +1169,7 @@ mod tests {
             })
             .collect();
         let p = RandomCutForestParams { shingle_size: 3, normalize_score: true, ..params(10, 64, 4) };
-        let run = |threads: usize| {
-            let (p, rows) = (p.clone(), rows.clone());
-            std::thread::spawn(move || {
-                onad_core::threads::set_thread_model_threads(threads);
-                let mut m = build(p, 2);
-                let mut out = Vec::new();
-                for (k, chunk) in rows.chunks(2 * 1_000).enumerate() {
-                    let batch =
-                        Batch::from_rows(Schema::numbered("f", 2), chunk.to_vec(), None, (k * 1_000) as u64).unwrap();
-                    m.score_learn_many(&batch, &mut out);
-                }
-                (out.iter().map(|s| s.to_bits()).collect::<Vec<_>>(), postcard::to_stdvec(&m).unwrap())
-            })
-            .join()
-            .unwrap()
-        };
+        let run = |threads| super::super::run_on_threads(threads, || build(p.clone(), 2), &rows, 2, 1_000);
         let one = run(1);
         for threads in [2, 3, 10] {
             let many = run(threads);
