@@ -23,7 +23,8 @@ use crate::run::{ModelArg, rate};
     after_help = "Example: onad eval --model asd_isolation_forest --model 'asd_isolation_forest + online_isolation_forest' \
                         --data shuttle --data creditcard.csv --markdown table.md\n\nA config file lists \
                         data sets and models as tables:\n  eval-window = 1000\n  [[data]]\n  input = \
-                        \"skab.csv\"\n  label-column = \"anomaly\"\n  columns = [\"a\", \"b\"]\n  [[models]]\n  \
+                        \"skab.csv\"\n  label-column = \"anomaly\"\n  columns = [\"a\", \"b\"]\n  (also exclude, ids, keys, \
+                        name, dataset)\n  [[models]]\n  \
                         name = \"knn10\"\n  model = { detector = { knn = { k = 10, window_size = 500, warm_up = 10 \
                         } } }"
 )]
@@ -76,6 +77,9 @@ struct DataEntry {
     /// Columns read as ids, as `onad run --ids`.
     #[serde(default)]
     ids: Vec<String>,
+    /// How JSON objects whose keys differ from the columns are read, as `onad run --keys` (`fixed` or
+    /// `evolving`).
+    keys: Option<String>,
 }
 
 /// One model of a config file.
@@ -134,6 +138,7 @@ fn data_from_flag(text: &str, label_column: &Option<String>) -> DataEntry {
         columns: None,
         exclude: Vec::new(),
         ids: Vec::new(),
+        keys: None,
     }
 }
 
@@ -159,6 +164,9 @@ fn run_pair(exe: &Path, dir: &Path, n: usize, data: &DataEntry, model: &ModelArg
         if !names.is_empty() {
             put(key, toml::Value::Array(names.iter().cloned().map(Into::into).collect()));
         }
+    }
+    if let Some(k) = &data.keys {
+        put("keys", k.clone().into());
     }
     put("model", model_value(model)?);
     put("threshold", "none".into());

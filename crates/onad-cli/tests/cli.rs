@@ -1403,4 +1403,16 @@ fn evolving_keys_feed_a_feature_evolving_stream_to_xstream() {
     let s = summary(&args);
     assert_eq!(s["skipped"].as_u64(), Some(600 - 147), "{s}");
     assert_eq!(s["ignored_keys"].as_u64(), Some(0), "{s}");
+
+    // `onad eval` data entries take the policy too.
+    let config = dir.path().join("eval.toml");
+    let entry = format!(
+        "[[data]]\ninput = \"{input}\"\nlabel-column = \"label\"\ncolumns = [\"a\", \"b\", \"gpu\"]\nkeys = \"evolving\"\n"
+    );
+    std::fs::write(&config, format!("{entry}[[models]]\nmodel = \"xstream\"\n")).unwrap();
+    let json = dir.path().join("eval.json");
+    let o = onad(&["eval", "--config", config.to_str().unwrap(), "--json", json.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["results"][0]["rows"], 600, "{report}");
 }
