@@ -29,6 +29,45 @@ pub(crate) fn tree_threads(trees: usize, rows: usize, min_work: usize) -> Option
     (threads > 1 && rows.saturating_mul(trees) >= min_work).then_some(threads)
 }
 
+/// The parallel tree paths' common frame: splits `trees` into `threads` contiguous chunks, runs
+/// `work(chunk, values)` on each chunk on its own thread, where `values` holds one slot per row and tree
+/// of the chunk (`rows` rows, row-major, zeros to start), and returns for every row the sum of its values
+/// in tree order, as a one-thread loop over all the trees adds them. A thread's panic is re-raised.
+pub(crate) fn per_tree_sums<T: Send>(
+    trees: &mut [T],
+    threads: usize,
+    rows: usize,
+    work: impl Fn(&mut [T], &mut [f64]) + Sync,
+) -> Vec<f64> {
+    let per = trees.len().div_ceil(threads.max(1)).max(1);
+    let work = &work;
+    let parts: Vec<Vec<f64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = trees
+            .chunks_mut(per)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    let mut values = vec![0.0; rows * chunk.len()];
+                    work(chunk, &mut values);
+                    values
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    });
+    (0..rows)
+        .map(|i| {
+            let mut total = 0.0;
+            for part in &parts {
+                let k = part.len() / rows.max(1);
+                for v in &part[i * k..(i + 1) * k] {
+                    total += v;
+                }
+            }
+            total
+        })
+        .collect()
+}
+
 /// For the tests of the parallel tree paths: runs `score_learn_many` over `rows` (row-major, `d`
 /// features) in batches of `batch` rows, on a fresh thread whose model-thread budget is `threads`; returns
 /// the scores' bits and the final state's bytes.

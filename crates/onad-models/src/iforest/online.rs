@@ -540,45 +540,31 @@ impl OnlineIsolationForest {
             len = (len + 1).min(w);
             normaliser = shape.path_length(len as f64 * subsample);
         }
-        let per = self.trees.len().div_ceil(threads);
         self.paths();
         let paths = self.paths.get().map(Vec::as_slice).unwrap_or_default();
-        let (plans_ref, rows_ref) = (&plans, &rows);
-        let parts: Vec<Vec<f64>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = self
-                .trees
-                .chunks_mut(per)
-                .map(|trees| {
-                    scope.spawn(move || {
-                        let k = trees.len();
-                        let mut depths = vec![0.0; n * k];
-                        let mut scratch = Vec::new();
-                        for (i, plan) in plans_ref.iter().enumerate() {
-                            let x = batch.row(i);
-                            for (depth, tree) in depths[i * k..(i + 1) * k].iter_mut().zip(trees.iter()) {
-                                *depth = tree.depth(x, &shape, paths);
-                            }
-                            let Some((row, leaving)) = plan.learn else { continue };
-                            for tree in trees.iter_mut() {
-                                if selects(subsample, tree, row) {
-                                    tree.learn(x, &shape, paths, &mut scratch);
-                                }
-                                if let Some((old, at)) = leaving
-                                    && selects(subsample, tree, old)
-                                {
-                                    tree.forget(&rows_ref[at * d..(at + 1) * d], &shape);
-                                }
-                            }
-                        }
-                        depths
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        let totals = super::per_tree_sums(&mut self.trees, threads, n, |trees, depths| {
+            let k = trees.len();
+            let mut scratch = Vec::new();
+            for (i, plan) in plans.iter().enumerate() {
+                let x = batch.row(i);
+                for (depth, tree) in depths[i * k..(i + 1) * k].iter_mut().zip(trees.iter()) {
+                    *depth = tree.depth(x, &shape, paths);
+                }
+                let Some((row, leaving)) = plan.learn else { continue };
+                for tree in trees.iter_mut() {
+                    if selects(subsample, tree, row) {
+                        tree.learn(x, &shape, paths, &mut scratch);
+                    }
+                    if let Some((old, at)) = leaving
+                        && selects(subsample, tree, old)
+                    {
+                        tree.forget(&rows[at * d..(at + 1) * d], &shape);
+                    }
+                }
+            }
         });
         let n_trees = self.trees.len() as f64;
-        for (i, plan) in plans.iter().enumerate() {
-            let total: f64 = parts.iter().flat_map(|p| &p[i * (p.len() / n)..(i + 1) * (p.len() / n)]).sum();
+        for (plan, total) in plans.iter().zip(totals) {
             let mean = total / n_trees;
             out.push(finite_score(f64::powf(2.0, -mean / (plan.normaliser + f64::EPSILON))));
         }

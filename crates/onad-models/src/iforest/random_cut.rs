@@ -761,46 +761,22 @@ impl RandomCutForest {
         }
         self.point = point;
         let (time_decay, capacity) = (self.time_decay, self.sample_size);
-        let per = self.trees.len().div_ceil(threads);
-        let (plans_ref, points_ref) = (&plans, &points);
-        let parts: Vec<Vec<f64>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = self
-                .trees
-                .chunks_mut(per)
-                .map(|trees| {
-                    scope.spawn(move || {
-                        let k = trees.len();
-                        let mut codisps = vec![0.0; n * k];
-                        for (i, &(scored, offered)) in plans_ref.iter().enumerate() {
-                            let (a, b) = points_ref[i * width..(i + 1) * width].split_at(hist);
-                            if scored {
-                                codisp_each(trees, a, b, &mut codisps[i * k..(i + 1) * k]);
-                            }
-                            if let Some(seq) = offered {
-                                for tree in trees.iter_mut() {
-                                    tree.offer(a, b, seq, time_decay, capacity);
-                                }
-                            }
-                        }
-                        codisps
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
-        });
-        for (i, &(scored, _)) in plans.iter().enumerate() {
-            if !scored {
-                out.push(0.0);
-                continue;
-            }
-            let mut total = 0.0;
-            for part in &parts {
-                let k = part.len() / n;
-                for v in &part[i * k..(i + 1) * k] {
-                    total += v;
+        let totals = super::per_tree_sums(&mut self.trees, threads, n, |trees, codisps| {
+            let k = trees.len();
+            for (i, &(scored, offered)) in plans.iter().enumerate() {
+                let (a, b) = points[i * width..(i + 1) * width].split_at(hist);
+                if scored {
+                    codisp_each(trees, a, b, &mut codisps[i * k..(i + 1) * k]);
+                }
+                if let Some(seq) = offered {
+                    for tree in trees.iter_mut() {
+                        tree.offer(a, b, seq, time_decay, capacity);
+                    }
                 }
             }
-            out.push(self.finish_score(total / self.trees.len() as f64));
+        });
+        for (&(scored, _), total) in plans.iter().zip(totals) {
+            out.push(if scored { self.finish_score(total / self.trees.len() as f64) } else { 0.0 });
         }
     }
 
