@@ -68,6 +68,22 @@ pub trait Detector: Send + Sync + Debug {
             out.push(self.learn_score_one(row));
         }
     }
+
+    /// The names of the values [`explain_one`](Self::explain_one) writes, fixed once the model is built
+    /// (a matrix profile's `match_start` and per-channel distances, a forecaster's `forecast` and
+    /// `residual`). Empty, the default, when the model gives no explanation. Sinks write them as extra
+    /// columns after the score.
+    fn explanation_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Writes the explanation of `score_one(x)` (same state, no change to it) into `out`, whose length is
+    /// `explanation_names().len()`; a value that does not exist yet (no match found during warm-up) is NaN.
+    /// The default writes nothing, as its names are empty.
+    fn explain_one(&self, x: &[f64], out: &mut [f64]) {
+        let _ = x;
+        out.fill(f64::NAN);
+    }
 }
 
 /// An online feature transformer: learns statistics one row at a time and maps rows to new rows.
@@ -135,6 +151,12 @@ impl<D: Detector + ?Sized> Detector for Box<D> {
     fn learn_score_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
         (**self).learn_score_many(batch, out)
     }
+    fn explanation_names(&self) -> Vec<String> {
+        (**self).explanation_names()
+    }
+    fn explain_one(&self, x: &[f64], out: &mut [f64]) {
+        (**self).explain_one(x, out)
+    }
 }
 
 impl<D: Detector + ?Sized> Detector for &mut D {
@@ -161,6 +183,12 @@ impl<D: Detector + ?Sized> Detector for &mut D {
     }
     fn learn_score_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
         (**self).learn_score_many(batch, out)
+    }
+    fn explanation_names(&self) -> Vec<String> {
+        (**self).explanation_names()
+    }
+    fn explain_one(&self, x: &[f64], out: &mut [f64]) {
+        (**self).explain_one(x, out)
     }
 }
 

@@ -131,6 +131,18 @@ impl<T: Transformer, D: Detector> Detector for Pipeline<T, D> {
         self.detector.learn_score_many(&transformed, out);
     }
 
+    fn explanation_names(&self) -> Vec<String> {
+        self.detector.explanation_names()
+    }
+
+    fn explain_one(&self, x: &[f64], out: &mut [f64]) {
+        let n = self.transformer.output_schema().len();
+        with_scratch(n, |buf| {
+            self.transformer.transform_one(x, buf);
+            self.detector.explain_one(buf, out)
+        })
+    }
+
     // `score_learn_one` and `score_learn_many` keep the row-by-row defaults: each row is scored on the
     // pre-update transform and learned on the post-update one.
 }

@@ -26,6 +26,7 @@ pub mod baseline;
 pub mod deep;
 pub mod distance;
 pub mod drift;
+pub mod graph;
 pub mod iforest;
 pub mod legacy;
 mod registry;

@@ -76,6 +76,10 @@ pub trait Describe: Default + Serialize + DeserializeOwned {
     /// retyped); a checkpoint holding another version then fails to load with both versions named, instead
     /// of being misread.
     const STATE_VERSION: u16 = 1;
+    /// Whether the model reads one series at a fixed cadence (a matrix profile, a seasonal forecaster),
+    /// where dropping a bad row would shift every later row's place in time: its runs read bad rows as
+    /// missing rows (`BadRowPolicy::Missing`) unless the user picks another policy.
+    const SERIES: bool = false;
 }
 
 /// Whether a registered kind scores rows or transforms them.
@@ -103,6 +107,8 @@ pub struct ModelInfo {
     pub params: &'static [ParamDoc],
     /// Its [`Describe::STATE_VERSION`].
     pub state_version: u16,
+    /// Its [`Describe::SERIES`].
+    pub series: bool,
 }
 
 /// Looks a registered kind up by name.
@@ -420,10 +426,12 @@ macro_rules! registry {
         pub static REGISTRY: &[ModelInfo] = &[
             $( ModelInfo { name: $dname, class: stringify!($D), role: Role::Detector,
                            summary: <$DP as Describe>::SUMMARY, params: <$DP as Describe>::PARAMS,
-                           state_version: <$DP as Describe>::STATE_VERSION }, )*
+                           state_version: <$DP as Describe>::STATE_VERSION,
+                           series: <$DP as Describe>::SERIES }, )*
             $( ModelInfo { name: $tname, class: stringify!($T), role: Role::Transformer,
                            summary: <$TP as Describe>::SUMMARY, params: <$TP as Describe>::PARAMS,
-                           state_version: <$TP as Describe>::STATE_VERSION }, )*
+                           state_version: <$TP as Describe>::STATE_VERSION,
+                           series: <$TP as Describe>::SERIES }, )*
         ];
 
         impl AnyDetectorParams {
@@ -470,6 +478,12 @@ macro_rules! registry {
             }
             fn learn_score_many(&mut self, batch: &Batch, out: &mut Vec<f64>) {
                 match self { $( Self::$D(m) => m.learn_score_many(batch, out), )* }
+            }
+            fn explanation_names(&self) -> Vec<String> {
+                match self { $( Self::$D(m) => m.explanation_names(), )* }
+            }
+            fn explain_one(&self, x: &[f64], out: &mut [f64]) {
+                match self { $( Self::$D(m) => m.explain_one(x, out), )* }
             }
         }
 

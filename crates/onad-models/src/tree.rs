@@ -744,6 +744,28 @@ impl Detector for AnyPipeline {
         }
     }
 
+    /// An ensemble's score mixes its members', so it explains nothing; every other node explains by the
+    /// model it wraps.
+    fn explanation_names(&self) -> Vec<String> {
+        match self {
+            AnyPipeline::Stages(s) => s.explanation_names(),
+            AnyPipeline::Protect(p) => p.explanation_names(),
+            AnyPipeline::Calibrate(c) => c.explanation_names(),
+            AnyPipeline::Ensemble(_) => Vec::new(),
+            AnyPipeline::Drift(d) => d.explanation_names(),
+        }
+    }
+
+    fn explain_one(&self, x: &[f64], out: &mut [f64]) {
+        match self {
+            AnyPipeline::Stages(s) => s.explain_one(x, out),
+            AnyPipeline::Protect(p) => p.explain_one(x, out),
+            AnyPipeline::Calibrate(c) => c.explain_one(x, out),
+            AnyPipeline::Ensemble(_) => out.fill(f64::NAN),
+            AnyPipeline::Drift(d) => d.explain_one(x, out),
+        }
+    }
+
     #[inline]
     fn score_learn_one(&mut self, x: &[f64]) -> f64 {
         match self {
@@ -829,11 +851,16 @@ impl Stages {
 
 /// Scores `x` through the current state of every stage.
 fn score_through(stages: &[AnyTransformer], x: &[f64], detector: &AnyDetector) -> f64 {
+    transform_through(stages, x, |y| detector.score_one(y))
+}
+
+/// Hands `last` the transform of `x` through every stage by the current state.
+fn transform_through<R>(stages: &[AnyTransformer], x: &[f64], last: impl FnOnce(&[f64]) -> R) -> R {
     match stages.split_first() {
-        None => detector.score_one(x),
+        None => last(x),
         Some((first, rest)) => with_scratch(first.output_schema().len(), |buf| {
             first.transform_one(x, buf);
-            score_through(rest, buf, detector)
+            transform_through(rest, buf, last)
         }),
     }
 }
@@ -896,6 +923,14 @@ impl Detector for Stages {
 
     fn score_one(&self, x: &[f64]) -> f64 {
         score_through(&self.transformers, x, &self.detector)
+    }
+
+    fn explanation_names(&self) -> Vec<String> {
+        self.detector.explanation_names()
+    }
+
+    fn explain_one(&self, x: &[f64], out: &mut [f64]) {
+        transform_through(&self.transformers, x, |y| self.detector.explain_one(y, out))
     }
 
     fn score_learn_one(&mut self, x: &[f64]) -> f64 {

@@ -166,6 +166,14 @@ impl Detector for DriftReset {
         self.model.score_one(x)
     }
 
+    fn explanation_names(&self) -> Vec<String> {
+        self.model.explanation_names()
+    }
+
+    fn explain_one(&self, x: &[f64], out: &mut [f64]) {
+        self.model.explain_one(x, out)
+    }
+
     fn score_learn_one(&mut self, x: &[f64]) -> f64 {
         let raw = self.model.score_learn_one(x);
         self.after_learning(x, raw);

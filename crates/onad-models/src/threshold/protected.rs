@@ -225,6 +225,14 @@ impl<D: Detector> Detector for Protected<D> {
         self.inner.score_one(x)
     }
 
+    fn explanation_names(&self) -> Vec<String> {
+        self.inner.explanation_names()
+    }
+
+    fn explain_one(&self, x: &[f64], out: &mut [f64]) {
+        self.inner.explain_one(x, out)
+    }
+
     fn score_learn_one(&mut self, x: &[f64]) -> f64 {
         let s = self.inner.score_one(x);
         if self.guard.admit(s) {
