@@ -134,7 +134,9 @@ pub struct RunArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     order: Option<OrderArg>,
 
-    /// What to do with rows that cannot be read as numbers: skip and count them, or stop [default: skip].
+    /// What to do with rows that cannot be read as numbers: skip and count them, keep their place as a
+    /// missing row (every feature NaN) and count them, or stop [default: missing for models of one series
+    /// at a fixed cadence (a shifted row would misplace every later one in time), skip otherwise].
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     on_bad_row: Option<BadRowArg>,
@@ -171,6 +173,20 @@ pub struct RunArgs {
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     keys: Option<KeysArg>,
+
+    /// Write the model's explanation of each score as extra output columns (a matrix profile's matching
+    /// subsequence and distances, a forecaster's forecast and residual); rows then go one at a time.
+    /// A model without explanations writes none. Runs of one model only (not with --key).
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    explain: bool,
+
+    /// A column that must not decrease (a time): a row whose value there is below an earlier row's is a
+    /// bad row `time_went_back`, handled by --on-bad-row [default: the model's time column, for edge
+    /// detectors with a `time_key`; none otherwise].
+    #[arg(long, value_name = "COL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ordered_by: Option<String>,
 
     /// Directory for crash-safe checkpoints (model, threshold, source position, where each output stands).
     #[arg(long, value_name = "DIR")]
@@ -376,6 +392,7 @@ enum OrderArg {
 #[serde(rename_all = "kebab-case")]
 enum BadRowArg {
     Skip,
+    Missing,
     Fail,
 }
 
@@ -482,6 +499,8 @@ struct Shown {
     order: Order,
     threshold: String,
     workers: Option<usize>,
+    /// The bad-row policy in force: under `Missing` the bad rows counted were scored as missing rows.
+    bad_rows: BadRowPolicy,
 }
 
 /// The wrapper flags of a run.
@@ -584,8 +603,14 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
             Input::File(_) | Input::Stdin => LabelColumn::Last,
         }
     };
-    let bad_rows = match args.on_bad_row.unwrap_or(BadRowArg::Skip) {
+    let spec = match &args.model {
+        Some(model) => model_spec(model, args)?,
+        None => build_wrapped_spec(DEFAULT_MODEL, wrappers(args), &args.sets)?,
+    };
+    let default_bad_rows = if spec.reads_series() { BadRowArg::Missing } else { BadRowArg::Skip };
+    let bad_rows = match args.on_bad_row.unwrap_or(default_bad_rows) {
         BadRowArg::Skip => BadRowPolicy::Skip,
+        BadRowArg::Missing => BadRowPolicy::Missing,
         BadRowArg::Fail => BadRowPolicy::Fail,
     };
     let options = SourceOptions {
@@ -603,6 +628,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
             KeysArg::Fixed => KeyPolicy::Fixed,
             KeysArg::Evolving => KeyPolicy::Evolving,
         },
+        ordered_by: args.ordered_by.clone().or_else(|| spec.ordered_column()),
     };
     let format = args.format.as_deref().map(str::parse).transpose().map_err(|e| anyhow!("--format: {e}"))?;
     let source = open_source(&input, format, options)?;
@@ -620,10 +646,6 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
         Some(n) => onad_core::threads::set_model_threads(n),
         None => {}
     }
-    let spec = match &args.model {
-        Some(model) => model_spec(model, args)?,
-        None => build_wrapped_spec(DEFAULT_MODEL, wrappers(args), &args.sets)?,
-    };
     let threshold = match &args.threshold {
         Some(t) => t.clone(),
         None => "adaptive:1000:3".parse().expect("the default threshold parses"),
@@ -638,6 +660,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
         order,
         threshold: threshold.to_string(),
         workers: args.key.as_ref().map(|_| workers),
+        bad_rows,
     };
     let build = {
         let spec = spec.clone();
@@ -649,6 +672,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
         .order(order)
         .max_error_rate(args.max_error_rate)
         .bad_rows(bad_rows)
+        .explain(args.explain)
         .evaluation(Evaluation { overall: !args.no_eval, window: args.eval_window })
         .protected_rows(|m: &AnyPipeline| m.protected_rows())
         .drift_resets(|m: &AnyPipeline| m.drift_resets())
@@ -728,6 +752,8 @@ fn finish(args: &RunArgs, shown: &Shown, report: &JobReport) -> anyhow::Result<(
     let skipped: serde_json::Map<String, serde_json::Value> =
         report.skipped.iter().map(|(k, v)| (k.to_owned(), json!(v))).collect();
     let memory = memory_mib();
+    // Under the missing policy the bad rows counted by reason were scored, as rows of NaN.
+    let missing = shown.bad_rows == BadRowPolicy::Missing;
     let summary = json!({
         "input": shown.input,
         "model": shown.spec.name(),
@@ -738,7 +764,13 @@ fn finish(args: &RunArgs, shown: &Shown, report: &JobReport) -> anyhow::Result<(
         "rows_this_run": stats.rows,
         "resumed": report.resumed.is_some(),
         "stopped_early": stats.stopped_early,
-        "skipped": report.skipped.total(),
+        "bad_rows": match shown.bad_rows {
+            BadRowPolicy::Skip => "skip",
+            BadRowPolicy::Missing => "missing",
+            BadRowPolicy::Fail => "fail",
+        },
+        "skipped": if missing { 0 } else { report.skipped.total() },
+        "missing_rows": if missing { report.skipped.total() } else { 0 },
         "skipped_by_reason": skipped,
         "ignored_keys": stats.ignored_keys,
         "anomalies": report.anomalies,
@@ -801,9 +833,13 @@ fn print_summary(shown: &Shown, report: &JobReport) {
         format!("model      {}  {params}", shown.spec.name()),
         format!("order      {}; threshold {}", shown.order, shown.threshold),
         format!(
-            "rows       {} scored, {} skipped{}",
+            "rows       {} scored, {}{}",
             thousands(report.rows),
-            thousands(report.skipped.total()),
+            if shown.bad_rows == BadRowPolicy::Missing {
+                format!("{} of them bad rows read as missing", thousands(report.skipped.total()))
+            } else {
+                format!("{} skipped", thousands(report.skipped.total()))
+            },
             if report.resumed.is_some() {
                 format!(" ({} in this run, after a resume)", thousands(stats.rows))
             } else if report.empty_source {

@@ -173,6 +173,20 @@ fn bad_rows_are_skipped_and_counted_or_stop_the_run() {
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(e.contains("tests/data/malformed.csv: row 2, column 'temp': cannot read 'hot' as a number"), "{e}");
+
+    // Missing: the bad rows keep their places as rows of NaN, scored and counted as missing.
+    let s =
+        summary(&["run", "--input", "tests/data/malformed.csv", "--on-bad-row", "missing", "--model", "null_model"]);
+    assert_eq!((s["rows"].as_u64(), s["skipped"].as_u64(), s["missing_rows"].as_u64()), (Some(6), Some(0), Some(2)));
+    assert_eq!((s["bad_rows"].as_str(), s["skipped_by_reason"]["non_numeric"].as_u64()), (Some("missing"), Some(1)));
+    let o = onad(&["run", "--input", "tests/data/malformed.csv", "--on-bad-row", "missing", "--model", "null_model"]);
+    assert!(stdout(&o).contains("6 scored, 2 of them bad rows read as missing"), "{}", stdout(&o));
+
+    // A column that goes back: rows below an earlier value are bad rows `time_went_back`.
+    let s = summary(&["run", "--input", "tests/data/malformed.csv", "--ordered-by", "temp", "--model", "null_model"]);
+    assert_eq!((s["rows"].as_u64(), s["skipped_by_reason"]["time_went_back"].as_u64()), (Some(3), Some(1)), "{s}");
+    let o = onad(&["run", "--input", "tests/data/malformed.csv", "--ordered-by", "when"]);
+    assert!(stderr(&o).contains("ordered_by names 'when', which is not a feature column"), "{}", stderr(&o));
 }
 
 #[test]

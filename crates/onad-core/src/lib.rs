@@ -37,6 +37,7 @@
 //! ```
 
 mod batch;
+pub mod checked;
 mod detector;
 mod error;
 mod id;
@@ -49,6 +50,7 @@ mod source;
 pub mod threads;
 
 pub use batch::{Batch, Origin, Origins, Row};
+pub use checked::{Checked, NonDecreasing, RowRule};
 pub use detector::{Detector, Transformer};
 pub use error::{CoreError, ParamError};
 pub use id::{ID_BITS, id_value, id_value_of};

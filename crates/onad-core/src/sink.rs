@@ -28,6 +28,9 @@ pub struct Scored<'a> {
     pub thresholds: &'a [f64],
     /// The entity key of each row, in per-key runs.
     pub keys: Option<&'a [f64]>,
+    /// The model's explanation of each row's score, row-major, [`SinkLayout::explanations`] values per
+    /// row, when the run explains its scores ([`crate::Detector::explain_one`]).
+    pub explanations: Option<&'a [f64]>,
 }
 
 impl<'a> Scored<'a> {
@@ -68,6 +71,15 @@ impl<'a> Scored<'a> {
         }
     }
 
+    /// The explanation of row `i`'s score (empty when the run gives none); `width` is the number of
+    /// [`SinkLayout::explanations`].
+    pub fn explanation(&self, i: usize, width: usize) -> &'a [f64] {
+        match self.explanations {
+            Some(e) if width > 0 => &e[i * width..(i + 1) * width],
+            _ => &[],
+        }
+    }
+
     /// Where row `i` came from, when the input is a partitioned log (Kafka).
     pub fn origin(&self, i: usize) -> Option<crate::batch::Origin<'a>> {
         self.batch.origin(i)
@@ -103,6 +115,19 @@ impl ScoredRow {
     /// Numbers are in Rust's shortest round-trip form (`3.0`, `1e-7`); a number that is not finite (no
     /// threshold, one still warming up) is `null`.
     pub fn write_json(&self, out: &mut String, origin: Option<crate::batch::Origin<'_>>) {
+        self.write_json_explained(out, origin, &[], &[]);
+    }
+
+    /// [`write_json`](Self::write_json) with the model's explanation of the score as one more member,
+    /// `"explain":{"match_start":118.0,"distance":2.4}` (names and values in step; no member when there
+    /// are none).
+    pub fn write_json_explained(
+        &self,
+        out: &mut String,
+        origin: Option<crate::batch::Origin<'_>>,
+        names: &[String],
+        values: &[f64],
+    ) {
         use std::fmt::Write as _;
         let _ = write!(out, "{{\"row\":{},\"score\":", self.id);
         json_number(out, self.score);
@@ -121,6 +146,18 @@ impl ScoredRow {
             out.push_str(",\"origin\":{\"topic\":");
             json_string(out, o.topic);
             let _ = write!(out, ",\"partition\":{},\"offset\":{}}}", o.partition, o.offset);
+        }
+        if !names.is_empty() {
+            out.push_str(",\"explain\":{");
+            for (i, (name, &v)) in names.iter().zip(values).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_string(out, name);
+                out.push(':');
+                json_number(out, v);
+            }
+            out.push('}');
         }
         out.push('}');
     }
@@ -159,6 +196,9 @@ pub struct SinkLayout {
     pub labels: bool,
     /// The name of the key column, in per-key runs.
     pub key: Option<String>,
+    /// The names of the model's explanation values, written after the other columns, when the run
+    /// explains its scores (empty otherwise).
+    pub explanations: Vec<String>,
 }
 
 /// Where a sink stands, recorded in checkpoints so a resumed run can continue its output exactly.

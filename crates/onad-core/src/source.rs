@@ -23,7 +23,8 @@ pub trait Source: Iterator<Item = Result<Batch, SourceError>> {
     /// The position just after the last row yielded; seeking there resumes with the next row.
     fn position(&self) -> Position;
 
-    /// Rows skipped so far under [`BadRowPolicy::Skip`], by reason.
+    /// Bad rows so far, by reason: dropped under [`BadRowPolicy::Skip`], kept as missing rows under
+    /// [`BadRowPolicy::Missing`].
     fn skipped(&self) -> &SkipCounts;
 
     /// Values read past because their key is not one of the source's columns, under a policy that
@@ -106,6 +107,10 @@ pub enum BadRowPolicy {
     /// Drop the row and count it under its reason in [`SkipCounts`].
     #[default]
     Skip,
+    /// Keep the row's place as a missing row (every feature NaN, the label NaN, its row id kept) and
+    /// count it under its reason in [`SkipCounts`]. For series read at a fixed cadence, where dropping a
+    /// row would shift every later row's place in time; models read NaN as missing.
+    Missing,
 }
 
 /// One unreadable row: where it is and why.

@@ -80,6 +80,12 @@ pub trait Describe: Default + Serialize + DeserializeOwned {
     /// where dropping a bad row would shift every later row's place in time: its runs read bad rows as
     /// missing rows (`BadRowPolicy::Missing`) unless the user picks another policy.
     const SERIES: bool = false;
+    /// The input column these parameters need in non-decreasing order (an edge detector's `time_key`), if
+    /// any: runs check it at the source ([`onad_core::NonDecreasing`]), so a row going back in time is a
+    /// bad row under the bad-row policy rather than something the model must guess about.
+    fn ordered_column(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Whether a registered kind scores rows or transforms them.
@@ -450,6 +456,10 @@ macro_rules! registry {
             /// Validates against the schema and builds the detector.
             pub fn build(&self, schema: &SchemaRef) -> Result<AnyDetector, ParamError> {
                 match self { $( Self::$D(p) => p.build(schema).map(AnyDetector::$D), )* }
+            }
+            /// Its [`Describe::ordered_column`].
+            pub fn ordered_column(&self) -> Option<&str> {
+                match self { $( Self::$D(p) => p.ordered_column(), )* }
             }
         }
 

@@ -235,6 +235,31 @@ impl PipelineSpec {
         matches!(self, PipelineSpec::Calibrate(c) if c.method.is_conformal())
     }
 
+    /// Whether any stage of the tree reads one series at a fixed cadence ([`crate::Describe::SERIES`]), so
+    /// a run should keep bad rows' places as missing rows rather than drop them.
+    pub fn reads_series(&self) -> bool {
+        let series = |name: &str| crate::registry::model_info(name).is_some_and(|m| m.series);
+        match self {
+            PipelineSpec::Stages(s) => series(s.detector.name()) || s.transformers.iter().any(|t| series(t.name())),
+            PipelineSpec::Protect(p) => p.model.reads_series(),
+            PipelineSpec::Calibrate(c) => c.model.reads_series(),
+            PipelineSpec::Drift(d) => d.model.reads_series(),
+            PipelineSpec::Ensemble(e) => e.members.iter().any(PipelineSpec::reads_series),
+        }
+    }
+
+    /// The column the tree's detectors need in non-decreasing order ([`crate::Describe::ordered_column`]):
+    /// the first one any of them names (trees of edge detectors read one time column).
+    pub fn ordered_column(&self) -> Option<String> {
+        match self {
+            PipelineSpec::Stages(s) => s.detector.ordered_column().map(str::to_owned),
+            PipelineSpec::Protect(p) => p.model.ordered_column(),
+            PipelineSpec::Calibrate(c) => c.model.ordered_column(),
+            PipelineSpec::Drift(d) => d.model.ordered_column(),
+            PipelineSpec::Ensemble(e) => e.members.iter().find_map(PipelineSpec::ordered_column),
+        }
+    }
+
     /// The display name: stage names joined with `|`, each wrapper around what it wraps
     /// (`protect(standard_scaler|moving_average)`). Checkpoints record it as the model kind.
     pub fn name(&self) -> String {

@@ -126,6 +126,22 @@ where
     }
     assert_eq!(before, state(&m), "{name}: scoring changed the state");
 
+    // Explanations: names fixed once built, explaining changes no state, values finite or NaN (a value
+    // that does not exist yet), and the same from a restored model.
+    let names = m.explanation_names();
+    assert_eq!(names, make().explanation_names(), "{name}: explanation names depend on what was learned");
+    let unique: std::collections::BTreeSet<&String> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "{name}: explanation names repeat: {names:?}");
+    let restored: D = postcard::from_bytes(&before).expect("state deserializes");
+    let (mut out, mut again) = (vec![0.0; names.len()], vec![0.0; names.len()]);
+    for r in rows.iter().chain(corrupted(rows).iter()) {
+        m.explain_one(r, &mut out);
+        restored.explain_one(r, &mut again);
+        assert!(out.iter().all(|v| !v.is_infinite()), "{name}: explanation {out:?} is infinite");
+        assert_eq!(bits(&out), bits(&again), "{name}: a restored model explains differently");
+    }
+    assert_eq!(before, state(&m), "{name}: explaining changed the state");
+
     // Batch paths equal one-at-a-time paths.
     for size in [1, 64, 333] {
         let mut batched = make();

@@ -443,6 +443,7 @@ pub struct Job<S, D> {
     order: Order,
     max_error_rate: Option<f64>,
     bad_rows: onad_core::BadRowPolicy,
+    explain: bool,
     sinks: Vec<Box<dyn Sink>>,
     checkpoints: Option<CheckpointPolicy>,
     keyed: Option<Keyed>,
@@ -486,6 +487,7 @@ where
             order: Order::ScoreThenLearn,
             max_error_rate: None,
             bad_rows: onad_core::BadRowPolicy::Skip,
+            explain: false,
             sinks: Vec::new(),
             checkpoints: None,
             keyed: None,
@@ -526,6 +528,14 @@ where
     /// nothing but its key).
     pub fn bad_rows(mut self, policy: onad_core::BadRowPolicy) -> Self {
         self.bad_rows = policy;
+        self
+    }
+
+    /// Explain every score ([`onad_core::Detector::explain_one`]): the sinks get the model's explanation
+    /// values as extra columns ([`SinkLayout::explanations`]). Runs of one model only; rows then go one
+    /// at a time. A model with no explanation is run as without.
+    pub fn explain(mut self, on: bool) -> Self {
+        self.explain = on;
         self
     }
 
@@ -621,10 +631,8 @@ where
                     &mut self.source,
                     Box::new(Nothing(source_schema.clone(), SkipCounts::default())),
                 );
-                let (name, policy) = (self.input.clone(), self.bad_rows);
-                let skipped = inner.skipped().clone();
-                let own = SkipCounts::default();
-                self.source = Box::new(KeyedRows { inner, key: i, policy, name, own, skipped });
+                let rule = KeyOnly { key: i };
+                self.source = Box::new(onad_core::Checked::new(inner, rule, self.bad_rows, self.input.clone()));
                 (rest, Some(i))
             }
         };
@@ -708,9 +716,29 @@ where
                 )));
             }
         }
+        let model = match restored {
+            Some(m) => m,
+            None => {
+                let build = std::mem::replace(&mut self.build, Box::new(|_| Err("already built".into())));
+                build(&schema).map_err(|error| JobError::Build {
+                    model: self.kind.clone(),
+                    input: self.input.clone(),
+                    error,
+                })?
+            }
+        };
         // Open every sink, fresh or where the checkpoint left it.
-        let layout =
-            SinkLayout { labels: self.source.has_labels(), key: self.keyed.as_ref().map(|k| k.column.clone()) };
+        let explanations = if self.explain { model.explanation_names() } else { Vec::new() };
+        if self.explain && self.keyed.is_some() && !explanations.is_empty() {
+            return Err(JobError::Config(
+                "explanations are written by runs of one model; per-key runs do not explain their scores".into(),
+            ));
+        }
+        let layout = SinkLayout {
+            labels: self.source.has_labels(),
+            key: self.keyed.as_ref().map(|k| k.column.clone()),
+            explanations,
+        };
         for sink in &mut self.sinks {
             let name = sink.describe();
             let at = if resumed.is_some() {
@@ -728,17 +756,6 @@ where
             };
             sink.open(&layout, at)?;
         }
-        let model = match restored {
-            Some(m) => m,
-            None => {
-                let build = std::mem::replace(&mut self.build, Box::new(|_| Err("already built".into())));
-                build(&schema).map_err(|error| JobError::Build {
-                    model: self.kind.clone(),
-                    input: self.input.clone(),
-                    error,
-                })?
-            }
-        };
         Ok(Prepared {
             job: self,
             model: Some(model),
@@ -820,75 +837,23 @@ pub fn without_column(schema: &SchemaRef, column: &str, input: &str) -> Result<(
 /// The empty-row rule of the sources for per-key runs: the key column is a feature to the source, so a row
 /// holding only its key passes there; here a row whose features other than the key are all missing is a
 /// bad row `empty_row` (skipped and counted, or an error under the fail policy), as in any other run.
-struct KeyedRows {
-    inner: Box<dyn Source + Send>,
+/// Under the missing policy such a row stays as it is: a missing row of its key.
+#[derive(Debug)]
+struct KeyOnly {
     key: usize,
-    policy: onad_core::BadRowPolicy,
-    name: String,
-    /// Rows dropped here, counted under `empty_row`.
-    own: SkipCounts,
-    /// The source's counts and `own`, merged.
-    skipped: SkipCounts,
 }
 
-impl std::fmt::Debug for KeyedRows {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyedRows").field("key", &self.key).field("own", &self.own).finish()
-    }
-}
-
-impl KeyedRows {
-    fn refresh(&mut self) {
-        self.skipped = self.inner.skipped().clone();
-        self.skipped.merge(&self.own);
+impl onad_core::RowRule for KeyOnly {
+    fn check(&mut self, row: &[f64]) -> Option<onad_core::checked::Broken> {
+        let empty = row.iter().enumerate().all(|(j, v)| j == self.key || v.is_nan());
+        empty.then(|| onad_core::checked::Broken {
+            reason: EMPTY_ROW,
+            column: None,
+            detail: "the row is empty: every feature but the key is missing, so there is nothing to score".into(),
+        })
     }
 
-    fn empty(&self, row: &[f64]) -> bool {
-        row.iter().enumerate().all(|(j, v)| j == self.key || v.is_nan())
-    }
-
-    fn filter(&mut self, batch: onad_core::Batch) -> Result<onad_core::Batch, onad_core::SourceError> {
-        if !batch.rows().any(|r| self.empty(r)) {
-            return Ok(batch);
-        }
-        let keep: Vec<bool> = batch.rows().map(|r| !self.empty(r)).collect();
-        if let (onad_core::BadRowPolicy::Fail, Some(i)) = (self.policy, keep.iter().position(|k| !k)) {
-            return Err(onad_core::SourceError::BadRecord(onad_core::BadRecord {
-                source: self.name.clone(),
-                row: batch.row_ids()[i],
-                column: None,
-                reason: EMPTY_ROW,
-                detail: "the row is empty: every feature but the key is missing, so there is nothing to score".into(),
-            }));
-        }
-        let mut values = Vec::with_capacity(batch.values().len());
-        let mut labels = batch.labels().map(|_| Vec::with_capacity(batch.num_rows()));
-        let mut ids = Vec::with_capacity(batch.num_rows());
-        let mut at = Vec::new();
-        for (i, k) in keep.iter().enumerate() {
-            if !k {
-                self.own.add(EMPTY_ROW);
-                continue;
-            }
-            values.extend_from_slice(batch.row(i));
-            if let (Some(l), Some(src)) = (labels.as_mut(), batch.labels()) {
-                l.push(src[i]);
-            }
-            ids.push(batch.row_ids()[i]);
-            if let Some(o) = batch.origins() {
-                at.push(o.at[i]);
-            }
-        }
-        let shape = |e: onad_core::CoreError| onad_core::SourceError::Schema {
-            source_name: self.name.clone(),
-            message: e.to_string(),
-        };
-        let mut filtered = onad_core::Batch::try_new(batch.schema().clone(), values, labels, ids).map_err(shape)?;
-        if let Some(o) = batch.origins() {
-            filtered = filtered.with_origins(onad_core::Origins { topic: o.topic.clone(), at }).map_err(shape)?;
-        }
-        Ok(filtered)
-    }
+    fn to_missing(&self, _row: &mut [f64]) {}
 }
 
 /// A placeholder source, for the moment a source is moved into a wrapper.
@@ -917,56 +882,8 @@ impl Source for Nothing {
     }
 }
 
-/// The reason of [`KeyedRows`], the sources' `empty_row`.
+/// The reason of [`KeyOnly`], the sources' `empty_row`.
 const EMPTY_ROW: &str = "empty_row";
-
-impl Iterator for KeyedRows {
-    type Item = Result<onad_core::Batch, onad_core::SourceError>;
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let batch = match self.inner.next()? {
-                Ok(b) => self.filter(b),
-                Err(e) => Err(e),
-            };
-            self.refresh();
-            match batch {
-                // A batch of nothing but empty rows is not handed out.
-                Ok(b) if b.is_empty() => continue,
-                other => return Some(other),
-            }
-        }
-    }
-}
-
-impl Source for KeyedRows {
-    fn schema(&self) -> &SchemaRef {
-        self.inner.schema()
-    }
-    fn has_labels(&self) -> bool {
-        self.inner.has_labels()
-    }
-    fn id_features(&self) -> Vec<usize> {
-        self.inner.id_features()
-    }
-    fn ignored_keys(&self) -> u64 {
-        self.inner.ignored_keys()
-    }
-    fn position(&self) -> Position {
-        Source::position(&*self.inner)
-    }
-    fn skipped(&self) -> &SkipCounts {
-        &self.skipped
-    }
-    fn seek(&mut self, position: &Position) -> Result<(), onad_core::SourceError> {
-        self.inner.seek(position)
-    }
-    fn commit(&mut self) -> Result<(), onad_core::SourceError> {
-        self.inner.commit()
-    }
-    fn acknowledges_on_next(&self) -> bool {
-        self.inner.acknowledges_on_next()
-    }
-}
 
 /// Counters carried over from the checkpoint a run resumed from.
 #[derive(Debug, Clone, Default)]
@@ -1264,7 +1181,7 @@ where
                 })
             }
             _ => {
-                let config = RunConfig { order, max_error_rate: job.max_error_rate };
+                let config = RunConfig { order, max_error_rate: job.max_error_rate, explain: job.explain };
                 run_with(
                     job.source.as_mut(),
                     &mut model,

@@ -414,7 +414,7 @@ where
             }
             keys.clear();
             keys.extend(batch.rows().map(|r| r[key_col]));
-            flagger.emit(batch, &scores, threshold, Some(&keys), stats, &mut sink)
+            flagger.emit(batch, &scores, threshold, (Some(&keys), None), stats, &mut sink)
         };
         let receive_one = |in_flight: &mut std::collections::VecDeque<_>| -> Result<(), PipelineError> {
             let done: Done = done_rx.recv().map_err(|_| PipelineError::Hook("a worker thread stopped".into()))?;

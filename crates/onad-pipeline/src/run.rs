@@ -36,6 +36,11 @@ pub struct RunConfig {
     /// Stop with [`PipelineError::ErrorRate`] when the share of skipped rows among all rows read passes
     /// this (the guide's `error_threshold`); checked after each batch once 100 rows have been read.
     pub max_error_rate: Option<f64>,
+    /// Explain every score ([`Detector::explain_one`], by the state that gave the score) and hand the
+    /// explanations to the sink ([`Scored::explanations`]). Rows then go one at a time, which gives the
+    /// same scores as the batch path (a model contract) at the one-row speed. Nothing changes for a model
+    /// with no explanation.
+    pub explain: bool,
 }
 
 /// Rows that must be read before the error rate is judged (one bad first row is not a 100 % rate).
@@ -147,13 +152,14 @@ pub(crate) struct Flagger {
 
 impl Flagger {
     /// Flags each score against the threshold as it stood before the score (which then joins it),
-    /// counts rows and anomalies, and calls the sink.
+    /// counts rows and anomalies, and calls the sink with the rows' keys (per-key runs) and
+    /// explanations (runs that explain), when there are any.
     pub(crate) fn emit<T, F>(
         &mut self,
         batch: &Batch,
         scores: &[f64],
         threshold: &mut T,
-        keys: Option<&[f64]>,
+        (keys, explanations): (Option<&[f64]>, Option<&[f64]>),
         stats: &mut RunStats,
         sink: &mut F,
     ) -> Result<(), PipelineError>
@@ -170,7 +176,7 @@ impl Flagger {
             self.flags.push(f);
         }
         stats.rows += batch.num_rows() as u64;
-        sink(&Scored { batch, scores, flags: &self.flags, thresholds: &self.thresholds, keys })
+        sink(&Scored { batch, scores, flags: &self.flags, thresholds: &self.thresholds, keys, explanations })
             .map_err(PipelineError::Sink)
     }
 }
@@ -186,6 +192,33 @@ pub(crate) fn check_error_rate(limit: Option<f64>, scored: u64, skipped: &SkipCo
         return Err(PipelineError::ErrorRate { bad, read, limit, reasons });
     }
     Ok(())
+}
+
+/// Scores (in `order`) and explains every row of `batch` one at a time: each explanation comes from the
+/// state that gave its row's score (before learning it under score-then-learn, after under
+/// learn-then-score).
+pub(crate) fn explain_batch<D: Detector + ?Sized>(
+    detector: &mut D,
+    batch: &Batch,
+    order: Order,
+    width: usize,
+    scores: &mut Vec<f64>,
+    explanations: &mut Vec<f64>,
+) {
+    explanations.clear();
+    explanations.resize(batch.num_rows() * width, f64::NAN);
+    for (row, out) in batch.rows().zip(explanations.chunks_exact_mut(width)) {
+        match order {
+            Order::ScoreThenLearn => {
+                detector.explain_one(row, out);
+                scores.push(detector.score_learn_one(row));
+            }
+            Order::LearnThenScore => {
+                scores.push(detector.learn_score_one(row));
+                detector.explain_one(row, out);
+            }
+        }
+    }
 }
 
 /// [`run`] with a hook called after each batch with the model, the threshold and the progress: where
@@ -210,16 +243,23 @@ where
     let start = Instant::now();
     let mut stats = RunStats::default();
     let (mut scores, mut flagger) = (Vec::new(), Flagger::default());
+    let width = if config.explain { detector.explanation_names().len() } else { 0 };
+    let mut explanations = Vec::new();
     // `while let`, not `for`: the loop body also asks the source for its position and skip counts.
     #[allow(clippy::while_let_on_iterator)]
     while let Some(batch) = source.next() {
         let batch = batch?;
         scores.clear();
-        match config.order {
-            Order::ScoreThenLearn => detector.score_learn_many(&batch, &mut scores),
-            Order::LearnThenScore => detector.learn_score_many(&batch, &mut scores),
+        if width > 0 {
+            explain_batch(detector, &batch, config.order, width, &mut scores, &mut explanations);
+        } else {
+            match config.order {
+                Order::ScoreThenLearn => detector.score_learn_many(&batch, &mut scores),
+                Order::LearnThenScore => detector.learn_score_many(&batch, &mut scores),
+            }
         }
-        flagger.emit(&batch, &scores, threshold, None, &mut stats, &mut sink)?;
+        let explained = (width > 0).then_some(explanations.as_slice());
+        flagger.emit(&batch, &scores, threshold, (None, explained), &mut stats, &mut sink)?;
         let skipped = source.skipped();
         check_error_rate(config.max_error_rate, stats.rows, skipped)?;
         let progress = Progress { position: Source::position(source), stats: &stats, skipped, at_end: false };

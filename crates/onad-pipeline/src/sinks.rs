@@ -269,6 +269,10 @@ impl Sink for CsvSink {
             if layout.key.is_some() {
                 l.push_str(",key");
             }
+            for name in &layout.explanations {
+                l.push(',');
+                csv_field(l, name);
+            }
             l.push('\n');
             self.lines.write_line()?;
         }
@@ -278,6 +282,7 @@ impl Sink for CsvSink {
     fn write(&mut self, scored: &Scored<'_>) -> Result<(), SinkError> {
         let (labels, keys) = (scored.labels(), scored.keys);
         let with_key = self.lines.layout.key.is_some();
+        let width = self.lines.layout.explanations.len();
         for (i, ((id, s), f)) in scored.row_ids().iter().zip(scored.scores).zip(scored.flags).enumerate() {
             let l = &mut self.lines.line;
             l.clear();
@@ -293,6 +298,18 @@ impl Sink for CsvSink {
                     None => l.push(','),
                 }
             }
+            // An explanation value that does not exist (NaN) is an empty field, as missing values are read.
+            for v in scored.explanation(i, width) {
+                l.push(',');
+                if !v.is_nan() {
+                    let _ = write!(l, "{v}");
+                }
+            }
+            if width > 0 && scored.explanations.is_none() {
+                for _ in 0..width {
+                    l.push(',');
+                }
+            }
             l.push('\n');
             self.lines.write_line()?;
         }
@@ -305,6 +322,18 @@ impl Sink for CsvSink {
 
     fn describe(&self) -> String {
         self.lines.target.describe()
+    }
+}
+
+/// Appends `text` as one CSV field: quoted (with inner quotes doubled) when it holds a comma, a quote or
+/// a line break.
+fn csv_field(out: &mut String, text: &str) {
+    if text.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&text.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(text);
     }
 }
 
@@ -330,14 +359,20 @@ impl Sink for JsonlSink {
     }
 
     fn write(&mut self, scored: &Scored<'_>) -> Result<(), SinkError> {
-        for (i, r) in scored.rows().enumerate() {
-            let l = &mut self.lines.line;
-            l.clear();
-            r.write_json(l, scored.origin(i));
-            l.push('\n');
-            self.lines.write_line()?;
-        }
-        Ok(())
+        // The names are moved out while the line buffer is written, and put back whatever happens.
+        let names = std::mem::take(&mut self.lines.layout.explanations);
+        let result = (|| {
+            for (i, r) in scored.rows().enumerate() {
+                let l = &mut self.lines.line;
+                l.clear();
+                r.write_json_explained(l, scored.origin(i), &names, scored.explanation(i, names.len()));
+                l.push('\n');
+                self.lines.write_line()?;
+            }
+            Ok(())
+        })();
+        self.lines.layout.explanations = names;
+        result
     }
 
     fn sync(&mut self) -> Result<SinkPosition, SinkError> {
@@ -354,6 +389,8 @@ impl Sink for JsonlSink {
 #[derive(Debug)]
 pub struct AlertsOnly<S> {
     inner: S,
+    width: usize,
+    explanations: Vec<f64>,
     values: Vec<f64>,
     labels: Vec<f64>,
     ids: Vec<u64>,
@@ -367,6 +404,8 @@ impl<S: Sink> AlertsOnly<S> {
     pub fn new(inner: S) -> Self {
         AlertsOnly {
             inner,
+            width: 0,
+            explanations: Vec::new(),
             values: Vec::new(),
             labels: Vec::new(),
             ids: Vec::new(),
@@ -379,6 +418,7 @@ impl<S: Sink> AlertsOnly<S> {
 
 impl<S: Sink> Sink for AlertsOnly<S> {
     fn open(&mut self, layout: &SinkLayout, resume: Option<&SinkPosition>) -> Result<(), SinkError> {
+        self.width = layout.explanations.len();
         self.inner.open(layout, resume)
     }
 
@@ -386,6 +426,7 @@ impl<S: Sink> Sink for AlertsOnly<S> {
         if !scored.flags.iter().any(|f| *f) {
             return Ok(());
         }
+        self.explanations.clear();
         let batch = scored.batch;
         let (values, labels, ids) = (&mut self.values, &mut self.labels, &mut self.ids);
         let (scores, thresholds, keys) = (&mut self.scores, &mut self.thresholds, &mut self.keys);
@@ -404,6 +445,7 @@ impl<S: Sink> Sink for AlertsOnly<S> {
             if let Some(k) = scored.keys {
                 keys.push(k[i]);
             }
+            self.explanations.extend_from_slice(scored.explanation(i, self.width));
         }
         let n = ids.len();
         let bad = |e: onad_core::CoreError| SinkError::io(self.inner.describe(), std::io::Error::other(e.to_string()));
@@ -425,6 +467,7 @@ impl<S: Sink> Sink for AlertsOnly<S> {
             flags: &flags,
             thresholds,
             keys: scored.keys.map(|_| keys.as_slice()),
+            explanations: scored.explanations.map(|_| self.explanations.as_slice()),
         });
         // Keep the buffers for the next batch.
         let (_, v, l, i) = flagged.into_parts();
@@ -521,9 +564,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("alerts.jsonl");
         let mut sink = AlertsOnly::new(JsonlSink::new(Target::File(path.clone())));
-        sink.open(&SinkLayout { labels: true, key: None }, None).unwrap();
+        sink.open(&SinkLayout { labels: true, key: None, ..Default::default() }, None).unwrap();
         let (b, scores, flags, thresholds) = scored_batch();
-        sink.write(&Scored { batch: &b, scores: &scores, flags: &flags, thresholds: &thresholds, keys: None }).unwrap();
+        sink.write(&Scored {
+            batch: &b,
+            scores: &scores,
+            flags: &flags,
+            thresholds: &thresholds,
+            keys: None,
+            explanations: None,
+        })
+        .unwrap();
         assert_eq!(sink.sync().unwrap(), SinkPosition::Bytes(std::fs::metadata(&path).unwrap().len()));
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -543,9 +594,16 @@ mod tests {
     fn a_resume_cuts_a_line_sink_back_and_a_missing_or_shorter_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("scores.csv");
-        let layout = SinkLayout { labels: true, key: None };
+        let layout = SinkLayout { labels: true, key: None, ..Default::default() };
         let (b, scores, flags, thresholds) = scored_batch();
-        let scored = Scored { batch: &b, scores: &scores, flags: &flags, thresholds: &thresholds, keys: None };
+        let scored = Scored {
+            batch: &b,
+            scores: &scores,
+            flags: &flags,
+            thresholds: &thresholds,
+            keys: None,
+            explanations: None,
+        };
         let mut sink = CsvSink::new(Target::File(path.clone()));
         sink.open(&layout, None).unwrap();
         sink.write(&scored).unwrap();

@@ -515,4 +515,67 @@ fn a_keyed_row_with_nothing_but_its_key_is_an_empty_row() {
     assert_eq!(rows.0.lock().unwrap().iter().map(|r| r.0).collect::<Vec<_>>(), [1, 3], "rows 0 and 2 are skipped");
     let e = run(onad_core::BadRowPolicy::Fail).0.unwrap_err().to_string();
     assert!(e.contains("row 0") && e.contains("empty_row"), "{e}");
+    // Missing: the rows stay, as missing rows of their keys, and are counted.
+    let (report, rows) = run(onad_core::BadRowPolicy::Missing);
+    assert_eq!(report.unwrap().skipped.get("empty_row"), 2);
+    assert_eq!(rows.0.lock().unwrap().iter().map(|r| r.0).collect::<Vec<_>>(), [0, 1, 2, 3]);
+}
+
+/// Scores a row by its distance to the previous row's value and explains the score by that value.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct Previous {
+    last: Option<f64>,
+}
+
+impl onad_core::Detector for Previous {
+    fn learn_one(&mut self, x: &[f64]) {
+        self.last = Some(x[1]);
+    }
+    fn score_one(&self, x: &[f64]) -> f64 {
+        self.last.map_or(0.0, |l| (x[1] - l).abs())
+    }
+    fn explanation_names(&self) -> Vec<String> {
+        vec!["previous".into(), "why, \"quoted\"".into()]
+    }
+    fn explain_one(&self, _x: &[f64], out: &mut [f64]) {
+        out[0] = self.last.unwrap_or(f64::NAN);
+        out[1] = 1.0;
+    }
+}
+
+#[test]
+fn explanations_reach_every_line_sink_from_the_state_that_gave_the_score() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("in.csv");
+    std::fs::write(&path, "key,v,label\n0,1,0\n0,4,0\n0,2,1\n").unwrap();
+    let (csv, jsonl, alerts) = (tmp.path().join("o.csv"), tmp.path().join("o.jsonl"), tmp.path().join("a.csv"));
+    let run = |explain: bool, order: Order| {
+        let build = |_: &SchemaRef| Ok(Previous::default());
+        Job::new(source(&path, 2), "previous".to_owned(), "previous", build)
+            .threshold(AnyThreshold::Fixed(FixedThreshold(2.5)))
+            .order(order)
+            .explain(explain)
+            .sink(CsvSink::new(Target::File(csv.clone())))
+            .sink(JsonlSink::new(Target::File(jsonl.clone())))
+            .sink(AlertsOnly::new(CsvSink::new(Target::File(alerts.clone()))))
+            .prepare()
+            .unwrap()
+            .run()
+            .unwrap()
+    };
+    run(true, Order::ScoreThenLearn);
+    assert_eq!(
+        read(&csv),
+        "row,score,anomaly,label,previous,\"why, \"\"quoted\"\"\"\n0,0,0,0,,1\n1,3,1,0,1,1\n2,2,0,1,4,1\n"
+    );
+    let lines: Vec<String> = read(&jsonl).lines().map(str::to_owned).collect();
+    assert!(lines[0].ends_with(",\"explain\":{\"previous\":null,\"why, \\\"quoted\\\"\":1.0}}"), "{}", lines[0]);
+    assert!(lines[1].contains("\"explain\":{\"previous\":1.0,"), "{}", lines[1]);
+    assert_eq!(read(&alerts).lines().nth(1), Some("1,3,1,0,1,1"), "alerts carry their rows' explanations");
+    // Learn-then-score explains by the state after learning the row, as it scores.
+    run(true, Order::LearnThenScore);
+    assert_eq!(read(&csv).lines().nth(2), Some("1,0,0,0,4,1"));
+    // Without --explain the output has no extra columns and the same scores.
+    run(false, Order::ScoreThenLearn);
+    assert_eq!(read(&csv), "row,score,anomaly,label\n0,0,0,0\n1,3,1,0\n2,2,0,1\n");
 }

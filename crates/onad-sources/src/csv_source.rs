@@ -425,6 +425,11 @@ impl Iterator for CsvSource {
                 }
                 Err(bad) => match self.options.base.bad_rows {
                     BadRowPolicy::Skip => self.skipped.add(bad.reason),
+                    BadRowPolicy::Missing => {
+                        self.skipped.add(bad.reason);
+                        let at = self.next_row;
+                        crate::options::push_missing_row(&mut values, d, labels.as_mut(), &mut row_ids, at, label);
+                    }
                     BadRowPolicy::Fail => {
                         self.done = true;
                         return Some(Err(SourceError::BadRecord(bad)));

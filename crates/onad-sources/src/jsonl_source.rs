@@ -239,12 +239,13 @@ impl JsonlSource {
         self.row.parse(&self.line, values, label)
     }
 
-    /// Handles one bad row under the policy: counts it, or returns the error that stops the source.
-    fn reject(&mut self, row: u64, problem: Problem) -> Result<(), SourceError> {
+    /// Handles one bad row under the policy: counts it and says whether it stays as a missing row, or
+    /// returns the error that stops the source.
+    fn reject(&mut self, row: u64, problem: Problem) -> Result<bool, SourceError> {
         match self.options.base.bad_rows {
-            BadRowPolicy::Skip => {
+            BadRowPolicy::Skip | BadRowPolicy::Missing => {
                 self.skipped.add(problem.reason);
-                Ok(())
+                Ok(self.options.base.bad_rows == BadRowPolicy::Missing)
             }
             BadRowPolicy::Fail => {
                 self.done = true;
@@ -274,14 +275,18 @@ impl Iterator for JsonlSource {
         let mut first_object = None;
         if let Some(p) = self.prelude.take() {
             for &(first, last, reason) in &p.bad {
-                for _ in first.max(self.next_row)..=last {
+                for at in first.max(self.next_row)..=last {
                     self.skipped.add(reason);
+                    if self.options.base.bad_rows == BadRowPolicy::Missing {
+                        crate::options::push_missing_row(&mut values, d, labels.as_mut(), &mut row_ids, at, f64::NAN);
+                    }
                 }
             }
             self.next_row = p.object_row;
             first_object = Some(p.object_line);
         }
-        while row_ids.len() < cap {
+        // The first object is read even when the missing rows before it have filled the batch.
+        while row_ids.len() < cap || first_object.is_some() {
             let problem = if let Some(line) = first_object.take() {
                 self.line = line;
                 None
@@ -309,11 +314,14 @@ impl Iterator for JsonlSource {
                         l.push(label);
                     }
                 }
-                Err(problem) => {
-                    if let Err(e) = self.reject(self.next_row, problem) {
-                        return Some(Err(e));
+                Err(problem) => match self.reject(self.next_row, problem) {
+                    Ok(true) => {
+                        let at = self.next_row;
+                        crate::options::push_missing_row(&mut values, d, labels.as_mut(), &mut row_ids, at, label);
                     }
-                }
+                    Ok(false) => {}
+                    Err(e) => return Some(Err(e)),
+                },
             }
             self.next_row += 1;
         }

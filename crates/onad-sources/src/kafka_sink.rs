@@ -62,6 +62,8 @@ pub struct KafkaSink {
     sent: u64,
     payload: String,
     key: String,
+    /// The explanation names of the layout (written as the `explain` member).
+    explanations: Vec<String>,
 }
 
 impl fmt::Debug for KafkaSink {
@@ -126,6 +128,7 @@ impl KafkaSink {
             resumed_from: None,
             sent: 0,
             payload: String::with_capacity(128),
+            explanations: Vec::new(),
             key: String::with_capacity(20),
         }
     }
@@ -215,7 +218,8 @@ impl KafkaSink {
 }
 
 impl Sink for KafkaSink {
-    fn open(&mut self, _layout: &SinkLayout, resume: Option<&SinkPosition>) -> Result<(), SinkError> {
+    fn open(&mut self, layout: &SinkLayout, resume: Option<&SinkPosition>) -> Result<(), SinkError> {
+        self.explanations = layout.explanations.clone();
         self.resumed_from = match resume {
             None | Some(SinkPosition::Unrecorded) => None,
             Some(SinkPosition::Rows { rows, .. }) => Some(*rows),
@@ -278,7 +282,8 @@ impl Sink for KafkaSink {
         let mut result = Ok(());
         'rows: for (i, r) in scored.rows().enumerate() {
             payload.clear();
-            r.write_json(&mut payload, scored.origin(i));
+            let width = self.explanations.len();
+            r.write_json_explained(&mut payload, scored.origin(i), &self.explanations, scored.explanation(i, width));
             key.clear();
             let _ = match scored.origin(i) {
                 Some(o) => write!(key, "{}/{}/{}", o.topic, o.partition, o.offset),

@@ -336,6 +336,18 @@ impl<R: MessageReader> MessageStream<R> {
                 }
                 Err(problem) => match self.policy {
                     BadRowPolicy::Skip => self.skipped.add(problem.reason),
+                    BadRowPolicy::Missing => {
+                        self.skipped.add(problem.reason);
+                        let width = self.schema.len() - usize::from(with_key);
+                        let at = self.next_row;
+                        crate::options::push_missing_row(&mut values, width, labels.as_mut(), &mut row_ids, at, label);
+                        if with_key {
+                            values.push(m.key);
+                        }
+                        if topic.is_some() {
+                            origins.push(m.id.as_ref().and_then(R::origin).unwrap_or((-1, -1)));
+                        }
+                    }
                     BadRowPolicy::Fail => {
                         self.done = true;
                         let record = self.bad_record(self.next_row, m.id.as_ref(), problem);

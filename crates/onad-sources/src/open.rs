@@ -122,6 +122,13 @@ pub fn open(path: &Path, options: SourceOptions) -> Result<Box<dyn Source + Send
 /// Opens a file as a source in the given format, whatever its extension (`data.log` read as CSV, a
 /// `.txt` of tab-separated values).
 pub fn open_as(path: &Path, format: Format, options: SourceOptions) -> Result<Box<dyn Source + Send>, SourceError> {
+    let (order, policy) = (options.ordered_by.clone(), options.bad_rows);
+    let source = open_connector(path, format, options)?;
+    crate::options::with_order_rule(source, order.as_deref(), policy, &path.display().to_string())
+}
+
+/// The connector's source for a file, before the options' row rules.
+fn open_connector(path: &Path, format: Format, options: SourceOptions) -> Result<Box<dyn Source + Send>, SourceError> {
     match format {
         #[cfg(feature = "csv")]
         Format::Csv | Format::Tsv => {
@@ -168,7 +175,9 @@ pub fn open_reader(
     format: Format,
     options: SourceOptions,
 ) -> Result<Box<dyn Source + Send>, SourceError> {
+    let (order, policy) = (options.ordered_by.clone(), options.bad_rows);
     let inner = stream_source(reader, name, format, options)?;
+    let inner = crate::options::with_order_rule(inner, order.as_deref(), policy, name)?;
     Ok(Box::new(StreamSource { inner, what: format!("{name} (a stream)") }))
 }
 
@@ -185,7 +194,9 @@ fn stdin_source(
     format: Format,
     options: SourceOptions,
 ) -> Result<Box<dyn Source + Send>, SourceError> {
+    let (order, policy) = (options.ordered_by.clone(), options.bad_rows);
     let inner = stream_source(reader, "stdin", format, options)?;
+    let inner = crate::options::with_order_rule(inner, order.as_deref(), policy, "stdin")?;
     Ok(Box::new(StreamSource { inner, what: "standard input".into() }))
 }
 
@@ -332,19 +343,29 @@ pub fn open_url(spec: &str, options: SourceOptions) -> Result<Box<dyn Source + S
     let Some((scheme, rest)) = split_scheme(spec) else {
         return open(Path::new(spec), options);
     };
-    match scheme.to_ascii_lowercase().as_str() {
+    let (order, policy) = (options.ordered_by.clone(), options.bad_rows);
+    let source = match scheme.to_ascii_lowercase().as_str() {
         "sqlite" => {
             let (path, query) = parse_sqlite_url(spec, rest)?;
-            open_sqlite(&path, &query, options)
+            open_sqlite(&path, &query, options)?
         }
-        "redis" => open_redis(parse_redis_url(rest)?, options),
-        "kafka" => open_kafka(parse_kafka_url(rest)?, options),
-        _ => Err(SourceError::Unsupported(format!(
-            "{spec}: unknown source scheme '{scheme}://' (expected a file path, sqlite://PATH?query=SELECT..., \
-             redis://HOST:PORT/stream/NAME?group=G&consumer=C, redis://HOST:PORT/channel/NAME or \
-             kafka://HOST:PORT/TOPIC?group=G)"
-        ))),
-    }
+        "redis" => open_redis(parse_redis_url(rest)?, options)?,
+        "kafka" => open_kafka(parse_kafka_url(rest)?, options)?,
+        _ => {
+            return Err(SourceError::Unsupported(format!(
+                "{spec}: unknown source scheme '{scheme}://' (expected a file path, sqlite://PATH?query=SELECT..., \
+                 redis://HOST:PORT/stream/NAME?group=G&consumer=C, redis://HOST:PORT/channel/NAME or \
+                 kafka://HOST:PORT/TOPIC?group=G)"
+            )));
+        }
+    };
+    // In messages the URL goes without its query and without any password.
+    let name = spec.split('?').next().unwrap_or(spec);
+    let name = match name.split_once("://").and_then(|(s, r)| r.split_once('@').map(|(user, r)| (s, user, r))) {
+        Some((scheme, user, rest)) => format!("{scheme}://{}@{rest}", user.split(':').next().unwrap_or("")),
+        None => name.to_owned(),
+    };
+    crate::options::with_order_rule(source, order.as_deref(), policy, &name)
 }
 
 #[cfg(feature = "sqlite")]

@@ -71,6 +71,12 @@ pub struct SourceOptions {
     pub ids: Vec<String>,
     /// How JSON sources treat keys that differ from their columns.
     pub keys: KeyPolicy,
+    /// A feature column that must not decrease (an edge stream's time, a sequence number): a row whose
+    /// value there is below an earlier row's is a bad row `time_went_back` under `bad_rows`. A name that
+    /// is not a feature column is an error when opening. Checked by [`onad_core::NonDecreasing`] over the
+    /// connector (`open`, `open_as`, `open_reader`, `open_stdin`, `open_url`); after a seek (a resume) it
+    /// starts again from the first row read.
+    pub ordered_by: Option<String>,
 }
 
 impl Default for SourceOptions {
@@ -84,6 +90,7 @@ impl Default for SourceOptions {
             non_numeric: NonNumericColumns::Reject,
             ids: Vec::new(),
             keys: KeyPolicy::Fixed,
+            ordered_by: None,
         }
     }
 }
@@ -245,6 +252,48 @@ pub(crate) fn empty_row(features: &[f64]) -> Option<String> {
 
 /// Assembles a batch from the rows a connector has parsed; a shape error names the source.
 #[cfg_attr(not(any(feature = "csv", feature = "jsonl", feature = "redis")), allow(dead_code))]
+/// A bad row kept under [`onad_core::BadRowPolicy::Missing`]: `width` NaN features, its label (when the
+/// input has labels: the value read before the row went bad, NaN if none was) and its row id, appended
+/// where the row would have gone. Every connector calls it, so a missing row looks the same from any input.
+pub(crate) fn push_missing_row(
+    values: &mut Vec<f64>,
+    width: usize,
+    labels: Option<&mut Vec<f64>>,
+    row_ids: &mut Vec<u64>,
+    row: u64,
+    label: f64,
+) {
+    values.resize(values.len() + width, f64::NAN);
+    if let Some(l) = labels {
+        l.push(label);
+    }
+    row_ids.push(row);
+}
+
+/// `source` with the [`SourceOptions::ordered_by`] rule over it, when one is set; `name` names the input
+/// in messages. Every opening function ends here, so the rule means the same for every connector.
+pub(crate) fn with_order_rule(
+    source: Box<dyn onad_core::Source + Send>,
+    ordered_by: Option<&str>,
+    policy: onad_core::BadRowPolicy,
+    name: &str,
+) -> Result<Box<dyn onad_core::Source + Send>, SourceError> {
+    let Some(column) = ordered_by else { return Ok(source) };
+    let schema = source.schema().clone();
+    // A broker with nothing to read yet has no columns: no row to check either.
+    if schema.is_empty() {
+        return Ok(source);
+    }
+    let rule = onad_core::NonDecreasing::new(&schema, column).ok_or_else(|| SourceError::Schema {
+        source_name: name.to_owned(),
+        message: format!(
+            "ordered_by names '{column}', which is not a feature column (features: {})",
+            schema.names().join(", ")
+        ),
+    })?;
+    Ok(Box::new(onad_core::Checked::new(source, rule, policy, name)))
+}
+
 pub(crate) fn make_batch(
     source_name: &str,
     schema: &SchemaRef,

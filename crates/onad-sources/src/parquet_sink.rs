@@ -187,6 +187,10 @@ impl Sink for ParquetSink {
         if layout.key.is_some() {
             fields.push(Field::new("key", DataType::Float64, false));
         }
+        // Explanation values may not exist yet (NaN is written as null).
+        for name in &layout.explanations {
+            fields.push(Field::new(name, DataType::Float64, true));
+        }
         self.schema = Some(Arc::new(arrow_schema::Schema::new(fields)));
         self.layout = layout.clone();
         let resume_err = |message: String| SinkError::Resume { target: self.path.display().to_string(), message };
@@ -257,6 +261,13 @@ impl Sink for ParquetSink {
         if self.layout.key.is_some() {
             let keys = scored.keys.map_or_else(|| vec![f64::NAN; scored.len()], <[f64]>::to_vec);
             columns.push(Arc::new(Float64Array::from(keys)));
+        }
+        let width = self.layout.explanations.len();
+        for j in 0..width {
+            let values: Float64Array = (0..scored.len())
+                .map(|i| scored.explanation(i, width).get(j).copied().filter(|v| !v.is_nan()))
+                .collect();
+            columns.push(Arc::new(values));
         }
         let batch = RecordBatch::try_new(self.schema()?, columns).map_err(|e| external(&self.path, e))?;
         let path = self.path.clone();

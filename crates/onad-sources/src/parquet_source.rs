@@ -216,6 +216,8 @@ impl ParquetSource {
                 if let Some(detail) = empty(i) {
                     match self.options.bad_rows {
                         BadRowPolicy::Skip => self.skipped.add(crate::options::EMPTY_ROW),
+                        // Its features are all missing already: it stays as it is, label too, counted.
+                        BadRowPolicy::Missing => self.skipped.add(crate::options::EMPTY_ROW),
                         BadRowPolicy::Fail => {
                             self.failed = true;
                             return Err(SourceError::BadRecord(BadRecord {
@@ -227,7 +229,9 @@ impl ParquetSource {
                             }));
                         }
                     }
-                    continue;
+                    if self.options.bad_rows == BadRowPolicy::Skip {
+                        continue;
+                    }
                 }
                 kept.extend_from_slice(&values[i * d..(i + 1) * d]);
                 if let (Some(out), Some(l)) = (kept_labels.as_mut(), labels.as_ref()) {

@@ -64,6 +64,8 @@ pub struct RedisStreamSink {
     /// Entries written by this run.
     written: u64,
     number: String,
+    /// The explanation names of the layout (one field each).
+    explanations: Vec<String>,
 }
 
 impl fmt::Debug for RedisStreamSink {
@@ -108,6 +110,7 @@ impl RedisStreamSink {
             resumed_from: None,
             written: 0,
             number: String::with_capacity(24),
+            explanations: Vec::new(),
         }
     }
 
@@ -239,7 +242,8 @@ impl RedisStreamSink {
 }
 
 impl Sink for RedisStreamSink {
-    fn open(&mut self, _layout: &SinkLayout, resume: Option<&SinkPosition>) -> Result<(), SinkError> {
+    fn open(&mut self, layout: &SinkLayout, resume: Option<&SinkPosition>) -> Result<(), SinkError> {
+        self.explanations = layout.explanations.clone();
         self.resumed_from = match resume {
             None | Some(SinkPosition::Unrecorded) => None,
             Some(SinkPosition::Rows { rows, .. }) => Some(*rows),
@@ -270,7 +274,8 @@ impl Sink for RedisStreamSink {
         for start in (0..scored.len()).step_by(PIPELINE_ENTRIES) {
             let end = (start + PIPELINE_ENTRIES).min(scored.len());
             let mut pipe = redis::pipe();
-            for (r, origin) in (start..end).map(|i| (scored.row(i), scored.origin(i))) {
+            let width = self.explanations.len();
+            for (i, r, origin) in (start..end).map(|i| (i, scored.row(i), scored.origin(i))) {
                 let cmd = pipe.cmd("XADD").arg(&self.stream);
                 if let Some(n) = self.maxlen {
                     cmd.arg("MAXLEN").arg("~").arg(n);
@@ -288,6 +293,10 @@ impl Sink for RedisStreamSink {
                 if let Some(o) = origin {
                     cmd.arg("origin_topic").arg(o.topic);
                     cmd.arg("origin_partition").arg(o.partition).arg("origin_offset").arg(o.offset);
+                }
+                // Explanation values by name; one that does not exist yet is an empty field.
+                for (name, &v) in self.explanations.iter().zip(scored.explanation(i, width)) {
+                    cmd.arg(name).arg(Self::number(&mut number, v));
                 }
             }
             result = self.run(&pipe);

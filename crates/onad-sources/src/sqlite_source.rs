@@ -360,6 +360,19 @@ fn read_rows(conn: &Connection, query: &str, layout: &Layout, start: u64, tx: &S
                         chunk.values.truncate(start_len);
                         chunk.skipped.push(bad.reason);
                     }
+                    BadRowPolicy::Missing => {
+                        chunk.values.truncate(start_len);
+                        chunk.skipped.push(bad.reason);
+                        let width = layout.features;
+                        crate::options::push_missing_row(
+                            &mut chunk.values,
+                            width,
+                            chunk.labels.as_mut(),
+                            &mut chunk.row_ids,
+                            row_id,
+                            label,
+                        );
+                    }
                     BadRowPolicy::Fail => {
                         let _ = tx.send(Msg::Failed(SourceError::BadRecord(bad)));
                         return;

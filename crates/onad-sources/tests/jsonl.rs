@@ -346,6 +346,17 @@ fn bad_lines_before_the_first_object_are_rows() {
 }
 
 #[test]
+fn the_missing_policy_keeps_bad_lines_as_nan_rows_before_and_after_the_first_object() {
+    let text = b"oops\n\n[1]\n{\"a\": 1, \"label\": 0}\n{\"a\": \"x\", \"label\": 1}\n{\"a\": 2, \"label\": 0}\n";
+    let mut s = from_bytes(text, options(LabelColumn::Last, BadRowPolicy::Missing, 2)).unwrap();
+    let (v, labels, ids) = collect(&mut s);
+    assert_eq!(ids, vec![0, 1, 2, 3, 4], "{v:?}");
+    assert!(v[0].is_nan() && v[1].is_nan() && v[2] == 1.0 && v[3].is_nan() && v[4] == 2.0, "{v:?}");
+    assert!(labels[0].is_nan() && labels[2] == 0.0);
+    assert_eq!(s.skipped().total(), 3);
+}
+
+#[test]
 fn seek_resumes_at_a_row_and_reports_short_files() {
     let mut text = String::new();
     for i in 0..10 {

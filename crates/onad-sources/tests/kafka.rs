@@ -334,6 +334,16 @@ fn bad_messages_are_counted_by_reason_or_stop_with_their_offset() {
         ]
     );
 
+    // Missing: every bad message keeps its place as a row of NaN, counted by the same reasons; the label
+    // read before a message went bad stays (the empty row's 1), otherwise it is NaN.
+    let missing = SourceOptions { bad_rows: BadRowPolicy::Missing, ..options(16) };
+    let mut src = KafkaSource::open(&mock.url("mixed", "group=g3&max_rows=12"), missing).unwrap();
+    let (v, labels, ids) = collect(&mut src);
+    assert_eq!(ids, (0..12).collect::<Vec<u64>>());
+    assert!(v[0] == 0.0 && v[11] == 11.0 && v[1..11].iter().all(|x| x.is_nan()), "{v:?}");
+    assert_eq!(labels[10], 1.0);
+    assert_eq!(src.skipped().total(), 10);
+
     let fail = SourceOptions { bad_rows: BadRowPolicy::Fail, ..options(16) };
     // With a password among the parameters (librdkafka ignores it on a plaintext connection): the
     // messages name the source without it.

@@ -74,6 +74,42 @@ fn csv_matrix_counts_every_injected_fault() {
     assert_eq!((r.row, r.reason, r.source.as_str()), (3, "field_count", "m.csv"));
 }
 
+/// Under the missing policy every source keeps each bad row's place: its row id, a NaN in every feature,
+/// its label when one was read; the counts by reason are those of the skip policy.
+#[test]
+fn the_missing_policy_keeps_every_bad_rows_place_as_a_nan_row() {
+    let text = b"a,b,label\n1,2,0\n1,abc,1\n,,1\n1,2\n3,4,0\n".to_vec();
+    let mut src = csv(text, BadRowPolicy::Missing).unwrap();
+    let (ids, v, counts) = skipped_rows(&mut src);
+    assert_eq!(ids, [0, 1, 2, 3, 4]);
+    assert!(v[0] == 1.0 && v[2..8].iter().all(|x| x.is_nan()) && v[8] == 3.0, "{v:?}");
+    assert_eq!(counts, [("empty_row".into(), 1), ("field_count".into(), 1), ("non_numeric".into(), 1)]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t (a REAL, b TEXT, label INTEGER);
+         INSERT INTO t VALUES (1.0, '2', 0), (NULL, NULL, 1), (2.0, 'x', 0), (4.0, NULL, 0);",
+    )
+    .unwrap();
+    let options = SourceOptions { bad_rows: BadRowPolicy::Missing, batch_size: 3, ..Default::default() };
+    let mut src = SqliteSource::open(&db, "SELECT a, b, label FROM t ORDER BY rowid", options).unwrap();
+    let mut labels = Vec::new();
+    let mut ids = Vec::new();
+    let mut v = Vec::new();
+    for b in &mut src {
+        let b = b.unwrap();
+        labels.extend_from_slice(b.labels().unwrap());
+        ids.extend_from_slice(b.row_ids());
+        v.extend_from_slice(b.values());
+    }
+    assert_eq!(ids, [0, 1, 2, 3]);
+    assert!(v[2..6].iter().all(|x| x.is_nan()) && v[6] == 4.0, "{v:?}");
+    assert_eq!(labels[1], 1.0, "the empty row's label was read");
+    assert_eq!(src.skipped().total(), 2);
+}
+
 #[test]
 fn csv_empty_and_header_only_files() {
     let err = csv(Vec::new(), BadRowPolicy::Skip).unwrap_err().to_string();
@@ -236,6 +272,21 @@ fn rows_with_every_feature_missing_are_empty_rows_in_parquet() {
 
     let name = path.display().to_string();
     empty_row_error(&mut ParquetSource::open(&path, options(BadRowPolicy::Fail)).unwrap(), &name, 1);
+
+    // Missing: every row stays, with its label; the empty ones are counted.
+    let mut src = ParquetSource::open(&path, options(BadRowPolicy::Missing)).unwrap();
+    let mut labels = Vec::new();
+    let (mut ids, mut v) = (Vec::new(), Vec::new());
+    for b in &mut src {
+        let b = b.unwrap();
+        labels.extend_from_slice(b.labels().unwrap());
+        ids.extend_from_slice(b.row_ids());
+        v.extend_from_slice(b.values());
+    }
+    assert_eq!(ids, (0..7).collect::<Vec<u64>>());
+    assert!(v[2].is_nan() && v[3].is_nan() && v[12] == 3.0, "{v:?}");
+    assert_eq!((labels[1], labels[5]), (1.0, 1.0));
+    assert_eq!(src.skipped().iter().collect::<Vec<_>>(), [("empty_row", 3)]);
 }
 
 #[test]

@@ -25,8 +25,15 @@ fn batch(from: u64, to: u64) -> (Batch, Vec<f64>, Vec<bool>, Vec<f64>, Vec<f64>)
 
 fn write(sink: &mut ParquetSink, from: u64, to: u64) {
     let (b, scores, flags, thresholds, keys) = batch(from, to);
-    sink.write(&Scored { batch: &b, scores: &scores, flags: &flags, thresholds: &thresholds, keys: Some(&keys) })
-        .unwrap();
+    sink.write(&Scored {
+        batch: &b,
+        scores: &scores,
+        flags: &flags,
+        thresholds: &thresholds,
+        keys: Some(&keys),
+        explanations: None,
+    })
+    .unwrap();
 }
 
 /// Every row of the file as (row, score bits, threshold bits, anomaly, label bits, key bits).
@@ -54,7 +61,7 @@ fn rows(path: &Path) -> Vec<(u64, u64, u64, bool, u64, u64)> {
 }
 
 fn layout() -> SinkLayout {
-    SinkLayout { labels: true, key: Some("k".into()) }
+    SinkLayout { labels: true, key: Some("k".into()), ..Default::default() }
 }
 
 #[test]

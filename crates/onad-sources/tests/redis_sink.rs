@@ -163,8 +163,14 @@ fn a_stopped_server_is_a_clear_error_after_give_up_ms_and_a_restarted_one_is_use
         // One row, written directly (write_rows unwraps) to get the error.
         let schema = onad_core::Schema::shared(["x"]).unwrap();
         let b = onad_core::Batch::try_new(schema, vec![0.0], Some(vec![0.0]), vec![0]).unwrap();
-        let scored =
-            onad_core::Scored { batch: &b, scores: &[0.5], flags: &[false], thresholds: &[0.9], keys: Some(&[1.0]) };
+        let scored = onad_core::Scored {
+            batch: &b,
+            scores: &[0.5],
+            flags: &[false],
+            thresholds: &[0.9],
+            keys: Some(&[1.0]),
+            explanations: None,
+        };
         let err = sink.write(&scored).unwrap_err().to_string();
         (err, sink.sync().unwrap())
     });

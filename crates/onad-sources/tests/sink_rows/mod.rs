@@ -31,7 +31,7 @@ pub fn expected_in(layout: &SinkLayout, id: u64) -> ScoredRow {
 
 /// The layout with labels and a key column.
 pub fn full_layout() -> SinkLayout {
-    SinkLayout { labels: true, key: Some("card".into()) }
+    SinkLayout { labels: true, key: Some("card".into()), ..Default::default() }
 }
 
 /// Writes rows `ids` to `sink` as scored batches of `batch` rows, with labels and keys when `layout`
@@ -56,6 +56,7 @@ pub fn write_rows(sink: &mut dyn Sink, layout: &SinkLayout, ids: std::ops::Range
             flags: &flags,
             thresholds: &thresholds,
             keys: layout.key.as_ref().map(|_| keys.as_slice()),
+            explanations: None,
         };
         sink.write(&scored).unwrap();
         start = end;
