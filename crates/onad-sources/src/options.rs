@@ -250,8 +250,10 @@ pub(crate) fn empty_row(features: &[f64]) -> Option<String> {
     })
 }
 
-/// Assembles a batch from the rows a connector has parsed; a shape error names the source.
-#[cfg_attr(not(any(feature = "csv", feature = "jsonl", feature = "redis")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "csv", feature = "jsonl", feature = "sqlite", feature = "redis", feature = "kafka")),
+    allow(dead_code)
+)]
 /// A bad row kept under [`onad_core::BadRowPolicy::Missing`]: `width` NaN features, its label (when the
 /// input has labels: the value read before the row went bad, NaN if none was) and its row id, appended
 /// where the row would have gone. Every connector calls it, so a missing row looks the same from any input.
@@ -294,6 +296,8 @@ pub(crate) fn with_order_rule(
     Ok(Box::new(onad_core::Checked::new(source, rule, policy, name)))
 }
 
+/// Assembles a batch from the rows a connector has parsed; a shape error names the source.
+#[cfg_attr(not(any(feature = "csv", feature = "jsonl", feature = "redis")), allow(dead_code))]
 pub(crate) fn make_batch(
     source_name: &str,
     schema: &SchemaRef,
