@@ -39,29 +39,40 @@ fn run(step: &str, mut cmd: Command) -> Result<()> {
     Ok(())
 }
 
-/// The Redis connector's tests start a real `redis-server`. On a machine without it, install Debian's
-/// package when we can (root with apt-get, as on CI), so `cargo xtask ci` works on a fresh machine.
-fn ensure_redis_server() -> Result<()> {
+/// The tests start real programs: `redis-server` (the Redis connector's tests) and headless `chromium`
+/// (the report page's rendering test). On a machine without one, install Debian's package when we can
+/// (root with apt-get, as on CI), so `cargo xtask ci` works on a fresh machine.
+fn ensure_test_programs() -> Result<()> {
     let present = |name: &str| Command::new(name).arg("--version").output().is_ok_and(|o| o.status.success());
-    if present("redis-server") {
+    let missing: Vec<&str> = [("redis-server", "redis-server"), ("chromium", "chromium")]
+        .into_iter()
+        .filter(|(program, _)| !present(program))
+        .map(|(_, package)| package)
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
     let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     if !(root && present("apt-get")) {
-        bail!("the Redis tests need redis-server on PATH: install it (Debian: apt-get install -y redis-server)");
+        bail!(
+            "the tests need {} on PATH: install {} (Debian: apt-get install -y {})",
+            missing.join(" and "),
+            if missing.len() == 1 { "it" } else { "them" },
+            missing.join(" ")
+        );
     }
-    eprintln!("\n==> installing redis-server (apt-get), needed by the Redis connector's tests");
+    eprintln!("\n==> installing {} (apt-get), which the tests start", missing.join(", "));
     let mut update = Command::new("apt-get");
     update.args(["update", "-qq"]).env("DEBIAN_FRONTEND", "noninteractive");
     run("apt-get update", update)?;
     let mut install = Command::new("apt-get");
-    install.args(["install", "-y", "-qq", "redis-server"]).env("DEBIAN_FRONTEND", "noninteractive");
-    run("apt-get install redis-server", install)
+    install.args(["install", "-y", "-qq"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive");
+    run("apt-get install", install)
 }
 
 fn ci() -> Result<()> {
     let start = Instant::now();
-    ensure_redis_server()?;
+    ensure_test_programs()?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     run("fmt", fmt)?;

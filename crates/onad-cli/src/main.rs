@@ -11,6 +11,7 @@ mod datasets;
 mod eval;
 mod legacy;
 mod models;
+mod report;
 mod run;
 mod spec;
 
@@ -37,6 +38,9 @@ enum Command {
     /// Prequential evaluation of models on data sets: ROC-AUC, PR-AUC, windowed AUC, rows/s and peak
     /// memory per pair, as a table.
     Eval(eval::EvalArgs),
+    /// Draw a self-contained HTML page about a run from its scored output: score over time with the
+    /// threshold, flagged rows and labels, score distributions, ROC and PR curves, windowed ROC-AUC.
+    Report(report::ReportArgs),
     /// Work with config files of `onad run --config`.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -91,6 +95,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::eval(args),
         Command::Models(args) => models::list(&args).map_err(Failure::Usage),
         Command::Datasets(args) => datasets::command(args),
+        Command::Report(args) => report::run(&args).map_err(Failure::Run),
         Command::Config(ConfigCommand::Check { file }) => config_check(&file),
     };
     match result {

@@ -100,6 +100,13 @@ pub struct RunArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     summary_json: Option<PathBuf>,
 
+    /// Write a self-contained HTML report of the run to this file (score over time with the threshold,
+    /// flags and labels, score distributions, ROC and PR curves, windowed ROC-AUC, the summary), as
+    /// `onad report` draws from a run's output. Not with --checkpoint: a report draws one run's rows.
+    #[arg(long, value_name = "PAGE.html")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<PathBuf>,
+
     /// Do not learn rows the model itself flags: `X` (score above X) or `quantile:Q[:WINDOW]` (score above
     /// the Q quantile of the last WINDOW scores, default 1000).
     #[arg(long, value_name = "RULE")]
@@ -494,6 +501,8 @@ fn older_kinds(name: &str) -> Vec<String> {
 
 /// What `onad run` prints besides the job's report.
 struct Shown {
+    /// The rows `--report` draws, collected as the run goes.
+    report: Option<crate::report::Collect>,
     input: String,
     spec: PipelineSpec,
     order: Order,
@@ -536,6 +545,12 @@ pub fn check_options(args: &RunArgs) -> anyhow::Result<()> {
     }
     if args.resume && args.checkpoint.is_none() {
         bail!("--resume continues from checkpoints: give --checkpoint DIR too");
+    }
+    if args.report.is_some() && args.checkpoint.is_some() {
+        bail!(
+            "--report draws the rows of one run, and a checkpointed run may be resumed: write an --output and \
+             draw the report from it with onad report OUTPUT --out PAGE.html"
+        );
     }
     let conformal = match &args.model {
         Some(model) => model_spec(model, args)?.scores_are_conformal(),
@@ -655,6 +670,7 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
         OrderArg::LearnThenScore => Order::LearnThenScore,
     };
     let shown = Shown {
+        report: args.report.as_ref().map(|_| crate::report::Collect::default()),
         input: input.describe(),
         spec: spec.clone(),
         order,
@@ -690,6 +706,9 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
     }
     for o in &args.output {
         job = job.boxed_sink(sink_for(o)?);
+    }
+    if let Some(collect) = &shown.report {
+        job = job.sink(collect.clone());
     }
     for a in &args.alerts {
         job = job.boxed_sink(Box::new(AlertsOnly::new(sink_for(a)?)));
@@ -794,6 +813,11 @@ fn finish(args: &RunArgs, shown: &Shown, report: &JobReport) -> anyhow::Result<(
     if let Some(p) = &args.summary_json {
         let text = serde_json::to_string_pretty(&summary)?;
         std::fs::write(p, text + "\n").with_context(|| format!("cannot write summary file {}", p.display()))?;
+    }
+    if let (Some(page), Some(collect)) = (&args.report, &shown.report) {
+        let data = collect.0.lock().unwrap_or_else(|p| p.into_inner());
+        let title = format!("onad run: {} on {}", shown.spec.name(), shown.input);
+        crate::report::write_page(page, &crate::report::render(&title, &data, Some(&summary), args.eval_window))?;
     }
     if !args.quiet {
         print_summary(shown, report);

@@ -1430,3 +1430,62 @@ fn evolving_keys_feed_a_feature_evolving_stream_to_xstream() {
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["results"][0]["rows"], 600, "{report}");
 }
+
+/// `onad run --report` and `onad report` write the same self-contained page, and headless Chromium renders
+/// it: the screenshot is far from blank, and the rendered page holds its five plots.
+#[test]
+fn the_report_page_renders_in_headless_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let (page, out, summary) = (dir.path().join("run.html"), dir.path().join("out.jsonl"), dir.path().join("s.json"));
+    let o = onad(&[
+        "run",
+        "--quiet",
+        "--output",
+        out.to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+        "--report",
+        page.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let drawn = dir.path().join("drawn.html");
+    let o = onad(&[
+        "report",
+        out.to_str().unwrap(),
+        "--summary",
+        summary.to_str().unwrap(),
+        "--out",
+        drawn.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("49097 rows"), "{}", stdout(&o));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(html.matches("<svg").count(), 5);
+    assert!(html.contains("ROC-AUC <b>0.8882</b>"), "the page's ROC-AUC is the run's");
+    // The page from the output file has the same plots (its title differs).
+    let from_file = std::fs::read_to_string(&drawn).unwrap();
+    assert_eq!(html.split("<h2>").skip(1).collect::<Vec<_>>(), from_file.split("<h2>").skip(1).collect::<Vec<_>>());
+
+    let shot = dir.path().join("shot.png");
+    let url = format!("file://{}", page.display());
+    let mut child = Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,2600"])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(&url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the report test needs chromium on PATH (cargo xtask ci installs it)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "chromium did not finish within 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let png = std::fs::read(&shot).expect("chromium wrote a screenshot");
+    assert_eq!(&png[1..4], b"PNG");
+    // Width and height from the PNG header; a blank 1200 x 2600 page compresses to a few kilobytes.
+    let (w, h) =
+        (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap()));
+    assert_eq!((w, h), (1200, 2600));
+    assert!(png.len() > 60_000, "the screenshot is {} bytes: the page looks blank", png.len());
+}

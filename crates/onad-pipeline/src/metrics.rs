@@ -74,9 +74,66 @@ pub fn pr_auc(scores: &[f64], labels: &[f64]) -> Option<f64> {
     Some(ap)
 }
 
+/// The ROC and precision-recall curves of scores against labels, one point per distinct score from the
+/// top (each group of tied scores is one step, as scikit-learn's `roc_curve` and
+/// `precision_recall_curve` draw them). `None` when a class is absent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Curves {
+    /// (false positive rate, true positive rate), from (0, 0) to (1, 1).
+    pub roc: Vec<(f64, f64)>,
+    /// (recall, precision) at each threshold, from the highest score down.
+    pub pr: Vec<(f64, f64)>,
+    /// The share of positives among the labelled rows (the precision of a random ranking).
+    pub prevalence: f64,
+}
+
+/// See [`Curves`].
+pub fn curves(scores: &[f64], labels: &[f64]) -> Option<Curves> {
+    let v = ranked(scores, labels);
+    let pos = v.iter().filter(|(_, p)| *p).count() as f64;
+    let neg = v.len() as f64 - pos;
+    if pos == 0.0 || neg == 0.0 {
+        return None;
+    }
+    let (mut roc, mut pr) = (vec![(0.0, 0.0)], Vec::new());
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j < v.len() && v[j].0 == v[i].0 {
+            if v[j].1 {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            j += 1;
+        }
+        roc.push((fp / neg, tp / pos));
+        pr.push((tp / pos, tp / (tp + fp)));
+        i = j;
+    }
+    Some(Curves { roc, pr, prevalence: pos / v.len() as f64 })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_curves_hold_the_areas_the_metrics_report() {
+        let y = [0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, f64::NAN];
+        let s = [0.2, 0.5, 0.5, 0.9, 0.1, 0.3, 0.05, 7.0];
+        let c = curves(&s, &y).unwrap();
+        assert_eq!((c.roc[0], *c.roc.last().unwrap()), ((0.0, 0.0), (1.0, 1.0)));
+        // The trapezoids under the ROC steps are the ROC-AUC; the recall steps times precision the AP.
+        let roc_area: f64 = c.roc.windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum();
+        assert!((roc_area - roc_auc(&s, &y).unwrap()).abs() < 1e-15);
+        let mut last = 0.0;
+        let ap: f64 = c.pr.iter().map(|&(r, p)| std::mem::replace(&mut last, r).mul_add(-p, r * p)).sum();
+        assert!((ap - pr_auc(&s, &y).unwrap()).abs() < 1e-15);
+        assert!((c.prevalence - 3.0 / 7.0).abs() < 1e-15);
+        assert_eq!(curves(&[0.1, 0.2], &[0.0, 0.0]), None);
+    }
 
     #[test]
     fn perfect_inverse_and_tied_rankings() {
