@@ -9,6 +9,7 @@
 
 mod datasets;
 mod eval;
+mod inspect;
 mod legacy;
 mod models;
 mod report;
@@ -44,6 +45,16 @@ enum Command {
     /// Work with config files of `onad run --config`.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Look into checkpoints.
+    #[command(subcommand)]
+    Checkpoint(CheckpointCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CheckpointCommand {
+    /// What a checkpoint holds: generation, format, model and parameters, rows, position, threshold,
+    /// input columns, outputs and their positions, per-key models, size.
+    Inspect(inspect::InspectArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +108,7 @@ fn main() -> ExitCode {
         Command::Datasets(args) => datasets::command(args),
         Command::Report(args) => report::run(&args).map_err(Failure::Run),
         Command::Config(ConfigCommand::Check { file }) => config_check(&file),
+        Command::Checkpoint(CheckpointCommand::Inspect(args)) => inspect::run(&args).map_err(Failure::Usage),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1489,3 +1489,72 @@ fn the_report_page_renders_in_headless_chromium() {
     assert_eq!((w, h), (1200, 2600));
     assert!(png.len() > 60_000, "the screenshot is {} bytes: the page looks blank", png.len());
 }
+
+#[test]
+fn models_name_shows_one_model_with_its_paper_and_a_command_that_runs() {
+    let o = onad(&["models", "half_space_trees"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.starts_with("half_space_trees (detector; the Python class HalfSpaceTrees)"), "{text}");
+    assert!(text.contains("paper: Tan, Ting & Liu 2011, Fast Anomaly Detection for Streaming Data (IJCAI)"), "{text}");
+    let trees = text.lines().find(|l| l.trim_start().starts_with("n_trees ")).unwrap();
+    assert!(trees.contains("default 10"), "{trees}");
+    let command = text.lines().skip_while(|l| *l != "example:").nth(1).unwrap().trim().to_owned();
+    assert_eq!(command, "onad run --input data.csv --model half_space_trees");
+    // The example runs (on the built-in data set in place of data.csv).
+    let args: Vec<&str> = command.split_whitespace().skip(1).filter(|a| *a != "--input" && *a != "data.csv").collect();
+    let o = onad(&[&args[..], &["--quiet"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Required parameters get a value in the example; models without a paper say so.
+    let text = stdout(&onad(&["models", "moving_average"]));
+    assert!(text.contains("reference: no paper") && text.contains("--set window_size="), "{text}");
+    let err = usage_error(&["models", "forest"]);
+    assert!(err.contains("no model named 'forest'") && err.contains("random_cut_forest"), "{err}");
+    let json: Value = serde_json::from_str(&stdout(&onad(&["models", "mstream", "--json"]))).unwrap();
+    assert_eq!(json["models"].as_array().unwrap().len(), 1);
+    assert!(json["models"][0]["reference"].as_str().unwrap().contains("MStream"));
+}
+
+#[test]
+fn checkpoint_inspect_shows_what_a_checkpoint_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ck, out) = (dir.path().join("ck"), dir.path().join("out.csv"));
+    let o = onad(&[
+        "run",
+        "--quiet",
+        "--model",
+        "half_space_trees",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--checkpoint-every",
+        "20000",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = onad(&["checkpoint", "inspect", ck.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for want in
+        ["format      4", "model       half_space_trees", "rows        49097", "position    row 49097", "with labels"]
+    {
+        assert!(text.contains(want), "{want} not in {text}");
+    }
+    assert!(text.contains(&format!("output      {} at ", out.display())), "{text}");
+    let json: Value =
+        serde_json::from_str(&stdout(&onad(&["checkpoint", "inspect", "--json", ck.to_str().unwrap()]))).unwrap();
+    assert_eq!(json["generation"], 3, "the newest of generations at 20,000, 40,000 and the end");
+    assert_eq!(json["params"]["detector"]["half_space_trees"]["n_trees"], 10);
+    assert_eq!(json["generations"].as_array().unwrap().len(), 3);
+    // A damaged newest generation is named, and the one before is shown.
+    let newest = json["file"].as_str().unwrap().to_owned();
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&newest, bytes).unwrap();
+    let json: Value =
+        serde_json::from_str(&stdout(&onad(&["checkpoint", "inspect", "--json", ck.to_str().unwrap()]))).unwrap();
+    assert_eq!((json["generation"].as_u64(), json["generations"][0]["valid"].as_bool()), (Some(2), Some(false)));
+    let err = usage_error(&["checkpoint", "inspect", &newest]);
+    assert!(err.contains("checksum mismatch"), "{err}");
+}

@@ -67,6 +67,9 @@ use crate::transform::{
 pub trait Describe: Default + Serialize + DeserializeOwned {
     /// One line saying what the model does.
     const SUMMARY: &'static str;
+    /// The paper the model implements (authors, year, title, venue), or empty when it has none and
+    /// follows its reference library's implementation (the moving statistics, the baselines).
+    const REFERENCE: &'static str = "";
     /// Every parameter, in declaration order (a test checks these match the serialized fields).
     const PARAMS: &'static [ParamDoc];
     /// Valid parameters for examples, tests and benches (fills required parameters).
@@ -109,6 +112,8 @@ pub struct ModelInfo {
     pub role: Role,
     /// One line.
     pub summary: &'static str,
+    /// Its [`Describe::REFERENCE`].
+    pub reference: &'static str,
     /// Its parameters.
     pub params: &'static [ParamDoc],
     /// Its [`Describe::STATE_VERSION`].
@@ -431,11 +436,11 @@ macro_rules! registry {
         /// All registered kinds: detectors first, then transformers, each in registration order.
         pub static REGISTRY: &[ModelInfo] = &[
             $( ModelInfo { name: $dname, class: stringify!($D), role: Role::Detector,
-                           summary: <$DP as Describe>::SUMMARY, params: <$DP as Describe>::PARAMS,
+                           summary: <$DP as Describe>::SUMMARY, reference: <$DP as Describe>::REFERENCE, params: <$DP as Describe>::PARAMS,
                            state_version: <$DP as Describe>::STATE_VERSION,
                            series: <$DP as Describe>::SERIES }, )*
             $( ModelInfo { name: $tname, class: stringify!($T), role: Role::Transformer,
-                           summary: <$TP as Describe>::SUMMARY, params: <$TP as Describe>::PARAMS,
+                           summary: <$TP as Describe>::SUMMARY, reference: <$TP as Describe>::REFERENCE, params: <$TP as Describe>::PARAMS,
                            state_version: <$TP as Describe>::STATE_VERSION,
                            series: <$TP as Describe>::SERIES }, )*
         ];

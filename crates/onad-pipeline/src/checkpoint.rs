@@ -213,6 +213,44 @@ pub fn decode_with<S>(
     older_kinds: &[String],
     payload: &PayloadDecoder<'_, S>,
 ) -> Result<Checkpoint<S>, CheckpointError> {
+    let Envelope { version, model_kind: kind, rows_seen, position, payload: payload_bytes } = envelope(bytes, path)?;
+    let corrupt = |reason: String| CheckpointError::Corrupt { path: path.to_owned(), reason };
+    let unsupported = || CheckpointError::UnsupportedVersion { path: path.to_owned(), found: version };
+    if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&version) {
+        return Err(unsupported());
+    }
+    let older = version < FORMAT_VERSION && older_kinds.iter().any(|k| k == kind);
+    if kind != expected_kind && !older {
+        return Err(CheckpointError::WrongModel {
+            path: path.to_owned(),
+            expected: expected_kind.into(),
+            found: kind.into(),
+        });
+    }
+    let state = payload(version, payload_bytes)
+        .map_err(|e| corrupt(format!("bad payload (format {version}): {e}")))?
+        .ok_or_else(unsupported)?;
+    Ok(Checkpoint { model_kind: kind.to_owned(), rows_seen, position, state })
+}
+
+/// A checkpoint file's envelope, verified (magic, lengths, checksum, nothing after it), its payload not
+/// decoded: what `onad checkpoint inspect` shows, and the first step of every load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope<'a> {
+    /// The format version.
+    pub version: u16,
+    /// The model kind.
+    pub model_kind: &'a str,
+    /// Rows processed when it was written.
+    pub rows_seen: u64,
+    /// Where the source resumes.
+    pub position: Position,
+    /// The payload's bytes.
+    pub payload: &'a [u8],
+}
+
+/// Reads and verifies the envelope of checkpoint bytes (of any version: the caller checks it).
+pub fn envelope<'a>(bytes: &'a [u8], path: &Path) -> Result<Envelope<'a>, CheckpointError> {
     let corrupt = |reason: String| CheckpointError::Corrupt { path: path.to_owned(), reason };
     let mut r = Reader { bytes, at: 0 };
     if r.take(MAGIC.len(), "magic").map_err(corrupt)? != MAGIC {
@@ -225,7 +263,7 @@ pub fn decode_with<S>(
     let pos_len = r.u32("position length").map_err(corrupt)? as usize;
     let position = r.take(pos_len, "position").map_err(corrupt)?;
     let payload_len = usize::try_from(r.u64("payload length").map_err(corrupt)?).unwrap_or(usize::MAX);
-    let payload_bytes = r.take(payload_len, "payload").map_err(corrupt)?;
+    let payload = r.take(payload_len, "payload").map_err(corrupt)?;
     let body_end = r.at;
     let crc = r.u32("checksum").map_err(corrupt)?;
     if r.at != bytes.len() {
@@ -234,24 +272,9 @@ pub fn decode_with<S>(
     if crc32fast::hash(&bytes[MAGIC.len()..body_end]) != crc {
         return Err(corrupt("checksum mismatch (the file is damaged)".into()));
     }
-    let unsupported = || CheckpointError::UnsupportedVersion { path: path.to_owned(), found: version };
-    if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&version) {
-        return Err(unsupported());
-    }
-    let kind = std::str::from_utf8(kind).map_err(|_| corrupt("model kind is not UTF-8".into()))?;
-    let older = version < FORMAT_VERSION && older_kinds.iter().any(|k| k == kind);
-    if kind != expected_kind && !older {
-        return Err(CheckpointError::WrongModel {
-            path: path.to_owned(),
-            expected: expected_kind.into(),
-            found: kind.into(),
-        });
-    }
+    let model_kind = std::str::from_utf8(kind).map_err(|_| corrupt("model kind is not UTF-8".into()))?;
     let position: Position = postcard::from_bytes(position).map_err(|e| corrupt(format!("bad position: {e}")))?;
-    let state = payload(version, payload_bytes)
-        .map_err(|e| corrupt(format!("bad payload (format {version}): {e}")))?
-        .ok_or_else(unsupported)?;
-    Ok(Checkpoint { model_kind: kind.to_owned(), rows_seen, position, state })
+    Ok(Envelope { version, model_kind, rows_seen, position, payload })
 }
 
 /// Test hook: when the environment variable `ONAD_FAILPOINT` names this point, the process aborts there

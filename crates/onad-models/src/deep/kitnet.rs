@@ -607,6 +607,7 @@ impl Detector for OnlineAutoencoderEnsemble {
 }
 
 impl Describe for OnlineAutoencoderEnsembleParams {
+    const REFERENCE: &'static str = "Mirsky, Doitshman, Elovici & Shabtai 2018, Kitsune: An Ensemble of Autoencoders for Online Network Intrusion Detection (NDSS)";
     const SUMMARY: &'static str =
         "ensemble of small autoencoders over correlated feature groups, scored by an output autoencoder (KitNET)";
     const PARAMS: &'static [ParamDoc] = &[

@@ -702,6 +702,7 @@ impl<'de> Deserialize<'de> for LocalOutlierFactor {
 }
 
 impl Describe for LocalOutlierFactorParams {
+    const REFERENCE: &'static str = "Breunig, Kriegel, Ng & Sander 2000, LOF: Identifying Density-Based Local Outliers (SIGMOD); Pokrajac, Lazarevic & Latecki 2007, Incremental Local Outlier Detection for Data Streams (CIDM)";
     const SUMMARY: &'static str =
         "exact local outlier factor against the last window_size points, kept up to date incrementally";
     const PARAMS: &'static [ParamDoc] = &[

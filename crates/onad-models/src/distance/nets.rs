@@ -145,6 +145,7 @@ impl Detector for CellNeighborhoodDetector {
 }
 
 impl Describe for CellNeighborhoodDetectorParams {
+    const REFERENCE: &'static str = "Yoon, Lee & Lee 2019, NETS: Extremely Fast Outlier Detection from a Data Stream via Set-Based Processing (PVLDB 12)";
     const SUMMARY: &'static str =
         "NETS cell grid: 1 - min(#neighbours within radius / k, 1) over the last window_size points, counted exactly";
     const PARAMS: &'static [ParamDoc] = &[

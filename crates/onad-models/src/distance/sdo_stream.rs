@@ -535,6 +535,8 @@ impl Detector for SDOStream {
 }
 
 impl Describe for SDOStreamParams {
+    const REFERENCE: &'static str =
+        "Hartl, Iglesias Vázquez & Zseby 2020, SDOstream: Low-Density Models for Streaming Outlier Detection (ESANN)";
     const SUMMARY: &'static str =
         "median distance to the nearest active observers of a small, fading, sampled observer set (SDOstream)";
     const PARAMS: &'static [ParamDoc] = &[

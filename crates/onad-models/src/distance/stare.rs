@@ -138,6 +138,7 @@ impl Detector for StationaryRegionNeighborDetector {
 }
 
 impl Describe for StationaryRegionNeighborDetectorParams {
+    const REFERENCE: &'static str = "Yoon, Lee & Lee 2020, Ultrafast Local Outlier Detection from a Data Stream with Stationary Region Skipping (KDD)";
     const SUMMARY: &'static str =
         "STARE cell grid: 1 - min(#neighbours within radius / k, 1) over the last window_size points, counted exactly";
     const PARAMS: &'static [ParamDoc] = &[

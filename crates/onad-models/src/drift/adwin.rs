@@ -409,6 +409,8 @@ impl Detector for ADWIN {
 }
 
 impl Describe for ADWINParams {
+    const REFERENCE: &'static str =
+        "Bifet & Gavaldà 2007, Learning from Time-Changing Data with Adaptive Windowing (SDM)";
     const SUMMARY: &'static str =
         "ADWIN adaptive window testing for a change of the mean of one column (drift detector)";
     const PARAMS: &'static [ParamDoc] = &[

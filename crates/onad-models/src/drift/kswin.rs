@@ -553,6 +553,8 @@ mod ks {
 }
 
 impl Describe for KSWINParams {
+    const REFERENCE: &'static str =
+        "Raab, Heusinger & Schleif 2020, Reactive Soft Prototype Computing for Concept Drift Streams (Neurocomputing)";
     const SUMMARY: &'static str =
         "KSWIN Kolmogorov-Smirnov test of newest against sampled older values of one column (drift detector)";
     const PARAMS: &'static [ParamDoc] = &[

@@ -259,6 +259,7 @@ impl Detector for PageHinkley {
 }
 
 impl Describe for PageHinkleyParams {
+    const REFERENCE: &'static str = "Page 1954, Continuous Inspection Schemes (Biometrika 41)";
     const SUMMARY: &'static str = "Page-Hinkley test for a change in the mean of one column (drift detector)";
     const PARAMS: &'static [ParamDoc] = &[
         ParamDoc {

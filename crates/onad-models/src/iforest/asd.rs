@@ -518,6 +518,7 @@ impl Detector for ASDIsolationForest {
 }
 
 impl Describe for ASDIsolationForestParams {
+    const REFERENCE: &'static str = "Ding & Fei 2013, An Anomaly Detection Approach Based on Isolation Forest Algorithm for Streaming Data using Sliding Window (IFAC); Liu, Ting & Zhou 2008, Isolation Forest (ICDM)";
     const SUMMARY: &'static str =
         "isolation forest of one tree per block of max_samples rows, the newest n_estimators kept (iForestASD)";
     const PARAMS: &'static [ParamDoc] = &[

@@ -562,6 +562,7 @@ impl Detector for HalfSpaceTrees {
 }
 
 impl Describe for HalfSpaceTreesParams {
+    const REFERENCE: &'static str = "Tan, Ting & Liu 2011, Fast Anomaly Detection for Streaming Data (IJCAI)";
     const SUMMARY: &'static str =
         "half-space trees: node masses of random trees over a work space learned from the first window";
     const PARAMS: &'static [ParamDoc] = &[

@@ -543,6 +543,7 @@ impl Detector for MondrianForest {
 }
 
 impl Describe for MondrianForestParams {
+    const REFERENCE: &'static str = "Lakshminarayanan, Roy & Teh 2014, Mondrian Forests: Efficient Online Random Forests (NeurIPS); scored by isolation depth as in aberrant";
     const SUMMARY: &'static str =
         "isolation scores over online Mondrian trees (real Mondrian process), optionally rebuilt over a window";
     const PARAMS: &'static [ParamDoc] = &[

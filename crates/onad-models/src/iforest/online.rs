@@ -656,6 +656,8 @@ impl Detector for OnlineIsolationForest {
 }
 
 impl Describe for OnlineIsolationForestParams {
+    const REFERENCE: &'static str =
+        "Leveni, Weigert Cassales, Pfahringer, Bifet & Boracchi 2024, Online Isolation Forest (ICML)";
     const SUMMARY: &'static str =
         "Online-iForest (Leveni et al. 2024): sliding-window isolation histograms that split and merge bins";
     const PARAMS: &'static [ParamDoc] = &[

@@ -500,6 +500,7 @@ impl Detector for StreamRandomHistogramForest {
 }
 
 impl Describe for StreamRandomHistogramForestParams {
+    const REFERENCE: &'static str = "Python onad 0.3.0's per-feature random histogram forest (no paper cited)";
     const SUMMARY: &'static str =
         "mean over estimators of 1 - the product of per-feature bin probabilities in random histograms (onad)";
     const PARAMS: &'static [ParamDoc] = &[

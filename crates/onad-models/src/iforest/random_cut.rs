@@ -823,6 +823,8 @@ impl Detector for RandomCutForest {
 }
 
 impl Describe for RandomCutForestParams {
+    const REFERENCE: &'static str =
+        "Guha, Mishra, Roy & Schrijvers 2016, Robust Random Cut Forest Based Anomaly Detection on Streams (ICML)";
     const SUMMARY: &'static str =
         "robust random cut forest over per-tree time-decayed samples, scored by expected CoDisp (RRCF)";
     const PARAMS: &'static [ParamDoc] = &[

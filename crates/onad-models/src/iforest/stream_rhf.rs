@@ -585,6 +585,7 @@ impl Detector for StreamRHF {
 }
 
 impl Describe for StreamRHFParams {
+    const REFERENCE: &'static str = "Nesic, Putina, Bahri, Huet, Navarro & Rossi 2022, STREamRHF: Tree-Based Unsupervised Anomaly Detection for Data Streams (AICCSA)";
     const SUMMARY: &'static str = "STREamRHF: random histogram trees split on features drawn by ln(kurtosis + 1), \
          rebuilt from each window; score = sum of ln(n / leaf size)";
     const PARAMS: &'static [ParamDoc] = &[

@@ -559,6 +559,8 @@ fn renumber(cells: &mut [u64]) {
 }
 
 impl Describe for XStreamParams {
+    const REFERENCE: &'static str =
+        "Manzoor, Lamba & Akoglu 2018, xStream: Outlier Detection in Feature-Evolving Data Streams (KDD)";
     const SUMMARY: &'static str =
         "xStream: StreamHash projections by feature name, half-space chains and count-min sketches over windows";
     const PARAMS: &'static [ParamDoc] = &[

@@ -435,6 +435,8 @@ impl Detector for StreamingLODA {
 }
 
 impl Describe for StreamingLODAParams {
+    const REFERENCE: &'static str =
+        "Pevný 2016, Loda: Lightweight on-line detector of anomalies (Machine Learning 102)";
     const SUMMARY: &'static str =
         "LODA: sparse random projections, a fixed-edge histogram each, score = mean negative log density";
     const PARAMS: &'static [ParamDoc] = &[

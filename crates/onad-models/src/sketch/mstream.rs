@@ -468,6 +468,7 @@ impl Detector for MStream {
 }
 
 impl Describe for MStreamParams {
+    const REFERENCE: &'static str = "Bhatia, Jain, Srivastava, Kawaguchi & Hooi 2021, MStream: Fast Anomaly Detection in Multi-Aspect Streams (WWW)";
     const SUMMARY: &'static str =
         "multi-aspect count sketches (numeric, categorical, whole record) scored by MIDAS's burst statistic (MStream)";
     const PARAMS: &'static [ParamDoc] = &[

@@ -398,6 +398,8 @@ impl Detector for StreamingRSHash {
 }
 
 impl Describe for StreamingRSHashParams {
+    const REFERENCE: &'static str =
+        "Sathe & Aggarwal 2016, Subspace Outlier Detection in Linear Time with Randomized Hashing (ICDM)";
     const SUMMARY: &'static str =
         "RS-Hash: random subspaces on shifted grids of online z-scores, hashed into fading count tables";
     const PARAMS: &'static [ParamDoc] = &[

@@ -313,6 +313,7 @@ impl Transformer for IncrementalPCA {
 }
 
 impl Describe for IncrementalPCAParams {
+    const REFERENCE: &'static str = "Arora, Cotter, Livescu & Srebro 2012, Stochastic optimization for PCA and PLS; Cardot & Degras 2018, Online Principal Component Analysis in High Dimension (R onlinePCA::incRpca)";
     const SUMMARY: &'static str = "online PCA (uncentred), projecting rows on the top n_components directions";
     const PARAMS: &'static [ParamDoc] = &[
         ParamDoc { name: "n_components", ty: "int in [1, min(d, n0)]", required: true, help: "components kept" },

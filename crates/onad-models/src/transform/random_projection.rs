@@ -98,6 +98,8 @@ impl Transformer for RandomProjection {
 }
 
 impl Describe for RandomProjectionParams {
+    const REFERENCE: &'static str =
+        "Achlioptas 2003, Database-friendly random projections: Johnson-Lindenstrauss with binary coins (JCSS)";
     const SUMMARY: &'static str = "sparse random projection to n_components dimensions (JL scaling)";
     const PARAMS: &'static [ParamDoc] = &[
         ParamDoc { name: "n_components", ty: "int in [1, d]", required: true, help: "output dimension" },
