@@ -48,6 +48,14 @@ enum Command {
     /// Look into checkpoints.
     #[command(subcommand)]
     Checkpoint(CheckpointCommand),
+    /// Print a shell completion script, generated from this CLI's definition
+    /// (`onad completions bash > /etc/bash_completion.d/onad`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page in roff, generated from this CLI's definition (`onad man > onad.1`).
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +84,12 @@ fn config_check(file: &std::path::Path) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Writes generated text to standard output (a reader that went away is handled like any other).
+fn print_bytes(bytes: &[u8]) -> Result<(), Failure> {
+    use std::io::Write as _;
+    std::io::stdout().lock().write_all(bytes).map_err(|e| Failure::Run(e.into()))
+}
+
 /// A failure and the exit code it maps to.
 #[derive(Debug)]
 pub enum Failure {
@@ -99,6 +113,16 @@ fn main() -> ExitCode {
             eprintln!("{}", text.lines().next().unwrap_or("error: invalid value"));
             return ExitCode::from(2);
         }
+        // A value outside a fixed set (`--on-bad-row maybe`): one line with the accepted values.
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::InvalidValue) => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("error: invalid value");
+            match text.lines().find_map(|l| l.trim().strip_prefix("[possible values: ")) {
+                Some(values) => eprintln!("{first} (accepted: {})", values.trim_end_matches(']')),
+                None => eprintln!("{first}"),
+            }
+            return ExitCode::from(2);
+        }
         Err(e) => e.exit(),
     };
     let result = match cli.command {
@@ -109,6 +133,19 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(&args).map_err(Failure::Run),
         Command::Config(ConfigCommand::Check { file }) => config_check(&file),
         Command::Checkpoint(CheckpointCommand::Inspect(args)) => inspect::run(&args).map_err(Failure::Usage),
+        // Generated into memory first: the generators panic on a write error (`onad man | head`).
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "onad", &mut script);
+            print_bytes(&script)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            match clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page) {
+                Ok(()) => print_bytes(&page),
+                Err(e) => Err(Failure::Run(e.into())),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

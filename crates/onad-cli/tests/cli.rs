@@ -1558,3 +1558,22 @@ fn checkpoint_inspect_shows_what_a_checkpoint_holds() {
     let err = usage_error(&["checkpoint", "inspect", &newest]);
     assert!(err.contains("checksum mismatch"), "{err}");
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_cli_definition() {
+    let o = onad(&["completions", "bash"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let script = stdout(&o);
+    for word in ["_onad()", "report", "checkpoint", "--ordered-by", "--explain", "--on-bad-row"] {
+        assert!(script.contains(word), "{word} not in the bash completions");
+    }
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let o = onad(&["completions", shell]);
+        assert!(o.status.success() && stdout(&o).contains("checkpoint"), "{shell}: {}", stderr(&o));
+    }
+    let o = onad(&["man"]);
+    let page = stdout(&o);
+    assert!(o.status.success() && page.contains(".TH onad 1"), "{page}");
+    assert!(page.contains("onad\\-report") || page.contains("report"), "subcommands listed");
+    assert!(usage_error(&["completions", "tcsh"]).contains("tcsh"));
+}
