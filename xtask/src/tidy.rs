@@ -14,6 +14,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("onad-sources", &["onad-core"]),
     ("onad-pipeline", &["onad-core"]),
     ("onad-cli", &["onad-core", "onad-models", "onad-sources", "onad-pipeline"]),
+    // The facade: one dependency line for library users; re-exports only.
+    ("onad", &["onad-core", "onad-models", "onad-sources", "onad-pipeline"]),
 ];
 
 /// Crates that may use the binary-only dependencies.
