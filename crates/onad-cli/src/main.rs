@@ -12,6 +12,7 @@ mod eval;
 mod inspect;
 mod legacy;
 mod models;
+mod progress;
 mod report;
 mod run;
 mod spec;

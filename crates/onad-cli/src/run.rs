@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, ValueEnum};
 use onad_core::{BadRowPolicy, Sink, Source};
+
+use crate::progress;
 use onad_models::{AnyPipeline, PipelineSpec};
 use onad_pipeline::job::{
     CheckpointPolicy, Evaluation, Job, JobError, JobReport, Keyed, MemoryLimit, ReportEvery, StopOnSignals, memory_mib,
@@ -280,6 +282,12 @@ pub struct RunArgs {
     #[arg(long, short)]
     #[serde(default, skip_serializing_if = "is_false")]
     quiet: bool,
+
+    /// Progress as plain lines every 5 s with memory, also on a terminal (where a live bar is the
+    /// default; without a terminal the lines come every 30 s).
+    #[arg(long, short)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    verbose: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -729,6 +737,17 @@ fn setup(args: &RunArgs) -> anyhow::Result<(Job<PipelineSpec, AnyPipeline>, Show
     if let Some(every) = args.report_every {
         job = job.monitor(ReportEvery::new(every, |line: &str| eprintln!("{line}")));
     }
+    if !args.quiet {
+        use std::io::IsTerminal as _;
+        let mode = if args.verbose {
+            progress::Mode::Lines { every: std::time::Duration::from_secs(5) }
+        } else if std::io::stderr().is_terminal() {
+            progress::Mode::Live
+        } else {
+            progress::Mode::Lines { every: std::time::Duration::from_secs(30) }
+        };
+        job = job.monitor(progress::Progress::new(mode));
+    }
     if let Some(mib) = args.memory_limit_mb {
         job = job.monitor(MemoryLimit { mib });
     }
@@ -825,7 +844,7 @@ fn finish(args: &RunArgs, shown: &Shown, report: &JobReport) -> anyhow::Result<(
     Ok(())
 }
 
-fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

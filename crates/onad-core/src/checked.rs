@@ -157,6 +157,9 @@ impl<R: RowRule> Source for Checked<R> {
     fn position(&self) -> Position {
         Source::position(&*self.inner)
     }
+    fn fraction_done(&self) -> Option<f64> {
+        self.inner.fraction_done()
+    }
     fn skipped(&self) -> &SkipCounts {
         &self.skipped
     }

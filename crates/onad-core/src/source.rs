@@ -41,6 +41,13 @@ pub trait Source: Iterator<Item = Result<Batch, SourceError>> {
         Vec::new()
     }
 
+    /// How much of the input has been read, in `[0, 1]`, when its size is known (a file's bytes, a
+    /// Parquet file's rows); `None` for streams of unknown length (standard input, Kafka, Redis). For
+    /// progress bars and estimates of the time left, nothing else.
+    fn fraction_done(&self) -> Option<f64> {
+        None
+    }
+
     /// Moves to a position previously returned by [`Source::position`].
     fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
         Err(SourceError::Unsupported(format!("this source cannot seek to {position}")))

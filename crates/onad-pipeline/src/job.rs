@@ -123,6 +123,8 @@ pub struct Status<'a> {
     pub elapsed: Duration,
     /// Where the source stands.
     pub position: &'a Position,
+    /// How much of the input is read, in `[0, 1]`, when its size is known (files; not brokers).
+    pub fraction_done: Option<f64>,
 }
 
 /// Watches a run after each batch and may stop it (after a checkpoint, when the job checkpoints).
@@ -1005,6 +1007,7 @@ impl Watch<'_> {
             skipped_this_run: progress.skipped.total(),
             elapsed: self.start.elapsed(),
             position: &progress.position,
+            fraction_done: progress.fraction_done,
         };
         for m in self.monitors.iter_mut() {
             if self.stop_reason.is_none() {

@@ -465,6 +465,7 @@ where
                     position: Source::position(&*source),
                     stats: &stats,
                     skipped: source.skipped(),
+                    fraction_done: source.fraction_done(),
                     at_end: $at_end,
                 };
                 on_snapshot(&*threshold, KeyedSnapshot { models, tally_evicted }, &progress)
@@ -514,6 +515,7 @@ where
                     position: Source::position(&*source),
                     stats: &stats,
                     skipped: source.skipped(),
+                    fraction_done: source.fraction_done(),
                     at_end: false,
                 };
                 let action = after_batch(&progress).map_err(PipelineError::Hook)?;

@@ -64,6 +64,8 @@ pub struct Progress<'a> {
     pub stats: &'a RunStats,
     /// The source's skip counts so far.
     pub skipped: &'a SkipCounts,
+    /// How much of the input is read ([`Source::fraction_done`]), when its size is known.
+    pub fraction_done: Option<f64>,
     /// True for the one call after the source has ended (every row is processed): the place for a final
     /// checkpoint. Stopping then changes nothing.
     pub at_end: bool,
@@ -262,15 +264,26 @@ where
         flagger.emit(&batch, &scores, threshold, (None, explained), &mut stats, &mut sink)?;
         let skipped = source.skipped();
         check_error_rate(config.max_error_rate, stats.rows, skipped)?;
-        let progress = Progress { position: Source::position(source), stats: &stats, skipped, at_end: false };
+        let progress = Progress {
+            position: Source::position(source),
+            stats: &stats,
+            skipped,
+            fraction_done: source.fraction_done(),
+            at_end: false,
+        };
         if after_batch(detector, threshold, &progress).map_err(PipelineError::Hook)? == Flow::Stop {
             stats.stopped_early = true;
             break;
         }
     }
     if !stats.stopped_early {
-        let progress =
-            Progress { position: Source::position(source), stats: &stats, skipped: source.skipped(), at_end: true };
+        let progress = Progress {
+            position: Source::position(source),
+            stats: &stats,
+            skipped: source.skipped(),
+            fraction_done: source.fraction_done(),
+            at_end: true,
+        };
         after_batch(detector, threshold, &progress).map_err(PipelineError::Hook)?;
     }
     // Every batch yielded has been processed (and, when stopping, checkpointed): acknowledge them.

@@ -164,6 +164,8 @@ pub struct CsvSource {
     next_row: u64,
     skipped: SkipCounts,
     done: bool,
+    /// The file's size in bytes, when opened from a file (for [`Source::fraction_done`]).
+    total_bytes: Option<u64>,
 }
 
 impl std::fmt::Debug for CsvSource {
@@ -183,7 +185,10 @@ impl CsvSource {
         let path = path.as_ref();
         let name = path.display().to_string();
         let file = File::open(path).map_err(|error| SourceError::Io { source_name: name.clone(), error })?;
-        Self::from_reader(name, file, options)
+        let total = file.metadata().ok().map(|m| m.len()).filter(|n| *n > 0);
+        let mut source = Self::from_reader(name, file, options)?;
+        source.total_bytes = total;
+        Ok(source)
     }
 
     /// Reads CSV from any reader; `name` is used in messages.
@@ -293,6 +298,7 @@ impl CsvSource {
             next_row: 0,
             skipped: SkipCounts::default(),
             done: false,
+            total_bytes: None,
         })
     }
 
@@ -446,6 +452,11 @@ impl Iterator for CsvSource {
 }
 
 impl Source for CsvSource {
+    fn fraction_done(&self) -> Option<f64> {
+        let total = self.total_bytes?;
+        Some((self.reader.position().byte() as f64 / total as f64).min(1.0))
+    }
+
     fn schema(&self) -> &SchemaRef {
         &self.schema
     }

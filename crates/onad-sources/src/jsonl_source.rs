@@ -59,6 +59,10 @@ pub struct JsonlSource {
     next_row: u64,
     skipped: SkipCounts,
     done: bool,
+    /// Bytes consumed from the reader, and the file's size when opened from a file
+    /// ([`Source::fraction_done`]).
+    bytes_read: u64,
+    total_bytes: Option<u64>,
 }
 
 /// The lines read by the constructor to find the first object: runs of bad rows and the object's row.
@@ -100,7 +104,10 @@ impl JsonlSource {
         let path = path.as_ref();
         let name = path.display().to_string();
         let file = File::open(path).map_err(|error| SourceError::Io { source_name: name.clone(), error })?;
-        Self::from_reader(name, file, options)
+        let total = file.metadata().ok().map(|m| m.len()).filter(|n| *n > 0);
+        let mut source = Self::from_reader(name, file, options)?;
+        source.total_bytes = total;
+        Ok(source)
     }
 
     /// Reads JSON Lines from any reader; `name` is used in messages. Reads ahead to the first line that
@@ -123,6 +130,8 @@ impl JsonlSource {
             next_row: 0,
             skipped: SkipCounts::default(),
             done: false,
+            bytes_read: 0,
+            total_bytes: None,
         };
         let mut bad: Vec<(u64, u64, &'static str)> = Vec::new();
         let mut row = 0_u64;
@@ -202,6 +211,7 @@ impl JsonlSource {
                 }
             }
             self.reader.consume(used);
+            self.bytes_read += used as u64;
             if end {
                 break;
             }
@@ -333,6 +343,11 @@ impl Iterator for JsonlSource {
 }
 
 impl Source for JsonlSource {
+    fn fraction_done(&self) -> Option<f64> {
+        let total = self.total_bytes?;
+        Some((self.bytes_read as f64 / total as f64).min(1.0))
+    }
+
     fn schema(&self) -> &SchemaRef {
         &self.schema
     }

@@ -419,6 +419,10 @@ impl Iterator for ParquetSource {
 }
 
 impl Source for ParquetSource {
+    fn fraction_done(&self) -> Option<f64> {
+        (self.total_rows > 0).then(|| (self.next_row as f64 / self.total_rows as f64).min(1.0))
+    }
+
     fn schema(&self) -> &SchemaRef {
         &self.schema
     }
