@@ -99,6 +99,18 @@ fn ci() -> Result<()> {
     test.args(["test", "--workspace", "--locked"]);
     let (passed, failed) = run_counting_tests(test)?;
 
+    // The guide's examples (docs/guide.md) check what they show with assertions: run every one.
+    let mut examples: Vec<String> = std::fs::read_dir(root().join("crates/onad/examples"))
+        .context("cannot list crates/onad/examples")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".rs").map(str::to_owned))
+        .collect();
+    examples.sort();
+    for name in &examples {
+        let mut example = cargo();
+        example.args(["run", "-q", "--locked", "-p", "onad", "--features", "full", "--example", name]);
+        run(&format!("example {name}"), example)?;
+    }
+
     let mut doc = cargo();
     doc.args(["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings");
     run("docs", doc)?;
