@@ -216,6 +216,23 @@ impl EdgeStreamParams {
     }
 }
 
+/// ROC-AUC of scores against 0/1 labels (the edge detectors' tests).
+#[cfg(test)]
+pub(crate) fn roc_auc(scores: &[f64], labels: &[u8]) -> f64 {
+    // Mann-Whitney with ties counted half; O(n^2) is fine on a test's few thousand anomalies.
+    let pos: Vec<f64> = scores.iter().zip(labels).filter(|p| *p.1 == 1).map(|p| *p.0).collect();
+    let neg: Vec<f64> = scores.iter().zip(labels).filter(|p| *p.1 == 0).map(|p| *p.0).collect();
+    let mut neg_sorted = neg.clone();
+    neg_sorted.sort_by(f64::total_cmp);
+    let mut wins = 0.0;
+    for p in &pos {
+        let below = neg_sorted.partition_point(|n| n < p);
+        let equal = neg_sorted.partition_point(|n| n <= p) - below;
+        wins += below as f64 + 0.5 * equal as f64;
+    }
+    wins / (pos.len() as f64 * neg.len() as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
