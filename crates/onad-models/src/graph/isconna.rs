@@ -195,6 +195,8 @@ struct Sketch {
 ///   or changed by scoring.
 /// - `normalize_score` maps the score to `s / (1 + s)`; scores are 0 before `warm_up_samples` edges have
 ///   been learned.
+/// - Explanation ([`Detector::explain_one`]): `frequency_score`, `width_score` and `gap_score`, the three
+///   maxima before their exponents (NaN during the warm-up and for a row that is no edge).
 ///
 /// Node ids are read exactly (see [`crate::graph`]): a row whose source or destination is missing is no
 /// edge, scores 0 and is not learned; a time that is missing or earlier than the current bucket counts in
@@ -376,6 +378,28 @@ impl ISCONNA {
         ]
     }
 
+    /// The (frequency, width, gap) scores of x's candidate arrival, each the maximum over the sketches, or
+    /// `None` during the warm-up or when x is no edge.
+    fn components(&self, x: &[f64]) -> Option<[f64; 3]> {
+        if self.clock.learned() < self.warm_up {
+            return None;
+        }
+        let edge = self.columns.edge(x)?;
+        let bucket = self.clock.bucket_of(&edge, self.columns.has_time());
+        let rollover = self.clock.current().is_some() && self.clock.is_new_bucket(bucket);
+        let epoch = self.epoch + u64::from(rollover);
+        let t = self.first.map_or(1.0, |f| bucket - f + 1.0);
+        let keys = Self::keys(edge.source, edge.destination);
+        let mut best = [0.0f64; 3];
+        for (g, &key) in keys.iter().enumerate().take(self.sketches.len()) {
+            let s = self.candidate(g, key, epoch, t);
+            for (b, v) in best.iter_mut().zip(s) {
+                *b = b.max(v);
+            }
+        }
+        Some(best)
+    }
+
     /// Whether the source and destination sketches are kept.
     pub fn includes_endpoints(&self) -> bool {
         self.sketches.len() == 3
@@ -409,26 +433,23 @@ impl Detector for ISCONNA {
     }
 
     fn score_one(&self, x: &[f64]) -> f64 {
-        if self.clock.learned() < self.warm_up {
-            return 0.0;
-        }
-        let Some(edge) = self.columns.edge(x) else { return 0.0 };
-        let bucket = self.clock.bucket_of(&edge, self.columns.has_time());
-        let rollover = self.clock.current().is_some() && self.clock.is_new_bucket(bucket);
-        let epoch = self.epoch + u64::from(rollover);
-        let t = self.first.map_or(1.0, |f| bucket - f + 1.0);
-        let keys = Self::keys(edge.source, edge.destination);
-        let mut best = [0.0f64; 3];
-        for (g, &key) in keys.iter().enumerate().take(self.sketches.len()) {
-            let s = self.candidate(g, key, epoch, t);
-            for (b, v) in best.iter_mut().zip(s) {
-                *b = b.max(v);
-            }
-        }
-        let [f, w, g] = best;
+        let Some([f, w, g]) = self.components(x) else { return 0.0 };
         let score = (power(f, self.alpha) * power(w, self.beta)).min(f64::MAX) * power(g, self.gamma);
         let score = score.min(f64::MAX);
         if self.normalize { score / (1.0 + score) } else { score }
+    }
+
+    /// `frequency_score`, `width_score`, `gap_score`: the three G-tests (each the maximum over the edge and,
+    /// with endpoints, its source and destination) before their exponents.
+    fn explanation_names(&self) -> Vec<String> {
+        vec!["frequency_score".into(), "width_score".into(), "gap_score".into()]
+    }
+
+    fn explain_one(&self, x: &[f64], out: &mut [f64]) {
+        match self.components(x) {
+            Some(c) => out.copy_from_slice(&c[..out.len()]),
+            None => out.fill(f64::NAN),
+        }
     }
 }
 
@@ -585,6 +606,11 @@ mod tests {
         let width = 2.0 * 2.4 * (2.4f64 * 2.0 / 2.0).ln().abs();
         let s = m.score_one(&[1.0, 2.0, 5.0]);
         assert!((s - freq * width).abs() < 1e-9 * s, "{s} vs {}", freq * width);
+        // The explanation: the three G-tests before their exponents.
+        assert_eq!(m.explanation_names(), ["frequency_score", "width_score", "gap_score"]);
+        let mut out = [f64::NAN; 3];
+        m.explain_one(&[1.0, 2.0, 5.0], &mut out);
+        assert!((out[0] - freq).abs() < 1e-9 * freq && (out[1] - width).abs() < 1e-9 * width && out[2] == 0.0);
         // With the gap's exponent back, the unfinished first gap (no earlier gap) makes the product 0.
         let mut with_gap = ISCONNAParams { include_endpoints: false, ..Default::default() }.build(&schema()).unwrap();
         for row in [[1.0, 2.0, 1.0], [1.0, 2.0, 2.0], [7.0, 8.0, 3.0], [7.0, 8.0, 4.0]] {

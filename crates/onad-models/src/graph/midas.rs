@@ -96,6 +96,8 @@ struct CountPair {
 ///   authors' update-and-score value.
 /// - `normalize_score` maps the statistic to `X^2 / (1 + X^2)`; scores are 0 before `warm_up_samples`
 ///   edges have been learned.
+/// - Explanation ([`Detector::explain_one`]): `edge_score`, and for MIDAS-R `source_score` and
+///   `destination_score`, each sketch's statistic (NaN during the warm-up and for a row that is no edge).
 ///
 /// Node ids are read exactly (see [`crate::graph`]): a row whose source or destination is missing is no
 /// edge, scores 0 and is not learned; a time that is missing or earlier than the current bucket counts in
@@ -258,6 +260,25 @@ impl MIDAS {
         chi_square(a + 1.0, s + 1.0, t)
     }
 
+    /// The candidate-inclusive statistic of x in each sketch (edge, source, destination; the last two 0
+    /// for MIDAS), or `None` during the warm-up or when x is no edge.
+    fn statistics(&self, x: &[f64]) -> Option<[f64; 3]> {
+        if self.clock.learned() < self.warm_up {
+            return None;
+        }
+        let edge = self.columns.edge(x)?;
+        let bucket = self.clock.bucket_of(&edge, self.columns.has_time());
+        let rollover = self.clock.current().is_some() && self.clock.is_new_bucket(bucket);
+        let epoch = self.epoch + u64::from(rollover);
+        let t = self.first.map_or(1.0, |f| bucket - f + 1.0);
+        let keys = Self::keys(edge.source, edge.destination);
+        let mut stats = [0.0; 3];
+        for (g, (&key, stat)) in keys.iter().zip(&mut stats).enumerate().take(self.sketches.len()) {
+            *stat = self.candidate(g, key, epoch, t);
+        }
+        Some(stats)
+    }
+
     /// Whether the model is MIDAS-R.
     pub fn is_relational(&self) -> bool {
         self.relational
@@ -291,20 +312,25 @@ impl Detector for MIDAS {
     }
 
     fn score_one(&self, x: &[f64]) -> f64 {
-        if self.clock.learned() < self.warm_up {
-            return 0.0;
-        }
-        let Some(edge) = self.columns.edge(x) else { return 0.0 };
-        let bucket = self.clock.bucket_of(&edge, self.columns.has_time());
-        let rollover = self.clock.current().is_some() && self.clock.is_new_bucket(bucket);
-        let epoch = self.epoch + u64::from(rollover);
-        let t = self.first.map_or(1.0, |f| bucket - f + 1.0);
-        let keys = Self::keys(edge.source, edge.destination);
-        let mut score = 0.0f64;
-        for (g, &key) in keys.iter().enumerate().take(self.sketches.len()) {
-            score = score.max(self.candidate(g, key, epoch, t));
-        }
+        let Some(stats) = self.statistics(x) else { return 0.0 };
+        let score = stats[..self.sketches.len()].iter().fold(0.0f64, |m, &v| m.max(v));
         if self.normalize { score / (1.0 + score) } else { score }
+    }
+
+    /// `edge_score` (and with MIDAS-R `source_score`, `destination_score`): the chi-square statistic of
+    /// each sketch, the score being their maximum (before `normalize_score`).
+    fn explanation_names(&self) -> Vec<String> {
+        ["edge_score", "source_score", "destination_score"][..self.sketches.len()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    fn explain_one(&self, x: &[f64], out: &mut [f64]) {
+        match self.statistics(x) {
+            Some(stats) => out.copy_from_slice(&stats[..out.len()]),
+            None => out.fill(f64::NAN),
+        }
     }
 }
 
@@ -412,6 +438,14 @@ mod tests {
         let s = r.score_one(&[1.0, 2.0, 3.0]);
         let expected = (2.75f64 - 4.0 / 3.0).powi(2) * 9.0 / 8.0;
         assert!((s - expected).abs() < 1e-12, "{s} vs {expected}");
+        // The explanation: each sketch's statistic (here all three equal), NaN for no edge.
+        assert_eq!(r.explanation_names(), ["edge_score", "source_score", "destination_score"]);
+        let mut out = [0.0; 3];
+        r.explain_one(&[1.0, 2.0, 3.0], &mut out);
+        assert!(out.iter().all(|v| (v - expected).abs() < 1e-12), "{out:?}");
+        r.explain_one(&[f64::NAN, 2.0, 3.0], &mut out);
+        assert!(out.iter().all(|v| v.is_nan()));
+        assert_eq!(m.explanation_names(), ["edge_score"]);
         // MIDAS-R's decayed counts score at least MIDAS's here, and normalisation maps x to x / (1 + x).
         let norm = MIDASParams { normalize_score: true, ..Default::default() }.build(&schema()).unwrap();
         assert_eq!(norm.score_one(&[1.0, 2.0, 3.0]), 0.0);
