@@ -529,6 +529,24 @@ mod tests {
     }
 
     #[test]
+    fn text_ids_through_the_id_column_role() {
+        // The sources turn IP addresses into exact 52-bit values (`onad_core::id_value`), as `--ids src,dst`.
+        let ip = |s: &str| onad_core::id_value(s.as_bytes());
+        let mut m = MIDASParams::default().build(&schema()).unwrap();
+        for t in 0..30 {
+            for a in 1..=10 {
+                m.learn_one(&[ip(&format!("10.0.0.{a}")), ip(&format!("10.0.1.{}", a % 3)), t as f64]);
+            }
+        }
+        let usual = m.score_one(&[ip("10.0.0.4"), ip("10.0.1.1"), 30.0]);
+        for _ in 0..40 {
+            m.learn_one(&[ip("192.168.9.9"), ip("10.0.1.1"), 30.0]);
+        }
+        let scan = m.score_one(&[ip("192.168.9.9"), ip("10.0.1.1"), 30.0]);
+        assert!(scan > 10.0 * usual.max(1.0), "{scan} vs {usual}");
+    }
+
+    #[test]
     fn parameter_errors_name_the_parameter() {
         let s = schema();
         let err = |p: MIDASParams| p.build(&s).unwrap_err().to_string();
