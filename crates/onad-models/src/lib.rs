@@ -52,6 +52,7 @@ pub use distance::{
 pub use drift::{
     ADWIN, ADWINParams, DriftReset, KSWIN, KSWINParams, OnDrift, PageHinkley, PageHinkleyMode, PageHinkleyParams,
 };
+pub use graph::{ISCONNA, ISCONNAParams, MIDAS, MIDASParams};
 pub use iforest::{ASDIsolationForest, ASDIsolationForestParams};
 pub use iforest::{HalfSpaceTrees, HalfSpaceTreesParams};
 pub use iforest::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};

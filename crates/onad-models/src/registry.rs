@@ -36,6 +36,7 @@ use crate::distance::{
     StationaryRegionNeighborDetectorParams,
 };
 use crate::drift::{ADWIN, ADWINParams, KSWIN, KSWINParams, PageHinkley, PageHinkleyParams};
+use crate::graph::{ISCONNA, ISCONNAParams, MIDAS, MIDASParams};
 use crate::iforest::{ASDIsolationForest, ASDIsolationForestParams};
 use crate::iforest::{HalfSpaceTrees, HalfSpaceTreesParams};
 use crate::iforest::{MondrianForest, MondrianForestParams};
@@ -578,6 +579,8 @@ registry! {
         "gadget_svm" => GADGETSVM(GADGETSVMParams),
         "incremental_one_class_svm_adaptive_kernel" => IncrementalOneClassSVMAdaptiveKernel(IncrementalOneClassSVMAdaptiveKernelParams),
         "mstream" => MStream(MStreamParams),
+        "midas" => MIDAS(MIDASParams),
+        "isconna" => ISCONNA(ISCONNAParams),
         "autoencoder" => Autoencoder(AutoencoderParams),
         "kitnet" => OnlineAutoencoderEnsemble(OnlineAutoencoderEnsembleParams),
         "adwin" => ADWIN(ADWINParams),

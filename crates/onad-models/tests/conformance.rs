@@ -314,6 +314,10 @@ fn every_detector_behind_every_transformer_conforms() {
                 match name.as_str() {
                     "key" | "score_key" => *value = out.names()[0].clone().into(),
                     "keys" if !value.is_null() => *value = serde_json::json!([out.names()[0], out.names()[1]]),
+                    // Edge detectors: source, destination and time are three of the output columns.
+                    "source_key" => *value = out.names()[0].clone().into(),
+                    "destination_key" => *value = out.names()[1].clone().into(),
+                    "time_key" if !value.is_null() => *value = out.names()[2].clone().into(),
                     _ => {}
                 }
             }

@@ -15,6 +15,13 @@
 //! - [`SketchHash`]: the seeded hash of a key into a sketch row, `((a*key + b) mod p) mod cols` with
 //!   `p = 2^61 - 1`, the universal family the papers use.
 
+pub mod generator;
+mod isconna;
+mod midas;
+
+pub use isconna::{ISCONNA, ISCONNAParams};
+pub use midas::{MIDAS, MIDASParams};
+
 use onad_core::{ParamError, Schema};
 use serde::{Deserialize, Serialize};
 
@@ -169,6 +176,28 @@ impl SketchHash {
         let k = (key % P61) as u128;
         let v = (self.a as u128 * k + self.b as u128) % P61 as u128;
         (v % cols as u128) as usize
+    }
+}
+
+/// The sketch key of a single node (its [`node_key`] mixed bijectively), for the per-node sketches of
+/// MIDAS-R and Isconna: mixing spreads keys that are close as `f64` bits before [`SketchHash`] reduces
+/// them mod `2^61 - 1`.
+#[inline]
+pub fn node_sketch_key(node: u64) -> u64 {
+    mix64(node ^ 0x6e6f_6465_6b65_7921)
+}
+
+/// `factor^steps`: what `steps` multiplications by a decay factor in `(0, 1]` leave of 1, for counters
+/// decayed lazily (a cell catches up on the buckets it missed when it is next read). Exact for a factor
+/// of 1, and 0 once the power underflows.
+#[inline]
+pub fn decay_power(factor: f64, steps: u64) -> f64 {
+    if steps == 0 || factor == 1.0 {
+        1.0
+    } else if steps <= i32::MAX as u64 {
+        factor.powi(steps as i32)
+    } else {
+        factor.powf(steps as f64)
     }
 }
 
