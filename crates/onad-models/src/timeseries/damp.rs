@@ -77,7 +77,8 @@ impl Default for XLagDAMPParams {
 /// Per row: O(SL) to keep the first segment's dot products (`SL < 16 m`), the distances of the segments
 /// examined (the first one of `SL - m + 1` starts on most rows; expansions, which early abandoning makes
 /// rare, O(m) per start further back), O(m) for the new start's statistics. The paper's per-row cost is
-/// one MASS per segment, O(SL log SL). Memory: three rings of `x_lag + m + 1` entries.
+/// one MASS per segment, O(SL log SL). Memory: three rings of `x_lag + m + 1` entries rounded up to a power
+/// of two.
 ///
 /// ```
 /// use onad_core::{Detector, DetectorParams, Schema};

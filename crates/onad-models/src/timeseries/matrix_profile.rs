@@ -248,8 +248,9 @@ impl Profile {
 /// # Cost
 /// Per row: O(window_size) to score (a pass over the eligible starts, O(1) each), O(window_size + m) to
 /// learn (the same pass storing the new dot products, plus the new start's statistics and one lag
-/// recomputed directly in O(m) so rounding cannot build up along a lag over a long stream). Memory: three
-/// rings of `window_size + 1` entries (values, dot products, statistics), constant over the stream.
+/// recomputed directly in O(m) so rounding cannot build up along a lag over a long stream); the fused
+/// `score_learn_one` shares the pass between the two. Memory: three rings of `window_size + 1` entries
+/// rounded up to a power of two (values, dot products, statistics), constant over the stream.
 ///
 /// ```
 /// use onad_core::{Detector, DetectorParams, Schema};
@@ -301,7 +302,7 @@ pub struct RollingMatrixProfile {
 ///
 /// # Cost
 /// Per row and channel as [`RollingMatrixProfile`]: O(d * window_size) per score and per learn; memory
-/// `3 d (window_size + 1)` entries.
+/// three rings per channel, `window_size + 1` entries rounded up to a power of two.
 ///
 /// ```
 /// use onad_core::{Detector, DetectorParams, Schema};
