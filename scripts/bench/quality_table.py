@@ -217,6 +217,39 @@ def _stare(seed, d):
     return StationaryRegionNeighborDetector()
 
 
+def _damp(seed, d, **params):
+    from aberrant.model.timeseries.damp import XLagDAMP
+
+    return XLagDAMP(**params)
+
+
+def _rolling_mp(seed, d, **params):
+    from aberrant.model.timeseries.rolling_matrix_profile import RollingMatrixProfile
+
+    return RollingMatrixProfile(**params)
+
+
+def _multi_mp(seed, d, **params):
+    from aberrant.model.timeseries.multivariate_rolling_matrix_profile import MultivariateRollingMatrixProfile
+
+    return MultivariateRollingMatrixProfile(**params)
+
+
+# The subsequence length of the discord detectors, by a rule fixed before any run (never tuned to a score):
+# one period of the data at its cadence. ECG: one beat, 0.8 s (75 bpm) at MIT-BIH's 360 Hz = 288 values;
+# NAB: one day (5-minute series 288, hourly 24, the 30-minute taxi series 48); SMD (1-minute cadence, no
+# known period): one hour, 60.
+_DAY = {"ambient_temperature_system_failure": 24, "nyc_taxi": 48}
+
+
+def _period(part_label):
+    if part_label.startswith("ts_mitdb_ecg"):
+        return {"subsequence_length": 288}
+    if part_label.startswith("nab_known_cause/"):
+        return {"subsequence_length": _DAY.get(part_label.split("/", 1)[1], 288)}
+    return {"subsequence_length": 60}
+
+
 class Unavailable(Exception):
     """The Python side of a model cannot run here (the pair is reported with the reason)."""
 
@@ -232,10 +265,15 @@ class Model:
     note: str = ""
     library: str = "onad 0.3.0"  # the Python reference the model is compared with
     edges: bool = False  # an edge detector (columns src, dst, t): runs on the edge sets only
+    # (part label) -> parameters of that part, passed to both sides (python gets them as keywords)
+    part_params: Callable | None = None
 
-    def spec(self, seed):
+    def extra(self, part_label):
+        return self.part_params(part_label) if self.part_params else {}
+
+    def spec(self, seed, extra=None):
         *transformers, detector = self.name.split("|")
-        spec = {detector: {**self.params, **({"seed": seed} if self.seeded else {})}}
+        spec = {detector: {**self.params, **(extra or {}), **({"seed": seed} if self.seeded else {})}}
         if not transformers:
             return spec
         return {"transformers": [{t: {}} for t in transformers], "detector": spec}
@@ -292,6 +330,16 @@ MODELS = [
     Model("isconna", _isconna, "ISCONNA(seed=s)", library="aberrant 1.3.0", edges=True,
           note="edge and endpoint sketches (include_endpoints=True, the default) on both sides; the hashes "
                "differ (aberrant: the authors' ((a + 347 b) p + q) mod cols; Rust: (a*k+b) mod 2^61-1)"),
+    Model("damp", _damp, "XLagDAMP(subsequence_length=m)", library="aberrant 1.3.0", seeded=False,
+          part_params=_period,
+          note="one series (ts_mitdb_ecg, nab_known_cause); m = one period by a fixed rule (one ECG beat 288, one "
+               "day of NAB), other parameters the defaults; deterministic, one run per side"),
+    Model("rolling_matrix_profile", _rolling_mp, "RollingMatrixProfile(subsequence_length=m)",
+          library="aberrant 1.3.0", seeded=False, part_params=_period,
+          note="one series; m by the same rule as damp; deterministic, one run per side"),
+    Model("multivariate_rolling_matrix_profile", _multi_mp, "MultivariateRollingMatrixProfile(subsequence_length=m)",
+          library="aberrant 1.3.0", seeded=False, part_params=_period,
+          note="every column (38 on SMD, one on the others); m by the same rule (SMD: 60, one hour)"),
 ]
 
 
@@ -409,7 +457,7 @@ def run_pair(model: Model, part: Part, args, seeds) -> dict:
         for i, seed in enumerate(model_seeds):
             if i > 0 and spent + spent / i > budget:
                 break  # the next seed would not fit
-            m = model.python(seed, d)
+            m = model.python(seed, d, **model.extra(part.label)) if model.part_params else model.python(seed, d)
             scores, dt = quality.score_rows(m, rows if prefix is None else rows[:prefix],
                                             seconds=(budget if i == 0 else None))
             spent += dt
@@ -434,7 +482,7 @@ def run_pair(model: Model, part: Part, args, seeds) -> dict:
     if prefix < part.rows:
         path = quality.write_prefix(part.path, prefix, os.path.join(args.work, f"prefix-{prefix}-{Path(part.path).name}"))
     for seed in model_seeds:
-        scores, dt = quality.rust_prequential_scores(args.rust, path, model.spec(seed))
+        scores, dt = quality.rust_prequential_scores(args.rust, path, model.spec(seed, model.extra(part.label)))
         assert len(scores) == prefix, (len(scores), prefix)
         r = quality.metrics(scores, labels, part.eval_mask)
         r.update(seed=seed, seconds=dt, rows_per_sec=prefix / dt)
@@ -445,7 +493,7 @@ def run_pair(model: Model, part: Part, args, seeds) -> dict:
         full_labels = [int(float(r[-1])) for r in _read(part.path)[1]]
         entry["rust_all_rows"] = {"runs": []}
         for seed in model_seeds:
-            scores, dt = quality.rust_prequential_scores(args.rust, part.path, model.spec(seed))
+            scores, dt = quality.rust_prequential_scores(args.rust, part.path, model.spec(seed, model.extra(part.label)))
             r = quality.metrics(scores, full_labels, part.eval_mask)
             r.update(seed=seed, seconds=dt, rows_per_sec=len(scores) / dt)
             entry["rust_all_rows"]["runs"].append(r)
@@ -609,12 +657,15 @@ def main() -> None:
     quality.write_csv(probe, ["a", "b"], [[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]], [0, 1, 0])
     edge_probe = os.path.join(args.work, "probe-edges.csv")
     quality.write_csv(edge_probe, ["src", "dst", "t"], [[0.0, 1.0, 0.0], [1.0, 2.0, 0.0], [0.0, 1.0, 1.0]], [0, 1, 0])
+    probe_series = os.path.join(args.work, "probe-series.csv")  # the series models read one column
+    quality.write_csv(probe_series, ["a"], [[0.0], [1.0], [0.5]], [0, 1, 0])
     runnable = []
     for m in models:
-        err = quality.rust_knows(args.rust, m.spec(seeds[0]), edge_probe if m.edges else probe)
+        probe_for = edge_probe if m.edges else (probe_series if m.part_params else probe)
+        err = quality.rust_knows(args.rust, m.spec(seeds[0], m.extra(m.name)), probe_for)
         if err is not None:
             why = ("the Rust registry does not know this name yet" if "unknown variant" in err
-                   else f"the Rust scores example refused the spec {json.dumps(m.spec(seeds[0]))}: {err[:200]}")
+                   else f"the Rust scores example refused the spec {json.dumps(m.spec(seeds[0], m.extra(m.name)))}: {err[:200]}")
             report["skipped_models"][m.name] = why
             log(f"{m.name}: skipped ({why})")
         else:

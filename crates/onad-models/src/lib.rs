@@ -36,6 +36,7 @@ pub mod stat;
 pub mod svm;
 pub mod synthetic;
 pub mod threshold;
+pub mod timeseries;
 pub mod transform;
 mod tree;
 
@@ -81,6 +82,10 @@ pub use svm::{
 pub use threshold::{
     Calibrated, Calibration, Calibrator, Combine, Ensemble, MAX_MEMBERS, Protect, Protected, QuantileThreshold,
     QuantileThresholdParams,
+};
+pub use timeseries::{
+    MultivariateRollingMatrixProfile, MultivariateRollingMatrixProfileParams, RollingMatrixProfile,
+    RollingMatrixProfileParams, XLagDAMP, XLagDAMPParams,
 };
 pub use transform::{
     IncrementalPCA, IncrementalPCAParams, MinMaxScaler, MinMaxScalerParams, RandomProjection, RandomProjectionParams,

@@ -59,6 +59,10 @@ use crate::stat::{
 use crate::svm::{GADGETSVM, GADGETSVMParams};
 use crate::svm::{IncrementalOneClassSVMAdaptiveKernel, IncrementalOneClassSVMAdaptiveKernelParams};
 use crate::threshold::{QuantileThreshold, QuantileThresholdParams};
+use crate::timeseries::{
+    MultivariateRollingMatrixProfile, MultivariateRollingMatrixProfileParams, RollingMatrixProfile,
+    RollingMatrixProfileParams, XLagDAMP, XLagDAMPParams,
+};
 use crate::transform::{
     IncrementalPCA, IncrementalPCAParams, MinMaxScaler, MinMaxScalerParams, RandomProjection, RandomProjectionParams,
     StandardScaler, StandardScalerParams,
@@ -586,6 +590,9 @@ registry! {
         "adwin" => ADWIN(ADWINParams),
         "kswin" => KSWIN(KSWINParams),
         "page_hinkley" => PageHinkley(PageHinkleyParams),
+        "damp" => XLagDAMP(XLagDAMPParams),
+        "rolling_matrix_profile" => RollingMatrixProfile(RollingMatrixProfileParams),
+        "multivariate_rolling_matrix_profile" => MultivariateRollingMatrixProfile(MultivariateRollingMatrixProfileParams),
     }
     transformers {
         "min_max_scaler" => MinMaxScaler(MinMaxScalerParams),
