@@ -36,6 +36,7 @@ pub mod stat;
 pub mod svm;
 pub mod synthetic;
 pub mod threshold;
+pub mod timeseries;
 pub mod transform;
 mod tree;
 
@@ -81,9 +82,10 @@ pub use threshold::{
     Calibrated, Calibration, Calibrator, Combine, Ensemble, MAX_MEMBERS, Protect, Protected, QuantileThreshold,
     QuantileThresholdParams,
 };
+pub use timeseries::{SeasonalResidualDetector, SeasonalResidualDetectorParams};
 pub use transform::{
     IncrementalPCA, IncrementalPCAParams, MinMaxScaler, MinMaxScalerParams, RandomProjection, RandomProjectionParams,
-    StandardScaler, StandardScalerParams,
+    ShingleTransformer, ShingleTransformerParams, StandardScaler, StandardScalerParams,
 };
 pub use tree::{
     AnyPipeline, CalibrateSpec, DriftSpec, EnsembleSpec, MAX_TREE_DEPTH, NODE_KINDS, PipelineSpec, ProtectSpec, Stages,

@@ -58,9 +58,10 @@ use crate::stat::{
 use crate::svm::{GADGETSVM, GADGETSVMParams};
 use crate::svm::{IncrementalOneClassSVMAdaptiveKernel, IncrementalOneClassSVMAdaptiveKernelParams};
 use crate::threshold::{QuantileThreshold, QuantileThresholdParams};
+use crate::timeseries::{SeasonalResidualDetector, SeasonalResidualDetectorParams};
 use crate::transform::{
     IncrementalPCA, IncrementalPCAParams, MinMaxScaler, MinMaxScalerParams, RandomProjection, RandomProjectionParams,
-    StandardScaler, StandardScalerParams,
+    ShingleTransformer, ShingleTransformerParams, StandardScaler, StandardScalerParams,
 };
 
 /// Self-description of a parameter struct, for `onad models`, the docs and the conformance suite.
@@ -568,11 +569,13 @@ registry! {
         "adwin" => ADWIN(ADWINParams),
         "kswin" => KSWIN(KSWINParams),
         "page_hinkley" => PageHinkley(PageHinkleyParams),
+        "seasonal_residual" => SeasonalResidualDetector(SeasonalResidualDetectorParams),
     }
     transformers {
         "min_max_scaler" => MinMaxScaler(MinMaxScalerParams),
         "standard_scaler" => StandardScaler(StandardScalerParams),
         "incremental_pca" => IncrementalPCA(IncrementalPCAParams),
         "random_projection" => RandomProjection(RandomProjectionParams),
+        "shingle" => ShingleTransformer(ShingleTransformerParams),
     }
 }
