@@ -250,6 +250,48 @@ def _period(part_label):
     return {"subsequence_length": 60}
 
 
+def _seasonal_residual(seed, d, season_length):
+    from aberrant.model.timeseries.seasonal_residual import SeasonalResidualDetector
+
+    return SeasonalResidualDetector(season_length=season_length)
+
+
+class _Shingled:
+    """pysad's ShingleTransformer in front of a dict-row model: the shingle of a row is scored, and learned,
+    as pysad builds it (the rows before, then the row)."""
+
+    def __init__(self, size, model):
+        from pysad.transform.preprocessing import ShingleTransformer
+
+        self.shingle, self.model = ShingleTransformer(size), model
+
+    @staticmethod
+    def _row(v):
+        return {f"s{i}": float(x) for i, x in enumerate(v)}
+
+    def score_one(self, x):
+        return self.model.score_one(self._row(self.shingle.transform_partial(np.fromiter(x.values(), float))))
+
+    def learn_one(self, x):
+        self.model.learn_one(self._row(self.shingle.fit_transform_partial(np.fromiter(x.values(), float))))
+
+
+SHINGLE_SIZE = 32  # fixed in advance for every set (a common RCF shingle length), not tuned
+
+
+def _shingle_half_space(seed, d):
+    return _Shingled(SHINGLE_SIZE, _half_space(seed, d * SHINGLE_SIZE))
+
+
+# season_length: one day at the series' sampling step (NAB: the median step between timestamps, 5 minutes
+# -> 288, hourly -> 24, 30 minutes -> 48); the ECG (MIT-BIH, 360 Hz): one beat at a nominal 75 beats a
+# minute, 288 samples. Fixed before any run, never tuned to a score.
+SEASONS = {"ts_mitdb_ecg": 288, "nab_known_cause/machine_temperature_system_failure": 288,
+           "nab_known_cause/ambient_temperature_system_failure": 24,
+           "nab_known_cause/cpu_utilization_asg_misconfiguration": 288,
+           "nab_known_cause/ec2_request_latency_system_failure": 288, "nab_known_cause/nyc_taxi": 48}
+
+
 class Unavailable(Exception):
     """The Python side of a model cannot run here (the pair is reported with the reason)."""
 
@@ -268,15 +310,37 @@ class Model:
     # (part label) -> parameters of that part, passed to both sides (python gets them as keywords)
     part_params: Callable | None = None
 
-    def extra(self, part_label):
-        return self.part_params(part_label) if self.part_params else {}
+    transformer_params: dict = field(default_factory=dict)  # transformer name -> its parameters
+    set_params: dict = field(default_factory=dict)  # set -> parameters for that set (both sides); only these sets
+    univariate: bool = False  # the Rust side needs a single column (the probe gets one)
 
-    def spec(self, seed, extra=None):
+    def _extra(self, part):
+        """The parameters for this part (by `part_params` of its label, or `set_params` by its label, else by its
+        set); None when the model does not run on it."""
+        label = part.label if part is not None else None
+        if self.part_params:
+            return self.part_params(label if label is not None else self.name)
+        if not self.set_params:
+            return {}
+        if part is None:
+            return next(iter(self.set_params.values()), {})
+        return self.set_params.get(part.label, self.set_params.get(part.set))
+
+    def runs_on(self, part) -> bool:
+        return self.edges == part.edges and (not self.set_params or self._extra(part) is not None)
+
+    def spec(self, seed, part=None):
         *transformers, detector = self.name.split("|")
-        spec = {detector: {**self.params, **(extra or {}), **({"seed": seed} if self.seeded else {})}}
+        extra = self._extra(part) or {}
+        spec = {detector: {**self.params, **extra, **({"seed": seed} if self.seeded else {})}}
         if not transformers:
             return spec
-        return {"transformers": [{t: {}} for t in transformers], "detector": spec}
+        return {"transformers": [{t: self.transformer_params.get(t, {})} for t in transformers], "detector": spec}
+
+    def make_python(self, seed, d, part):
+        if self.set_params or self.part_params:
+            return self.python(seed, d, **(self._extra(part) or {}))
+        return self.python(seed, d)
 
 
 # Adding a model is one entry here.
@@ -340,6 +404,18 @@ MODELS = [
     Model("multivariate_rolling_matrix_profile", _multi_mp, "MultivariateRollingMatrixProfile(subsequence_length=m)",
           library="aberrant 1.3.0", seeded=False, part_params=_period,
           note="every column (38 on SMD, one on the others); m by the same rule (SMD: 60, one hour)"),
+    Model("seasonal_residual", _seasonal_residual, "SeasonalResidualDetector(season_length=m)",
+          library="aberrant 1.3.0", seeded=False, univariate=True,
+          set_params={k: {"season_length": v} for k, v in SEASONS.items()},
+          note="deterministic, one run per side; season_length m fixed in advance from each series' cadence: one "
+               "day at its sampling step for NAB (288 at 5 minutes, 24 hourly, 48 at 30 minutes), one beat "
+               "(360 Hz at 75 a minute: 288) for the ECG"),
+    Model("shingle|half_space_trees", _shingle_half_space,
+          "pysad ShingleTransformer(32) then MinMaxScaler() | HalfSpaceTrees(seed=s)",
+          library="pysad 0.7.0 + aberrant 1.3.0", transformer_params={"shingle": {"shingle_size": SHINGLE_SIZE}},
+          set_params={k: {} for k in ("ts_mitdb_ecg", "nab_known_cause")},
+          note="shingles of 32 rows (fixed in advance); Rust HST on the raw shingles, aberrant's behind its "
+               "MinMaxScaler"),
 ]
 
 
@@ -457,7 +533,7 @@ def run_pair(model: Model, part: Part, args, seeds) -> dict:
         for i, seed in enumerate(model_seeds):
             if i > 0 and spent + spent / i > budget:
                 break  # the next seed would not fit
-            m = model.python(seed, d, **model.extra(part.label)) if model.part_params else model.python(seed, d)
+            m = model.make_python(seed, d, part)
             scores, dt = quality.score_rows(m, rows if prefix is None else rows[:prefix],
                                             seconds=(budget if i == 0 else None))
             spent += dt
@@ -482,7 +558,7 @@ def run_pair(model: Model, part: Part, args, seeds) -> dict:
     if prefix < part.rows:
         path = quality.write_prefix(part.path, prefix, os.path.join(args.work, f"prefix-{prefix}-{Path(part.path).name}"))
     for seed in model_seeds:
-        scores, dt = quality.rust_prequential_scores(args.rust, path, model.spec(seed, model.extra(part.label)))
+        scores, dt = quality.rust_prequential_scores(args.rust, path, model.spec(seed, part))
         assert len(scores) == prefix, (len(scores), prefix)
         r = quality.metrics(scores, labels, part.eval_mask)
         r.update(seed=seed, seconds=dt, rows_per_sec=prefix / dt)
@@ -493,7 +569,7 @@ def run_pair(model: Model, part: Part, args, seeds) -> dict:
         full_labels = [int(float(r[-1])) for r in _read(part.path)[1]]
         entry["rust_all_rows"] = {"runs": []}
         for seed in model_seeds:
-            scores, dt = quality.rust_prequential_scores(args.rust, part.path, model.spec(seed, model.extra(part.label)))
+            scores, dt = quality.rust_prequential_scores(args.rust, part.path, model.spec(seed, part))
             r = quality.metrics(scores, full_labels, part.eval_mask)
             r.update(seed=seed, seconds=dt, rows_per_sec=len(scores) / dt)
             entry["rust_all_rows"]["runs"].append(r)
@@ -657,15 +733,15 @@ def main() -> None:
     quality.write_csv(probe, ["a", "b"], [[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]], [0, 1, 0])
     edge_probe = os.path.join(args.work, "probe-edges.csv")
     quality.write_csv(edge_probe, ["src", "dst", "t"], [[0.0, 1.0, 0.0], [1.0, 2.0, 0.0], [0.0, 1.0, 1.0]], [0, 1, 0])
-    probe_series = os.path.join(args.work, "probe-series.csv")  # the series models read one column
-    quality.write_csv(probe_series, ["a"], [[0.0], [1.0], [0.5]], [0, 1, 0])
     runnable = []
+    probe1 = os.path.join(args.work, "probe1.csv")
+    quality.write_csv(probe1, ["value"], [[float(i % 3)] for i in range(20)], [0] * 19 + [1])
     for m in models:
-        probe_for = edge_probe if m.edges else (probe_series if m.part_params else probe)
-        err = quality.rust_knows(args.rust, m.spec(seeds[0], m.extra(m.name)), probe_for)
+        probe_for = edge_probe if m.edges else (probe1 if (m.univariate or m.part_params) else probe)
+        err = quality.rust_knows(args.rust, m.spec(seeds[0]), probe_for)
         if err is not None:
             why = ("the Rust registry does not know this name yet" if "unknown variant" in err
-                   else f"the Rust scores example refused the spec {json.dumps(m.spec(seeds[0], m.extra(m.name)))}: {err[:200]}")
+                   else f"the Rust scores example refused the spec {json.dumps(m.spec(seeds[0]))}: {err[:200]}")
             report["skipped_models"][m.name] = why
             log(f"{m.name}: skipped ({why})")
         else:
@@ -687,7 +763,7 @@ def main() -> None:
 
     for m in runnable:
         for p in parts:
-            if (m.name, p.label) in done or m.edges != p.edges:
+            if (m.name, p.label) in done or not m.runs_on(p):
                 continue
             log(f"{m.name} on {p.label} ({p.rows} rows)")
             t0 = time.time()

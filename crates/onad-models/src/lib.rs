@@ -87,9 +87,10 @@ pub use timeseries::{
     MultivariateRollingMatrixProfile, MultivariateRollingMatrixProfileParams, RollingMatrixProfile,
     RollingMatrixProfileParams, XLagDAMP, XLagDAMPParams,
 };
+pub use timeseries::{SeasonalResidualDetector, SeasonalResidualDetectorParams};
 pub use transform::{
     IncrementalPCA, IncrementalPCAParams, MinMaxScaler, MinMaxScalerParams, RandomProjection, RandomProjectionParams,
-    StandardScaler, StandardScalerParams,
+    ShingleTransformer, ShingleTransformerParams, StandardScaler, StandardScalerParams,
 };
 pub use tree::{
     AnyPipeline, CalibrateSpec, DriftSpec, EnsembleSpec, MAX_TREE_DEPTH, NODE_KINDS, PipelineSpec, ProtectSpec, Stages,

@@ -63,9 +63,10 @@ use crate::timeseries::{
     MultivariateRollingMatrixProfile, MultivariateRollingMatrixProfileParams, RollingMatrixProfile,
     RollingMatrixProfileParams, XLagDAMP, XLagDAMPParams,
 };
+use crate::timeseries::{SeasonalResidualDetector, SeasonalResidualDetectorParams};
 use crate::transform::{
     IncrementalPCA, IncrementalPCAParams, MinMaxScaler, MinMaxScalerParams, RandomProjection, RandomProjectionParams,
-    StandardScaler, StandardScalerParams,
+    ShingleTransformer, ShingleTransformerParams, StandardScaler, StandardScalerParams,
 };
 
 /// Self-description of a parameter struct, for `onad models`, the docs and the conformance suite.
@@ -593,11 +594,13 @@ registry! {
         "damp" => XLagDAMP(XLagDAMPParams),
         "rolling_matrix_profile" => RollingMatrixProfile(RollingMatrixProfileParams),
         "multivariate_rolling_matrix_profile" => MultivariateRollingMatrixProfile(MultivariateRollingMatrixProfileParams),
+        "seasonal_residual" => SeasonalResidualDetector(SeasonalResidualDetectorParams),
     }
     transformers {
         "min_max_scaler" => MinMaxScaler(MinMaxScalerParams),
         "standard_scaler" => StandardScaler(StandardScalerParams),
         "incremental_pca" => IncrementalPCA(IncrementalPCAParams),
         "random_projection" => RandomProjection(RandomProjectionParams),
+        "shingle" => ShingleTransformer(ShingleTransformerParams),
     }
 }

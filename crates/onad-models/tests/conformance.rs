@@ -549,14 +549,14 @@ fn unknown_kinds_and_other_state_versions_fail_with_their_names() {
     let t = AnyTransformerParams::example_for("standard_scaler").unwrap();
     let t_payload = payload(postcard::to_stdvec(&t).unwrap(), "standard_scaler");
     fails::<AnyTransformerParams>(
-        &with("shingle", 1, &t_payload),
-        &["AnyTransformerParams", "`shingle` is not a registered transformer", "standard_scaler"],
+        &with("no_such_transformer", 1, &t_payload),
+        &["AnyTransformerParams", "`no_such_transformer` is not a registered transformer", "standard_scaler"],
     );
     let t_model = t.build(&schema).unwrap();
     let t_model_payload = payload(state(&t_model), "standard_scaler");
     fails::<AnyTransformer>(
-        &with("shingle", 1, &t_model_payload),
-        &["AnyTransformer:", "`shingle` is not a registered transformer"],
+        &with("no_such_transformer", 1, &t_model_payload),
+        &["AnyTransformer:", "`no_such_transformer` is not a registered transformer"],
     );
     // A detector name where a transformer is expected is unknown there too.
     fails::<AnyTransformer>(

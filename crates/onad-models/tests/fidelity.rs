@@ -522,3 +522,35 @@ fn drift_detectors_signal_where_aberrant_does() {
         assert_eq!(got, want, "{column}: onad-rs vs aberrant");
     }
 }
+
+/// seasonal_residual against aberrant 1.3.0's SeasonalResidualDetector on its own seeded series
+/// (`scripts/fidelity/gen_seasonal_residual_fixture.py`): score, forecast and residual of every row, to the
+/// bit (the sums and means are rounded once from their exact values on both sides).
+#[test]
+fn seasonal_residual_matches_aberrant() {
+    for (file, params) in [
+        ("seasonal_residual_m12_default.csv", r#"{"seasonal_residual": {"season_length": 12}}"#),
+        (
+            "seasonal_residual_m7_a0p5_b0p1_g0p3_r0p2_raw.csv",
+            r#"{"seasonal_residual": {"season_length": 7, "alpha": 0.5, "beta": 0.1, "gamma": 0.3,
+                "residual_alpha": 0.2, "normalize": false}}"#,
+        ),
+    ] {
+        let schema = Schema::shared(["value"]).unwrap();
+        let mut model = detector(params).build(&schema).unwrap();
+        assert_eq!(model.explanation_names(), ["forecast", "residual", "scale"]);
+        for (i, w) in expected(file).iter().enumerate() {
+            let x = [w[0]];
+            let mut why = [0.0; 3];
+            model.explain_one(&x, &mut why);
+            let score = model.score_learn_one(&x);
+            for (got, want) in [(score, w[1]), (why[0], w[2]), (why[1], w[3])] {
+                if want.is_nan() {
+                    assert!(got.is_nan(), "{file}: row {i}: aberrant None, Rust {got}");
+                    continue;
+                }
+                assert_eq!(got.to_bits(), want.to_bits(), "{file}: row {i}: aberrant {want} vs {got}");
+            }
+        }
+    }
+}

@@ -1,7 +1,9 @@
-//! Detectors of one series (or a few aligned ones) at a fixed cadence: discords by matrix profile and DAMP.
+//! Detectors of one series (or a few aligned ones) at a fixed cadence (`Describe::SERIES`): discords by
+//! matrix profile and DAMP, and seasonal forecast residuals.
 
 mod damp;
 mod matrix_profile;
+mod seasonal_residual;
 mod subsequence;
 
 pub use damp::{XLagDAMP, XLagDAMPParams};
@@ -9,3 +11,4 @@ pub use matrix_profile::{
     MultivariateRollingMatrixProfile, MultivariateRollingMatrixProfileParams, RollingMatrixProfile,
     RollingMatrixProfileParams,
 };
+pub use seasonal_residual::{SeasonalResidualDetector, SeasonalResidualDetectorParams};
