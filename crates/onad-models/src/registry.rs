@@ -36,6 +36,8 @@ use crate::distance::{
     StationaryRegionNeighborDetectorParams,
 };
 use crate::drift::{ADWIN, ADWINParams, KSWIN, KSWINParams, PageHinkley, PageHinkleyParams};
+use crate::graph::{AnoEdgeL, AnoEdgeLParams};
+use crate::graph::{SignedGraphSketchDetector, SignedGraphSketchDetectorParams};
 use crate::iforest::{ASDIsolationForest, ASDIsolationForestParams};
 use crate::iforest::{HalfSpaceTrees, HalfSpaceTreesParams};
 use crate::iforest::{MondrianForest, MondrianForestParams};
@@ -568,6 +570,8 @@ registry! {
         "adwin" => ADWIN(ADWINParams),
         "kswin" => KSWIN(KSWINParams),
         "page_hinkley" => PageHinkley(PageHinkleyParams),
+        "anoedge_l" => AnoEdgeL(AnoEdgeLParams),
+        "stream_spot" => SignedGraphSketchDetector(SignedGraphSketchDetectorParams),
     }
     transformers {
         "min_max_scaler" => MinMaxScaler(MinMaxScalerParams),
