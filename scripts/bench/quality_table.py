@@ -24,6 +24,11 @@ repository): the prepared CSVs (numeric features, the label last) go to --work (
   (`value`; `t` dropped), creditcard_ulb_sample, kdd99_http, kdd99_smtp, skab (8 sensors; experiment,
   datetime, changepoint dropped), nab_known_cause (one run per `series` on `value`; the table adds their
   mean), smd_machine-2-1 (38 features; train then test in order, metrics on the test rows only).
+  edges_synthetic: an edge stream (`src,dst,t` then the label), written by the Rust example `edge_stream`
+  (onad_models::graph::generator: a Zipf background over 1,000 nodes, 200 edges per time bucket, injected
+  bursts, dense subgraphs and new-edge storms, about 1.5 % of the edges), 100,000 edges for each of the
+  generator seeds 1, 2, 3 (one part per seed; the table adds their mean). Only edge models (`Model.edges`)
+  run on it, and edge models run on nothing else.
 
 Output: target/bench/quality.json (every run, per seed) and target/bench/quality.md (one table per model),
 rewritten after each pair; with --resume, pairs already in quality.json are kept and not run again.
@@ -194,6 +199,18 @@ def _nets(seed, d):
     return CellNeighborhoodDetector()
 
 
+def _midas(seed, d):
+    from aberrant.model.graph.midas import MIDAS
+
+    return MIDAS(seed=seed)
+
+
+def _isconna(seed, d):
+    from aberrant.model.graph.isconna import ISCONNA
+
+    return ISCONNA(seed=seed)
+
+
 def _stare(seed, d):
     from aberrant.model.distance.stare import StationaryRegionNeighborDetector
 
@@ -214,6 +231,7 @@ class Model:
     max_rows: int | None = None  # a cap on both sides
     note: str = ""
     library: str = "onad 0.3.0"  # the Python reference the model is compared with
+    edges: bool = False  # an edge detector (columns src, dst, t): runs on the edge sets only
 
     def spec(self, seed):
         *transformers, detector = self.name.split("|")
@@ -268,6 +286,12 @@ MODELS = [
           note="raw rows, radius in data units on both sides; seed is compatibility-only, so one run"),
     Model("stare", _stare, "StationaryRegionNeighborDetector()", library="aberrant 1.3.0", seeded=False,
           note="raw rows, radius in data units on both sides"),
+    Model("midas", _midas, "MIDAS(seed=s)", library="aberrant 1.3.0", edges=True,
+          note="MIDAS-R (use_relational=True, the default) on both sides; the sketches hash differently "
+               "(aberrant: keyed blake2b; Rust: (a*k+b) mod 2^61-1), so seeds do not give the same cells"),
+    Model("isconna", _isconna, "ISCONNA(seed=s)", library="aberrant 1.3.0", edges=True,
+          note="edge and endpoint sketches (include_endpoints=True, the default) on both sides; the hashes "
+               "differ (aberrant: the authors' ((a + 347 b) p + q) mod cols; Rust: (a*k+b) mod 2^61-1)"),
 ]
 
 
@@ -282,6 +306,7 @@ class Part:
     rows: int
     eval_mask: list | None = None  # None: every row
     note: str = ""
+    edges: bool = False  # an edge stream (src, dst, t): for edge models only
 
 
 def _read(path):
@@ -327,6 +352,24 @@ def _smd(data, work):
                  note="train then test; metrics on the test rows")]
 
 
+EDGE_SEEDS = (1, 2, 3)
+
+
+def _edges(data, work, rows=100_000):
+    """The generated edge streams, written by the Rust example (built by cargo if needed)."""
+    import subprocess
+
+    parts = []
+    for g in EDGE_SEEDS:
+        out = os.path.join(work, f"edges_synthetic-seed{g}.csv")
+        if not os.path.exists(out):
+            subprocess.run(["cargo", "run", "--release", "-q", "-p", "onad-models", "--example", "edge_stream", "--",
+                            out, str(rows), str(g)], cwd=ROOT, check=True)
+        parts.append(Part("edges_synthetic", f"edges_synthetic/seed{g}", out, rows, edges=True,
+                          note=f"generator seed {g}"))
+    return parts
+
+
 SETS = {
     "shuttle_odds": lambda d, w: _plain(d, w, "shuttle_odds", "shippable/shuttle_odds.csv"),
     "shuttle_full_statlog": lambda d, w: _plain(d, w, "shuttle_full_statlog", "shippable/shuttle_full_statlog.csv",
@@ -341,6 +384,7 @@ SETS = {
     "skab": lambda d, w: _plain(d, w, "skab", "reference-only/skab.csv", drop=("experiment", "datetime", "changepoint")),
     "nab_known_cause": _nab,
     "smd_machine-2-1": _smd,
+    "edges_synthetic": _edges,
 }
 
 
@@ -455,8 +499,11 @@ def markdown(report) -> str:
         out.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for e in entries:
             out.append(_row(e))
-        nab = [e for e in entries if e["set"] == "nab_known_cause"]
-        if nab:
+        for set_name in dict.fromkeys(e["set"] for e in entries):
+            nab = [e for e in entries if e["set"] == set_name]
+            if len(nab) < 2:
+                continue
+
             def mean_of(side, key, src=nab):
                 vals = [e[side][key] for e in src if side in e and not math.isnan(e[side].get(key, float("nan")))]
                 return float(np.mean(vals)) if vals else float("nan")
@@ -464,7 +511,7 @@ def markdown(report) -> str:
             all_rows = ""
             if full and len(full) == len(nab):
                 all_rows = f"{_f(mean_of('rust_all_rows', 'roc_auc'))} / {_f(mean_of('rust_all_rows', 'pr_auc'))}"
-            out.append(f"| nab_known_cause, mean of {len(nab)} series | | | {_f(mean_of('rust', 'roc_auc'))} | "
+            out.append(f"| {set_name}, mean of {len(nab)} parts | | | {_f(mean_of('rust', 'roc_auc'))} | "
                        f"{_f(mean_of('rust', 'pr_auc'))} | {_f(mean_of('python', 'roc_auc'))} | "
                        f"{_f(mean_of('python', 'pr_auc'))} | | | | {all_rows} | over the series where it is defined |")
         out.append("")
@@ -560,9 +607,11 @@ def main() -> None:
 
     probe = os.path.join(args.work, "probe.csv")
     quality.write_csv(probe, ["a", "b"], [[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]], [0, 1, 0])
+    edge_probe = os.path.join(args.work, "probe-edges.csv")
+    quality.write_csv(edge_probe, ["src", "dst", "t"], [[0.0, 1.0, 0.0], [1.0, 2.0, 0.0], [0.0, 1.0, 1.0]], [0, 1, 0])
     runnable = []
     for m in models:
-        err = quality.rust_knows(args.rust, m.spec(seeds[0]), probe)
+        err = quality.rust_knows(args.rust, m.spec(seeds[0]), edge_probe if m.edges else probe)
         if err is not None:
             why = ("the Rust registry does not know this name yet" if "unknown variant" in err
                    else f"the Rust scores example refused the spec {json.dumps(m.spec(seeds[0]))}: {err[:200]}")
@@ -587,7 +636,7 @@ def main() -> None:
 
     for m in runnable:
         for p in parts:
-            if (m.name, p.label) in done:
+            if (m.name, p.label) in done or m.edges != p.edges:
                 continue
             log(f"{m.name} on {p.label} ({p.rows} rows)")
             t0 = time.time()
