@@ -144,6 +144,14 @@ pub struct AnoEdgeL {
     decay: f64,
     warm_up: u64,
     normalize: bool,
+    per_plane: usize,
+    /// The sketch and submatrices (boxed: the registry's enum of models stays small).
+    st: Box<State>,
+}
+
+/// What [`AnoEdgeL`] learns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
     /// Counts, plane by plane, row-major; a count is `raw * scale`.
     sketch: Vec<f64>,
     /// The running decay of the stored counts and sums.
@@ -152,7 +160,6 @@ pub struct AnoEdgeL {
     unit: f64,
     /// `num_dense_submatrices` per plane, plane by plane.
     subs: Vec<Submatrix>,
-    per_plane: usize,
     clock: EdgeClock,
 }
 
@@ -244,8 +251,8 @@ struct Step {
     inside: bool,
     /// The row added, with its sum over the submatrix's columns before the step.
     added_row: Option<(u32, f64)>,
-    /// The column added, with its sum over the submatrix's rows before the step (the new cell included
-    /// when the row is added too).
+    /// The column added, with its sum over the submatrix's rows before the step (the new cell, when the
+    /// row is added too, is counted through the added row).
     added_col: Option<(u32, f64)>,
     /// Rows and columns removed, in order.
     removed: Vec<Line>,
@@ -288,16 +295,16 @@ impl View<'_, '_> {
     /// A row's sum over the current columns, from its sum over the stored ones.
     fn row_sum(&self, r: u32, base: f64) -> f64 {
         let mut s = base;
-        if let Some((c, _)) = self.step.added_col {
-            if !self.col_removed(c) {
-                s += self.plane.at(r, c);
-            }
+        if let Some((c, _)) = self.step.added_col
+            && !self.col_removed(c)
+        {
+            s += self.plane.at(r, c);
         }
         for line in &self.step.removed {
-            if let Line::Col(c) = *line {
-                if self.sub.col_at[c as usize] != ABSENT {
-                    s -= self.plane.at(r, c);
-                }
+            if let Line::Col(c) = *line
+                && self.sub.col_at[c as usize] != ABSENT
+            {
+                s -= self.plane.at(r, c);
             }
         }
         s
@@ -305,16 +312,16 @@ impl View<'_, '_> {
 
     fn col_sum(&self, c: u32, base: f64) -> f64 {
         let mut s = base;
-        if let Some((r, _)) = self.step.added_row {
-            if !self.row_removed(r) {
-                s += self.plane.at(r, c);
-            }
+        if let Some((r, _)) = self.step.added_row
+            && !self.row_removed(r)
+        {
+            s += self.plane.at(r, c);
         }
         for line in &self.step.removed {
-            if let Line::Row(r) = *line {
-                if self.sub.row_at[r as usize] != ABSENT {
-                    s -= self.plane.at(r, c);
-                }
+            if let Line::Row(r) = *line
+                && self.sub.row_at[r as usize] != ABSENT
+            {
+                s -= self.plane.at(r, c);
             }
         }
         s
@@ -412,7 +419,7 @@ fn evaluate(sub: &Submatrix, plane: Plane<'_>) -> Step {
                 step.added_row = Some((r, row_sum));
             }
             if !col_in {
-                step.added_col = Some((c, if row_in { col_sum } else { col_sum + plane.at(r, c) }));
+                step.added_col = Some((c, col_sum));
             }
             step.total = total;
             while let Some((line, total)) = (View { sub, plane, step: &step }).next_removal() {
@@ -445,7 +452,10 @@ fn apply(sub: &mut Submatrix, plane: Plane<'_>, step: &Step) {
         sub.rows.push(r);
         sub.row_sums.push(sum);
     }
-    if let Some((c, sum)) = step.added_col {
+    if let Some((c, mut sum)) = step.added_col {
+        if step.added_row.is_some() {
+            sum += plane.at(r, c);
+        }
         for (s, rs) in sub.rows.iter().zip(sub.row_sums.iter_mut()) {
             *rs += plane.at(*s, c);
         }
@@ -523,12 +533,14 @@ impl DetectorParams for AnoEdgeLParams {
             decay: self.time_decay_factor,
             warm_up: self.warm_up_samples,
             normalize: self.normalize_score,
-            sketch: vec![0.0; cells.unwrap_or(0)],
-            scale: 1.0,
-            unit: 1.0,
-            subs: (0..self.num_hashes).flat_map(|_| (0..per_plane).map(|k| Submatrix::at(k, rows, cols))).collect(),
             per_plane,
-            clock: EdgeClock::default(),
+            st: Box::new(State {
+                sketch: vec![0.0; cells.unwrap_or(0)],
+                scale: 1.0,
+                unit: 1.0,
+                subs: (0..self.num_hashes).flat_map(|_| (0..per_plane).map(|k| Submatrix::at(k, rows, cols))).collect(),
+                clock: EdgeClock::default(),
+            }),
         })
     }
 }
@@ -536,17 +548,17 @@ impl DetectorParams for AnoEdgeLParams {
 impl AnoEdgeL {
     /// Edges learned so far.
     pub fn n_samples_seen(&self) -> u64 {
-        self.clock.learned()
+        self.st.clock.learned()
     }
 
     /// The scale and the stored amount of one edge in the bucket the edge would be learned in.
     fn scale_for(&self, edge: &Edge) -> (f64, f64) {
-        let bucket = self.clock.bucket_of(edge, self.columns.has_time());
-        if self.clock.current().is_some() && self.clock.is_new_bucket(bucket) && self.decay < 1.0 {
-            let scale = self.scale * self.decay;
+        let bucket = self.st.clock.bucket_of(edge, self.columns.has_time());
+        if self.st.clock.current().is_some() && self.st.clock.is_new_bucket(bucket) && self.decay < 1.0 {
+            let scale = self.st.scale * self.decay;
             (scale, 1.0 / scale)
         } else {
-            (self.scale, self.unit)
+            (self.st.scale, self.st.unit)
         }
     }
 
@@ -555,7 +567,7 @@ impl AnoEdgeL {
         let size = self.rows * self.cols;
         let h = &self.hashes[p];
         Plane {
-            counts: &self.sketch[p * size..(p + 1) * size],
+            counts: &self.st.sketch[p * size..(p + 1) * size],
             cols: self.cols,
             row: h.cell(edge.source, self.rows) as u32,
             col: h.cell(edge.destination, self.cols) as u32,
@@ -569,7 +581,7 @@ impl AnoEdgeL {
         let mut best = f64::INFINITY;
         for p in 0..self.hashes.len() {
             let plane = self.plane(p, edge, one);
-            let subs = &self.subs[p * self.per_plane..(p + 1) * self.per_plane];
+            let subs = &self.st.subs[p * self.per_plane..(p + 1) * self.per_plane];
             let sum: f64 = subs.iter().map(|s| evaluate(s, plane).likelihood).sum();
             best = best.min(sum);
         }
@@ -579,44 +591,44 @@ impl AnoEdgeL {
 
     /// Multiplies the running scale into the stored counts and sums.
     fn renormalize(&mut self) {
-        let k = self.scale;
-        self.sketch.iter_mut().for_each(|v| *v *= k);
-        for s in &mut self.subs {
+        let k = self.st.scale;
+        self.st.sketch.iter_mut().for_each(|v| *v *= k);
+        for s in &mut self.st.subs {
             s.total *= k;
             s.row_sums.iter_mut().for_each(|v| *v *= k);
             s.col_sums.iter_mut().for_each(|v| *v *= k);
         }
-        self.scale = 1.0;
-        self.unit = 1.0;
+        self.st.scale = 1.0;
+        self.st.unit = 1.0;
     }
 }
 
 impl Detector for AnoEdgeL {
     fn learn_one(&mut self, x: &[f64]) {
         let Some(edge) = self.columns.edge(x) else { return };
-        let bucket = self.clock.bucket_of(&edge, self.columns.has_time());
-        (self.scale, self.unit) = self.scale_for(&edge);
-        self.clock.advance(bucket);
+        let bucket = self.st.clock.bucket_of(&edge, self.columns.has_time());
+        (self.st.scale, self.st.unit) = self.scale_for(&edge);
+        self.st.clock.advance(bucket);
         let size = self.rows * self.cols;
         for p in 0..self.hashes.len() {
-            let plane = self.plane(p, &edge, self.unit);
+            let plane = self.plane(p, &edge, self.st.unit);
             let (row, col, one) = (plane.row as usize, plane.col as usize, plane.one);
-            let mut subs = std::mem::take(&mut self.subs);
+            let mut subs = std::mem::take(&mut self.st.subs);
             for sub in &mut subs[p * self.per_plane..(p + 1) * self.per_plane] {
                 let plane = self.plane(p, &edge, one);
                 let step = evaluate(sub, plane);
                 apply(sub, plane, &step);
             }
-            self.subs = subs;
-            self.sketch[p * size + row * self.cols + col] += one;
+            self.st.subs = subs;
+            self.st.sketch[p * size + row * self.cols + col] += one;
         }
-        if self.scale < RENORMALIZE_BELOW {
+        if self.st.scale < RENORMALIZE_BELOW {
             self.renormalize();
         }
     }
 
     fn score_one(&self, x: &[f64]) -> f64 {
-        if self.clock.learned() < self.warm_up {
+        if self.st.clock.learned() < self.warm_up {
             return 0.0;
         }
         let Some(edge) = self.columns.edge(x) else { return 0.0 };
@@ -834,8 +846,8 @@ mod tests {
                 let mut sum = 0.0;
                 for k in 0..c.per_plane {
                     let plane = m.plane(p, &edge, one);
-                    let step = evaluate(&c.subs[p * c.per_plane + k], plane);
-                    apply(&mut c.subs[p * c.per_plane + k], plane, &step);
+                    let step = evaluate(&c.st.subs[p * c.per_plane + k], plane);
+                    apply(&mut c.st.subs[p * c.per_plane + k], plane, &step);
                     // After applying, the submatrix's stored likelihood with the edge inserted matches.
                     sum += step.likelihood;
                 }
@@ -844,10 +856,10 @@ mod tests {
             assert_eq!(preview.to_bits(), (best * scale).max(0.0).to_bits(), "row {i}");
             m.learn_one(&x);
             // The applied sums are the sums of the sketch over each submatrix.
-            if i % 500 == 0 {
-                for (j, sub) in m.subs.iter().enumerate() {
+            {
+                for (j, sub) in m.st.subs.iter().enumerate() {
                     let p = j / m.per_plane;
-                    let counts = &m.sketch[p * 256..(p + 1) * 256];
+                    let counts = &m.st.sketch[p * 256..(p + 1) * 256];
                     let total: f64 = sub
                         .rows
                         .iter()

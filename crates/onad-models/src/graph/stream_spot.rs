@@ -94,18 +94,22 @@ const NONE: u32 = u32::MAX;
 ///
 /// Distances are exact: `|s' - sum/n|^2 = (n^2 |s'|^2 - 2 n <s', sum> + |sum|^2) / n^2` with the
 /// numerator in 128-bit integers (a rounded float path takes over only if it would overflow), from the
-/// graph's kept `|s|^2`, the dot products over the coordinates the graph has touched, and one
-/// coordinate for the candidate — no sketch is copied to score.
+/// graph's kept `|s|^2` and dot products with the centres' sums, and one coordinate for the candidate:
+/// no sketch is copied to score.
 ///
 /// Rows whose graph, source, destination or edge type is missing or infinite are no edges: they score 0.0
 /// and are not learned. Ids are read as in [`crate::graph`] (exact keys, text ids by the sources' id role).
 ///
 /// # Cost
-/// Per edge `O(num_clusters * nnz(s))`, `nnz(s) <= min(sketch_dim, shingles of the graph)`, for the
-/// distances, and `O(nnz(s))` to add the sketch to a centre; a graph is found in a B-tree of the kept
-/// graphs (`O(log max_graphs)`), and the recency list is O(1). Memory: `sketch_dim` counts and the
-/// touched coordinates per kept graph (at most `max_graphs`, buffers reused after an eviction), plus
-/// `num_clusters * sketch_dim` centre sums.
+/// A graph keeps its dot product with every centre's sum, valid until another graph moves that centre
+/// (a version per centre). An edge of the graph learned last (the usual case when a graph's edges
+/// arrive together) costs `O(num_clusters)` to score and `O(num_clusters + nnz(s))` to learn (`nnz(s) <=
+/// min(sketch_dim, shingles of the graph)`: the sketch is added to its centre's sum over the coordinates
+/// it has touched); a dot product gone stale costs `O(nnz(s))` to recompute, so a stream interleaving
+/// many graphs costs up to `O(num_clusters * nnz(s))` per edge. A graph is found in a B-tree of the kept
+/// graphs (`O(log max_graphs)`); the recency list is O(1). Memory: per kept graph (at most `max_graphs`,
+/// buffers reused after an eviction) `sketch_dim` counts, the touched coordinates and `num_clusters`
+/// dot products; `num_clusters * sketch_dim` centre sums.
 ///
 /// # Deviations
 /// - From the paper: aberrant's adaptation, kept (signed count sketches and Euclidean online k-means
@@ -153,6 +157,13 @@ pub struct SignedGraphSketchDetector {
     normalize: bool,
     eps: f64,
     seed: u64,
+    /// Graphs and centres (boxed: the registry's enum of models stays small).
+    st: Box<State>,
+}
+
+/// What [`SignedGraphSketchDetector`] learns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
     /// Kept graphs by key.
     index: BTreeMap<u64, u32>,
     /// Graph states by slot (slots of evicted graphs are reused).
@@ -166,6 +177,8 @@ pub struct SignedGraphSketchDetector {
     counts: Vec<u64>,
     /// `|sum|^2` per cluster.
     sum_norms: Vec<i128>,
+    /// Changes of each cluster's sum so far (a graph's cached dot product is valid at one version).
+    versions: Vec<u64>,
     clusters: usize,
     learned: u64,
 }
@@ -180,6 +193,9 @@ struct GraphSketch {
     seen: Vec<u64>,
     /// `|sketch|^2`.
     norm: i128,
+    /// `<sketch, sum_k>` per cluster, valid while `versions[k]` equals the cluster's version.
+    dots: Vec<i128>,
+    versions: Vec<u64>,
     /// The last `shingle_size - 1` tokens, a ring from `head`.
     tail: Vec<u64>,
     tail_len: usize,
@@ -244,10 +260,10 @@ impl DetectorParams for SignedGraphSketchDetectorParams {
             return Err(ParamError::invalid("graph_key", "must name another column than the edge's columns"));
         }
         let edge_type = self.edge_type_key.as_deref().map(|t| schema.resolve("edge_type_key", t)).transpose()?;
-        if let Some(e) = edge_type {
-            if [Some(source), Some(destination), time, Some(graph)].contains(&Some(e)) {
-                return Err(ParamError::invalid("edge_type_key", "must name another column than the other keys"));
-            }
+        if let Some(e) = edge_type
+            && [Some(source), Some(destination), time, Some(graph)].contains(&Some(e))
+        {
+            return Err(ParamError::invalid("edge_type_key", "must name another column than the other keys"));
         }
         Ok(SignedGraphSketchDetector {
             graph,
@@ -262,16 +278,19 @@ impl DetectorParams for SignedGraphSketchDetectorParams {
             normalize: self.normalize_score,
             eps: self.eps,
             seed: self.seed.unwrap_or(0),
-            index: BTreeMap::new(),
-            graphs: Vec::new(),
-            free: Vec::new(),
-            newest: NONE,
-            oldest: NONE,
-            sums: vec![0; self.num_clusters * self.sketch_dim],
-            counts: vec![0; self.num_clusters],
-            sum_norms: vec![0; self.num_clusters],
-            clusters: 0,
-            learned: 0,
+            st: Box::new(State {
+                index: BTreeMap::new(),
+                graphs: Vec::new(),
+                free: Vec::new(),
+                newest: NONE,
+                oldest: NONE,
+                sums: vec![0; self.num_clusters * self.sketch_dim],
+                counts: vec![0; self.num_clusters],
+                sum_norms: vec![0; self.num_clusters],
+                versions: vec![0; self.num_clusters],
+                clusters: 0,
+                learned: 0,
+            }),
         })
     }
 }
@@ -286,7 +305,7 @@ struct Change {
 impl SignedGraphSketchDetector {
     /// Graphs kept now.
     pub fn active_graphs(&self) -> usize {
-        self.index.len()
+        self.st.index.len()
     }
 
     fn edge(&self, x: &[f64]) -> Option<GraphEdge> {
@@ -302,7 +321,7 @@ impl SignedGraphSketchDetector {
 
     /// The coordinate and sign of the shingle `tail + token`, or `None` while the tail is short.
     fn shingle_change(&self, g: Option<&GraphSketch>, token: u64) -> Option<Change> {
-        let mut h = mix64(self.seed ^ 0x5348_494e_474c_45);
+        let mut h = mix64(self.seed ^ 0x0053_4849_4e47_4c45);
         if self.shingle > 1 {
             let g = g?;
             if g.tail_len < self.shingle - 1 {
@@ -318,7 +337,7 @@ impl SignedGraphSketchDetector {
 
     /// The squared distance from `sketch` (with `change`) to each centre, the nearest first found kept.
     fn nearest(&self, g: Option<&GraphSketch>, change: Option<Change>) -> Option<(usize, f64)> {
-        if self.clusters == 0 {
+        if self.st.clusters == 0 {
             return None;
         }
         let mut norm: i128 = g.map_or(0, |g| g.norm);
@@ -327,18 +346,14 @@ impl SignedGraphSketchDetector {
             norm += 2 * i128::from(c.sign) * i128::from(s) + 1;
         }
         let mut best: Option<(usize, f64)> = None;
-        for k in 0..self.clusters {
-            let sum = &self.sums[k * self.dim..(k + 1) * self.dim];
-            let mut dot: i128 = 0;
-            if let Some(g) = g {
-                for &i in &g.touched {
-                    dot += i128::from(g.sketch[i as usize]) * i128::from(sum[i as usize]);
-                }
-            }
+        for k in 0..self.st.clusters {
+            let sum = &self.st.sums[k * self.dim..(k + 1) * self.dim];
+            let mut dot: i128 = g
+                .map_or(0, |g| if g.versions[k] == self.st.versions[k] { g.dots[k] } else { dot_over_touched(g, sum) });
             if let Some(c) = change {
                 dot += i128::from(c.sign) * i128::from(sum[c.at]);
             }
-            let d2 = distance2(norm, dot, self.sum_norms[k], self.counts[k]);
+            let d2 = distance2(norm, dot, self.st.sum_norms[k], self.st.counts[k]);
             if best.is_none_or(|(_, b)| d2 < b) {
                 best = Some((k, d2));
             }
@@ -347,60 +362,69 @@ impl SignedGraphSketchDetector {
     }
 
     fn unlink(&mut self, slot: u32) {
-        let (prev, next) = (self.graphs[slot as usize].prev, self.graphs[slot as usize].next);
+        let (prev, next) = (self.st.graphs[slot as usize].prev, self.st.graphs[slot as usize].next);
         if prev == NONE {
-            self.newest = next
+            self.st.newest = next
         } else {
-            self.graphs[prev as usize].next = next
+            self.st.graphs[prev as usize].next = next
         }
-        if next == NONE { self.oldest = prev } else { self.graphs[next as usize].prev = prev }
+        if next == NONE { self.st.oldest = prev } else { self.st.graphs[next as usize].prev = prev }
     }
 
     fn push_newest(&mut self, slot: u32) {
-        let old = self.newest;
+        let old = self.st.newest;
         {
-            let g = &mut self.graphs[slot as usize];
+            let g = &mut self.st.graphs[slot as usize];
             g.prev = NONE;
             g.next = old;
         }
         if old == NONE {
-            self.oldest = slot
+            self.st.oldest = slot
         } else {
-            self.graphs[old as usize].prev = slot
+            self.st.graphs[old as usize].prev = slot
         }
-        self.newest = slot;
+        self.st.newest = slot;
     }
 
     /// The slot of a new graph: a free one (its buffers cleared) or a new one.
     fn new_slot(&mut self, key: u64) -> u32 {
-        if let Some(slot) = self.free.pop() {
-            let g = &mut self.graphs[slot as usize];
+        if let Some(slot) = self.st.free.pop() {
+            let g = &mut self.st.graphs[slot as usize];
             for &i in &g.touched {
                 g.sketch[i as usize] = 0;
             }
             g.seen.fill(0);
             g.touched.clear();
             g.norm = 0;
+            g.dots.fill(0);
+            g.versions.copy_from_slice(&self.st.versions);
             g.tail_len = 0;
             g.head = 0;
             g.key = key;
             slot
         } else {
-            self.graphs.push(GraphSketch {
+            self.st.graphs.push(GraphSketch {
                 key,
                 sketch: vec![0; self.dim],
                 touched: Vec::new(),
                 seen: vec![0; self.dim.div_ceil(64)],
                 norm: 0,
+                dots: vec![0; self.k],
+                versions: self.st.versions.clone(),
                 tail: vec![0; self.shingle - 1],
                 tail_len: 0,
                 head: 0,
                 prev: NONE,
                 next: NONE,
             });
-            (self.graphs.len() - 1) as u32
+            (self.st.graphs.len() - 1) as u32
         }
     }
+}
+
+/// `<sketch, sum>` over the coordinates the graph has touched.
+fn dot_over_touched(g: &GraphSketch, sum: &[i64]) -> i128 {
+    g.touched.iter().map(|&i| i128::from(g.sketch[i as usize]) * i128::from(sum[i as usize])).sum()
 }
 
 /// `|s - sum/n|^2` from `|s|^2`, `<s, sum>`, `|sum|^2` and `n >= 1`: exact in 128-bit integers, rounded
@@ -422,23 +446,33 @@ fn distance2(norm: i128, dot: i128, sum_norm: i128, n: u64) -> f64 {
 impl Detector for SignedGraphSketchDetector {
     fn learn_one(&mut self, x: &[f64]) {
         let Some(edge) = self.edge(x) else { return };
-        let slot = match self.index.get(&edge.graph) {
+        let slot = match self.st.index.get(&edge.graph) {
             Some(&slot) => {
                 self.unlink(slot);
                 slot
             }
             None => {
                 let slot = self.new_slot(edge.graph);
-                self.index.insert(edge.graph, slot);
+                self.st.index.insert(edge.graph, slot);
                 slot
             }
         };
         self.push_newest(slot);
-        let change = self.shingle_change(Some(&self.graphs[slot as usize]), edge.token);
+        // Bring the graph's dot products up to date with the centres other graphs have moved.
+        {
+            let g = &mut self.st.graphs[slot as usize];
+            for k in 0..self.st.clusters {
+                if g.versions[k] != self.st.versions[k] {
+                    g.dots[k] = dot_over_touched(g, &self.st.sums[k * self.dim..(k + 1) * self.dim]);
+                    g.versions[k] = self.st.versions[k];
+                }
+            }
+        }
+        let change = self.shingle_change(Some(&self.st.graphs[slot as usize]), edge.token);
         let assign =
-            if self.clusters < self.k { None } else { self.nearest(Some(&self.graphs[slot as usize]), change) };
+            if self.st.clusters < self.k { None } else { self.nearest(Some(&self.st.graphs[slot as usize]), change) };
         let dim = self.dim;
-        let g = &mut self.graphs[slot as usize];
+        let g = &mut self.st.graphs[slot as usize];
         if let Some(c) = change {
             let (word, bit) = (c.at / 64, 1u64 << (c.at % 64));
             if g.seen[word] & bit == 0 {
@@ -448,6 +482,9 @@ impl Detector for SignedGraphSketchDetector {
             let s = g.sketch[c.at];
             g.norm += 2 * i128::from(c.sign) * i128::from(s) + 1;
             g.sketch[c.at] = s.saturating_add(c.sign);
+            for k in 0..self.st.clusters {
+                g.dots[k] += i128::from(c.sign) * i128::from(self.st.sums[k * dim + c.at]);
+            }
         }
         if !g.tail.is_empty() {
             if g.tail_len < g.tail.len() {
@@ -460,42 +497,43 @@ impl Detector for SignedGraphSketchDetector {
             }
         }
         // Clusters: a new centre from this sketch, or the sketch added to the nearest centre's sum.
-        let g = &self.graphs[slot as usize];
+        let g = &mut self.st.graphs[slot as usize];
         let k = match assign {
             None => {
-                let k = self.clusters;
-                self.clusters += 1;
+                let k = self.st.clusters;
+                self.st.clusters += 1;
                 k
             }
             Some((k, _)) => k,
         };
-        let sum = &mut self.sums[k * dim..(k + 1) * dim];
-        let mut dot: i128 = 0;
-        for &i in &g.touched {
-            dot += i128::from(g.sketch[i as usize]) * i128::from(sum[i as usize]);
-        }
+        let sum = &mut self.st.sums[k * dim..(k + 1) * dim];
+        // Up to date: refreshed above and moved with the change (a new centre's sum is still zero).
+        let dot = g.dots[k];
         for &i in &g.touched {
             sum[i as usize] = sum[i as usize].saturating_add(g.sketch[i as usize]);
         }
-        self.sum_norms[k] = self.sum_norms[k].saturating_add(dot.saturating_mul(2)).saturating_add(g.norm);
-        self.counts[k] += 1;
+        self.st.sum_norms[k] = self.st.sum_norms[k].saturating_add(dot.saturating_mul(2)).saturating_add(g.norm);
+        self.st.counts[k] += 1;
+        self.st.versions[k] += 1;
+        g.versions[k] = self.st.versions[k];
+        g.dots[k] = dot.saturating_add(g.norm);
         // Evict the least recently learned graph beyond the cap.
-        if self.index.len() > self.max_graphs {
-            let old = self.oldest;
+        if self.st.index.len() > self.max_graphs {
+            let old = self.st.oldest;
             self.unlink(old);
-            let key = self.graphs[old as usize].key;
-            self.index.remove(&key);
-            self.free.push(old);
+            let key = self.st.graphs[old as usize].key;
+            self.st.index.remove(&key);
+            self.st.free.push(old);
         }
-        self.learned += 1;
+        self.st.learned += 1;
     }
 
     fn score_one(&self, x: &[f64]) -> f64 {
-        if self.index.len() < self.warm_up || self.clusters == 0 {
+        if self.st.index.len() < self.warm_up || self.st.clusters == 0 {
             return 0.0;
         }
         let Some(edge) = self.edge(x) else { return 0.0 };
-        let g = self.index.get(&edge.graph).map(|&slot| &self.graphs[slot as usize]);
+        let g = self.st.index.get(&edge.graph).map(|&slot| &self.st.graphs[slot as usize]);
         let change = self.shingle_change(g, edge.token);
         let novelty = match (change, g) {
             (None, _) => 0.0,
@@ -660,11 +698,11 @@ mod tests {
         m.learn_one(&[0.0, 2.0, 3.0, 0.0]); // graph 0 is now the most recent
         m.learn_one(&[3.0, 1.0, 2.0, 0.0]); // evicts graph 1, the least recently learned
         assert_eq!(m.active_graphs(), 3);
-        assert!(m.index.contains_key(&node_key(0.0).unwrap()) && !m.index.contains_key(&node_key(1.0).unwrap()));
-        let learned = m.learned;
+        assert!(m.st.index.contains_key(&node_key(0.0).unwrap()) && !m.st.index.contains_key(&node_key(1.0).unwrap()));
+        let learned = m.st.learned;
         m.learn_one(&[f64::NAN, 1.0, 2.0, 0.0]);
         m.learn_one(&[0.0, f64::INFINITY, 2.0, 0.0]);
-        assert_eq!(m.learned, learned);
+        assert_eq!(m.st.learned, learned);
         assert_eq!(m.score_one(&[0.0, 1.0, f64::NAN, 0.0]), 0.0);
     }
 
@@ -681,21 +719,21 @@ mod tests {
             let g = (mix64(i) % 9) as f64;
             let x = [g, (mix64(3 * i) % 7) as f64, (mix64(3 * i + 1) % 5) as f64, 0.0];
             m.learn_one(&x);
-            if let Some(&slot) = m.index.get(&node_key(g).unwrap()) {
-                let gs = &m.graphs[slot as usize];
+            if let Some(&slot) = m.st.index.get(&node_key(g).unwrap()) {
+                let gs = &m.st.graphs[slot as usize];
                 let (k, d2) = m.nearest(Some(gs), None).unwrap();
                 let dense = |k: usize| -> f64 {
-                    let n = m.counts[k] as f64;
-                    (0..32).map(|j| (gs.sketch[j] as f64 - m.sums[k * 32 + j] as f64 / n).powi(2)).sum()
+                    let n = m.st.counts[k] as f64;
+                    (0..32).map(|j| (gs.sketch[j] as f64 - m.st.sums[k * 32 + j] as f64 / n).powi(2)).sum()
                 };
                 assert!((d2 - dense(k)).abs() <= 1e-9 * dense(k).max(1.0), "row {i}");
-                assert!((0..m.clusters).all(|j| dense(j) >= dense(k) - 1e-9));
+                assert!((0..m.st.clusters).all(|j| dense(j) >= dense(k) - 1e-9));
                 assert_eq!(gs.norm, gs.sketch.iter().map(|&v| i128::from(v) * i128::from(v)).sum::<i128>());
             }
         }
-        for k in 0..m.clusters {
-            let s = &m.sums[k * 32..(k + 1) * 32];
-            assert_eq!(m.sum_norms[k], s.iter().map(|&v| i128::from(v) * i128::from(v)).sum::<i128>());
+        for k in 0..m.st.clusters {
+            let s = &m.st.sums[k * 32..(k + 1) * 32];
+            assert_eq!(m.st.sum_norms[k], s.iter().map(|&v| i128::from(v) * i128::from(v)).sum::<i128>());
         }
     }
 
