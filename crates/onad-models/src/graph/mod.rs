@@ -15,8 +15,8 @@
 //! - [`SketchHash`]: the seeded hash of a key into a sketch row, `((a*key + b) mod p) mod cols` with
 //!   `p = 2^61 - 1`, the universal family the papers use.
 
-pub mod generator;
 mod anoedge;
+pub mod generator;
 mod stream_spot;
 
 pub use anoedge::{AnoEdgeL, AnoEdgeLParams};
