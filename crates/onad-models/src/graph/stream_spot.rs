@@ -445,7 +445,49 @@ fn distance2(norm: i128, dot: i128, sum_norm: i128, n: u64) -> f64 {
 
 impl Detector for SignedGraphSketchDetector {
     fn learn_one(&mut self, x: &[f64]) {
-        let Some(edge) = self.edge(x) else { return };
+        self.learn_scored(x, false);
+    }
+
+    fn score_learn_one(&mut self, x: &[f64]) -> f64 {
+        self.learn_scored(x, true)
+    }
+
+    fn score_one(&self, x: &[f64]) -> f64 {
+        if self.st.index.len() < self.warm_up || self.st.clusters == 0 {
+            return 0.0;
+        }
+        let Some(edge) = self.edge(x) else { return 0.0 };
+        let g = self.st.index.get(&edge.graph).map(|&slot| &self.st.graphs[slot as usize]);
+        let change = self.shingle_change(g, edge.token);
+        let novelty = match (change, g) {
+            (None, _) => 0.0,
+            (Some(_), None) => 1.0,
+            (Some(c), Some(g)) => novelty(g, c),
+        };
+        self.finish(self.nearest(g, change).map_or(0.0, |(_, d2)| d2), novelty)
+    }
+}
+
+/// How new a shingle is to the graph: `1 / (max(sigma * s_j, 0) + 1)`.
+fn novelty(g: &GraphSketch, c: Change) -> f64 {
+    1.0 / ((g.sketch[c.at] * c.sign).max(0) as f64 + 1.0)
+}
+
+impl SignedGraphSketchDetector {
+    /// The score from the squared distance and the novelty.
+    fn finish(&self, d2: f64, novelty: f64) -> f64 {
+        let d = d2.sqrt();
+        let raw = d / (1.0 + d + self.eps) + novelty;
+        let raw = if raw.is_finite() { raw } else { 0.0 };
+        if self.normalize { raw / (1.0 + raw) } else { raw }
+    }
+
+    /// Learns the edge of a row, and when `score` is set returns `score_one`'s value for it, from the
+    /// nearest centre learning finds anyway (a new graph's fresh sketch is the empty sketch `score_one`
+    /// uses, and its novelty 1.0).
+    fn learn_scored(&mut self, x: &[f64], score: bool) -> f64 {
+        let warm = score && self.st.index.len() >= self.warm_up && self.st.clusters > 0;
+        let Some(edge) = self.edge(x) else { return 0.0 };
         let slot = match self.st.index.get(&edge.graph) {
             Some(&slot) => {
                 self.unlink(slot);
@@ -469,8 +511,15 @@ impl Detector for SignedGraphSketchDetector {
             }
         }
         let change = self.shingle_change(Some(&self.st.graphs[slot as usize]), edge.token);
-        let assign =
-            if self.st.clusters < self.k { None } else { self.nearest(Some(&self.st.graphs[slot as usize]), change) };
+        let full = self.st.clusters == self.k;
+        let near = if warm || full { self.nearest(Some(&self.st.graphs[slot as usize]), change) } else { None };
+        let assign = if full { near } else { None };
+        let out = if warm {
+            let novelty = change.map_or(0.0, |c| novelty(&self.st.graphs[slot as usize], c));
+            self.finish(near.map_or(0.0, |(_, d2)| d2), novelty)
+        } else {
+            0.0
+        };
         let dim = self.dim;
         let g = &mut self.st.graphs[slot as usize];
         if let Some(c) = change {
@@ -526,25 +575,7 @@ impl Detector for SignedGraphSketchDetector {
             self.st.free.push(old);
         }
         self.st.learned += 1;
-    }
-
-    fn score_one(&self, x: &[f64]) -> f64 {
-        if self.st.index.len() < self.warm_up || self.st.clusters == 0 {
-            return 0.0;
-        }
-        let Some(edge) = self.edge(x) else { return 0.0 };
-        let g = self.st.index.get(&edge.graph).map(|&slot| &self.st.graphs[slot as usize]);
-        let change = self.shingle_change(g, edge.token);
-        let novelty = match (change, g) {
-            (None, _) => 0.0,
-            (Some(_), None) => 1.0,
-            (Some(c), Some(g)) => 1.0 / ((g.sketch[c.at] * c.sign).max(0) as f64 + 1.0),
-        };
-        let d2 = self.nearest(g, change).map_or(0.0, |(_, d2)| d2);
-        let d = d2.sqrt();
-        let raw = d / (1.0 + d + self.eps) + novelty;
-        let raw = if raw.is_finite() { raw } else { 0.0 };
-        if self.normalize { raw / (1.0 + raw) } else { raw }
+        out
     }
 }
 
@@ -734,6 +765,28 @@ mod tests {
         for k in 0..m.st.clusters {
             let s = &m.st.sums[k * 32..(k + 1) * 32];
             assert_eq!(m.st.sum_norms[k], s.iter().map(|&v| i128::from(v) * i128::from(v)).sum::<i128>());
+        }
+    }
+
+    #[test]
+    fn the_fused_score_is_score_one_before_learning() {
+        // Interleaved graphs, evictions, warm-up and stale dot products: the score learning computes on
+        // the way equals score_one's, to the bit.
+        let p = SignedGraphSketchDetectorParams {
+            sketch_dim: 16,
+            num_clusters: 3,
+            max_graphs: 5,
+            warm_up_graphs: 3,
+            shingle_size: 2,
+            ..Default::default()
+        };
+        let (mut fused, mut split) = (build(p.clone()), build(p));
+        for i in 0..3_000u64 {
+            let x = [(mix64(i) % 8) as f64, (mix64(5 * i) % 6) as f64, (mix64(5 * i + 1) % 4) as f64, 0.0];
+            let a = fused.score_learn_one(&x);
+            let b = split.score_one(&x);
+            split.learn_one(&x);
+            assert_eq!(a.to_bits(), b.to_bits(), "row {i}");
         }
     }
 
