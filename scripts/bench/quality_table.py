@@ -211,6 +211,18 @@ def _isconna(seed, d):
     return ISCONNA(seed=seed)
 
 
+def _anoedge_l(seed, d):
+    from aberrant.model.graph.anoedge import AnoEdgeL
+
+    return AnoEdgeL(seed=seed)
+
+
+def _stream_spot(seed, d):
+    from aberrant.model.graph.streamspot import SignedGraphSketchDetector
+
+    return SignedGraphSketchDetector(graph_key="t", time_key=None, seed=seed)
+
+
 def _stare(seed, d):
     from aberrant.model.distance.stare import StationaryRegionNeighborDetector
 
@@ -416,6 +428,13 @@ MODELS = [
           set_params={k: {} for k in ("ts_mitdb_ecg", "nab_known_cause")},
           note="shingles of 32 rows (fixed in advance); Rust HST on the raw shingles, aberrant's behind its "
                "MinMaxScaler"),
+    Model("anoedge_l", _anoedge_l, "AnoEdgeL(seed=s)", library="aberrant 1.3.0", edges=True,
+          note="defaults on both sides (no decay: time_decay_factor=1.0); the hashes differ (aberrant: "
+               "(a*v+b) mod max(rows, cols) on the id; Rust: (a*k+b) mod 2^61-1 on the id's bits)"),
+    Model("stream_spot", _stream_spot, "SignedGraphSketchDetector(graph_key='t', time_key=None, seed=s)",
+          library="aberrant 1.3.0", edges=True, params={"graph_key": "t", "time_key": None},
+          note="the generator has no graph column: each time bucket (200 edges) is one graph; shingles hash "
+               "differently (aberrant: keyed blake2b; Rust: a 64-bit mix)"),
 ]
 
 

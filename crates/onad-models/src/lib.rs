@@ -54,6 +54,8 @@ pub use drift::{
     ADWIN, ADWINParams, DriftReset, KSWIN, KSWINParams, OnDrift, PageHinkley, PageHinkleyMode, PageHinkleyParams,
 };
 pub use graph::{ISCONNA, ISCONNAParams, MIDAS, MIDASParams};
+pub use graph::{AnoEdgeL, AnoEdgeLParams};
+pub use graph::{SignedGraphSketchDetector, SignedGraphSketchDetectorParams};
 pub use iforest::{ASDIsolationForest, ASDIsolationForestParams};
 pub use iforest::{HalfSpaceTrees, HalfSpaceTreesParams};
 pub use iforest::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};

@@ -37,6 +37,8 @@ use crate::distance::{
 };
 use crate::drift::{ADWIN, ADWINParams, KSWIN, KSWINParams, PageHinkley, PageHinkleyParams};
 use crate::graph::{ISCONNA, ISCONNAParams, MIDAS, MIDASParams};
+use crate::graph::{AnoEdgeL, AnoEdgeLParams};
+use crate::graph::{SignedGraphSketchDetector, SignedGraphSketchDetectorParams};
 use crate::iforest::{ASDIsolationForest, ASDIsolationForestParams};
 use crate::iforest::{HalfSpaceTrees, HalfSpaceTreesParams};
 use crate::iforest::{MondrianForest, MondrianForestParams};
@@ -595,6 +597,8 @@ registry! {
         "rolling_matrix_profile" => RollingMatrixProfile(RollingMatrixProfileParams),
         "multivariate_rolling_matrix_profile" => MultivariateRollingMatrixProfile(MultivariateRollingMatrixProfileParams),
         "seasonal_residual" => SeasonalResidualDetector(SeasonalResidualDetectorParams),
+        "anoedge_l" => AnoEdgeL(AnoEdgeLParams),
+        "stream_spot" => SignedGraphSketchDetector(SignedGraphSketchDetectorParams),
     }
     transformers {
         "min_max_scaler" => MinMaxScaler(MinMaxScalerParams),

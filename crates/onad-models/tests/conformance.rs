@@ -310,14 +310,16 @@ fn every_detector_behind_every_transformer_conforms() {
             // Point the detector's feature parameters at the transformer's output columns.
             let mut json = serde_json::to_value(AnyDetectorParams::example_for(d.name).unwrap()).unwrap();
             let params = json[d.name].as_object_mut().unwrap();
+            let edges = params.contains_key("source_key");
             for (name, value) in params.iter_mut() {
                 match name.as_str() {
                     "key" | "score_key" => *value = out.names()[0].clone().into(),
                     "keys" if !value.is_null() => *value = serde_json::json!([out.names()[0], out.names()[1]]),
-                    // Edge detectors: source, destination and time are three of the output columns.
+                    // Edge detectors: their node (and graph) columns on the transformer's output, no time.
                     "source_key" => *value = out.names()[0].clone().into(),
                     "destination_key" => *value = out.names()[1].clone().into(),
-                    "time_key" if !value.is_null() => *value = out.names()[2].clone().into(),
+                    "graph_key" => *value = out.names()[2].clone().into(),
+                    "time_key" | "edge_type_key" if edges => *value = serde_json::Value::Null,
                     _ => {}
                 }
             }

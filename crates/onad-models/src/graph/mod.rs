@@ -15,12 +15,16 @@
 //! - [`SketchHash`]: the seeded hash of a key into a sketch row, `((a*key + b) mod p) mod cols` with
 //!   `p = 2^61 - 1`, the universal family the papers use.
 
+mod anoedge;
 pub mod generator;
 mod isconna;
 mod midas;
+mod stream_spot;
 
+pub use anoedge::{AnoEdgeL, AnoEdgeLParams};
 pub use isconna::{ISCONNA, ISCONNAParams};
 pub use midas::{MIDAS, MIDASParams};
+pub use stream_spot::{SignedGraphSketchDetector, SignedGraphSketchDetectorParams};
 
 use onad_core::{ParamError, Schema};
 use serde::{Deserialize, Serialize};
