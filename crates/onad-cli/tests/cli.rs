@@ -1577,3 +1577,82 @@ fn completions_and_the_man_page_come_from_the_cli_definition() {
     assert!(page.contains("onad\\-report") || page.contains("report"), "subcommands listed");
     assert!(usage_error(&["completions", "tcsh"]).contains("tcsh"));
 }
+
+/// A series model on the shipped ECG: bad rows keep their places by default (a model of one series at a
+/// fixed cadence), and `--explain` writes the matching subsequence and its distance beside each score.
+#[test]
+fn a_series_model_explains_its_scores_and_keeps_bad_rows_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let ecg = data_dir().join("shippable/ts_mitdb_ecg.csv");
+    let input = dir.path().join("ecg.csv");
+    // The shipped series with one damaged row (row 3000's value is text).
+    let text: String = std::fs::read_to_string(&ecg)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .map(|(i, l)| if i == 3001 { "3000,oops,0\n".to_owned() } else { format!("{l}\n") })
+        .collect();
+    std::fs::write(&input, text).unwrap();
+    let (out, summary_path) = (dir.path().join("scores.csv"), dir.path().join("s.json"));
+    let args = [
+        "run",
+        "--quiet",
+        "--input",
+        input.to_str().unwrap(),
+        "--exclude",
+        "t",
+        "--model",
+        "rolling_matrix_profile",
+        "--set",
+        "subsequence_length=64",
+        "--explain",
+        "--output",
+        out.to_str().unwrap(),
+        "--summary-json",
+        summary_path.to_str().unwrap(),
+    ];
+    let o = onad(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    assert_eq!(
+        (s["bad_rows"].as_str(), s["rows"].as_u64(), s["missing_rows"].as_u64()),
+        (Some("missing"), Some(7500), Some(1))
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("row,score,anomaly,label,match_start,distance"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 7500);
+    assert_eq!(rows[3000][0], "3000", "the damaged row keeps its place");
+    // Past the warm-up every row has a match earlier in the window, at the distance that is its score.
+    let row = &rows[5000];
+    let start: f64 = row[4].parse().unwrap();
+    assert!((0.0..5000.0).contains(&start), "{row:?}");
+    assert_eq!(row[1], row[5], "the distance explained is the score");
+}
+
+/// An edge detector on text ids: `--ids` reads IP addresses exactly, and a row going back in time is a
+/// bad row by default (the model's time column must not decrease).
+#[test]
+fn an_edge_detector_reads_text_ids_and_refuses_time_going_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("flows.csv");
+    let mut text = String::from("src,dst,t,label\n");
+    for i in 0..3_000u32 {
+        let t = i / 100;
+        if i == 1_500 {
+            text.push_str("10.0.0.1,10.0.0.2,3,0\n"); // back in time
+            continue;
+        }
+        let burst = (2_000..2_060).contains(&i);
+        let (a, b) = if burst { (250, 251) } else { (i % 40, (i * 7 + 3) % 40) };
+        text.push_str(&format!("10.0.{a}.1,10.0.{b}.2,{t},{}\n", u8::from(burst)));
+    }
+    std::fs::write(&input, text).unwrap();
+    let s = summary(&["run", "--input", input.to_str().unwrap(), "--ids", "src,dst", "--model", "midas"]);
+    assert_eq!((s["rows"].as_u64(), s["skipped_by_reason"]["time_went_back"].as_u64()), (Some(2_999), Some(1)), "{s}");
+    assert!(s["roc_auc"].as_f64().unwrap() > 0.9, "the burst of a new edge stands out: {s}");
+    // Without --ids the addresses are text in a numeric column: every row is a bad row, named.
+    let o = onad(&["run", "--input", input.to_str().unwrap(), "--model", "midas", "--on-bad-row", "fail"]);
+    assert!(stderr(&o).contains("column 'src': cannot read '10.0.0.1' as a number"), "{}", stderr(&o));
+}

@@ -34,7 +34,9 @@ pub trait Detector: Send + Sync + Debug {
         score
     }
 
-    /// Learns the row, then scores it (the in-sample order of onad's own examples).
+    /// Learns the row, then scores it (the in-sample order of onad's own examples). Behind a transformer of
+    /// a row's place in a sequence (a shingle) this scores the window the row closed, which `learn_one`
+    /// then `score_one` cannot: the second call sees the row as the one after itself.
     fn learn_score_one(&mut self, x: &[f64]) -> f64 {
         self.learn_one(x);
         self.score_one(x)
@@ -103,6 +105,16 @@ pub trait Transformer: Send + Sync + Debug {
     fn learn_transform_one(&mut self, x: &[f64], out: &mut [f64]) {
         self.learn_one(x);
         self.transform_one(x, out);
+    }
+
+    /// Whether the transform of a row is its place in a sequence rather than a map of the row by learned
+    /// statistics: a shingle's `transform_one(x)` is the window `x` closes as the next row, which learning
+    /// `x` does not change. Such a transformer's `learn_transform_one(x)` writes what `transform_one(x)`
+    /// wrote just before learning (so a pipeline scores and learns a row on the same window), where every
+    /// other transformer's writes the transform by the updated state (the default above). The conformance
+    /// suite checks whichever holds. Default: false.
+    fn transforms_next_row(&self) -> bool {
+        false
     }
 
     /// The schema of the transformed rows.
@@ -202,6 +214,9 @@ impl<T: Transformer + ?Sized> Transformer for Box<T> {
     fn learn_transform_one(&mut self, x: &[f64], out: &mut [f64]) {
         (**self).learn_transform_one(x, out)
     }
+    fn transforms_next_row(&self) -> bool {
+        (**self).transforms_next_row()
+    }
     fn output_schema(&self) -> &SchemaRef {
         (**self).output_schema()
     }
@@ -216,6 +231,9 @@ impl<T: Transformer + ?Sized> Transformer for &mut T {
     }
     fn learn_transform_one(&mut self, x: &[f64], out: &mut [f64]) {
         (**self).learn_transform_one(x, out)
+    }
+    fn transforms_next_row(&self) -> bool {
+        (**self).transforms_next_row()
     }
     fn output_schema(&self) -> &SchemaRef {
         (**self).output_schema()

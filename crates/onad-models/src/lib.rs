@@ -53,8 +53,8 @@ pub use distance::{
 pub use drift::{
     ADWIN, ADWINParams, DriftReset, KSWIN, KSWINParams, OnDrift, PageHinkley, PageHinkleyMode, PageHinkleyParams,
 };
-pub use graph::{ISCONNA, ISCONNAParams, MIDAS, MIDASParams};
 pub use graph::{AnoEdgeL, AnoEdgeLParams};
+pub use graph::{ISCONNA, ISCONNAParams, MIDAS, MIDASParams};
 pub use graph::{SignedGraphSketchDetector, SignedGraphSketchDetectorParams};
 pub use iforest::{ASDIsolationForest, ASDIsolationForestParams};
 pub use iforest::{HalfSpaceTrees, HalfSpaceTreesParams};

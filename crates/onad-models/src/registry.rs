@@ -36,8 +36,8 @@ use crate::distance::{
     StationaryRegionNeighborDetectorParams,
 };
 use crate::drift::{ADWIN, ADWINParams, KSWIN, KSWINParams, PageHinkley, PageHinkleyParams};
-use crate::graph::{ISCONNA, ISCONNAParams, MIDAS, MIDASParams};
 use crate::graph::{AnoEdgeL, AnoEdgeLParams};
+use crate::graph::{ISCONNA, ISCONNAParams, MIDAS, MIDASParams};
 use crate::graph::{SignedGraphSketchDetector, SignedGraphSketchDetectorParams};
 use crate::iforest::{ASDIsolationForest, ASDIsolationForestParams};
 use crate::iforest::{HalfSpaceTrees, HalfSpaceTreesParams};
@@ -543,6 +543,9 @@ macro_rules! registry {
             }
             fn learn_transform_one(&mut self, x: &[f64], out: &mut [f64]) {
                 match self { $( Self::$T(m) => m.learn_transform_one(x, out), )* }
+            }
+            fn transforms_next_row(&self) -> bool {
+                match self { $( Self::$T(m) => m.transforms_next_row(), )* }
             }
             fn output_schema(&self) -> &SchemaRef { match self { $( Self::$T(m) => m.output_schema(), )* } }
         }

@@ -638,6 +638,11 @@ impl Detector for AnoEdgeL {
 }
 
 impl Describe for AnoEdgeLParams {
+    const REFERENCE: &'static str =
+        "Bhatia, Wadhwa, Kawaguchi, Shah, Yu & Hooi 2023, Sketch-Based Anomaly Detection in Streaming Graphs (KDD)";
+    fn ordered_column(&self) -> Option<&str> {
+        self.time_key.as_deref()
+    }
     const SUMMARY: &'static str =
         "AnoEdge-L: edges in count-min sketch matrices, scored by a local dense submatrix around their cell";
     const PARAMS: &'static [ParamDoc] = &[

@@ -454,6 +454,11 @@ impl Detector for ISCONNA {
 }
 
 impl Describe for ISCONNAParams {
+    const REFERENCE: &'static str =
+        "Liu, Bhatia & Hooi 2021, Isconna: Streaming Anomaly Detection with Frequency and Patterns (arXiv:2104.01632)";
+    fn ordered_column(&self) -> Option<&str> {
+        self.time_key.as_deref()
+    }
     const SUMMARY: &'static str = "Isconna: G-tests of an edge's burst, run of presence and gap of absence, from count-min sketches (edge streams)";
     const PARAMS: &'static [ParamDoc] = &[
         ParamDoc {

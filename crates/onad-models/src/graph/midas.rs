@@ -335,6 +335,10 @@ impl Detector for MIDAS {
 }
 
 impl Describe for MIDASParams {
+    const REFERENCE: &'static str = "Bhatia, Hooi, Yoon, Shin & Faloutsos 2020, MIDAS: Microcluster-Based Detector of Anomalies in Edge Streams (AAAI)";
+    fn ordered_column(&self) -> Option<&str> {
+        self.time_key.as_deref()
+    }
     const SUMMARY: &'static str = "MIDAS / MIDAS-R: chi-square test of an edge's count in the current time bucket against its mean (edge streams)";
     const PARAMS: &'static [ParamDoc] = &[
         ParamDoc {

@@ -580,6 +580,10 @@ impl SignedGraphSketchDetector {
 }
 
 impl Describe for SignedGraphSketchDetectorParams {
+    const REFERENCE: &'static str = "Manzoor, Milajerdi & Akoglu 2016, Fast Memory-efficient Anomaly Detection in Streaming Heterogeneous Graphs (KDD), as aberrant adapts it";
+    fn ordered_column(&self) -> Option<&str> {
+        self.time_key.as_deref()
+    }
     const SUMMARY: &'static str =
         "StreamSpot-style: signed sketch of edge shingles per graph, online k-means, distance + novelty";
     const PARAMS: &'static [ParamDoc] = &[

@@ -267,6 +267,7 @@ impl Detector for XLagDAMP {
 }
 
 impl Describe for XLagDAMPParams {
+    const REFERENCE: &'static str = "Lu, Wu, Mueen, Zuluaga & Keogh 2022, Matrix Profile XXIV: Scaling Time Series Anomaly Detection to Trillions of Datapoints and Ultra-fast Arriving Data Streams (KDD)";
     const SUMMARY: &'static str =
         "left-discord score of the newest subsequence of one series, DAMP with early abandoning (X-Lag, amnesic)";
     const PARAMS: &'static [ParamDoc] = &[

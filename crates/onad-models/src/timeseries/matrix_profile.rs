@@ -439,6 +439,7 @@ const SHARED_PARAMS: [ParamDoc; 4] = [
 ];
 
 impl Describe for RollingMatrixProfileParams {
+    const REFERENCE: &'static str = "Yeh, Zhu, Ulanova, Begum, Ding, Dau, Silva, Mueen & Keogh 2016, Matrix Profile I: All Pairs Similarity Joins for Time Series (ICDM)";
     const SUMMARY: &'static str =
         "distance from the newest subsequence of one series to its nearest earlier one in a window (matrix profile)";
     const PARAMS: &'static [ParamDoc] = &[
@@ -460,6 +461,7 @@ impl Describe for RollingMatrixProfileParams {
 }
 
 impl Describe for MultivariateRollingMatrixProfileParams {
+    const REFERENCE: &'static str = "Matrix Profile for Anomaly Detection on Multidimensional Time Series (arXiv:2409.09298), pre-max aggregation; Yeh et al. 2016 (ICDM) for the profile";
     const SUMMARY: &'static str =
         "smallest over earlier starts of the largest channel distance to the newest multivariate subsequence";
     const PARAMS: &'static [ParamDoc] = &[

@@ -386,6 +386,8 @@ impl Detector for SeasonalResidualDetector {
 }
 
 impl Describe for SeasonalResidualDetectorParams {
+    const REFERENCE: &'static str =
+        "Hyndman & Athanasopoulos, Forecasting: Principles and Practice (3rd ed.), additive Holt-Winters";
     const SUMMARY: &'static str =
         "one-step additive Holt-Winters forecast residual over the faded mean absolute error (aberrant)";
     const PARAMS: &'static [ParamDoc] = &[

@@ -34,14 +34,11 @@ pub struct ShingleTransformerParams {
 ///
 /// # Composition
 /// pysad builds a point's shingle from the rows before it and then appends the point
-/// (`fit_transform_partial`), so learning and scoring see the same shingle. onad's pipelines score a row
-/// on the transform before learning it and learn it on the transform after (`Transformer`), and the
-/// transform after learning a row must be the transform of that row by the updated state. So
-/// `transform_one(x)` is the shingle ending with `x`: the last `s - 1` rows learned then `x`, except when
-/// `x` equals (bit for bit, on the key columns) the row learned last, which it then takes to be that row:
-/// the last `s` rows learned. Learning therefore always sees the shingle of pysad; scoring does too except
-/// for a row that repeats the previous one exactly, which is scored on the previous row's shingle (the
-/// shingle it would get differs from that one only by the shift of one lag).
+/// (`fit_transform_partial`), so learning and scoring see the same shingle. Here too: `transform_one(x)`
+/// is the shingle `x` closes as the next row (the last `s - 1` rows learned, then `x`), and
+/// `learn_transform_one(x)` writes that same shingle and then learns `x`
+/// ([`Transformer::transforms_next_row`] is true), so a pipeline scores and learns every row on pysad's
+/// shingle, repeated rows included.
 ///
 /// # Cost
 /// O(s k) per row to write the shingle (k key columns), O(k) to learn a row (one slot of a ring of `s`
@@ -140,11 +137,6 @@ impl Transformer for ShingleTransformer {
 
     fn transform_one(&self, x: &[f64], out: &mut [f64]) {
         let k = self.columns.len();
-        let is_last =
-            self.len > 0 && self.slot(0).iter().zip(&self.columns).all(|(v, &c)| v.to_bits() == x[c].to_bits());
-        if is_last {
-            return self.write_window(out);
-        }
         let (front, current) = out.split_at_mut((self.size - 1) * k);
         for (o, &c) in current.iter_mut().zip(&self.columns) {
             *o = x[c];
@@ -160,9 +152,13 @@ impl Transformer for ShingleTransformer {
     }
 
     fn learn_transform_one(&mut self, x: &[f64], out: &mut [f64]) {
-        // The row just learned is the last one: its shingle is the window, with no comparison.
+        // The shingle x closes is the window once x is in it.
         self.learn_one(x);
         self.write_window(out);
+    }
+
+    fn transforms_next_row(&self) -> bool {
+        true
     }
 
     fn output_schema(&self) -> &SchemaRef {
@@ -234,22 +230,22 @@ mod tests {
     }
 
     #[test]
-    fn a_repeated_row_is_scored_on_the_previous_shingle() {
+    fn a_repeated_row_is_scored_and_learned_on_its_own_shingle() {
         let mut t = shingle(3, &["v"], None);
         let mut out = [0.0; 3];
         for v in [1.0, 2.0, 3.0] {
             t.learn_one(&[v]);
         }
         t.transform_one(&[3.0], &mut out);
-        assert_eq!(out, [1.0, 2.0, 3.0]); // pysad: [2, 3, 3]
+        assert_eq!(out, [2.0, 3.0, 3.0]); // pysad's shingle of a repeated 3
         t.learn_transform_one(&[3.0], &mut out);
-        assert_eq!(out, [2.0, 3.0, 3.0]); // learning is exact
-        // A missing value stays in its lag and is not mistaken for another.
+        assert_eq!(out, [2.0, 3.0, 3.0], "learned on the shingle it was scored on");
+        // A missing value stays in its lag.
         t.learn_one(&[f64::NAN]);
         t.transform_one(&[4.0], &mut out);
         assert!(out[0] == 3.0 && out[1].is_nan() && out[2] == 4.0, "{out:?}");
         t.transform_one(&[f64::NAN], &mut out);
-        assert!(out[0] == 3.0 && out[1] == 3.0 && out[2].is_nan(), "{out:?}");
+        assert!(out[0] == 3.0 && out[1].is_nan() && out[2].is_nan(), "{out:?}");
     }
 
     #[test]
