@@ -85,6 +85,31 @@ fn config_check(file: &std::path::Path) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Sends the library crates' log events (connector reconnections, checkpoint writes and resumes, per-key
+/// evictions) to stderr: warnings and errors by default, also info with `-v`, only errors with `-q`;
+/// `ONAD_LOG=error|warn|info|debug|trace` sets the level and `ONAD_LOG_FORMAT=json` writes one JSON object
+/// per event (time, level, target, message and the event's fields) for log collectors.
+pub fn init_logs(verbose: bool, quiet: bool) {
+    use tracing::Level;
+    let level = match std::env::var("ONAD_LOG").ok().as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("error") => Level::ERROR,
+        Some("warn") => Level::WARN,
+        Some("info") => Level::INFO,
+        Some("debug") => Level::DEBUG,
+        Some("trace") => Level::TRACE,
+        _ if quiet => Level::ERROR,
+        _ if verbose => Level::INFO,
+        _ => Level::WARN,
+    };
+    let builder = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_target(false);
+    // Already set (a second call): the first one stands.
+    let _ = if std::env::var("ONAD_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().try_init()
+    } else {
+        builder.with_ansi(false).try_init()
+    };
+}
+
 /// Writes generated text to standard output (a reader that went away is handled like any other).
 fn print_bytes(bytes: &[u8]) -> Result<(), Failure> {
     use std::io::Write as _;
@@ -126,6 +151,9 @@ fn main() -> ExitCode {
         }
         Err(e) => e.exit(),
     };
+    if !matches!(cli.command, Command::Run(_)) {
+        init_logs(false, false);
+    }
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Eval(args) => eval::eval(args),

@@ -284,7 +284,8 @@ pub struct RunArgs {
     quiet: bool,
 
     /// Progress as plain lines every 5 s with memory, also on a terminal (where a live bar is the
-    /// default; without a terminal the lines come every 30 s).
+    /// default; without a terminal the lines come every 30 s), and info log events (checkpoint writes,
+    /// resumes; `ONAD_LOG=LEVEL` and `ONAD_LOG_FORMAT=json` tune the logs).
     #[arg(long, short)]
     #[serde(default, skip_serializing_if = "is_false")]
     verbose: bool,
@@ -764,6 +765,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         Some(file) => args.over_file(&file).map_err(Failure::Usage)?,
         None => args,
     };
+    crate::init_logs(args.verbose, args.quiet);
     let (job, shown) = setup(&args).map_err(Failure::Usage)?;
     let prepared = job.prepare().map_err(|e| Failure::Usage(e.into()))?;
     for w in prepared.warnings() {

@@ -1656,3 +1656,32 @@ fn an_edge_detector_reads_text_ids_and_refuses_time_going_back() {
     let o = onad(&["run", "--input", input.to_str().unwrap(), "--model", "midas", "--on-bad-row", "fail"]);
     assert!(stderr(&o).contains("column 'src': cannot read '10.0.0.1' as a number"), "{}", stderr(&o));
 }
+
+/// Structured logs: with -v the checkpoint writes and the resume are events on stderr, as JSON objects
+/// with their fields under ONAD_LOG_FORMAT=json; without -v only warnings and errors are logged.
+#[test]
+fn checkpoint_writes_and_resumes_are_structured_log_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("ck");
+    let run = |extra: &[&str], json: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_onad"));
+        cmd.args(["run", "--checkpoint", ck.to_str().unwrap(), "--checkpoint-every", "20000"])
+            .args(extra)
+            .current_dir(root());
+        if json {
+            cmd.env("ONAD_LOG_FORMAT", "json");
+        }
+        cmd.output().unwrap()
+    };
+    let quiet_logs = run(&[], false);
+    assert!(quiet_logs.status.success());
+    assert!(!stderr(&quiet_logs).contains("checkpoint written"), "{}", stderr(&quiet_logs));
+    let o = run(&["-v", "--resume"], true);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let events: Vec<Value> = stderr(&o).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let resumed = events.iter().find(|e| e["fields"]["message"] == "resuming from checkpoint").expect("a resume event");
+    assert_eq!(resumed["fields"]["rows"], 49097);
+    let written = events.iter().find(|e| e["fields"]["message"] == "checkpoint written").expect("a write event");
+    assert_eq!(written["level"], "INFO");
+    assert!(written["fields"]["bytes"].as_u64().unwrap() > 0 && written["fields"]["path"].is_string());
+}

@@ -670,6 +670,10 @@ where
                     )));
                 }
                 Some((c, path, w)) => {
+                    for damaged in &w {
+                        tracing::warn!(damaged = %damaged, "skipped a damaged checkpoint generation");
+                    }
+                    tracing::info!(path = %path.display(), rows = c.rows_seen, position = %c.position, "resuming from checkpoint");
                     warnings = w;
                     loaded = Some((c, path));
                 }
@@ -1115,12 +1119,21 @@ where
                 keyed,
                 input: Some(&shape),
             };
-            cd.write(&Checkpoint {
+            let started = Instant::now();
+            let path = cd.write(&Checkpoint {
                 model_kind: kind.clone(),
                 rows_seen: rows,
                 position: progress.position.clone(),
                 state,
             })?;
+            tracing::info!(
+                path = %path.display(),
+                rows,
+                position = %progress.position,
+                bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+                ms = started.elapsed().as_millis() as u64,
+                "checkpoint written"
+            );
             Ok(())
         };
         let sink = |scored: &Scored<'_>| shared.borrow_mut().write(scored);

@@ -497,6 +497,11 @@ where
                             let owner = &mut jobs[spread(old, n)];
                             owner.evict.push((owner.keys.len(), old));
                             keyed.evictions += 1;
+                            tracing::debug!(
+                                key = f64::from_bits(old),
+                                live = cap,
+                                "per-key model evicted (least recently used)"
+                            );
                         }
                     }
                     owners.push(w);

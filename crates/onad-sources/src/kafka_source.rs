@@ -117,9 +117,12 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 
 impl ClientContext for Context {
     /// librdkafka reconnects by itself; the source only notes when every broker is down, for `give_up_ms`.
-    fn error(&self, error: KafkaError, _reason: &str) {
+    fn error(&self, error: KafkaError, reason: &str) {
         if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) {
+            tracing::warn!(error = %error, reason, "kafka: every broker is down; librdkafka keeps reconnecting");
             lock(&self.shared).down_since.get_or_insert_with(Instant::now);
+        } else {
+            tracing::debug!(error = %error, reason, "kafka: client error (librdkafka retries)");
         }
     }
 }

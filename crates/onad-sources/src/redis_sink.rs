@@ -220,6 +220,12 @@ impl RedisStreamSink {
                             self.give_up.as_millis()
                         )));
                     }
+                    tracing::warn!(
+                        sink = %self.name,
+                        error = %e,
+                        retry_in_ms = delay.min(left).as_millis() as u64,
+                        "redis: connection lost while appending, reconnecting"
+                    );
                     std::thread::sleep(delay.min(left));
                     delay = (delay * 2).min(MAX_DELAY);
                 }

@@ -184,6 +184,7 @@ impl Backoff {
             }
             delay = delay.min(left);
         }
+        tracing::warn!(source = name, error = %error, retry_in_ms = delay.as_millis() as u64, "redis: connection lost, reconnecting");
         let until = Instant::now() + delay;
         while Instant::now() < until {
             if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
