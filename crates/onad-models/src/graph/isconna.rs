@@ -4,11 +4,11 @@
 use onad_core::{Detector, DetectorParams, ParamDoc, ParamError, SchemaRef};
 use serde::{Deserialize, Serialize};
 
-use super::{EdgeClock, EdgeColumns, SketchHash, decay_power, node_sketch_key, pair_key};
+use super::{EdgeClock, EdgeColumns, SketchHash, check_sketch, decay_power, node_sketch_key, pair_key};
 use crate::registry::Describe;
 
 /// The most cells a sketch may have (`count_min_rows * count_min_cols`): 2^24 cells, 1.25 GiB per sketch.
-const MAX_CELLS: usize = 1 << 24;
+const MAX_CELLS_LOG2: u32 = 24;
 
 /// Hyperparameters of [`ISCONNA`] (aberrant 1.3.0 names and defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -268,27 +268,7 @@ pub struct ISCONNA {
 impl DetectorParams for ISCONNAParams {
     type Model = ISCONNA;
     fn build(&self, schema: &SchemaRef) -> Result<ISCONNA, ParamError> {
-        if self.count_min_rows == 0 {
-            return Err(ParamError::invalid("count_min_rows", "must be at least 1, got 0"));
-        }
-        if self.count_min_cols == 0 {
-            return Err(ParamError::invalid("count_min_cols", "must be at least 1, got 0"));
-        }
-        if self.count_min_rows.saturating_mul(self.count_min_cols) > MAX_CELLS {
-            return Err(ParamError::invalid(
-                "count_min_cols",
-                format!(
-                    "count_min_rows * count_min_cols must be at most 2^24, got {} * {}",
-                    self.count_min_rows, self.count_min_cols
-                ),
-            ));
-        }
-        if !(self.time_decay_factor > 0.0 && self.time_decay_factor <= 1.0) {
-            return Err(ParamError::invalid(
-                "time_decay_factor",
-                format!("must be in (0, 1], got {}", self.time_decay_factor),
-            ));
-        }
+        check_sketch(self.count_min_rows, self.count_min_cols, MAX_CELLS_LOG2, self.time_decay_factor)?;
         for (name, v) in [("alpha", self.alpha), ("beta", self.beta), ("gamma", self.gamma)] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(ParamError::invalid(name, format!("must be a finite number >= 0, got {v}")));

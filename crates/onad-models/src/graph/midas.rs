@@ -4,11 +4,11 @@
 use onad_core::{Detector, DetectorParams, ParamDoc, ParamError, SchemaRef};
 use serde::{Deserialize, Serialize};
 
-use super::{EdgeClock, EdgeColumns, SketchHash, decay_power, node_sketch_key, pair_key};
+use super::{EdgeClock, EdgeColumns, SketchHash, check_sketch, decay_power, node_sketch_key, pair_key};
 use crate::registry::Describe;
 
 /// The most cells a sketch may have (`count_min_rows * count_min_cols`): 2^26 cells, 1.5 GiB per sketch.
-const MAX_CELLS: usize = 1 << 26;
+const MAX_CELLS_LOG2: u32 = 26;
 
 /// Hyperparameters of [`MIDAS`] (aberrant 1.3.0 names and defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,27 +162,7 @@ pub struct MIDAS {
 impl DetectorParams for MIDASParams {
     type Model = MIDAS;
     fn build(&self, schema: &SchemaRef) -> Result<MIDAS, ParamError> {
-        if self.count_min_rows == 0 {
-            return Err(ParamError::invalid("count_min_rows", "must be at least 1, got 0"));
-        }
-        if self.count_min_cols == 0 {
-            return Err(ParamError::invalid("count_min_cols", "must be at least 1, got 0"));
-        }
-        if self.count_min_rows.saturating_mul(self.count_min_cols) > MAX_CELLS {
-            return Err(ParamError::invalid(
-                "count_min_cols",
-                format!(
-                    "count_min_rows * count_min_cols must be at most 2^26, got {} * {}",
-                    self.count_min_rows, self.count_min_cols
-                ),
-            ));
-        }
-        if !(self.time_decay_factor > 0.0 && self.time_decay_factor <= 1.0) {
-            return Err(ParamError::invalid(
-                "time_decay_factor",
-                format!("must be in (0, 1], got {}", self.time_decay_factor),
-            ));
-        }
+        check_sketch(self.count_min_rows, self.count_min_cols, MAX_CELLS_LOG2, self.time_decay_factor)?;
         let columns = EdgeColumns::resolve(schema, &self.source_key, &self.destination_key, self.time_key.as_deref())?;
         let seed = self.seed.unwrap_or(0);
         let groups = if self.use_relational { 3 } else { 1 };

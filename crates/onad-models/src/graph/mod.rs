@@ -155,6 +155,28 @@ impl EdgeClock {
     }
 }
 
+/// The checks of a count-min sketch's parameters that the sketch-based edge detectors share (names as
+/// aberrant's): `count_min_rows` and `count_min_cols` at least 1, their product at most `2^max_cells_log2`
+/// (memory fixed by the parameters, and bounded), `time_decay_factor` in (0, 1].
+pub(crate) fn check_sketch(rows: usize, cols: usize, max_cells_log2: u32, decay: f64) -> Result<(), ParamError> {
+    if rows == 0 {
+        return Err(ParamError::invalid("count_min_rows", "must be at least 1, got 0"));
+    }
+    if cols == 0 {
+        return Err(ParamError::invalid("count_min_cols", "must be at least 1, got 0"));
+    }
+    if rows.saturating_mul(cols) > 1 << max_cells_log2 {
+        return Err(ParamError::invalid(
+            "count_min_cols",
+            format!("count_min_rows * count_min_cols must be at most 2^{max_cells_log2}, got {rows} * {cols}"),
+        ));
+    }
+    if !(decay > 0.0 && decay <= 1.0) {
+        return Err(ParamError::invalid("time_decay_factor", format!("must be in (0, 1], got {decay}")));
+    }
+    Ok(())
+}
+
 /// The Mersenne prime `2^61 - 1` of [`SketchHash`].
 const P61: u64 = (1 << 61) - 1;
 
