@@ -18,6 +18,8 @@ use onad_core::{Scored, Sink, SinkError, SinkLayout, SinkPosition};
 use onad_pipeline::metrics::{self, Prequential};
 use onad_sources::{LabelColumn, SourceOptions};
 
+use crate::run::thousands;
+
 /// Columns of the plots over time.
 pub const COLUMNS: usize = 1200;
 
@@ -203,12 +205,9 @@ pub fn render(title: &str, data: &ReportData, summary: Option<&serde_json::Value
     );
     if let Some(c) = labelled.then(|| metrics::curves(&data.scores, &data.labels)).flatten() {
         let mut pair = String::from("<div class=\"pair\">");
-        pair.push_str(&curve("ROC (false positive rate, true positive rate)", &c.roc, Some(((0.0, 0.0), (1.0, 1.0)))));
-        pair.push_str(&curve(
-            "Precision-recall (recall, precision)",
-            &c.pr,
-            Some(((0.0, c.prevalence), (1.0, c.prevalence))),
-        ));
+        pair.push_str(&curve("ROC", ("false positive rate", "true positive rate"), &c.roc, ((0.0, 0.0), (1.0, 1.0))));
+        let chance = ((0.0, c.prevalence), (1.0, c.prevalence));
+        pair.push_str(&curve("Precision-recall", ("recall", "precision"), &c.pr, chance));
         pair.push_str("</div>");
         section(&mut body, "ROC and precision-recall curves", "Every row; the grey line is a random ranking.", &pair);
         let window = window
@@ -452,26 +451,15 @@ fn histogram(data: &ReportData) -> String {
     f.svg(&inner, "score", "share of rows")
 }
 
-fn curve(title: &str, points: &[(f64, f64)], baseline: Option<((f64, f64), (f64, f64))>) -> String {
+/// A curve in the unit square with the line of a random ranking (`chance`), at most 2,000 points drawn.
+fn curve(title: &str, (x, y): (&str, &str), points: &[(f64, f64)], chance: ((f64, f64), (f64, f64))) -> String {
     let f = Frame::new(520.0, 400.0, (0.0, 1.0), (0.0, 1.0));
-    let mut inner = String::new();
-    if let Some((a, b)) = baseline {
-        inner.push_str(&polyline(&f, [a, b].into_iter(), "stroke=\"#aaa\" stroke-dasharray=\"3 3\""));
-    }
-    // At most 2,000 points: every k-th, with the last.
+    let mut inner = polyline(&f, [chance.0, chance.1].into_iter(), "stroke=\"#aaa\" stroke-dasharray=\"3 3\"");
+    // Every k-th point, with the last.
     let k = points.len().div_ceil(2000).max(1);
     let kept = points.iter().copied().enumerate().filter(|(i, _)| i % k == 0 || *i + 1 == points.len()).map(|(_, p)| p);
     inner.push_str(&polyline(&f, kept, "stroke=\"#2e86c1\" stroke-width=\"1.6\""));
-    let (x, y) = title
-        .split_once(" (")
-        .map(|(_, r)| r.trim_end_matches(')'))
-        .and_then(|r| r.split_once(", "))
-        .unwrap_or(("", ""));
-    format!(
-        "<figure><figcaption>{}</figcaption>{}</figure>",
-        esc(title.split(" (").next().unwrap_or(title)),
-        f.svg(&inner, x, y)
-    )
+    format!("<figure><figcaption>{}</figcaption>{}</figure>", esc(title), f.svg(&inner, x, y))
 }
 
 /// The windowed ROC-AUC plot and its sentence.
@@ -540,23 +528,12 @@ fn short(v: f64) -> String {
     if a != 0.0 && !(1e-3..1e6).contains(&a) {
         format!("{v:.1e}")
     } else if a >= 1000.0 {
-        thousands(v.round() as u64).to_string()
+        let digits = thousands(a.round() as u64);
+        if v < 0.0 { format!("-{digits}") } else { digits }
     } else {
         let s = format!("{v:.3}");
         s.trim_end_matches('0').trim_end_matches('.').to_owned()
     }
-}
-
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// HTML text escaping.
@@ -620,6 +597,7 @@ mod tests {
         assert_eq!(ticks(0.0, 10_000.0), [0.0, 2000.0, 4000.0, 6000.0, 8000.0, 10_000.0]);
         assert_eq!(short(0.6000000000000001), "0.6");
         assert_eq!(short(12_000.0), "12,000");
+        assert_eq!(short(-12_000.0), "-12,000");
         assert_eq!(short(2.5e-5), "2.5e-5");
     }
 }
