@@ -13,7 +13,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("onad-models", &["onad-core"]),
     ("onad-sources", &["onad-core"]),
     ("onad-pipeline", &["onad-core"]),
-    ("onad-cli", &["onad-core", "onad-models", "onad-sources", "onad-pipeline"]),
+    ("onad-worker", &["onad-core", "onad-models", "onad-sources", "onad-pipeline"]),
+    ("onad-cli", &["onad-core", "onad-models", "onad-sources", "onad-pipeline", "onad-worker"]),
     // The facade: one dependency line for library users; re-exports only.
     ("onad", &["onad-core", "onad-models", "onad-sources", "onad-pipeline"]),
 ];

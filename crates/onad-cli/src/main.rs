@@ -16,6 +16,8 @@ mod progress;
 mod report;
 mod run;
 mod spec;
+#[cfg(feature = "kafka")]
+mod worker;
 
 use std::process::ExitCode;
 
@@ -46,6 +48,10 @@ enum Command {
     /// Work with config files of `onad run --config`.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Join a group of workers on a Kafka topic: score and learn the partitions this worker owns, with
+    /// model state that follows the partitions (snapshot, then commit; restore on assignment).
+    #[cfg(feature = "kafka")]
+    Worker(Box<worker::WorkerArgs>),
     /// Look into checkpoints.
     #[command(subcommand)]
     Checkpoint(CheckpointCommand),
@@ -151,12 +157,18 @@ fn main() -> ExitCode {
         }
         Err(e) => e.exit(),
     };
-    if !matches!(cli.command, Command::Run(_)) {
+    #[cfg(feature = "kafka")]
+    let logs_later = matches!(cli.command, Command::Run(_) | Command::Worker(_));
+    #[cfg(not(feature = "kafka"))]
+    let logs_later = matches!(cli.command, Command::Run(_));
+    if !logs_later {
         init_logs(false, false);
     }
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Eval(args) => eval::eval(args),
+        #[cfg(feature = "kafka")]
+        Command::Worker(args) => worker::run(*args),
         Command::Models(args) => models::list(&args).map_err(Failure::Usage),
         Command::Datasets(args) => datasets::command(args),
         Command::Report(args) => report::run(&args).map_err(Failure::Run),

@@ -332,7 +332,7 @@ fn parse_model_arg(text: &str) -> Result<ModelArg, String> {
 
 /// Serde through the text forms of `FromStr` / `Display` (thresholds, protect rules): a config file
 /// writes `threshold = "quantile:0.99"`, exactly as the flag.
-mod as_text {
+pub(crate) mod as_text {
     use std::fmt::Display;
     use std::str::FromStr;
 
@@ -376,6 +376,11 @@ impl RunArgs {
 
 /// Parses a config file; errors (one line) name the line and column of the mistake and what is wrong there.
 pub fn parse_config(text: &str) -> Result<RunArgs, String> {
+    parse_toml(text)
+}
+
+/// Parses TOML into any options struct; errors (one line) name the line and column of the mistake.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
     toml::from_str(text).map_err(|e| {
         let message = e.message().trim().replace('\n', "; ");
         match e.span() {

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
-use onad_core::{Schema, SchemaRef, SourceError};
+use onad_core::{BadRecord, Schema, SchemaRef, SourceError};
 use serde::Deserializer as _;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -180,6 +180,51 @@ impl JsonRow {
         // Counted once the row is good: a bad row's keys are part of its bad record.
         self.ignored_keys += unknown;
         Ok(())
+    }
+}
+
+/// JSON objects into rows one at a time, by the rules every JSON connector follows (columns from the
+/// first object and the [`SourceOptions`], numbers as `f64`, `null` NaN, booleans 1 / 0, the same bad-row
+/// reasons), for a caller that fetches messages itself: the worker of `onad worker` reads Kafka partitions
+/// this way.
+#[derive(Debug)]
+pub struct JsonObjects {
+    row: JsonRow,
+    schema: SchemaRef,
+    name: String,
+}
+
+impl JsonObjects {
+    /// Takes the columns from `first` (one JSON object) under `options`; `name` names the input in errors.
+    pub fn from_first(name: &str, first: &[u8], options: &SourceOptions) -> Result<Self, SourceError> {
+        let keys = first_keys(first, "message").map_err(|p| SourceError::Schema {
+            source_name: name.to_owned(),
+            message: format!("the first message cannot give the columns: {}", p.detail),
+        })?;
+        let (row, schema) = JsonRow::new(name, keys, options, "message")?;
+        Ok(JsonObjects { row, schema, name: name.to_owned() })
+    }
+
+    /// The feature columns.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Whether the objects carry a label column.
+    pub fn has_labels(&self) -> bool {
+        self.row.label().is_some()
+    }
+
+    /// Parses one object: pushes its features onto `values` and returns its label (NaN without one), or
+    /// the bad record (named by `row`, which the caller chooses: an offset) with `values` unchanged.
+    pub fn parse(&mut self, bytes: &[u8], row: u64, values: &mut Vec<f64>) -> Result<f64, BadRecord> {
+        let mut label = f64::NAN;
+        match self.row.parse(bytes, values, &mut label) {
+            Ok(()) => Ok(label),
+            Err(p) => {
+                Err(BadRecord { source: self.name.clone(), row, column: p.column, reason: p.reason, detail: p.detail })
+            }
+        }
     }
 }
 

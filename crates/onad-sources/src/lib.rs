@@ -56,9 +56,15 @@ pub use parquet_sink::ParquetSink;
 
 #[cfg(any(feature = "jsonl", feature = "redis", feature = "kafka"))]
 mod json_row;
+#[cfg(any(feature = "jsonl", feature = "redis", feature = "kafka"))]
+pub use json_row::JsonObjects;
 
 #[cfg(any(feature = "redis", feature = "kafka"))]
 mod message;
+/// The number a broker message's key stands for (its text when it is a number held exactly, else a hash):
+/// how the broker sources fill their key column and how `onad worker` names per-key models.
+#[cfg(any(feature = "redis", feature = "kafka"))]
+pub use message::key_number as message_key;
 
 #[cfg(feature = "jsonl")]
 mod jsonl_source;

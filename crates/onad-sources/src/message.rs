@@ -374,7 +374,7 @@ impl<R: MessageReader> MessageStream<R> {
 /// number (integers only below 2^53, where `f64` is exact); any other key is a 64-bit FNV-1a hash of its bytes cut to 53 bits (so the `f64` holds it
 /// exactly; distinct keys collide with probability about n^2 / 2^54); no key is NaN.
 #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
-pub(crate) fn key_number(key: Option<&[u8]>) -> f64 {
+pub fn key_number(key: Option<&[u8]>) -> f64 {
     let Some(key) = key else {
         return f64::NAN;
     };

@@ -1,0 +1,318 @@
+//! `onad worker` processes on a consumer group over rdkafka's mock cluster (hosted by this test process on
+//! 127.0.0.1): the reliability scenarios T1 (kill -9 over Kafka), T5 (broker down), T6 (rebalance with
+//! per-key models), T7 (a paused former owner) and T10 (duplicate delivery). In every one, the rows that
+//! reach the outputs, de-duplicated by their id (topic, partition, offset), give every key the score
+//! sequence of a single worker that ran alone from start to end, bit for bit.
+#![cfg(feature = "kafka")]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+const PARTITIONS: i32 = 4;
+const KEYS: u64 = 16;
+const TOPIC: &str = "events";
+
+/// Message `i` of the stream: key `k{i % 16}`, sent to partition `key % 4`, with two features (a
+/// deterministic wobble per key, and every 97th message far off).
+fn message(i: u64) -> (String, i32, String) {
+    let key = i % KEYS;
+    let t = i as f64;
+    let mut x = (t * 0.37 + key as f64).sin() * 2.0 + key as f64;
+    let y = (t * 0.11).cos() + 0.01 * (i % 7) as f64;
+    if i.is_multiple_of(97) {
+        x += 40.0;
+    }
+    (format!("k{key}"), (key % PARTITIONS as u64) as i32, format!("{{\"x\":{x},\"y\":{y}}}"))
+}
+
+fn produce(brokers: &str, range: std::ops::Range<u64>) {
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    for i in range {
+        let (key, partition, value) = message(i);
+        loop {
+            match producer.send(BaseRecord::to(TOPIC).key(&key).partition(partition).payload(&value)) {
+                Ok(()) => break,
+                Err((e, _)) => {
+                    assert!(format!("{e}").contains("Queue full"), "cannot produce: {e}");
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+fn cluster() -> (MockCluster<'static, rdkafka::producer::DefaultProducerContext>, String) {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, PARTITIONS, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    (cluster, brokers)
+}
+
+/// One `onad worker` process.
+struct Worker {
+    child: Child,
+}
+
+fn spawn(brokers: &str, group: &str, store: &Path, output: &Path, extra: &[&str], env: &[(&str, &str)]) -> Worker {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_onad"));
+    cmd.args(["worker", "--brokers", brokers, "--topic", TOPIC, "--group", group, "--per-key", "--model", "rs_hash"])
+        .arg("--store")
+        .arg(store)
+        .arg("--output")
+        .arg(output)
+        .args(["--threshold", "quantile:0.95:200", "--kafka-setting", "session.timeout.ms=6000"])
+        .args(extra)
+        .env_remove("ONAD_WORKER_REPLAY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Worker { child: cmd.spawn().expect("onad runs") }
+}
+
+impl Worker {
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success();
+        assert!(ok, "kill {sig} failed");
+    }
+
+    /// Waits for the exit; returns (success, stdout, stderr).
+    fn wait(self) -> (bool, String, String) {
+        let out = self.child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    }
+
+    /// SIGTERM, then the summary JSON it prints.
+    fn stop(self) -> serde_json::Value {
+        self.signal("-TERM");
+        let (ok, stdout, stderr) = self.wait();
+        assert!(ok, "worker failed: {stderr}");
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("no summary ({e}): {stdout} {stderr}"))
+    }
+}
+
+/// A scored row as the outputs hold it.
+#[derive(Debug, Clone, PartialEq)]
+struct Row {
+    key: String,
+    score: u64,
+    anomaly: bool,
+}
+
+/// The rows of every output, first of each (partition, offset) kept, and how many repeats had the same
+/// content (a repeat that differs fails).
+fn collect(outputs: &[&Path]) -> (BTreeMap<(i64, i64), Row>, usize) {
+    let mut rows = BTreeMap::new();
+    let mut repeats = 0;
+    for path in outputs {
+        let Ok(text) = std::fs::read_to_string(path) else { continue };
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let id = (v["partition"].as_i64().unwrap(), v["offset"].as_i64().unwrap());
+            let row = Row {
+                key: v["key"].as_str().unwrap().to_owned(),
+                score: v["score"].as_f64().unwrap().to_bits(),
+                anomaly: v["anomaly"].as_bool().unwrap(),
+            };
+            match rows.get(&id) {
+                Some(first) => {
+                    assert_eq!(first, &row, "row {id:?} was sent twice with different content");
+                    repeats += 1;
+                }
+                None => {
+                    rows.insert(id, row);
+                }
+            }
+        }
+    }
+    (rows, repeats)
+}
+
+/// Each key's scores in offset order.
+fn per_key(rows: &BTreeMap<(i64, i64), Row>) -> BTreeMap<String, Vec<(i64, u64, bool)>> {
+    let mut out: BTreeMap<String, Vec<(i64, u64, bool)>> = BTreeMap::new();
+    for ((_, offset), r) in rows {
+        out.entry(r.key.clone()).or_default().push((*offset, r.score, r.anomaly));
+    }
+    out
+}
+
+fn wait_for(outputs: &[&Path], n: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let have = collect(outputs).0.len();
+        if have >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {have} of {n} rows after 90 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The single-worker reference: one worker alone from the first message to the last.
+fn reference(brokers: &str, dir: &Path, total: usize) -> BTreeMap<String, Vec<(i64, u64, bool)>> {
+    let out = dir.join("reference.jsonl");
+    let w = spawn(brokers, "reference", &dir.join("reference-store"), &out, &[], &[]);
+    wait_for(&[&out], total, "reference");
+    let summary = w.stop();
+    assert_eq!(summary["records_out"], total as u64, "{summary}");
+    let (rows, repeats) = collect(&[&out]);
+    assert_eq!((rows.len(), repeats), (total, 0));
+    let keys = per_key(&rows);
+    assert_eq!(keys.len(), KEYS as usize);
+    keys
+}
+
+#[test]
+fn t6_a_rebalance_hands_every_key_over_through_snapshots() {
+    let (_cluster, brokers) = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (a_out, b_out) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    let snap = ["--snapshot-every", "50", "--snapshot-interval-ms", "300"];
+    produce(&brokers, 0..400);
+    let a = spawn(&brokers, "g", &store, &a_out, &snap, &[]);
+    wait_for(&[&a_out], 400, "A alone");
+    // B joins: the group rebalances and B takes some partitions over from A's snapshots.
+    let b = spawn(&brokers, "g", &store, &b_out, &snap, &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    produce(&brokers, 400..800);
+    wait_for(&[&a_out, &b_out], 800, "A and B");
+    let mut next = 800;
+    while collect(&[&b_out]).0.is_empty() {
+        assert!(Instant::now() < deadline && next < 900, "B never got a partition");
+        produce(&brokers, next..next + 1);
+        next += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A leaves (SIGTERM: snapshot, commit, leave the group); B takes everything.
+    let a_summary = a.stop();
+    assert!(a_summary["rebalances"].as_u64().unwrap() >= 2, "{a_summary}");
+    produce(&brokers, next..1200);
+    wait_for(&[&a_out, &b_out], 1200, "B after A left");
+    let b_summary = b.stop();
+    let (rows, _) = collect(&[&a_out, &b_out]);
+    assert_eq!(rows.len(), 1200);
+    let partitions_b: std::collections::BTreeSet<i64> = collect(&[&b_out]).0.keys().map(|k| k.0).collect();
+    assert_eq!(partitions_b.len(), PARTITIONS as usize, "B ends with every partition: {b_summary}");
+    assert_eq!(per_key(&rows), reference(&brokers, dir.path(), 1200));
+}
+
+#[test]
+fn t1_a_killed_worker_is_replaced_and_every_key_scores_as_one_worker() {
+    let (_cluster, brokers) = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (a_out, b_out) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    // Snapshots every 64 messages of a partition and no timed ones: A dies with applied rows that its
+    // last snapshots do not hold, so B replays them (same ids, same content).
+    let snap = ["--snapshot-every", "64", "--snapshot-interval-ms", "600000"];
+    produce(&brokers, 0..700);
+    let a = spawn(&brokers, "g", &store, &a_out, &snap, &[]);
+    wait_for(&[&a_out], 700, "A");
+    a.signal("-KILL");
+    let (ok, _, _) = a.wait();
+    assert!(!ok);
+    produce(&brokers, 700..1000);
+    let b = spawn(&brokers, "g", &store, &b_out, &snap, &[]);
+    wait_for(&[&a_out, &b_out], 1000, "B after A was killed");
+    b.stop();
+    let (rows, repeats) = collect(&[&a_out, &b_out]);
+    assert_eq!(rows.len(), 1000);
+    assert!(repeats > 0, "B should have replayed what A applied after its last snapshots");
+    assert!(repeats < 4 * 64, "at most one snapshot interval per partition is replayed, got {repeats}");
+    // B started each partition from a snapshot, not from the first offset.
+    let b_rows = collect(&[&b_out]).0;
+    for p in 0..PARTITIONS as i64 {
+        let first = b_rows.keys().find(|k| k.0 == p).map(|k| k.1).unwrap();
+        assert!(first > 0, "partition {p}: B started at offset {first}, not from A's snapshot");
+    }
+    assert_eq!(per_key(&rows), reference(&brokers, dir.path(), 1000));
+}
+
+#[test]
+fn t10_a_range_delivered_twice_is_applied_once() {
+    let (_cluster, brokers) = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("w.jsonl");
+    produce(&brokers, 0..800);
+    // After offset 149 of a partition, the broker delivers offsets 100..150 of it again.
+    let w = spawn(&brokers, "g", &dir.path().join("store"), &out, &[], &[("ONAD_WORKER_REPLAY", "150:50")]);
+    wait_for(&[&out], 800, "worker");
+    std::thread::sleep(Duration::from_millis(500));
+    let summary = w.stop();
+    assert_eq!(summary["duplicates"], 50, "{summary}");
+    assert_eq!(summary["records_out"], 800, "{summary}");
+    let (rows, repeats) = collect(&[&out]);
+    assert_eq!((rows.len(), repeats), (800, 0));
+    assert_eq!(per_key(&rows), reference(&brokers, dir.path(), 800));
+}
+
+#[test]
+fn t7_a_paused_former_owner_cannot_overwrite_the_new_owners_snapshot() {
+    let (_cluster, brokers) = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (a_out, b_out) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    // A never snapshots on its own: its state is unsaved when it is paused.
+    let never = ["--snapshot-every", "1000000", "--snapshot-interval-ms", "600000"];
+    produce(&brokers, 0..400);
+    let a = spawn(&brokers, "g", &store, &a_out, &never, &[]);
+    wait_for(&[&a_out], 400, "A");
+    a.signal("-STOP");
+    // B joins; once A's session has timed out B owns every partition (epochs claimed) and replays them.
+    let b = spawn(&brokers, "g", &store, &b_out, &["--snapshot-every", "50", "--snapshot-interval-ms", "300"], &[]);
+    wait_for(&[&b_out], 400, "B");
+    produce(&brokers, 400..600);
+    wait_for(&[&b_out], 600, "B");
+    // A wakes up: its revocation tries to save its stale state under its old epochs, and the store
+    // refuses every one of them.
+    a.signal("-CONT");
+    std::thread::sleep(Duration::from_secs(3));
+    let a_summary = a.stop();
+    assert!(a_summary["snapshots_fenced"].as_u64().unwrap() >= 1, "{a_summary}");
+    assert_eq!(a_summary["snapshots"], 0, "{a_summary}");
+    produce(&brokers, 600..700);
+    wait_for(&[&a_out, &b_out], 700, "after A left");
+    b.stop();
+    let (rows, _) = collect(&[&a_out, &b_out]);
+    assert_eq!(per_key(&rows), reference(&brokers, dir.path(), 700));
+}
+
+#[test]
+fn t5_a_broker_outage_is_ridden_out_and_a_give_up_deadline_ends_the_worker() {
+    let (cluster, brokers) = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("w.jsonl");
+    produce(&brokers, 0..300);
+    let w = spawn(&brokers, "g", &dir.path().join("store"), &out, &["--snapshot-interval-ms", "200"], &[]);
+    wait_for(&[&out], 300, "before the outage");
+    cluster.broker_down(1).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.broker_up(1).unwrap();
+    produce(&brokers, 300..600);
+    wait_for(&[&out], 600, "after the outage");
+    let summary = w.stop();
+    assert_eq!(summary["records_out"], 600, "{summary}");
+    let (rows, _) = collect(&[&out]);
+    assert_eq!(per_key(&rows), reference(&brokers, dir.path(), 600));
+
+    // With a deadline, an outage longer than it ends the worker with a clear error.
+    let out2 = dir.path().join("w2.jsonl");
+    let w = spawn(&brokers, "g2", &dir.path().join("store2"), &out2, &["--give-up-ms", "2000"], &[]);
+    wait_for(&[&out2], 600, "second worker");
+    cluster.broker_down(1).unwrap();
+    let (ok, _, stderr) = w.wait();
+    cluster.broker_up(1).unwrap();
+    assert!(!ok);
+    assert!(stderr.contains("every broker has been unreachable for 2000 ms"), "{stderr}");
+}
