@@ -4,11 +4,12 @@
 //! resumes from its checkpoint (the offsets per partition) to the output of an uninterrupted run.
 #![cfg(all(feature = "redis", feature = "kafka", feature = "sqlite", feature = "parquet", feature = "jsonl"))]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::Redis;
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -51,43 +52,6 @@ fn json_object(header: &[String], features: &[String], label: &str) -> String {
     let mut fields: Vec<String> = header.iter().zip(features).map(|(h, v)| format!("\"{h}\": {v}")).collect();
     fields.push(format!("\"label\": {label}"));
     format!("{{{}}}", fields.join(", "))
-}
-
-/// A `redis-server` child on 127.0.0.1, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (apt-get install redis-server)");
-        let server = Redis { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-            let pong: Option<String> =
-                client.get_connection().ok().and_then(|mut c| redis::cmd("PING").query(&mut c).ok());
-            if pong.is_some() {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn produce(brokers: &str, topic: &str, values: &[String]) {

@@ -51,6 +51,7 @@ fn help_of_every_command() {
         ("help-eval.txt", &["eval", "--help"]),
         ("help-datasets.txt", &["datasets", "--help"]),
         ("help-checkpoint-inspect.txt", &["checkpoint", "inspect", "--help"]),
+        ("help-worker.txt", &["worker", "--help"]),
     ] {
         let (code, out, err) = onad(args);
         assert_eq!(code, 0, "onad {args:?}: {err}");

@@ -10,9 +10,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
 use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message as _;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 const PARTITIONS: i32 = 4;
 const KEYS: u64 = 16;
@@ -60,7 +64,14 @@ struct Worker {
     child: Child,
 }
 
-fn spawn(brokers: &str, group: &str, store: &Path, output: &Path, extra: &[&str], env: &[(&str, &str)]) -> Worker {
+fn spawn(
+    brokers: &str,
+    group: &str,
+    store: impl AsRef<std::ffi::OsStr>,
+    output: impl AsRef<std::ffi::OsStr>,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Worker {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_onad"));
     cmd.args(["worker", "--brokers", brokers, "--topic", TOPIC, "--group", group, "--per-key", "--model", "rs_hash"])
         .arg("--store")
@@ -137,6 +148,27 @@ fn collect(outputs: &[&Path]) -> (BTreeMap<(i64, i64), Row>, usize) {
     (rows, repeats)
 }
 
+/// Every message of `topic` so far: (key, value).
+fn read_topic(brokers: &str, topic: &str, partitions: i32) -> Vec<(String, String)> {
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", "reader").create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let mut quiet = Instant::now();
+    while quiet.elapsed() < Duration::from_millis(1500) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+            out.push((text(m.key()), text(m.payload())));
+            quiet = Instant::now();
+        }
+    }
+    out
+}
+
 /// Each key's scores in offset order.
 fn per_key(rows: &BTreeMap<(i64, i64), Row>) -> BTreeMap<String, Vec<(i64, u64, bool)>> {
     let mut out: BTreeMap<String, Vec<(i64, u64, bool)>> = BTreeMap::new();
@@ -161,7 +193,7 @@ fn wait_for(outputs: &[&Path], n: usize, what: &str) {
 /// The single-worker reference: one worker alone from the first message to the last.
 fn reference(brokers: &str, dir: &Path, total: usize) -> BTreeMap<String, Vec<(i64, u64, bool)>> {
     let out = dir.join("reference.jsonl");
-    let w = spawn(brokers, "reference", &dir.join("reference-store"), &out, &[], &[]);
+    let w = spawn(brokers, "reference", dir.join("reference-store"), &out, &[], &[]);
     wait_for(&[&out], total, "reference");
     let summary = w.stop();
     assert_eq!(summary["records_out"], total as u64, "{summary}");
@@ -241,17 +273,38 @@ fn t1_a_killed_worker_is_replaced_and_every_key_scores_as_one_worker() {
 
 #[test]
 fn t10_a_range_delivered_twice_is_applied_once() {
-    let (_cluster, brokers) = cluster();
+    let (cluster, brokers) = cluster();
+    cluster.create_topic("scores", 2, 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("w.jsonl");
     produce(&brokers, 0..800);
-    // After offset 149 of a partition, the broker delivers offsets 100..150 of it again.
-    let w = spawn(&brokers, "g", &dir.path().join("store"), &out, &[], &[("ONAD_WORKER_REPLAY", "150:50")]);
-    wait_for(&[&out], 800, "worker");
-    std::thread::sleep(Duration::from_millis(500));
+    // After offset 149 of a partition, the broker delivers offsets 100..150 of it again. The scores go to
+    // a Kafka topic, keyed by their ids.
+    let w = spawn(
+        &brokers,
+        "g",
+        dir.path().join("store"),
+        format!("kafka://{brokers}/scores"),
+        &[],
+        &[("ONAD_WORKER_REPLAY", "150:50")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while read_topic(&brokers, "scores", 2).len() < 800 {
+        assert!(Instant::now() < deadline, "the scores topic did not fill");
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let summary = w.stop();
     assert_eq!(summary["duplicates"], 50, "{summary}");
     assert_eq!(summary["records_out"], 800, "{summary}");
+    let messages = read_topic(&brokers, "scores", 2);
+    let mut lines = String::new();
+    for (key, value) in &messages {
+        let v: serde_json::Value = serde_json::from_str(value).unwrap();
+        assert_eq!(key, &format!("{TOPIC}/{}/{}", v["partition"], v["offset"]), "the message key is the row id");
+        lines.push_str(value);
+        lines.push('\n');
+    }
+    std::fs::write(&out, lines).unwrap();
     let (rows, repeats) = collect(&[&out]);
     assert_eq!((rows.len(), repeats), (800, 0));
     assert_eq!(per_key(&rows), reference(&brokers, dir.path(), 800));
@@ -260,8 +313,11 @@ fn t10_a_range_delivered_twice_is_applied_once() {
 #[test]
 fn t7_a_paused_former_owner_cannot_overwrite_the_new_owners_snapshot() {
     let (_cluster, brokers) = cluster();
+    // The snapshot store of workers on several hosts: Redis (epochs by INCR, saves by one Lua
+    // compare-and-set).
+    let redis = common::Redis::start();
+    let store = format!("redis://127.0.0.1:{}", redis.port);
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
     let (a_out, b_out) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
     // A never snapshots on its own: its state is unsaved when it is paused.
     let never = ["--snapshot-every", "1000000", "--snapshot-interval-ms", "600000"];
@@ -269,8 +325,11 @@ fn t7_a_paused_former_owner_cannot_overwrite_the_new_owners_snapshot() {
     let a = spawn(&brokers, "g", &store, &a_out, &never, &[]);
     wait_for(&[&a_out], 400, "A");
     a.signal("-STOP");
-    // B joins; once A's session has timed out B owns every partition (epochs claimed) and replays them.
-    let b = spawn(&brokers, "g", &store, &b_out, &["--snapshot-every", "50", "--snapshot-interval-ms", "300"], &[]);
+    // B joins (its snapshot policy from a config file); once A's session has timed out B owns every
+    // partition (epochs claimed) and replays them.
+    let config = dir.path().join("worker.toml");
+    std::fs::write(&config, "snapshot-every = 50\nsnapshot-interval-ms = 300\n").unwrap();
+    let b = spawn(&brokers, "g", &store, &b_out, &["--config", config.to_str().unwrap()], &[]);
     wait_for(&[&b_out], 400, "B");
     produce(&brokers, 400..600);
     wait_for(&[&b_out], 600, "B");
@@ -294,7 +353,7 @@ fn t5_a_broker_outage_is_ridden_out_and_a_give_up_deadline_ends_the_worker() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("w.jsonl");
     produce(&brokers, 0..300);
-    let w = spawn(&brokers, "g", &dir.path().join("store"), &out, &["--snapshot-interval-ms", "200"], &[]);
+    let w = spawn(&brokers, "g", dir.path().join("store"), &out, &["--snapshot-interval-ms", "200"], &[]);
     wait_for(&[&out], 300, "before the outage");
     cluster.broker_down(1).unwrap();
     std::thread::sleep(Duration::from_secs(3));
@@ -308,7 +367,7 @@ fn t5_a_broker_outage_is_ridden_out_and_a_give_up_deadline_ends_the_worker() {
 
     // With a deadline, an outage longer than it ends the worker with a clear error.
     let out2 = dir.path().join("w2.jsonl");
-    let w = spawn(&brokers, "g2", &dir.path().join("store2"), &out2, &["--give-up-ms", "2000"], &[]);
+    let w = spawn(&brokers, "g2", dir.path().join("store2"), &out2, &["--give-up-ms", "2000"], &[]);
     wait_for(&[&out2], 600, "second worker");
     cluster.broker_down(1).unwrap();
     let (ok, _, stderr) = w.wait();

@@ -16,21 +16,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use onad_core::SchemaRef;
-use onad_models::AnyPipeline;
-use onad_sources::{JsonObjects, SourceOptions, message_key};
+use onad_sources::SourceOptions;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext};
-use thiserror::Error;
 
+use crate::engine::{Engine, WorkerError, WorkerReport};
 use crate::metrics::Metrics;
-use crate::output::{Output, OutputError, ScoredMessage};
-use crate::state::{self, Applied, Lru, ModelConfig, PartitionState, Snapshot};
-use crate::store::{Saved, SnapshotStore, StoreError};
+use crate::output::Output;
+use crate::state::ModelConfig;
+use crate::store::SnapshotStore;
 
 /// Where a partition without a snapshot starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,77 +91,15 @@ impl WorkerConfig {
     }
 }
 
-/// Why a worker stopped with an error.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum WorkerError {
-    /// The consumer could not be created or subscribed.
-    #[error("kafka {brokers}: {message}")]
-    Kafka {
-        /// The bootstrap servers.
-        brokers: String,
-        /// What failed.
-        message: String,
-    },
-    /// The snapshot store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The output failed.
-    #[error(transparent)]
-    Output(#[from] OutputError),
-    /// A snapshot could not be encoded or a stored one is not valid for this worker.
-    #[error("partition {partition}: {message}")]
-    Snapshot {
-        /// `TOPIC-N`.
-        partition: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// The input's columns cannot be read or do not match a restored partition's.
-    #[error("{0}")]
-    Input(String),
-}
-
-/// What a finished worker did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WorkerReport {
-    /// Messages read.
-    pub records_in: u64,
-    /// Rows sent to the output.
-    pub records_out: u64,
-    /// Duplicates not applied.
-    pub duplicates: u64,
-    /// Snapshots written.
-    pub snapshots: u64,
-    /// Snapshots refused by the epoch fence.
-    pub fenced: u64,
-    /// Rebalances.
-    pub rebalances: u64,
-}
-
-struct Owned {
-    epoch: u64,
-    state: PartitionState,
-    lru: Lru,
-    /// Messages applied (or skipped) since the last snapshot.
-    dirty: u64,
-    last_snapshot: Instant,
-}
-
 struct Core {
-    topic: String,
-    model: ModelConfig,
+    engine: Engine,
     start: StartAt,
-    store: Box<dyn SnapshotStore>,
-    output: Box<dyn Output>,
-    owned: BTreeMap<i32, Owned>,
-    metrics: Arc<Metrics>,
     /// A failure inside a rebalance callback, for the main loop to end with.
     error: Option<WorkerError>,
     /// Since when librdkafka reports every broker down (cleared by a message).
     down_since: Option<Instant>,
-    /// Rows sent since the output was last flushed.
-    unflushed: bool,
+    /// When a partition was last assigned (the idle limit counts from it).
+    assigned_at: Option<Instant>,
 }
 
 fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
@@ -171,88 +107,12 @@ fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
 }
 
 impl Core {
-    fn name(&self, partition: i32) -> String {
-        format!("{}-{partition}", self.topic)
-    }
-
-    /// Takes a partition over: claim, restore, and the offset to start from.
-    fn assign(&mut self, partition: i32) -> Result<Offset, WorkerError> {
-        let name = self.name(partition);
-        let epoch = self.store.claim(&name)?;
-        let restored = match self.store.load(&name)? {
-            Some(bytes) => Some(
-                state::decode(&bytes, &name, &self.model)
-                    .map_err(|e| WorkerError::Snapshot { partition: name.clone(), message: e.to_string() })?,
-            ),
-            None => None,
-        };
-        let (state, offset) = match restored {
-            Some(s) => {
-                let at = s.state.next_offset;
-                tracing::info!(partition = %name, epoch, offset = at, rows = s.state.counts.rows, "worker: partition restored from its snapshot");
-                (s.state, Offset::Offset(at))
-            }
-            None => {
-                tracing::info!(partition = %name, epoch, "worker: partition assigned, no snapshot yet");
-                let start = match self.start {
-                    StartAt::Earliest => Offset::Beginning,
-                    StartAt::Latest => Offset::End,
-                };
-                (PartitionState::new(Vec::new()), start)
-            }
-        };
-        let lru = Lru::of(&state);
-        self.owned.insert(partition, Owned { epoch, state, lru, dirty: 0, last_snapshot: Instant::now() });
-        Ok(offset)
-    }
-
-    /// Snapshots the partitions named (those with changes, or all of them with `force`), then commits
-    /// their offsets; a fenced partition is dropped.
-    fn snapshot(&mut self, partitions: &[i32], force: bool, consumer: &BaseConsumer<Cx>) -> Result<(), WorkerError> {
-        let due: Vec<i32> =
-            partitions.iter().copied().filter(|p| self.owned.get(p).is_some_and(|o| o.dirty > 0 || force)).collect();
-        if due.is_empty() {
-            return Ok(());
-        }
-        // Every scored row is durable before any state that holds its effect.
-        self.output.flush()?;
-        self.unflushed = false;
+    /// Snapshots, then commits what was written.
+    fn snapshot(&mut self, partitions: &[i32], consumer: &BaseConsumer<Cx>) -> Result<(), WorkerError> {
+        let written = self.engine.snapshot(partitions, false)?;
         let mut commit = TopicPartitionList::new();
-        for p in due {
-            let name = self.name(p);
-            let o = &self.owned[&p];
-            let started = Instant::now();
-            let snap = Snapshot {
-                epoch: o.epoch,
-                topic: self.topic.clone(),
-                partition: p,
-                config: self.model.clone(),
-                state: o.state.clone(),
-            };
-            let bytes = state::encode(&snap)
-                .map_err(|e| WorkerError::Snapshot { partition: name.clone(), message: e.to_string() })?;
-            match self.store.save(&name, o.epoch, &bytes)? {
-                Saved::Written => {
-                    let m = &self.metrics;
-                    Metrics::inc(&m.snapshots);
-                    m.snapshot_bytes.store(bytes.len() as u64, Ordering::Relaxed);
-                    m.snapshot_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                    let next = o.state.next_offset;
-                    tracing::debug!(partition = %name, offset = next, bytes = bytes.len(), "worker: snapshot written");
-                    let _ = commit.add_partition_offset(&self.topic, p, Offset::Offset(next));
-                    let o = self.owned.get_mut(&p).expect("due partitions are owned");
-                    o.dirty = 0;
-                    o.last_snapshot = Instant::now();
-                }
-                Saved::Fenced { current } => {
-                    Metrics::inc(&self.metrics.snapshots_fenced);
-                    tracing::warn!(
-                        partition = %name, epoch = o.epoch, current,
-                        "worker: snapshot refused: another worker has claimed the partition since; dropping it here"
-                    );
-                    self.owned.remove(&p);
-                }
-            }
+        for (p, next) in written {
+            let _ = commit.add_partition_offset(&self.engine.topic, p, Offset::Offset(next));
         }
         if commit.count() > 0
             && let Err(e) = consumer.commit(&commit, CommitMode::Sync)
@@ -283,42 +143,45 @@ impl ClientContext for Cx {
 impl ConsumerContext for Cx {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         let mut core = lock(&self.core);
-        Metrics::inc(&core.metrics.rebalances);
-        let topic = core.topic.clone();
+        let topic = core.engine.topic.clone();
         let ours: Vec<i32> = tpl.elements().iter().filter(|e| e.topic() == topic).map(|e| e.partition()).collect();
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 tracing::info!(partitions = ?ours, "worker: partitions assigned");
-                let mut failed = None;
+                let start = match core.start {
+                    StartAt::Earliest => Offset::Beginning,
+                    StartAt::Latest => Offset::End,
+                };
                 for &p in &ours {
-                    match core.assign(p) {
-                        Ok(offset) => {
-                            let _ = tpl.set_partition_offset(&topic, p, offset);
+                    match core.engine.claim(p) {
+                        Ok(at) => {
+                            let _ = tpl.set_partition_offset(&topic, p, at.map_or(start, Offset::Offset));
                         }
-                        Err(e) => failed = Some(e),
+                        Err(e) => core.error = Some(e),
                     }
                 }
-                if let Some(e) = failed {
-                    core.error = Some(e);
-                }
+                core.assigned_at = Some(Instant::now());
                 consumer.assign(tpl)
             }
             _ => {
                 tracing::info!(partitions = ?ours, lost = consumer.assignment_lost(), "worker: partitions revoked");
+                Metrics::inc(&core.engine.metrics.rebalances);
                 // Snapshot first (a lost assignment's save is fenced by the store if someone else has it).
-                if let Err(e) = core.snapshot(&ours, false, consumer) {
+                if let Err(e) = core.snapshot(&ours, consumer) {
                     core.error = Some(e);
                 }
-                for p in &ours {
-                    core.owned.remove(p);
-                    core.metrics.detail().lag.remove(p);
+                for &p in &ours {
+                    core.engine.release(p);
                 }
                 consumer.unassign()
             }
         };
         if let Err(e) = result {
-            core.error =
-                Some(WorkerError::Kafka { brokers: String::new(), message: format!("cannot apply a rebalance: {e}") });
+            core.error = Some(WorkerError::Broker {
+                connector: "kafka",
+                address: String::new(),
+                message: format!("cannot apply a rebalance: {e}"),
+            });
         }
     }
 }
@@ -355,18 +218,16 @@ impl Worker {
         output: Box<dyn Output>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, WorkerError> {
-        let kafka = |message: String| WorkerError::Kafka { brokers: config.brokers.clone(), message };
+        let kafka =
+            |message: String| WorkerError::Broker { connector: "kafka", address: config.brokers.clone(), message };
+        let engine =
+            Engine::new(&config.topic, config.model.clone(), config.source.clone(), store, output, metrics.clone());
         let core = Arc::new(Mutex::new(Core {
-            topic: config.topic.clone(),
-            model: config.model.clone(),
+            engine,
             start: config.start,
-            store,
-            output,
-            owned: BTreeMap::new(),
-            metrics: metrics.clone(),
             error: None,
             down_since: None,
-            unflushed: false,
+            assigned_at: None,
         }));
         let mut cc = ClientConfig::new();
         cc.set("bootstrap.servers", &config.brokers)
@@ -413,29 +274,19 @@ impl Worker {
         let Worker { consumer, core, metrics, .. } = self;
         let drained = {
             let mut c = lock(&core);
-            let owned: Vec<i32> = c.owned.keys().copied().collect();
+            let owned: Vec<i32> = c.engine.owned.keys().copied().collect();
             // On an error, whatever was applied is still consistent: snapshot it (a store or output failure
             // fails again here, and is then reported as the first error).
-            c.snapshot(&owned, false, &consumer)
+            c.snapshot(&owned, &consumer)
         };
         // Closing the consumer leaves the group (the revocation finds nothing left to snapshot).
         drop(consumer);
         result?;
         drained?;
-        let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-        Ok(WorkerReport {
-            records_in: get(&metrics.records_in),
-            records_out: get(&metrics.records_out),
-            duplicates: get(&metrics.duplicates),
-            snapshots: get(&metrics.snapshots),
-            fenced: get(&metrics.snapshots_fenced),
-            rebalances: get(&metrics.rebalances),
-        })
+        Ok(WorkerReport::of(&metrics))
     }
 
     fn run_loop(&self) -> Result<(), WorkerError> {
-        let mut parser: Option<(JsonObjects, AnyPipeline)> = None;
-        let mut values = Vec::new();
         let (mut last_log, mut last_lag, mut last_message) = (Instant::now(), Instant::now(), Instant::now());
         let topic = self.config.topic.clone();
         let mut replay = replay_hook();
@@ -447,19 +298,14 @@ impl Worker {
             }
             match polled {
                 // Idle: make what was sent visible downstream now rather than at the next snapshot.
-                None if core.unflushed => {
-                    core.output.flush()?;
-                    core.unflushed = false;
-                }
-                None => {}
+                None => core.engine.flush_output()?,
                 Some(Err(e)) => tracing::debug!(error = %e, "worker: poll error (librdkafka retries)"),
                 Some(Ok(m)) => {
                     last_message = Instant::now();
                     core.down_since = None;
-                    Metrics::inc(&self.metrics.records_in);
                     let (p, offset) = (m.partition(), m.offset());
-                    if m.topic() == topic && core.owned.contains_key(&p) {
-                        self.process(&mut core, &mut parser, &mut values, p, offset, m.key(), m.payload())?;
+                    if m.topic() == topic {
+                        core.engine.process(p, offset, m.key(), m.payload().unwrap_or_default())?;
                         if let Some((after, back)) = replay.filter(|(after, _)| offset + 1 == *after) {
                             // The duplicate-delivery test's hook: the broker delivers these offsets again.
                             replay = None;
@@ -468,39 +314,46 @@ impl Worker {
                                 tracing::warn!(error = %e, "worker: ONAD_WORKER_REPLAY: cannot seek back");
                             }
                         }
-                        if core.owned.get(&p).is_some_and(|o| o.dirty >= self.config.snapshot_every) {
-                            core.snapshot(&[p], false, &self.consumer)?;
-                        }
                     }
                 }
             }
-            let stale: Vec<i32> = core
-                .owned
-                .iter()
-                .filter(|(_, o)| o.dirty > 0 && o.last_snapshot.elapsed() >= self.config.snapshot_interval)
-                .map(|(p, _)| *p)
-                .collect();
-            core.snapshot(&stale, false, &self.consumer)?;
+            let due = core.engine.due(self.config.snapshot_every, self.config.snapshot_interval);
+            core.snapshot(&due, &self.consumer)?;
             if let (Some(g), Some(since)) = (self.config.give_up, core.down_since)
                 && since.elapsed() >= g
             {
-                return Err(WorkerError::Kafka {
-                    brokers: self.config.brokers.clone(),
+                return Err(WorkerError::Broker {
+                    connector: "kafka",
+                    address: self.config.brokers.clone(),
                     message: format!("every broker has been unreachable for {} ms (give_up_ms)", g.as_millis()),
                 });
             }
-            let owned: Vec<(i32, i64)> = core.owned.iter().map(|(p, o)| (*p, o.state.next_offset)).collect();
+            let positions = core.engine.positions();
+            let idle_since = core.assigned_at.map(|a| a.max(last_message));
             drop(core);
             if last_lag.elapsed() >= Duration::from_secs(2) {
-                self.update_lag(&owned);
+                self.update_lag(&positions);
                 last_lag = Instant::now();
             }
             if last_log.elapsed() >= self.config.log_every {
                 let (i, o, d, s, f, r, lag) = self.metrics.summary();
-                tracing::info!(records_in = i, records_out = o, duplicates = d, snapshots = s, fenced = f, rebalances = r, lag, partitions = ?owned.iter().map(|x| x.0).collect::<Vec<_>>(), "worker: counters");
+                let partitions: Vec<i32> = positions.iter().map(|x| x.0).collect();
+                tracing::info!(
+                    records_in = i,
+                    records_out = o,
+                    duplicates = d,
+                    snapshots = s,
+                    fenced = f,
+                    rebalances = r,
+                    lag,
+                    ?partitions,
+                    "worker: counters"
+                );
                 last_log = Instant::now();
             }
-            if self.config.exit_when_idle.is_some_and(|idle| last_message.elapsed() >= idle) {
+            if let (Some(idle), Some(since)) = (self.config.exit_when_idle, idle_since)
+                && since.elapsed() >= idle
+            {
                 tracing::info!("worker: no message for the idle limit; stopping");
                 break;
             }
@@ -517,91 +370,5 @@ impl Worker {
             }
         }
         self.metrics.detail().lag = lags;
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn process(
-        &self,
-        core: &mut Core,
-        parser: &mut Option<(JsonObjects, AnyPipeline)>,
-        values: &mut Vec<f64>,
-        p: i32,
-        offset: i64,
-        key: Option<&[u8]>,
-        payload: Option<&[u8]>,
-    ) -> Result<(), WorkerError> {
-        let name = core.name(p);
-        let payload = payload.unwrap_or_default();
-        if core.owned[&p].state.next_offset > offset {
-            Metrics::inc(&self.metrics.duplicates);
-            return Ok(());
-        }
-        if parser.is_none() {
-            match JsonObjects::from_first(&self.config.topic, payload, &self.config.source) {
-                Ok(objects) => {
-                    let proto = state::prototype(&self.config.model, objects.schema()).map_err(|e| {
-                        WorkerError::Input(format!("{}: cannot build the model: {e}", self.config.topic))
-                    })?;
-                    *parser = Some((objects, proto));
-                }
-                Err(e) => {
-                    // Not an object to take columns from: a bad row like any other.
-                    tracing::debug!(partition = %name, offset, error = %e, "worker: bad message before the columns are known");
-                    return self.skip(core, p, offset, "invalid_json");
-                }
-            }
-        }
-        let (objects, proto) = parser.as_mut().expect("set above");
-        let schema: &SchemaRef = objects.schema();
-        let owned = core.owned.get_mut(&p).expect("owned");
-        if owned.state.columns.is_empty() {
-            owned.state.columns = schema.names().to_vec();
-        } else if owned.state.columns != schema.names() {
-            return Err(WorkerError::Input(format!(
-                "partition {name}: its snapshot was taken over the columns {:?}, this worker reads {:?}",
-                owned.state.columns,
-                schema.names()
-            )));
-        }
-        values.clear();
-        match objects.parse(payload, offset as u64, values) {
-            Ok(label) => {
-                let has_labels = objects.has_labels();
-                let evicted = owned.state.counts.evictions;
-                let applied = owned.state.apply(offset, message_key(key), values, &core.model, proto, &mut owned.lru);
-                owned.dirty += 1;
-                self.metrics.evictions.fetch_add(owned.state.counts.evictions - evicted, Ordering::Relaxed);
-                if let Applied::Scored { score, threshold, anomaly } = applied {
-                    let key_text = key.map(String::from_utf8_lossy);
-                    let row = ScoredMessage {
-                        topic: &core.topic,
-                        partition: p,
-                        offset,
-                        key: key_text.as_deref(),
-                        score,
-                        threshold,
-                        anomaly,
-                        label: has_labels.then_some(label),
-                    };
-                    core.output.send(&row)?;
-                    core.unflushed = true;
-                    Metrics::inc(&self.metrics.records_out);
-                }
-                Ok(())
-            }
-            Err(bad) => {
-                tracing::debug!(partition = %name, offset, error = %bad, "worker: bad message skipped");
-                self.skip(core, p, offset, bad.reason)
-            }
-        }
-    }
-
-    fn skip(&self, core: &mut Core, p: i32, offset: i64, reason: &str) -> Result<(), WorkerError> {
-        let owned = core.owned.get_mut(&p).expect("owned");
-        if owned.state.skip(offset, reason) {
-            owned.dirty += 1;
-            *self.metrics.detail().skipped.entry(reason.to_owned()).or_default() += 1;
-        }
-        Ok(())
     }
 }

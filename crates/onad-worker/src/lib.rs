@@ -16,13 +16,15 @@
 //! - [`metrics`]: counters and the Prometheus endpoint;
 //! - [`kafka`]: the consumer, its rebalance callback and the loop.
 
+mod engine;
 pub mod kafka;
 pub mod metrics;
 pub mod output;
 pub mod state;
 pub mod store;
 
-pub use kafka::{StartAt, Worker, WorkerConfig, WorkerError, WorkerReport};
+pub use engine::{WorkerError, WorkerReport};
+pub use kafka::{StartAt, Worker, WorkerConfig};
 pub use metrics::Metrics;
 pub use output::{Output, open_output};
 pub use state::ModelConfig;

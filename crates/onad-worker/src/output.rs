@@ -360,6 +360,35 @@ mod tests {
         assert_eq!(v["offset"], 1042);
     }
 
+    #[cfg(feature = "redis")]
+    #[test]
+    fn a_redis_stream_gets_each_row_with_its_id() {
+        let server = crate::store::tests::RedisServer::start();
+        let mut out = open_output(&format!("{}/stream/scores", server.url)).unwrap();
+        for offset in 0..700 {
+            let row = ScoredMessage {
+                topic: "in",
+                partition: 1,
+                offset,
+                key: None,
+                score: offset as f64 / 8.0,
+                threshold: 1.0,
+                anomaly: false,
+                label: None,
+            };
+            out.send(&row).unwrap();
+        }
+        out.flush().unwrap();
+        let mut c = redis::Client::open(server.url.as_str()).unwrap().get_connection().unwrap();
+        let len: u64 = redis::cmd("XLEN").arg("scores").query(&mut c).unwrap();
+        assert_eq!(len, 700);
+        let last: Vec<(String, Vec<(String, String)>)> =
+            redis::cmd("XREVRANGE").arg("scores").arg("+").arg("-").arg("COUNT").arg(1).query(&mut c).unwrap();
+        let fields = &last[0].1;
+        assert_eq!(fields[0], ("id".to_owned(), "in/1/699".to_owned()));
+        assert!(fields[1].1.contains("\"score\":87.375"), "{fields:?}");
+    }
+
     #[test]
     fn addresses_that_cannot_be_outputs_are_refused_by_name() {
         for a in ["kafka://host", "kafka://host/", "redis://host:1/list/x"] {

@@ -241,7 +241,7 @@ pub fn open_store(address: &str, prefix: &str) -> Result<Box<dyn SnapshotStore>,
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The protocol, for any store: claims increase, only the current epoch saves, loads give the newest.
@@ -269,6 +269,52 @@ mod tests {
         // A second handle on the same directory (another worker on the host) sees the same epochs.
         let mut other = DirStore::open(dir.path()).unwrap();
         assert_eq!(other.claim("t-0").unwrap(), 3);
+    }
+
+    /// A `redis-server` on a free port of 127.0.0.1 (CI installs it), stopped on drop.
+    #[cfg(feature = "redis")]
+    pub(crate) struct RedisServer {
+        child: std::process::Child,
+        pub(crate) url: String,
+    }
+
+    #[cfg(feature = "redis")]
+    impl RedisServer {
+        pub(crate) fn start() -> RedisServer {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let child = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server is installed (apt-get install redis-server)");
+            let url = format!("redis://127.0.0.1:{port}");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while redis::Client::open(url.as_str()).unwrap().get_connection().is_err() {
+                assert!(std::time::Instant::now() < deadline, "redis-server did not start");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            RedisServer { child, url }
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    impl Drop for RedisServer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn a_redis_store_fences_a_former_owner() {
+        let server = RedisServer::start();
+        check_protocol(&mut RedisStore::open(&server.url, "test").unwrap());
+        // Another worker's connection (another host) sees the same epochs; another prefix is another group.
+        assert_eq!(RedisStore::open(&server.url, "test").unwrap().claim("t-0").unwrap(), 3);
+        assert_eq!(RedisStore::open(&server.url, "other").unwrap().claim("t-0").unwrap(), 1);
+        let e = RedisStore::open("redis://127.0.0.1:1", "x").unwrap_err().to_string();
+        assert!(e.contains("127.0.0.1:1"), "{e}");
     }
 
     #[test]
