@@ -9,7 +9,9 @@ use anyhow::{Context as _, anyhow};
 use clap::{Args, ValueEnum};
 use onad_pipeline::{AnyThreshold, Order};
 use onad_sources::{LabelColumn, SourceOptions};
-use onad_worker::{Metrics, ModelConfig, StartAt, Worker, WorkerConfig, open_output, open_store};
+use onad_worker::{
+    Metrics, ModelConfig, StartAt, StreamsConfig, StreamsWorker, Worker, WorkerConfig, open_output, open_store,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::Failure;
@@ -44,6 +46,32 @@ pub struct WorkerArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     topic: Option<String>,
+
+    /// Instead of Kafka: Redis Streams at `redis://HOST:PORT` (the streams `--stream NAME`, or
+    /// `NAME:0` ... `NAME:{N-1}` with `--shards N`; shards held by leases, the same state protocol).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["brokers", "topic"])]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<String>,
+
+    /// The input stream's name (with --redis): entries `key KEY data JSON`.
+    #[arg(long, requires = "redis")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<String>,
+
+    /// Number of shard streams (with --redis) [default: 1].
+    #[arg(long, value_name = "N", requires = "redis")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shards: Option<u32>,
+
+    /// This worker's consumer name (with --redis) [default: HOSTNAME-PID].
+    #[arg(long, requires = "redis")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumer: Option<String>,
+
+    /// How long a shard's lease lives without renewal, in milliseconds (with --redis) [default: 6000].
+    #[arg(long, value_name = "MS", requires = "redis")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease_ms: Option<u64>,
 
     /// The consumer group the workers share [default: onad-worker].
     #[arg(long)]
@@ -172,10 +200,17 @@ fn required<'a>(v: &'a Option<String>, flag: &str) -> anyhow::Result<&'a str> {
     v.as_deref().ok_or_else(|| anyhow!("onad worker needs --{flag} (or `{flag} = ...` in --config)"))
 }
 
+/// The transport and its configuration.
+enum Transport {
+    Kafka(WorkerConfig),
+    Redis(StreamsConfig),
+}
+
 /// Checks the options and builds the worker's configuration.
-fn configure(args: &WorkerArgs) -> anyhow::Result<WorkerConfig> {
-    let brokers = required(&args.brokers, "brokers")?;
-    let topic = required(&args.topic, "topic")?;
+fn configure(args: &WorkerArgs) -> anyhow::Result<Transport> {
+    if args.redis.is_some() && (args.brokers.is_some() || args.topic.is_some()) {
+        return Err(anyhow!("give either --redis and --stream (Redis Streams) or --brokers and --topic (Kafka)"));
+    }
     let spec = build_wrapped_spec(args.model.as_deref().unwrap_or(DEFAULT_MODEL), Wrappers::default(), &args.sets)?;
     let threshold = match &args.threshold {
         Some(t) => t.clone(),
@@ -194,17 +229,50 @@ fn configure(args: &WorkerArgs) -> anyhow::Result<WorkerConfig> {
         per_key: args.per_key,
         max_keys: args.max_keys,
     };
-    let mut config = WorkerConfig::new(brokers, topic, args.group.as_deref().unwrap_or("onad-worker"), model);
-    config.source = SourceOptions {
+    let group = args.group.as_deref().unwrap_or("onad-worker");
+    let source = SourceOptions {
         label: args.label.clone().map_or(LabelColumn::None, LabelColumn::Named),
         columns: (!args.columns.is_empty()).then(|| args.columns.clone()),
         exclude: args.exclude.clone(),
         ..SourceOptions::default()
     };
-    if let Some(n) = args.snapshot_every {
-        if n == 0 {
-            return Err(anyhow!("--snapshot-every must be at least 1"));
+    if args.snapshot_every == Some(0) {
+        return Err(anyhow!("--snapshot-every must be at least 1"));
+    }
+    if let Some(url) = &args.redis {
+        let stream = required(&args.stream, "stream")?;
+        let mut config = StreamsConfig::new(url, stream, group, model);
+        config.source = source;
+        if let Some(n) = args.shards {
+            if n == 0 {
+                return Err(anyhow!("--shards must be at least 1"));
+            }
+            config.shards = n;
         }
+        if let Some(c) = &args.consumer {
+            config.consumer = c.clone();
+        }
+        if let Some(ms) = args.lease_ms {
+            config.lease = Duration::from_millis(ms.max(300));
+        }
+        if let Some(n) = args.snapshot_every {
+            config.snapshot_every = n;
+        }
+        if let Some(ms) = args.snapshot_interval_ms {
+            config.snapshot_interval = Duration::from_millis(ms);
+        }
+        config.give_up = args.give_up_ms.map(Duration::from_millis);
+        config.exit_when_idle = args.exit_when_idle_ms.map(Duration::from_millis);
+        if let Some(ms) = args.log_every_ms {
+            config.log_every = Duration::from_millis(ms.max(1));
+        }
+        return Ok(Transport::Redis(config));
+    }
+    let brokers = required(&args.brokers, "brokers")?;
+    let topic = required(&args.topic, "topic")?;
+    let mut config = WorkerConfig::new(brokers, topic, group, model);
+    config.source = source;
+    if let Some(n) = args.snapshot_every {
         config.snapshot_every = n;
     }
     if let Some(ms) = args.snapshot_interval_ms {
@@ -224,7 +292,7 @@ fn configure(args: &WorkerArgs) -> anyhow::Result<WorkerConfig> {
         config.kafka.retain(|(key, _)| key != k);
         config.kafka.push((k.trim().to_owned(), v.trim().to_owned()));
     }
-    Ok(config)
+    Ok(Transport::Kafka(config))
 }
 
 /// Runs `onad worker`.
@@ -240,7 +308,10 @@ pub fn run(args: WorkerArgs) -> Result<(), Failure> {
     let config = configure(&args).map_err(Failure::Usage)?;
     let store_address = required(&args.store, "store").map_err(Failure::Usage)?;
     let output_address = required(&args.output, "output").map_err(Failure::Usage)?;
-    let prefix = format!("onad:{}:{}", config.group, config.topic);
+    let prefix = match &config {
+        Transport::Kafka(c) => format!("onad:{}:{}", c.group, c.topic),
+        Transport::Redis(c) => format!("onad:{}:{}", c.group, c.stream),
+    };
     let store = open_store(store_address, &prefix).map_err(|e| Failure::Run(e.into()))?;
     let output = open_output(output_address).map_err(|e| Failure::Run(e.into()))?;
     let metrics = Arc::new(Metrics::default());
@@ -249,9 +320,20 @@ pub fn run(args: WorkerArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::Run(anyhow!("cannot serve metrics on 127.0.0.1:{port}: {e}")))?;
         eprintln!("onad worker: metrics on http://{addr}/metrics");
     }
-    let worker = Worker::new(config, store, output, metrics).map_err(|e| Failure::Run(e.into()))?;
-    worker.stop_on_signals().map_err(|e| Failure::Run(anyhow!("cannot install signal handlers: {e}")))?;
-    let report = worker.run().map_err(|e| Failure::Run(e.into()))?;
+    let signals = |r: std::io::Result<()>| r.map_err(|e| Failure::Run(anyhow!("cannot install signal handlers: {e}")));
+    let report = match config {
+        Transport::Kafka(config) => {
+            let worker = Worker::new(config, store, output, metrics).map_err(|e| Failure::Run(e.into()))?;
+            signals(worker.stop_on_signals())?;
+            worker.run()
+        }
+        Transport::Redis(config) => {
+            let worker = StreamsWorker::new(config, store, output, metrics).map_err(|e| Failure::Run(e.into()))?;
+            signals(worker.stop_on_signals())?;
+            worker.run()
+        }
+    }
+    .map_err(|e| Failure::Run(e.into()))?;
     let summary = serde_json::json!({
         "records_in": report.records_in,
         "records_out": report.records_out,

@@ -2,8 +2,9 @@
 //! 127.0.0.1): the reliability scenarios T1 (kill -9 over Kafka), T5 (broker down), T6 (rebalance with
 //! per-key models), T7 (a paused former owner) and T10 (duplicate delivery). In every one, the rows that
 //! reach the outputs, de-duplicated by their id (topic, partition, offset), give every key the score
-//! sequence of a single worker that ran alone from start to end, bit for bit.
-#![cfg(feature = "kafka")]
+//! sequence of a single worker that ran alone from start to end, bit for bit. T1, T6 and T7 run over Redis
+//! Streams (a real `redis-server`) too.
+#![cfg(all(feature = "kafka", feature = "redis"))]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -374,4 +375,125 @@ fn t5_a_broker_outage_is_ridden_out_and_a_give_up_deadline_ends_the_worker() {
     cluster.broker_up(1).unwrap();
     assert!(!ok);
     assert!(stderr.contains("every broker has been unreachable for 2000 ms"), "{stderr}");
+}
+
+// The same scenarios over Redis Streams: four shard streams `events:0` to `events:3`, each entity's
+// entries on one shard, shards held by leases (2 s here), the snapshot store in the same Redis.
+
+fn produce_redis(port: u16, range: std::ops::Range<u64>) {
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+    let mut pipe = redis::pipe();
+    for i in range {
+        let (key, shard, value) = message(i);
+        pipe.cmd("XADD").arg(format!("{TOPIC}:{shard}")).arg("*").arg("key").arg(key).arg("data").arg(value).ignore();
+    }
+    let () = pipe.query(&mut c).unwrap();
+}
+
+fn spawn_redis(port: u16, group: &str, output: &Path, extra: &[&str]) -> Worker {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_onad"));
+    let url = format!("redis://127.0.0.1:{port}");
+    cmd.args(["worker", "--redis", &url, "--stream", TOPIC, "--shards", "4", "--group", group])
+        .args(["--per-key", "--model", "rs_hash", "--threshold", "quantile:0.95:200", "--lease-ms", "2000"])
+        .args(["--store", &url])
+        .arg("--output")
+        .arg(output)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Worker { child: cmd.spawn().expect("onad runs") }
+}
+
+fn reference_redis(port: u16, dir: &Path, total: usize) -> BTreeMap<String, Vec<(i64, u64, bool)>> {
+    let out = dir.join("reference.jsonl");
+    let w = spawn_redis(port, "reference", &out, &[]);
+    wait_for(&[&out], total, "reference");
+    let summary = w.stop();
+    assert_eq!(summary["records_out"], total as u64, "{summary}");
+    let (rows, repeats) = collect(&[&out]);
+    assert_eq!((rows.len(), repeats), (total, 0));
+    per_key(&rows)
+}
+
+#[test]
+fn redis_streams_t1_a_killed_worker_is_replaced_and_every_key_scores_as_one_worker() {
+    let redis = common::Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a_out, b_out) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    let snap = ["--snapshot-every", "64", "--snapshot-interval-ms", "600000"];
+    produce_redis(redis.port, 0..700);
+    let a = spawn_redis(redis.port, "g", &a_out, &snap);
+    wait_for(&[&a_out], 700, "A");
+    a.signal("-KILL");
+    assert!(!a.wait().0);
+    produce_redis(redis.port, 700..1000);
+    // B takes the shards once A's leases run out, restores A's snapshots and claims what A had read and
+    // not acknowledged.
+    let b = spawn_redis(redis.port, "g", &b_out, &snap);
+    wait_for(&[&a_out, &b_out], 1000, "B after A was killed");
+    let summary = b.stop();
+    let (rows, repeats) = collect(&[&a_out, &b_out]);
+    assert_eq!(rows.len(), 1000);
+    assert!(repeats > 0 && repeats < 4 * 64, "replayed {repeats}: {summary}");
+    assert_eq!(per_key(&rows), reference_redis(redis.port, dir.path(), 1000));
+}
+
+#[test]
+fn redis_streams_t6_shards_move_through_snapshots_as_workers_join_and_leave() {
+    let redis = common::Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a_out, b_out) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    let snap = ["--snapshot-every", "50", "--snapshot-interval-ms", "300"];
+    produce_redis(redis.port, 0..400);
+    let a = spawn_redis(redis.port, "g", &a_out, &snap);
+    wait_for(&[&a_out], 400, "A alone");
+    // B joins: A hands two shards back (its fair share is two), B takes them from their snapshots.
+    let b = spawn_redis(redis.port, "g", &b_out, &snap);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut next = 400;
+    while collect(&[&b_out]).0.is_empty() {
+        assert!(Instant::now() < deadline, "B never got a shard");
+        produce_redis(redis.port, next..next + 4);
+        next += 4;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    produce_redis(redis.port, next..800);
+    wait_for(&[&a_out, &b_out], 800, "A and B");
+    let a_summary = a.stop();
+    produce_redis(redis.port, 800..1200);
+    wait_for(&[&a_out, &b_out], 1200, "B after A left");
+    b.stop();
+    let (rows, _) = collect(&[&a_out, &b_out]);
+    assert_eq!(rows.len(), 1200);
+    let shards_a: std::collections::BTreeSet<i64> = collect(&[&a_out]).0.keys().map(|k| k.0).collect();
+    let shards_b: std::collections::BTreeSet<i64> = collect(&[&b_out]).0.keys().map(|k| k.0).collect();
+    assert_eq!((shards_a.len(), shards_b.len()), (4, 4), "A had every shard first, B every shard last: {a_summary}");
+    assert_eq!(per_key(&rows), reference_redis(redis.port, dir.path(), 1200));
+}
+
+#[test]
+fn redis_streams_t7_a_paused_former_owner_is_fenced() {
+    let redis = common::Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a_out, b_out) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    produce_redis(redis.port, 0..400);
+    let a = spawn_redis(redis.port, "g", &a_out, &["--snapshot-every", "1000000", "--snapshot-interval-ms", "600000"]);
+    wait_for(&[&a_out], 400, "A");
+    a.signal("-STOP");
+    let b = spawn_redis(redis.port, "g", &b_out, &["--snapshot-every", "50", "--snapshot-interval-ms", "300"]);
+    wait_for(&[&b_out], 400, "B");
+    produce_redis(redis.port, 400..600);
+    wait_for(&[&b_out], 600, "B");
+    // A wakes up: its leases are B's now; its snapshots are refused.
+    a.signal("-CONT");
+    std::thread::sleep(Duration::from_secs(2));
+    let a_summary = a.stop();
+    assert!(a_summary["snapshots_fenced"].as_u64().unwrap() >= 1, "{a_summary}");
+    assert_eq!(a_summary["snapshots"], 0, "{a_summary}");
+    produce_redis(redis.port, 600..700);
+    wait_for(&[&a_out, &b_out], 700, "after A left");
+    b.stop();
+    let (rows, _) = collect(&[&a_out, &b_out]);
+    assert_eq!(per_key(&rows), reference_redis(redis.port, dir.path(), 700));
 }

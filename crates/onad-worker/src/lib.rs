@@ -14,12 +14,15 @@
 //! - [`store`]: the store trait, a local directory and Redis;
 //! - [`output`]: a Kafka topic, a Redis stream or JSON Lines;
 //! - [`metrics`]: counters and the Prometheus endpoint;
-//! - [`kafka`]: the consumer, its rebalance callback and the loop.
+//! - [`kafka`]: the consumer, its rebalance callback and the loop;
+//! - `redis_streams` (feature `redis`): the same protocol on Redis Streams, shards held by leases.
 
 mod engine;
 pub mod kafka;
 pub mod metrics;
 pub mod output;
+#[cfg(feature = "redis")]
+pub mod redis_streams;
 pub mod state;
 pub mod store;
 
@@ -27,5 +30,7 @@ pub use engine::{WorkerError, WorkerReport};
 pub use kafka::{StartAt, Worker, WorkerConfig};
 pub use metrics::Metrics;
 pub use output::{Output, open_output};
+#[cfg(feature = "redis")]
+pub use redis_streams::{StreamsConfig, StreamsWorker};
 pub use state::ModelConfig;
 pub use store::{SnapshotStore, open_store};
