@@ -68,41 +68,62 @@ fn spawn(onad: &Path, brokers: &str, topic: &str, group: &str, store: &Path, mod
     Proc { child, port }
 }
 
-/// `onad_worker_records_out_total` of a worker (0 until its endpoint answers).
-fn records_out(port: u16) -> u64 {
+/// A counter or gauge of a worker's endpoint (0 until it answers).
+fn metric(port: u16, name: &str) -> u64 {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return 0 };
     let _ = s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n");
     let mut text = String::new();
     let _ = s.read_to_string(&mut text);
     text.lines()
-        .find_map(|l| l.strip_prefix("onad_worker_records_out_total "))
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
 }
 
-/// Samples the group's total every 50 ms until it reaches `n`: (time, total) pairs.
-fn sample(procs: &[Proc], n: u64, mut on_tick: impl FnMut(u64, &mut Vec<Proc>)) -> Vec<(Instant, u64)> {
-    let mut procs_extra = Vec::new();
+/// Waits until the workers own every partition between them and no rebalance happened for 2 s.
+fn settle(procs: &[Proc]) -> Duration {
+    let started = Instant::now();
+    let mut stable_since = Instant::now();
+    let mut last = (0, 0);
+    loop {
+        let owned: u64 = procs.iter().map(|p| metric(p.port, "onad_worker_partitions")).sum();
+        let rebalances: u64 = procs.iter().map(|p| metric(p.port, "onad_worker_rebalances_total")).sum();
+        if (owned, rebalances) != last {
+            last = (owned, rebalances);
+            stable_since = Instant::now();
+        }
+        let everyone = procs.iter().all(|p| metric(p.port, "onad_worker_partitions") > 0);
+        if owned == PARTITIONS as u64 && everyone && stable_since.elapsed() >= Duration::from_secs(2) {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "the group did not settle");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Samples the group's total rows out every 50 ms until it reaches `n`: (time, total) pairs. `on_tick`
+/// may add workers.
+fn sample(procs: &mut Vec<Proc>, n: u64, mut on_tick: impl FnMut(u64, &mut Vec<Proc>)) -> Vec<(Instant, u64)> {
     let mut series = Vec::new();
-    // The last count each worker reported (a worker that has exited no longer answers).
-    let mut seen: std::collections::HashMap<u16, u64> = std::collections::HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        for p in procs.iter().chain(&procs_extra) {
-            let n = records_out(p.port);
-            let e = seen.entry(p.port).or_default();
-            *e = (*e).max(n);
-        }
-        let total: u64 = seen.values().sum();
+        let total: u64 = procs.iter().map(|p| metric(p.port, "onad_worker_records_out_total")).sum();
         series.push((Instant::now(), total));
-        on_tick(total, &mut procs_extra);
-        if total >= n || Instant::now() > deadline {
-            for mut p in procs_extra {
-                let _ = p.child.wait();
-            }
+        on_tick(total, procs);
+        assert!(Instant::now() < deadline, "only {total} of {n} rows out after 600 s");
+        if total >= n {
             return series;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn stop(procs: Vec<Proc>) {
+    for p in &procs {
+        let _ = Command::new("kill").args(["-TERM", &p.child.id().to_string()]).status();
+    }
+    for mut p in procs {
+        let _ = p.child.wait();
     }
 }
 
@@ -119,34 +140,34 @@ fn main() {
     let model = args.get(3).map_or("rs_hash", String::as_str).to_owned();
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
-    cluster.create_topic("events", PARTITIONS, 1).unwrap();
-    let started = Instant::now();
-    produce(&brokers, "events", n);
-    println!(
-        "{n} messages ({KEYS} keys, {PARTITIONS} partitions) produced in {:.1} s; model {model}, per-key",
-        started.elapsed().as_secs_f64()
-    );
     let dir = tempfile::tempdir().unwrap();
-    println!("| workers | records/s (group) | per worker |\n|---:|---:|---:|");
+    println!("{n} messages per run ({KEYS} keys, {PARTITIONS} partitions, 3 features), model {model}, per-key");
+    println!("| workers | settle s | records/s (group) | per worker |\n|---:|---:|---:|---:|");
     for workers in [1, 2, 4] {
-        let group = format!("scale-{workers}");
-        let store = dir.path().join(&group);
-        let procs: Vec<Proc> =
-            (0..workers).map(|_| spawn(&onad, &brokers, "events", &group, &store, &model, 3000)).collect();
-        let series = sample(&procs, n, |_, _| {});
+        // Workers first, on an empty topic; rows once the group has settled.
+        let topic = format!("events-{workers}");
+        cluster.create_topic(&topic, PARTITIONS, 1).unwrap();
+        let store = dir.path().join(&topic);
+        let mut procs: Vec<Proc> =
+            (0..workers).map(|_| spawn(&onad, &brokers, &topic, &topic, &store, &model, 600_000)).collect();
+        let settled = settle(&procs);
+        produce(&brokers, &topic, n);
+        let series = sample(&mut procs, n, |_, _| {});
         let r = rate(&series, n);
-        println!("| {workers} | {:.0} | {:.0} |", r, r / workers as f64);
-        for mut p in procs {
-            let _ = p.child.wait();
-        }
+        println!("| {workers} | {:.1} | {:.0} | {:.0} |", settled.as_secs_f64(), r, r / workers as f64);
+        stop(procs);
     }
     // A rebalance under load: two workers busy, a third joins at a third of the stream.
+    cluster.create_topic("events-join", PARTITIONS, 1).unwrap();
     let store = dir.path().join("join");
-    let procs: Vec<Proc> = (0..2).map(|_| spawn(&onad, &brokers, "events", "join", &store, &model, 3000)).collect();
+    let mut procs: Vec<Proc> =
+        (0..2).map(|_| spawn(&onad, &brokers, "events-join", "join", &store, &model, 600_000)).collect();
+    settle(&procs);
+    produce(&brokers, "events-join", n);
     let mut joined = None;
-    let series = sample(&procs, n, |total, extra| {
+    let series = sample(&mut procs, n, |total, procs| {
         if joined.is_none() && total >= n / 3 {
-            extra.push(spawn(&onad, &brokers, "events", "join", &store, &model, 3000));
+            procs.push(spawn(&onad, &brokers, "events-join", "join", &store, &model, 600_000));
             joined = Some(Instant::now());
         }
     });
@@ -163,12 +184,10 @@ fn main() {
         }
     }
     println!(
-        "\nrebalance: a third worker joining two busy ones stops the group for {:.2} s at most (rows out \
-         sampled every 50 ms); the whole run went at {:.0} records/s",
+        "\nrebalance: a third worker joining two busy ones stopped the group for {:.2} s at most (rows out \
+         sampled every 50 ms); the run went at {:.0} records/s",
         pause.as_secs_f64(),
         rate(&series, n)
     );
-    for mut p in procs {
-        let _ = p.child.wait();
-    }
+    stop(procs);
 }

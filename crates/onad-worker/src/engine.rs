@@ -160,13 +160,14 @@ impl Engine {
         };
         let lru = Lru::of(&state);
         self.owned.insert(partition, Owned { epoch, state, lru, dirty: 0, last_snapshot: Instant::now() });
-        Metrics::inc(&self.metrics.rebalances);
+        self.metrics.partitions.store(self.owned.len() as u64, Ordering::Relaxed);
         Ok(at)
     }
 
     /// Forgets a partition (after its last snapshot, or when it was lost).
     pub(crate) fn release(&mut self, partition: i32) {
         self.owned.remove(&partition);
+        self.metrics.partitions.store(self.owned.len() as u64, Ordering::Relaxed);
         self.metrics.detail().lag.remove(&partition);
     }
 

@@ -148,6 +148,7 @@ impl ConsumerContext for Cx {
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 tracing::info!(partitions = ?ours, "worker: partitions assigned");
+                Metrics::inc(&core.engine.metrics.rebalances);
                 let start = match core.start {
                     StartAt::Earliest => Offset::Beginning,
                     StartAt::Latest => Offset::End,

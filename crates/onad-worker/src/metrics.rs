@@ -29,6 +29,8 @@ pub struct Metrics {
     pub rebalances: AtomicU64,
     /// Models dropped by the key cap.
     pub evictions: AtomicU64,
+    /// Partitions (or shards) owned now.
+    pub partitions: AtomicU64,
     /// Per partition: lag (high watermark minus the next offset to apply), and bad rows by reason.
     pub detail: Mutex<Detail>,
 }
@@ -79,8 +81,11 @@ impl Metrics {
             "# HELP onad_worker_snapshot_seconds_total Time spent making snapshots durable.\n\
              # TYPE onad_worker_snapshot_seconds_total counter\nonad_worker_snapshot_seconds_total {secs}\n\
              # HELP onad_worker_snapshot_bytes Size of the last snapshot.\n\
-             # TYPE onad_worker_snapshot_bytes gauge\nonad_worker_snapshot_bytes {}",
-            get(&self.snapshot_bytes)
+             # TYPE onad_worker_snapshot_bytes gauge\nonad_worker_snapshot_bytes {}\n\
+             # HELP onad_worker_partitions Partitions (Redis: shards) owned now.\n\
+             # TYPE onad_worker_partitions gauge\nonad_worker_partitions {}",
+            get(&self.snapshot_bytes),
+            get(&self.partitions)
         );
         let detail = self.detail();
         let _ = writeln!(

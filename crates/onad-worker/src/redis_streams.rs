@@ -384,6 +384,7 @@ impl StreamsWorker {
     /// acknowledged, in id order.
     fn take(&mut self, s: i32) -> Result<(), WorkerError> {
         tracing::info!(shard = s, "worker: shard taken");
+        Metrics::inc(&self.metrics.rebalances);
         self.engine.claim(s)?;
         self.unacked.insert(s, Vec::new());
         let stream = self.config.shard_stream(s);
