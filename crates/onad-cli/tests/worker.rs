@@ -21,7 +21,15 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 const PARTITIONS: i32 = 4;
 const KEYS: u64 = 16;
-const TOPIC: &str = "events";
+
+std::thread_local! {
+    /// The input topic of the test running on this thread (unique per test on a shared real broker).
+    static TOPIC: std::cell::RefCell<String> = std::cell::RefCell::new("events".into());
+}
+
+fn topic() -> String {
+    TOPIC.with(|t| t.borrow().clone())
+}
 
 /// Message `i` of the stream: key `k{i % 16}`, sent to partition `key % 4`, with two features (a
 /// deterministic wobble per key, and every 97th message far off).
@@ -41,7 +49,7 @@ fn produce(brokers: &str, range: std::ops::Range<u64>) {
     for i in range {
         let (key, partition, value) = message(i);
         loop {
-            match producer.send(BaseRecord::to(TOPIC).key(&key).partition(partition).payload(&value)) {
+            match producer.send(BaseRecord::to(&topic()).key(&key).partition(partition).payload(&value)) {
                 Ok(()) => break,
                 Err((e, _)) => {
                     assert!(format!("{e}").contains("Queue full"), "cannot produce: {e}");
@@ -53,10 +61,56 @@ fn produce(brokers: &str, range: std::ops::Range<u64>) {
     producer.flush(Duration::from_secs(30)).unwrap();
 }
 
-fn cluster() -> (MockCluster<'static, rdkafka::producer::DefaultProducerContext>, String) {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic(TOPIC, PARTITIONS, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+/// The brokers: rdkafka's mock cluster, hosted by this test; or, when `ONAD_KAFKA_BROKERS` names a real
+/// Kafka-protocol broker and `ONAD_TANSU` its `tansu` binary (to create topics; scripts/README.md), that
+/// broker, with topics named after the test (the broker-outage test needs the mock cluster).
+enum Cluster {
+    Mock(MockCluster<'static, rdkafka::producer::DefaultProducerContext>),
+    Real(String),
+}
+
+impl Cluster {
+    fn create_topic(&self, name: &str, partitions: i32) {
+        match self {
+            Cluster::Mock(c) => c.create_topic(name, partitions, 1).unwrap(),
+            Cluster::Real(brokers) => {
+                let tansu = std::env::var("ONAD_TANSU").expect("ONAD_TANSU names the tansu binary");
+                let broker = format!("tcp://{brokers}");
+                let ok = Command::new(tansu)
+                    .args(["topic", "create", name, "--broker", &broker, "--partitions", &partitions.to_string()])
+                    .status()
+                    .unwrap()
+                    .success();
+                assert!(ok, "cannot create topic {name}");
+            }
+        }
+    }
+
+    fn broker_down(&self) {
+        let Cluster::Mock(c) = self else { panic!("a broker outage needs the mock cluster") };
+        c.broker_down(1).unwrap();
+    }
+
+    fn broker_up(&self) {
+        let Cluster::Mock(c) = self else { panic!("a broker outage needs the mock cluster") };
+        c.broker_up(1).unwrap();
+    }
+}
+
+fn cluster_named(test: &str) -> (Cluster, String) {
+    let (cluster, brokers) = match std::env::var("ONAD_KAFKA_BROKERS") {
+        Ok(b) => {
+            let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+            TOPIC.with(|t| *t.borrow_mut() = format!("{test}-{stamp}"));
+            (Cluster::Real(b.clone()), b)
+        }
+        Err(_) => {
+            let c = MockCluster::new(1).unwrap();
+            let b = c.bootstrap_servers();
+            (Cluster::Mock(c), b)
+        }
+    };
+    cluster.create_topic(&topic(), PARTITIONS);
     (cluster, brokers)
 }
 
@@ -74,17 +128,29 @@ fn spawn(
     env: &[(&str, &str)],
 ) -> Worker {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_onad"));
-    cmd.args(["worker", "--brokers", brokers, "--topic", TOPIC, "--group", group, "--per-key", "--model", "rs_hash"])
-        .arg("--store")
-        .arg(store)
-        .arg("--output")
-        .arg(output)
-        .args(["--threshold", "quantile:0.95:200", "--kafka-setting", "session.timeout.ms=6000"])
-        .args(extra)
-        .env_remove("ONAD_WORKER_REPLAY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let group = format!("{group}-{}", topic());
+    cmd.args([
+        "worker",
+        "--brokers",
+        brokers,
+        "--topic",
+        &topic(),
+        "--group",
+        &group,
+        "--per-key",
+        "--model",
+        "rs_hash",
+    ])
+    .arg("--store")
+    .arg(store)
+    .arg("--output")
+    .arg(output)
+    .args(["--threshold", "quantile:0.95:200", "--kafka-setting", "session.timeout.ms=6000"])
+    .args(extra)
+    .env_remove("ONAD_WORKER_REPLAY")
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -207,7 +273,7 @@ fn reference(brokers: &str, dir: &Path, total: usize) -> BTreeMap<String, Vec<(i
 
 #[test]
 fn t6_a_rebalance_hands_every_key_over_through_snapshots() {
-    let (_cluster, brokers) = cluster();
+    let (_cluster, brokers) = cluster_named("t6");
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let (a_out, b_out) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
@@ -242,7 +308,7 @@ fn t6_a_rebalance_hands_every_key_over_through_snapshots() {
 
 #[test]
 fn t1_a_killed_worker_is_replaced_and_every_key_scores_as_one_worker() {
-    let (_cluster, brokers) = cluster();
+    let (_cluster, brokers) = cluster_named("t1");
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let (a_out, b_out) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
@@ -274,8 +340,9 @@ fn t1_a_killed_worker_is_replaced_and_every_key_scores_as_one_worker() {
 
 #[test]
 fn t10_a_range_delivered_twice_is_applied_once() {
-    let (cluster, brokers) = cluster();
-    cluster.create_topic("scores", 2, 1).unwrap();
+    let (cluster, brokers) = cluster_named("t10");
+    let scores = format!("scores-{}", topic());
+    cluster.create_topic(&scores, 2);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("w.jsonl");
     produce(&brokers, 0..800);
@@ -285,23 +352,23 @@ fn t10_a_range_delivered_twice_is_applied_once() {
         &brokers,
         "g",
         dir.path().join("store"),
-        format!("kafka://{brokers}/scores"),
+        format!("kafka://{brokers}/{scores}"),
         &[],
         &[("ONAD_WORKER_REPLAY", "150:50")],
     );
     let deadline = Instant::now() + Duration::from_secs(90);
-    while read_topic(&brokers, "scores", 2).len() < 800 {
+    while read_topic(&brokers, &scores, 2).len() < 800 {
         assert!(Instant::now() < deadline, "the scores topic did not fill");
         std::thread::sleep(Duration::from_millis(300));
     }
     let summary = w.stop();
     assert_eq!(summary["duplicates"], 50, "{summary}");
     assert_eq!(summary["records_out"], 800, "{summary}");
-    let messages = read_topic(&brokers, "scores", 2);
+    let messages = read_topic(&brokers, &scores, 2);
     let mut lines = String::new();
     for (key, value) in &messages {
         let v: serde_json::Value = serde_json::from_str(value).unwrap();
-        assert_eq!(key, &format!("{TOPIC}/{}/{}", v["partition"], v["offset"]), "the message key is the row id");
+        assert_eq!(key, &format!("{}/{}/{}", topic(), v["partition"], v["offset"]), "the message key is the row id");
         lines.push_str(value);
         lines.push('\n');
     }
@@ -313,7 +380,7 @@ fn t10_a_range_delivered_twice_is_applied_once() {
 
 #[test]
 fn t7_a_paused_former_owner_cannot_overwrite_the_new_owners_snapshot() {
-    let (_cluster, brokers) = cluster();
+    let (_cluster, brokers) = cluster_named("t7");
     // The snapshot store of workers on several hosts: Redis (epochs by INCR, saves by one Lua
     // compare-and-set).
     let redis = common::Redis::start();
@@ -350,15 +417,15 @@ fn t7_a_paused_former_owner_cannot_overwrite_the_new_owners_snapshot() {
 
 #[test]
 fn t5_a_broker_outage_is_ridden_out_and_a_give_up_deadline_ends_the_worker() {
-    let (cluster, brokers) = cluster();
+    let (cluster, brokers) = cluster_named("t5");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("w.jsonl");
     produce(&brokers, 0..300);
     let w = spawn(&brokers, "g", dir.path().join("store"), &out, &["--snapshot-interval-ms", "200"], &[]);
     wait_for(&[&out], 300, "before the outage");
-    cluster.broker_down(1).unwrap();
+    cluster.broker_down();
     std::thread::sleep(Duration::from_secs(3));
-    cluster.broker_up(1).unwrap();
+    cluster.broker_up();
     produce(&brokers, 300..600);
     wait_for(&[&out], 600, "after the outage");
     let summary = w.stop();
@@ -370,9 +437,9 @@ fn t5_a_broker_outage_is_ridden_out_and_a_give_up_deadline_ends_the_worker() {
     let out2 = dir.path().join("w2.jsonl");
     let w = spawn(&brokers, "g2", dir.path().join("store2"), &out2, &["--give-up-ms", "2000"], &[]);
     wait_for(&[&out2], 600, "second worker");
-    cluster.broker_down(1).unwrap();
+    cluster.broker_down();
     let (ok, _, stderr) = w.wait();
-    cluster.broker_up(1).unwrap();
+    cluster.broker_up();
     assert!(!ok);
     assert!(stderr.contains("every broker has been unreachable for 2000 ms"), "{stderr}");
 }
@@ -385,7 +452,7 @@ fn produce_redis(port: u16, range: std::ops::Range<u64>) {
     let mut pipe = redis::pipe();
     for i in range {
         let (key, shard, value) = message(i);
-        pipe.cmd("XADD").arg(format!("{TOPIC}:{shard}")).arg("*").arg("key").arg(key).arg("data").arg(value).ignore();
+        pipe.cmd("XADD").arg(format!("events:{shard}")).arg("*").arg("key").arg(key).arg("data").arg(value).ignore();
     }
     let () = pipe.query(&mut c).unwrap();
 }
@@ -393,7 +460,7 @@ fn produce_redis(port: u16, range: std::ops::Range<u64>) {
 fn spawn_redis(port: u16, group: &str, output: &Path, extra: &[&str]) -> Worker {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_onad"));
     let url = format!("redis://127.0.0.1:{port}");
-    cmd.args(["worker", "--redis", &url, "--stream", TOPIC, "--shards", "4", "--group", group])
+    cmd.args(["worker", "--redis", &url, "--stream", "events", "--shards", "4", "--group", group])
         .args(["--per-key", "--model", "rs_hash", "--threshold", "quantile:0.95:200", "--lease-ms", "2000"])
         .args(["--store", &url])
         .arg("--output")

@@ -176,6 +176,11 @@ impl Engine {
         self.owned.iter().map(|(p, o)| (*p, o.state.next_offset)).collect()
     }
 
+    /// Messages applied to a partition since its last snapshot.
+    pub(crate) fn dirty(&self, partition: i32) -> u64 {
+        self.owned.get(&partition).map_or(0, |o| o.dirty)
+    }
+
     /// Partitions due a snapshot: `every` messages since the last one, or changed and `interval` old.
     pub(crate) fn due(&self, every: u64, interval: Duration) -> Vec<i32> {
         let due = |o: &Owned| o.dirty >= every || (o.dirty > 0 && o.last_snapshot.elapsed() >= interval);

@@ -500,6 +500,10 @@ impl StreamsWorker {
         if let Some(u) = self.unacked.get_mut(&s) {
             u.push(id);
         }
+        // As on Kafka, a shard is snapshotted after `snapshot_every` entries, not only between reads.
+        if self.engine.dirty(s) >= self.config.snapshot_every {
+            self.snapshot_and_ack(&[s])?;
+        }
         Ok(())
     }
 }
