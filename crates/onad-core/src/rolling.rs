@@ -54,6 +54,7 @@ pub enum Interpolation {
 
 /// The quantile `q` (in [0, 1]) of `n` sorted values given by `kth` (0-based k-th smallest), linearly
 /// interpolated at rank `(n - 1) q`. `None` when `n` is 0 or `kth` has no value at a rank it is asked for.
+#[inline]
 pub fn quantile_by_rank(
     n: usize,
     q: f64,
@@ -63,10 +64,14 @@ pub fn quantile_by_rank(
     if n == 0 {
         return None;
     }
-    let rank = (n - 1) as f64 * q;
-    let lo = rank.floor() as usize;
+    // Counts go through i64, whose conversions to and from f64 are one instruction each on baseline x86-64
+    // (usize's take a dozen); exact for any count below 2^53, so the same doubles.
+    let rank = (n - 1) as i64 as f64 * q;
+    // Truncation of a non-negative rank is its floor (without a call to libm's `floor`, which baseline
+    // x86-64 has no instruction for); a negative one (q < 0) clamps to 0 as `floor() as usize` did.
+    let lo = (rank as i64).max(0) as usize;
     let hi = (lo + 1).min(n - 1);
-    let f = rank - lo as f64;
+    let f = rank - lo as i64 as f64;
     let lower = kth(lo)?;
     // Where each reference returns the lower value as it is (which keeps the sign of a -0.0).
     let exact = match interpolation {
@@ -84,6 +89,25 @@ pub fn quantile_by_rank(
     })
 }
 
+/// Number of values of the ascending slice `sorted` strictly below `v` (its insertion point before equal
+/// values).
+pub fn rank_in(sorted: &[f64], v: f64) -> usize {
+    if sorted.len() <= SCAN_LIMIT {
+        sorted.iter().map(|x| usize::from(*x < v)).sum()
+    } else {
+        sorted.partition_point(|x| *x < v)
+    }
+}
+
+/// `(rank_in(sorted, a), rank_in(sorted, b))`, in one pass over short slices.
+pub fn ranks_in(sorted: &[f64], a: f64, b: f64) -> (usize, usize) {
+    if sorted.len() <= SCAN_LIMIT {
+        sorted.iter().fold((0, 0), |(i, j), x| (i + usize::from(*x < a), j + usize::from(*x < b)))
+    } else {
+        (sorted.partition_point(|x| *x < a), sorted.partition_point(|x| *x < b))
+    }
+}
+
 /// Finite values kept sorted, with their running sum (the small-window half of [`OrderStats`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SortedVec {
@@ -93,9 +117,13 @@ pub struct SortedVec {
     updates: usize,
 }
 
+/// Sorted vectors up to this length are ranked by counting (a branch-free pass the compiler vectorises)
+/// rather than by binary search, whose steps are a chain of dependent loads.
+const SCAN_LIMIT: usize = 96;
+
 impl SortedVec {
     fn rank(&self, v: f64) -> usize {
-        self.values.partition_point(|x| *x < v)
+        rank_in(&self.values, v)
     }
 
     fn updated(&mut self) {
@@ -178,6 +206,52 @@ impl OrderStats {
             }
             OrderStats::Tree(t) => t.remove(v),
         }
+    }
+
+    /// The values in ascending order as one slice, when they are kept in the sorted vector (windows up to
+    /// [`SORTED_LIMIT`]), for callers that read many order statistics at once.
+    pub fn as_sorted_slice(&self) -> Option<&[f64]> {
+        match self {
+            OrderStats::Sorted(s) => Some(&s.values),
+            OrderStats::Tree(_) => None,
+        }
+    }
+
+    /// Removes one occurrence of `old` and inserts `new`, leaving the store exactly as `remove(old)` then
+    /// `insert(new)` would (values, running sum and its recomputation schedule alike), with one shift of
+    /// the values between the two positions instead of two shifts of everything after them. Returns
+    /// whether `old` was present.
+    pub fn replace(&mut self, old: f64, new: f64) -> bool {
+        if let OrderStats::Sorted(s) = self
+            && new.is_finite()
+            // The removal would not recompute the sum (the insertion's own update still may).
+            && s.updates + 1 < s.values.len().saturating_sub(1).max(16)
+        {
+            let (i, r) = ranks_in(&s.values, old, new);
+            if s.values.get(i) != Some(&old) {
+                return self.remove_insert(old, new);
+            }
+            // Where `insert` would put `new` once `old` is gone.
+            let j = if r > i { r - 1 } else { r };
+            if j < i {
+                s.values.copy_within(j..i, j + 1);
+            } else if j > i {
+                s.values.copy_within(i + 1..=j, i);
+            }
+            s.values[j] = new;
+            s.sum -= old;
+            s.updates += 1;
+            s.sum += new;
+            s.updated();
+            return true;
+        }
+        self.remove_insert(old, new)
+    }
+
+    fn remove_insert(&mut self, old: f64, new: f64) -> bool {
+        let found = self.remove(old);
+        self.insert(new);
+        found
     }
 
     /// The `k`-th smallest value (0-based).
@@ -337,8 +411,16 @@ impl RollingWindow {
             return None;
         }
         let mut removed = None;
-        while self.arrival.len() >= capacity.max(1) {
+        while self.arrival.len() > capacity.max(1) {
             removed = self.pop_oldest();
+        }
+        if self.arrival.len() == capacity.max(1)
+            && let Some(old) = self.arrival.pop_front()
+        {
+            // The oldest out and `v` in, in one pass over the order statistics.
+            self.arrival.push_back(v);
+            self.order.replace(old, v);
+            return Some(old);
         }
         self.push(v);
         removed
@@ -415,6 +497,50 @@ mod tests {
         assert!(!small.remove(1e9));
         small.insert(f64::NAN);
         assert_eq!(small.len(), 64);
+    }
+
+    #[test]
+    fn replace_is_remove_then_insert_to_the_bit() {
+        for capacity in [5, 16, 17, 40, 200] {
+            let (mut one, mut two) = (OrderStats::with_capacity(capacity), OrderStats::with_capacity(capacity));
+            let mut window = VecDeque::new();
+            let mut x = 7u64;
+            for i in 0..3000 {
+                // Repeats, signed zeros and the odd non-finite value.
+                let v = match lcg(&mut x) % 50 {
+                    0 => -0.0,
+                    1 if i % 3 == 0 => f64::NAN,
+                    k => (k % 23) as f64 * 0.37 - 4.0,
+                };
+                if window.len() == capacity {
+                    let old = window.pop_front().unwrap();
+                    let found = one.remove(old);
+                    one.insert(v);
+                    assert_eq!(two.replace(old, v), found);
+                    // A value that is not there: removal fails, the insertion happens.
+                    if i % 97 == 0 {
+                        let (a, b) = (one.remove(1e9), two.replace(1e9, 1.5));
+                        one.insert(1.5);
+                        assert_eq!(a, b);
+                        let (_, _) = (one.remove(1.5), two.remove(1.5));
+                    }
+                } else {
+                    one.insert(v);
+                    two.insert(v);
+                }
+                if v.is_finite() {
+                    window.push_back(v);
+                }
+                assert_eq!(format!("{one:?}"), format!("{two:?}"), "capacity {capacity}, row {i}");
+            }
+        }
+        // The rolling window, which replaces through it, keeps its arrival order.
+        let mut w = RollingWindow::with_capacity(3);
+        for v in [4.0, 1.0, 3.0, 2.0, 5.0] {
+            w.push_bounded(v, 3);
+        }
+        assert_eq!(w.values(), &VecDeque::from([3.0, 2.0, 5.0]));
+        assert!(w.sorted().eq([2.0, 3.0, 5.0]));
     }
 
     /// The quantile of a sorted slice, written out directly in both forms.

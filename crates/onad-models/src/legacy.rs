@@ -10,9 +10,10 @@
 ///
 /// **Frozen: never reorder, never add.** The lists below are the registry as it stood when format 1 was
 /// current (17 detectors, then 4 transformers); a variant's position is its code in the bytes. The
-/// payload of every variant is today's model or parameter type, whose layout is still the one format 1
-/// wrote (every kind is at state version 1). When a kind's [`crate::Describe::STATE_VERSION`] goes past 1,
-/// its variant here must take a frozen copy of the version-1 layout and convert it.
+/// payload of every variant is today's model or parameter type where its layout is still the one format 1
+/// wrote (state version 1). A kind whose [`crate::Describe::STATE_VERSION`] went past 1 names a frozen copy
+/// of its version-1 layout after `as` below, converted into today's type by `From`
+/// (`moving_mahalanobis_distance`, version 2: the maintained Cholesky factor is computed from the sums).
 ///
 /// ```
 /// use onad_models::{PipelineSpec, legacy};
@@ -35,8 +36,8 @@ pub mod v1 {
         MovingCorrelationCoefficient, MovingCorrelationCoefficientParams, MovingCovariance, MovingCovarianceParams,
         MovingGeometricAverage, MovingGeometricAverageParams, MovingHarmonicAverage, MovingHarmonicAverageParams,
         MovingInterquartileRange, MovingInterquartileRangeParams, MovingKurtosis, MovingKurtosisParams,
-        MovingMahalanobisDistance, MovingMahalanobisDistanceParams, MovingMedian, MovingMedianParams, MovingQuantile,
-        MovingQuantileParams, MovingSkewness, MovingSkewnessParams, MovingVariance, MovingVarianceParams,
+        MovingMahalanobisDistanceParams, MovingMedian, MovingMedianParams, MovingQuantile, MovingQuantileParams,
+        MovingSkewness, MovingSkewnessParams, MovingVariance, MovingVarianceParams,
     };
     use crate::threshold::{Guard, Protect, QuantileThreshold, QuantileThresholdParams};
     use crate::transform::{
@@ -48,7 +49,7 @@ pub mod v1 {
     /// same attributes format 1 had, and their conversions into today's enums.
     macro_rules! frozen {
         (
-            detectors { $( $dname:literal => $D:ident($DP:ident) ),* $(,)? }
+            detectors { $( $dname:literal => $D:ident($DP:ident) $(as $DS:ident)? ),* $(,)? }
             transformers { $( $tname:literal => $T:ident($TP:ident) ),* $(,)? }
         ) => {
             /// Detector parameters as format 1 encoded them (variant index = position in this list).
@@ -60,7 +61,7 @@ pub mod v1 {
             /// A detector as format 1 encoded it (variant index = position in this list).
             #[derive(Debug, Clone, Deserialize)]
             pub enum AnyDetector {
-                $( #[doc = concat!("`", $dname, "`")] $D($D), )*
+                $( #[doc = concat!("`", $dname, "`")] $D(version_1!($D $(, $DS)?)), )*
             }
 
             /// Transformer parameters as format 1 encoded them.
@@ -83,7 +84,7 @@ pub mod v1 {
 
             impl From<AnyDetector> for crate::AnyDetector {
                 fn from(m: AnyDetector) -> Self {
-                    match m { $( AnyDetector::$D(m) => crate::AnyDetector::$D(m), )* }
+                    match m { $( AnyDetector::$D(m) => crate::AnyDetector::$D(m.into()), )* }
                 }
             }
 
@@ -98,6 +99,30 @@ pub mod v1 {
                     match m { $( AnyTransformer::$T(m) => crate::AnyTransformer::$T(m), )* }
                 }
             }
+        };
+    }
+
+    /// [`crate::MovingMahalanobisDistance`] at state version 1: the same fields without the maintained Cholesky
+    /// factor of version 2, which the conversion computes from the sums.
+    #[derive(Debug, Clone, Deserialize)]
+    pub struct MovingMahalanobisDistanceV1 {
+        pub(crate) columns: Vec<usize>,
+        pub(crate) window_size: usize,
+        pub(crate) ddof: f64,
+        pub(crate) window: std::collections::VecDeque<f64>,
+        pub(crate) shift: Vec<f64>,
+        pub(crate) s1: Vec<f64>,
+        pub(crate) s2: Vec<f64>,
+        pub(crate) since_resync: usize,
+    }
+
+    /// The type holding a kind's version-1 state: its own type unless a frozen copy is named.
+    macro_rules! version_1 {
+        ($D:ident) => {
+            $D
+        };
+        ($D:ident, $S:ident) => {
+            $S
         };
     }
 
@@ -119,7 +144,7 @@ pub mod v1 {
             "moving_skewness" => MovingSkewness(MovingSkewnessParams),
             "moving_covariance" => MovingCovariance(MovingCovarianceParams),
             "moving_correlation_coefficient" => MovingCorrelationCoefficient(MovingCorrelationCoefficientParams),
-            "moving_mahalanobis_distance" => MovingMahalanobisDistance(MovingMahalanobisDistanceParams),
+            "moving_mahalanobis_distance" => MovingMahalanobisDistance(MovingMahalanobisDistanceParams) as MovingMahalanobisDistanceV1,
             "quantile_threshold" => QuantileThreshold(QuantileThresholdParams),
         }
         transformers {
@@ -236,6 +261,43 @@ pub mod v2_flat {
     impl From<AnyPipeline> for crate::AnyPipeline {
         fn from(p: AnyPipeline) -> Self {
             crate::AnyPipeline::from_flat(p.transformers, p.detector, p.guard)
+        }
+    }
+}
+
+/// Readers of by-name values (checkpoint formats 2 to 4, and the trees inside them) written at an older
+/// state version of a kind whose layout changed since: the registry's decoder asks here before refusing
+/// a version. `moving_mahalanobis_distance` version 1: the model is read as
+/// [`v1::MovingMahalanobisDistanceV1`] and converted (its Cholesky factor computed from the sums); its
+/// parameters did not change.
+pub(crate) mod older {
+    use super::v1::MovingMahalanobisDistanceV1;
+    use crate::registry::Payload;
+    use crate::{AnyDetector, AnyDetectorParams, MovingMahalanobisDistanceParams};
+
+    pub(crate) fn detector<'de, P: Payload<'de>>(
+        name: &str,
+        version: u16,
+        payload: P,
+    ) -> Option<Result<AnyDetector, P::Error>> {
+        match (name, version) {
+            ("moving_mahalanobis_distance", 1) => Some(
+                payload.take::<MovingMahalanobisDistanceV1>().map(|m| AnyDetector::MovingMahalanobisDistance(m.into())),
+            ),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn detector_params<'de, P: Payload<'de>>(
+        name: &str,
+        version: u16,
+        payload: P,
+    ) -> Option<Result<AnyDetectorParams, P::Error>> {
+        match (name, version) {
+            ("moving_mahalanobis_distance", 1) => Some(
+                payload.take::<MovingMahalanobisDistanceParams>().map(AnyDetectorParams::MovingMahalanobisDistance),
+            ),
+            _ => None,
         }
     }
 }

@@ -198,6 +198,11 @@ pub(crate) trait ByName: Sized {
     /// Decodes the payload of the kind with this human-readable tag (`human`) or registry name; None when
     /// there is no such kind.
     fn decode<'de, P: Payload<'de>>(tag: &str, human: bool, payload: P) -> Option<Result<Self, P::Error>>;
+    /// Decodes the binary payload of kind `name` written at an older state `version`, for the kinds whose
+    /// layout changed and that migrate (see `crate::legacy::older`); None when that version is not read.
+    fn decode_older<'de, P: Payload<'de>>(_name: &str, _version: u16, _payload: P) -> Option<Result<Self, P::Error>> {
+        None
+    }
 }
 
 /// Where the payload of a value comes from: the rest of the binary tuple, or the variant of an externally
@@ -282,6 +287,11 @@ impl<'de, E: ByName> Visitor<'de> for Named<E> {
         let Some(expected) = E::state_version(&name) else {
             return Err(unknown());
         };
+        if version < expected
+            && let Some(migrated) = E::decode_older(&name, version, SeqPayload(&mut seq))
+        {
+            return migrated;
+        }
         if version != expected {
             let origin = if version > expected { "a newer build" } else { "an older build and not migrated" };
             return Err(noted(format!(
@@ -335,7 +345,7 @@ impl<'de> Deserialize<'de> for Tag {
 /// Implements [`ByName`] for one enum encoded by name; each variant is
 /// `Variant(Payload) => human tag, name, state version`.
 macro_rules! by_name_kinds {
-    ($E:ident, $role:literal, [ $( $V:ident($P:ty) => $tag:expr, $name:expr, $version:expr ;)* ]) => {
+    ($E:ident, $role:literal, [ $( $V:ident($P:ty) => $tag:expr, $name:expr, $version:expr ;)* ] $(, older = $older:path)?) => {
         impl $crate::registry::ByName for $E {
             const ENUM: &'static str = stringify!($E);
             const ROLE: &'static str = $role;
@@ -355,6 +365,15 @@ macro_rules! by_name_kinds {
                 } )*
                 None
             }
+            $(
+                fn decode_older<'de, P: $crate::registry::Payload<'de>>(
+                    name: &str,
+                    version: u16,
+                    payload: P,
+                ) -> Option<Result<Self, P::Error>> {
+                    $older(name, version, payload)
+                }
+            )?
         }
     };
 }
@@ -363,8 +382,8 @@ pub(crate) use by_name_kinds;
 /// Implements the by-name encoding for one enum ([`by_name_kinds!`], and serde: `(name, state version,
 /// payload)` in binary formats, `{human tag: payload}` in human-readable ones).
 macro_rules! by_name {
-    ($E:ident, $role:literal, [ $( $V:ident($P:ty) => $tag:expr, $name:expr, $version:expr ;)* ]) => {
-        $crate::registry::by_name_kinds!($E, $role, [ $( $V($P) => $tag, $name, $version; )* ]);
+    ($E:ident, $role:literal, [ $( $V:ident($P:ty) => $tag:expr, $name:expr, $version:expr ;)* ] $(, older = $older:path)?) => {
+        $crate::registry::by_name_kinds!($E, $role, [ $( $V($P) => $tag, $name, $version; )* ] $(, older = $older)?);
 
         impl serde::Serialize for $E {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -430,10 +449,10 @@ macro_rules! registry {
 
         by_name!(AnyDetectorParams, "detector", [
             $( $D($DP) => $dname, $dname, <$DP as Describe>::STATE_VERSION; )*
-        ]);
+        ], older = $crate::legacy::older::detector_params);
         by_name!(AnyDetector, "detector", [
             $( $D($D) => stringify!($D), $dname, <$DP as Describe>::STATE_VERSION; )*
-        ]);
+        ], older = $crate::legacy::older::detector);
         by_name!(AnyTransformerParams, "transformer", [
             $( $T($TP) => $tname, $tname, <$TP as Describe>::STATE_VERSION; )*
         ]);

@@ -456,7 +456,14 @@ fn name_prefix(name: &str, version: u16) -> Vec<u8> {
 fn binary_encoding_is_name_version_payload_and_round_trips() {
     let (schema, rows, _) = common::shuttle();
     for info in REGISTRY {
-        assert_eq!(info.state_version, 1, "{}: a new state version needs a migration of older checkpoints", info.name);
+        // Kinds past state version 1 read their older versions through `legacy::older` (tested there).
+        let migrated: &[(&str, u16)] = &[("moving_mahalanobis_distance", 2)];
+        let expected = migrated.iter().find(|(name, _)| *name == info.name).map_or(1, |&(_, v)| v);
+        assert_eq!(
+            info.state_version, expected,
+            "{}: a new state version needs a migration of older checkpoints",
+            info.name
+        );
         let prefix = name_prefix(info.name, info.state_version);
         match info.role {
             Role::Detector => {

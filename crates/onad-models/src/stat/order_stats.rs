@@ -22,7 +22,13 @@ fn quantile(n: usize, q: f64, kth: impl Fn(usize) -> Option<f64>) -> Option<f64>
 
 /// An order-statistic view of the window with a statistic computed on the window or the window plus one.
 macro_rules! order_stat {
-    ($(#[$meta:meta])* $name:ident { $($field:ident : $ty:ty),* } , |$s:ident, $n:ident, $kth:ident, $extra:ident| $value:expr) => {
+    (@delta $self:ident, $x:ident) => {
+        Some($self.value(Some($x))? - $self.value(None)?)
+    };
+    (@delta $self:ident, $x:ident, $delta:ident) => {
+        $self.$delta($x)
+    };
+    ($(#[$meta:meta])* $name:ident { $($field:ident : $ty:ty),* } , |$s:ident, $n:ident, $kth:ident, $extra:ident| $value:expr $(, delta = $delta:ident)?) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
         pub struct $name {
@@ -35,6 +41,21 @@ macro_rules! order_stat {
             fn value(&self, $extra: Option<f64>) -> Option<f64> {
                 let $s = self;
                 let $n = self.tree.len() + usize::from($extra.is_some());
+                // The sorted vector (small windows) read as a slice: one branch on the store per call
+                // instead of one per order statistic read.
+                if let Some(sorted) = self.tree.as_sorted_slice() {
+                    let rank = $extra.map(|x| onad_core::rolling::rank_in(sorted, x));
+                    let $kth = |k: usize| match ($extra, rank) {
+                        // Selects rather than branches: where `x` falls against the rank asked for
+                        // is data, not a pattern a predictor learns.
+                        (Some(x), Some(r)) => {
+                            let v = sorted.get(k - usize::from(k > r)).copied().unwrap_or(x);
+                            Some(if k == r { x } else { v })
+                        }
+                        _ => sorted.get(k).copied(),
+                    };
+                    return $value;
+                }
                 let rank = $extra.map(|x| self.tree.rank(x));
                 let $kth = |k: usize| match ($extra, rank) {
                     (Some(x), Some(r)) => self.tree.kth_with_rank(k, x, r),
@@ -51,9 +72,12 @@ macro_rules! order_stat {
             fn popped(&mut self, v: f64) {
                 self.tree.remove(v);
             }
+            fn replaced(&mut self, old: f64, new: f64) {
+                self.tree.replace(old, new);
+            }
             fn resync(&mut self, _window: &VecDeque<f64>) {}
             fn delta(&self, _window: &VecDeque<f64>, x: f64) -> Option<f64> {
-                Some(self.value(Some(x))? - self.value(None)?)
+                order_stat!(@delta self, x $(, $delta)?)
             }
         }
     };
@@ -89,8 +113,39 @@ order_stat!(
         let (c, sb) = (c + count_extra_below, sb + sum_extra_below);
         let total = (sum - 2.0 * sb) - m * (n as f64 - 2.0 * c as f64);
         (n > 0).then(|| total.max(0.0) / n as f64)
-    }
+    },
+    delta = mad_delta
 );
+
+impl AbsoluteDeviationStat {
+    /// `value(Some(x)) - value(None)` with one pass over the sorted vector for both: the two means' ranks
+    /// counted together, and the sum below the larger rank continued from the sum below the smaller (the
+    /// same additions in the same order as two separate sums, so the same bits). The sequential sum is
+    /// what bounds this model's speed: it is kept for bit-identical scores.
+    fn mad_delta(&self, x: f64) -> Option<f64> {
+        let Some(sorted) = self.tree.as_sorted_slice().filter(|s| !s.is_empty()) else {
+            return Some(self.value(Some(x))? - self.value(None)?);
+        };
+        let (n0, sum0) = (sorted.len(), self.tree.sum());
+        let (n1, sum1) = (n0 + 1, sum0 + x);
+        let (m0, m1) = (sum0 / n0 as f64, sum1 / n1 as f64);
+        let (c0, c1) = onad_core::rolling::ranks_in(sorted, m0, m1);
+        let (lo, hi) = (c0.min(c1), c0.max(c1));
+        let below_lo: f64 = sorted[..lo].iter().sum();
+        let below_hi = sorted[lo..hi].iter().fold(below_lo, |a, b| a + b);
+        let (below0, below1) = if c0 <= c1 { (below_lo, below_hi) } else { (below_hi, below_lo) };
+        let mad = |sum: f64, n: usize, m: f64, c: usize, sb: f64| {
+            let total = (sum - 2.0 * sb) - m * (n as f64 - 2.0 * c as f64);
+            total.max(0.0) / n as f64
+        };
+        // As `value`: the window alone adds no extra value (0 and 0.0), the window plus `x` adds `x` when
+        // it is below the new mean.
+        let without = mad(sum0, n0, m0, c0, below0 + 0.0);
+        let (c_x, s_x) = if x < m1 { (1, x) } else { (0, 0.0) };
+        let with = mad(sum1, n1, m1, c1 + c_x, below1 + s_x);
+        Some(with - without)
+    }
+}
 
 /// Scores the change of the median of the last `window_size` values of one feature caused by the new
 /// value (Python onad `MovingMedian`). O(log w) per learn and score.

@@ -24,6 +24,12 @@ pub trait WindowStatistic: Clone + Debug + PartialEq + Send + Sync + Serialize +
     fn pushed(&mut self, v: f64);
     /// `v`, the oldest value, left the window.
     fn popped(&mut self, v: f64);
+    /// `old`, the oldest value, left the window and `new` was appended: the same state as `popped(old)`
+    /// then `pushed(new)`, which a statistic may reach faster in one step.
+    fn replaced(&mut self, old: f64, new: f64) {
+        self.popped(old);
+        self.pushed(new);
+    }
     /// Recomputes the state exactly from the window (called once per `window_size` learns, and whenever
     /// [`WindowStatistic::drifted`] says rounding could have built up).
     fn resync(&mut self, window: &VecDeque<f64>);
@@ -82,10 +88,12 @@ impl<S: WindowStatistic> Detector for MovingWindow<S> {
         if self.window.len() == self.window_size
             && let Some(old) = self.window.pop_front()
         {
-            self.stat.popped(old);
+            self.window.push_back(v);
+            self.stat.replaced(old, v);
+        } else {
+            self.window.push_back(v);
+            self.stat.pushed(v);
         }
-        self.window.push_back(v);
-        self.stat.pushed(v);
         self.since_resync += 1;
         if self.since_resync >= self.window_size || self.stat.drifted(self.window.len()) {
             self.stat.resync(&self.window);
