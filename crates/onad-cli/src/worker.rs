@@ -90,6 +90,11 @@ pub struct WorkerArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     output: Option<String>,
 
+    /// Also (or instead) send only the flagged rows here (same forms as --output).
+    #[arg(long, value_name = "ADDRESS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alerts: Option<String>,
+
     /// The model, as for `onad run` [default: mstream].
     #[arg(long, short)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -307,13 +312,22 @@ pub fn run(args: WorkerArgs) -> Result<(), Failure> {
     crate::init_logs(args.verbose, false);
     let config = configure(&args).map_err(Failure::Usage)?;
     let store_address = required(&args.store, "store").map_err(Failure::Usage)?;
-    let output_address = required(&args.output, "output").map_err(Failure::Usage)?;
+    if args.output.is_none() && args.alerts.is_none() {
+        return Err(Failure::Usage(anyhow!("onad worker needs --output or --alerts (or both)")));
+    }
     let prefix = match &config {
         Transport::Kafka(c) => format!("onad:{}:{}", c.group, c.topic),
         Transport::Redis(c) => format!("onad:{}:{}", c.group, c.stream),
     };
     let store = open_store(store_address, &prefix).map_err(|e| Failure::Run(e.into()))?;
-    let output = open_output(output_address).map_err(|e| Failure::Run(e.into()))?;
+    let mut outputs = Vec::new();
+    if let Some(a) = &args.output {
+        outputs.push(open_output(a).map_err(|e| Failure::Run(e.into()))?);
+    }
+    if let Some(a) = &args.alerts {
+        outputs.push(Box::new(AlertsOnly(open_output(a).map_err(|e| Failure::Run(e.into()))?)));
+    }
+    let output: Box<dyn onad_worker::Output> = Box::new(Fanout(outputs));
     let metrics = Arc::new(Metrics::default());
     if let Some(port) = args.metrics_port {
         let addr = onad_worker::metrics::serve(metrics.clone(), port)

@@ -344,6 +344,7 @@ fn t10_a_range_delivered_twice_is_applied_once() {
     let scores = format!("scores-{}", topic());
     cluster.create_topic(&scores, 2);
     let dir = tempfile::tempdir().unwrap();
+    let alerts = dir.path().join("alerts.jsonl");
     let out = dir.path().join("w.jsonl");
     produce(&brokers, 0..800);
     // After offset 149 of a partition, the broker delivers offsets 100..150 of it again. The scores go to
@@ -353,7 +354,7 @@ fn t10_a_range_delivered_twice_is_applied_once() {
         "g",
         dir.path().join("store"),
         format!("kafka://{brokers}/{scores}"),
-        &[],
+        &["--alerts", alerts.to_str().unwrap()],
         &[("ONAD_WORKER_REPLAY", "150:50")],
     );
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -375,6 +376,11 @@ fn t10_a_range_delivered_twice_is_applied_once() {
     std::fs::write(&out, lines).unwrap();
     let (rows, repeats) = collect(&[&out]);
     assert_eq!((rows.len(), repeats), (800, 0));
+    // The alerts output holds exactly the flagged rows.
+    let (flagged, _) = collect(&[&alerts]);
+    let expected: BTreeMap<_, _> = rows.iter().filter(|(_, r)| r.anomaly).map(|(k, r)| (*k, r.clone())).collect();
+    assert!(!expected.is_empty());
+    assert_eq!(flagged, expected);
     assert_eq!(per_key(&rows), reference(&brokers, dir.path(), 800));
 }
 

@@ -29,7 +29,7 @@ pub mod store;
 pub use engine::{WorkerError, WorkerReport};
 pub use kafka::{StartAt, Worker, WorkerConfig};
 pub use metrics::Metrics;
-pub use output::{Output, open_output};
+pub use output::{AlertsOnly, Fanout, Output, open_output};
 #[cfg(feature = "redis")]
 pub use redis_streams::{StreamsConfig, StreamsWorker};
 pub use state::ModelConfig;

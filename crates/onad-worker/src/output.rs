@@ -308,6 +308,62 @@ impl Output for RedisOutput {
     }
 }
 
+/// Passes on only the flagged rows (an alerts topic or stream beside the full output).
+#[derive(Debug)]
+pub struct AlertsOnly<O>(pub O);
+
+impl<O: Output> Output for AlertsOnly<O> {
+    fn describe(&self) -> String {
+        format!("{} (alerts only)", self.0.describe())
+    }
+
+    fn send(&mut self, row: &ScoredMessage<'_>) -> Result<(), OutputError> {
+        if row.anomaly { self.0.send(row) } else { Ok(()) }
+    }
+
+    fn flush(&mut self) -> Result<(), OutputError> {
+        self.0.flush()
+    }
+}
+
+impl Output for Box<dyn Output> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+
+    fn send(&mut self, row: &ScoredMessage<'_>) -> Result<(), OutputError> {
+        (**self).send(row)
+    }
+
+    fn flush(&mut self) -> Result<(), OutputError> {
+        (**self).flush()
+    }
+}
+
+/// Several outputs as one: each row to every output, a flush flushes them all.
+#[derive(Default)]
+pub struct Fanout(pub Vec<Box<dyn Output>>);
+
+impl std::fmt::Debug for Fanout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|o| o.describe())).finish()
+    }
+}
+
+impl Output for Fanout {
+    fn describe(&self) -> String {
+        self.0.iter().map(|o| o.describe()).collect::<Vec<_>>().join(", ")
+    }
+
+    fn send(&mut self, row: &ScoredMessage<'_>) -> Result<(), OutputError> {
+        self.0.iter_mut().try_for_each(|o| o.send(row))
+    }
+
+    fn flush(&mut self) -> Result<(), OutputError> {
+        self.0.iter_mut().try_for_each(|o| o.flush())
+    }
+}
+
 /// Opens an output by address: `kafka://HOSTS/TOPIC`, `redis://HOST:PORT/stream/NAME` (feature `redis`),
 /// or a path (JSON Lines).
 pub fn open_output(address: &str) -> Result<Box<dyn Output>, OutputError> {
@@ -387,6 +443,33 @@ mod tests {
         let fields = &last[0].1;
         assert_eq!(fields[0], ("id".to_owned(), "in/1/699".to_owned()));
         assert!(fields[1].1.contains("\"score\":87.375"), "{fields:?}");
+    }
+
+    #[test]
+    fn alerts_only_passes_on_the_flagged_rows_and_a_fanout_feeds_every_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let (all, alerts) = (dir.path().join("all.jsonl"), dir.path().join("alerts.jsonl"));
+        let mut out = Fanout(vec![
+            Box::new(JsonlOutput::open(&all).unwrap()),
+            Box::new(AlertsOnly(JsonlOutput::open(&alerts).unwrap())),
+        ]);
+        for offset in 0..10 {
+            let row = ScoredMessage {
+                topic: "t",
+                partition: 0,
+                offset,
+                key: None,
+                score: offset as f64,
+                threshold: 6.5,
+                anomaly: offset > 6,
+                label: None,
+            };
+            out.send(&row).unwrap();
+        }
+        out.flush().unwrap();
+        let lines = |p: &std::path::Path| std::fs::read_to_string(p).unwrap().lines().count();
+        assert_eq!((lines(&all), lines(&alerts)), (10, 3));
+        assert!(out.describe().contains("(alerts only)"));
     }
 
     #[test]
