@@ -271,8 +271,9 @@ pub fn svg(plot: &Plot) -> String {
             }
         }
     }
+    let mut x = left;
     for (i, c) in plot.curves.iter().enumerate() {
-        let (x, y) = (left + i as f64 * 200.0, h - 14.0);
+        let y = h - 14.0;
         let _ = writeln!(
             s,
             "<rect x=\"{x}\" y=\"{}\" width=\"14\" height=\"4\" fill=\"{}\"/><text x=\"{}\" y=\"{y}\">{}</text>",
@@ -281,6 +282,7 @@ pub fn svg(plot: &Plot) -> String {
             x + 20.0,
             escape(&c.label)
         );
+        x += 40.0 + 7.0 * c.label.chars().count() as f64;
     }
     s + "</svg>\n"
 }
@@ -320,19 +322,25 @@ fn curve(
     Ok(Curve { label: label.to_owned(), points })
 }
 
-/// The keyed curve: `onad run --key k` over `rows` rows, one model per key, against the number of keys; rows
-/// per second of the whole run (read, route, score, learn) and the peak memory over a run without a key.
+/// The keyed curve: `onad run --key k` with `model` (its `--set` values `sets`) over `d` features, one model
+/// per key, against the number of keys; each key gets `per_key` rows (at least `min_rows` in all), so every
+/// per-key model is past its warm-up. Rows per second of the whole run (read, route, score, learn) and the
+/// peak memory over a keyless `null_model` run on the same file.
+#[allow(clippy::too_many_arguments)]
 fn keyed_curve(
     root: &Path,
     work: &Path,
     label: &str,
     model: &str,
-    rows: usize,
+    sets: &[&str],
+    d: usize,
+    per_key: usize,
+    min_rows: usize,
     keys: &[f64],
     timeout: Duration,
 ) -> Result<Curve> {
     let onad = root.join("target/release/onad");
-    let run = |path: &Path, key: bool, model: &str| -> Result<(f64, u64)> {
+    let run = |path: &Path, key: bool, model: &str, sets: &[&str]| -> Result<(f64, u64)> {
         let mut c = Command::new(&onad);
         c.arg("run").arg("-i").arg(path).args([
             "-m",
@@ -344,6 +352,9 @@ fn keyed_curve(
             "--threads",
             "1",
         ]);
+        for s in sets {
+            c.args(["--set", s]);
+        }
         if key {
             c.args(["--key", "k", "--workers", "1"]);
         }
@@ -351,13 +362,20 @@ fn keyed_curve(
     };
     let mut points = Vec::new();
     for &k in keys {
-        let path = work.join(format!("keyed-{k}.csv"));
-        write_gaussian(&path, rows, 4, k as usize)?;
-        let (_, base) = run(&path, false, "null_model")?;
-        match run(&path, true, model) {
+        let rows = min_rows.max(k as usize * per_key);
+        let path = work.join(format!("keyed-{k}x{d}-{rows}.csv"));
+        if !path.exists() {
+            write_gaussian(&path, rows, d, k as usize)?;
+        }
+        let (_, base) = run(&path, false, "null_model", &[])?;
+        match run(&path, true, model, sets) {
             Ok((seconds, peak)) => {
                 let p = Point { x: k, rows_per_sec: rows as f64 / seconds, kib: peak.saturating_sub(base) as f64 };
-                eprintln!("  {label} at {k} keys: {} rows/s, {:.0} KiB", crate::board::rate(p.rows_per_sec), p.kib);
+                eprintln!(
+                    "  {label} at {k} keys ({rows} rows): {} rows/s, {:.0} KiB",
+                    crate::board::rate(p.rows_per_sec),
+                    p.kib
+                );
                 points.push(p);
             }
             Err(e) => eprintln!("  {label} at {k} keys: {e:#} (left out)"),
@@ -385,16 +403,19 @@ pub fn growth(root: &Path, quick: bool) -> Result<()> {
     let before = bench::machine();
     eprintln!("\n==> growth curves ({rows} rows, {})", if quick { "quick" } else { "full" });
 
-    let windows = [10.0, 100.0, 1_000.0, 10_000.0, 100_000.0];
+    // A window curve runs on twice its window in rows (at least `rows`), so the window fills.
+    let filled = |n: usize| move |w: f64| file(10, n.max(2 * w as usize));
+    let windows: &[f64] =
+        if quick { &[10.0, 100.0, 1_000.0, 10_000.0] } else { &[10.0, 100.0, 1_000.0, 10_000.0, 100_000.0] };
     let stat = |name: &'static str| move |w: f64| json!({ name: {"key": "f0", "window_size": w as u64} });
     let mut plots = vec![Plot {
         file: "growth-window-statistics.svg",
         title: "Moving statistics against their window",
         axis: "window_size",
         curves: vec![
-            curve(root, "moving_average", &windows, &ten, &stat("moving_average"), timeout)?,
-            curve(root, "moving_variance", &windows, &ten, &stat("moving_variance"), timeout)?,
-            curve(root, "moving_median", &windows, &ten, &stat("moving_median"), timeout)?,
+            curve(root, "moving_average", windows, &filled(rows), &stat("moving_average"), timeout)?,
+            curve(root, "moving_variance", windows, &filled(rows), &stat("moving_variance"), timeout)?,
+            curve(root, "moving_median", windows, &filled(rows), &stat("moving_median"), timeout)?,
         ],
     }];
     let features = [2.0, 5.0, 10.0, 20.0, 40.0, 80.0];
@@ -447,26 +468,29 @@ pub fn growth(root: &Path, quick: bool) -> Result<()> {
     });
     plots.push(Plot {
         file: "growth-height.svg",
-        title: "Tree height: half_space_trees height, random_cut_forest sample_size (log2 = depth)",
-        axis: "height (HST) / log2 sample_size (RCF)",
-        curves: vec![
-            curve(
-                root,
-                "half_space_trees height",
-                &[4.0, 6.0, 8.0, 10.0, 12.0, 14.0],
-                &ten,
-                &|h| json!({"half_space_trees": {"height": h as u64, "seed": 1}}),
-                timeout,
-            )?,
-            curve(
-                root,
-                "random_cut_forest log2 sample_size",
-                &[6.0, 7.0, 8.0, 9.0, 10.0, 11.0],
-                &ten_slow,
-                &|l| json!({"random_cut_forest": {"sample_size": 2u64.pow(l as u32), "seed": 1}}),
-                timeout,
-            )?,
-        ],
+        title: "half_space_trees against its tree height (10 features)",
+        axis: "height",
+        curves: vec![curve(
+            root,
+            "half_space_trees",
+            &[4.0, 6.0, 8.0, 10.0, 12.0, 14.0],
+            &ten,
+            &|h| json!({"half_space_trees": {"height": h as u64, "seed": 1}}),
+            timeout,
+        )?],
+    });
+    plots.push(Plot {
+        file: "growth-sample-size.svg",
+        title: "random_cut_forest against its sample size per tree (tree depth ~ log2 of it)",
+        axis: "sample_size",
+        curves: vec![curve(
+            root,
+            "random_cut_forest",
+            &[64.0, 128.0, 256.0, 512.0, 1_024.0, 2_048.0],
+            &filled(slow_rows),
+            &|n| json!({"random_cut_forest": {"sample_size": n as u64, "seed": 1}}),
+            timeout,
+        )?],
     });
     let nwin = [100.0, 250.0, 500.0, 1_000.0, 2_000.0, 4_000.0];
     plots.push(Plot {
@@ -478,7 +502,7 @@ pub fn growth(root: &Path, quick: bool) -> Result<()> {
                 root,
                 "knn (k = 55)",
                 &nwin,
-                &ten_slow,
+                &filled(slow_rows),
                 &|w| json!({"knn": {"k": 55, "warm_up": 55, "window_size": w as u64}}),
                 timeout,
             )?,
@@ -486,21 +510,44 @@ pub fn growth(root: &Path, quick: bool) -> Result<()> {
                 root,
                 "local_outlier_factor (k = 10)",
                 &nwin,
-                &ten_slow,
+                &filled(slow_rows),
                 &|w| json!({"local_outlier_factor": {"k": 10, "window_size": w as u64}}),
                 timeout,
             )?,
         ],
     });
-    let keys = [1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0];
-    let keyed_rows = if quick { 20_000 } else { 200_000 };
+    let keys: &[f64] =
+        if quick { &[1.0, 10.0, 100.0, 1_000.0, 10_000.0] } else { &[1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0] };
+    let keyed_rows = if quick { 20_000 } else { 100_000 };
     plots.push(Plot {
         file: "growth-keys.svg",
-        title: "onad run --key: one model per key, against the number of keys (4 features)",
+        title: "onad run --key: one model per key, against the number of keys",
         axis: "keys",
         curves: vec![
-            keyed_curve(root, &work, "moving_average per key", "moving_average", keyed_rows, &keys, timeout)?,
-            keyed_curve(root, &work, "half_space_trees per key", "half_space_trees", keyed_rows, &keys[..5], timeout)?,
+            keyed_curve(
+                root,
+                &work,
+                "moving_average (window 20, 1 feature, 40 rows a key)",
+                "moving_average",
+                &["window_size=20"],
+                1,
+                40,
+                keyed_rows,
+                keys,
+                timeout,
+            )?,
+            keyed_curve(
+                root,
+                &work,
+                "half_space_trees (4 features, 300 rows a key)",
+                "half_space_trees",
+                &[],
+                4,
+                300,
+                keyed_rows,
+                &keys[..keys.len().min(4)],
+                timeout,
+            )?,
         ],
     });
     let after = bench::machine();
@@ -511,7 +558,8 @@ pub fn growth(root: &Path, quick: bool) -> Result<()> {
          says otherwise (the slow ones, random_cut_forest, knn and local_outlier_factor, {slow_rows} rows); the other \
          parameters at the registry's example values. Memory: the process's peak resident set minus \
          `null_model`'s on the same rows (for `onad run --key`, minus a keyless `null_model` run; its rows/s is the \
-         whole run, read and routing included, over {keyed_rows} rows). Slopes are log-log least squares over \
+         whole run, read and routing included, over at least {keyed_rows} rows and enough for every key to pass its \
+         model's warm-up). A window curve runs on twice its window (the window fills). Slopes are log-log least squares over \
          the points: 0 is flat, -1 for rows/s (or +1 for memory) is linear in the parameter.\n\n",
         if quick { " --quick" } else { "" },
         before["date"].as_str().unwrap_or("?"),
