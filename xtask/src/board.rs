@@ -361,6 +361,11 @@ fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.filter(|v| v.is_finite()).map_or("-".to_owned(), f)
 }
 
+/// A speed ratio: `12x`, `1.4x` under 10.
+pub fn ratio(r: f64) -> String {
+    if r < 10.0 { format!("{r:.1}x") } else { format!("{r:.0}x") }
+}
+
 fn auc(v: f64) -> String {
     format!("{v:.3}")
 }
@@ -387,6 +392,8 @@ pub struct PeerResult {
     pub rows_per_sec: Option<f64>,
     /// onad's loop rate on the same rows in the same script run (the ratio's numerator when present).
     pub onad_rows_per_sec: Option<f64>,
+    /// onad's ROC-AUC on the same rows in the same script run (the peer may have run on a prefix).
+    pub onad_roc_auc: Option<f64>,
     pub rows: Option<u64>,
     pub note: Option<String>,
 }
@@ -441,6 +448,7 @@ pub fn parse_quality(report: &Value) -> BTreeMap<(String, String), PeerResult> {
                 pr_auc: f(&py["pr_auc"]),
                 rows_per_sec: f(&py["rows_per_sec"]),
                 onad_rows_per_sec: onad,
+                onad_roc_auc: f(&e["rust"]["roc_auc"]),
                 rows: e["rows_used"].as_u64(),
                 note,
             },
@@ -463,6 +471,7 @@ pub fn parse_rcf3(model: &str, report: &Value) -> BTreeMap<(String, String), Pee
                 pr_auc: r["pr_auc"].as_f64(),
                 rows_per_sec: r["rows_per_sec"].as_f64(),
                 onad_rows_per_sec: o["rows_per_sec"].as_f64(),
+                onad_roc_auc: o["roc_auc"].as_f64(),
                 rows: e["rows"].as_u64(),
                 note: None,
             },
@@ -540,11 +549,12 @@ pub fn summarise(cells: &[Cell], peers: &BTreeMap<(String, String), Vec<PeerResu
                 let onad = r.onad_rows_per_sec.or_else(|| ours(part)?.rows_per_sec)?;
                 Some(onad / r.rows_per_sec?)
             }));
-            let both: Vec<_> = results
-                .iter()
-                .filter(|(p, r)| r.roc_auc.is_some() && ours(p).is_some_and(|c| c.roc_auc.is_some()))
-                .collect();
-            let onad_roc = mean(both.iter().filter_map(|(p, _)| ours(p)?.roc_auc));
+            // onad's ROC-AUC on the peer's rows: the script's own onad run when it has one (the peer may
+            // have stopped at a prefix), else this run's on the part.
+            let onad_roc = |p: &str, r: &PeerResult| r.onad_roc_auc.or_else(|| ours(p)?.roc_auc);
+            let both: Vec<_> =
+                results.iter().filter(|(p, r)| r.roc_auc.is_some() && onad_roc(p, r).is_some()).collect();
+            let onad_roc = mean(both.iter().filter_map(|(p, r)| onad_roc(p, r)));
             let peer_roc = mean(both.iter().filter_map(|(_, r)| r.roc_auc));
             peer_lines.insert(library, (ratio, onad_roc, peer_roc, both.len()));
         }
@@ -575,13 +585,8 @@ pub fn summary_table(summaries: &[Summary]) -> String {
         let peers: Vec<String> = s
             .peers
             .iter()
-            .map(|(lib, (ratio, ours, theirs, n))| {
-                format!(
-                    "{lib}: {}, {} / {} ({n})",
-                    opt(*ratio, |r| format!("{r:.0}x")),
-                    opt(*ours, auc),
-                    opt(*theirs, auc)
-                )
+            .map(|(lib, (r, ours, theirs, n))| {
+                format!("{lib}: {}, {} / {} ({n})", opt(*r, ratio), opt(*ours, auc), opt(*theirs, auc))
             })
             .collect();
         let _ = writeln!(
@@ -612,14 +617,14 @@ pub fn detail_table(cells: &[Cell], peers: &BTreeMap<(String, String), Vec<PeerR
             .into_iter()
             .flatten()
             .map(|p| {
-                let ratio = p.onad_rows_per_sec.or(c.rows_per_sec).zip(p.rows_per_sec).map(|(o, r)| o / r);
+                let speed = p.onad_rows_per_sec.or(c.rows_per_sec).zip(p.rows_per_sec).map(|(o, r)| o / r);
                 let note =
                     p.note.as_ref().map_or(String::new(), |n| format!(" ({})", n.chars().take(60).collect::<String>()));
                 format!(
                     "{}: {} ({}), {}, {}{note}",
                     p.library,
                     opt(p.rows_per_sec, rate),
-                    opt(ratio, |r| format!("{r:.0}x")),
+                    opt(speed, ratio),
                     opt(p.roc_auc, auc),
                     opt(p.pr_auc, auc)
                 )
