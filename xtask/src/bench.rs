@@ -17,6 +17,8 @@
 //! list is the one mapping), `python_onad.py` (onad 0.3.0's models on the synthetic stream, the moving
 //! statistics among them) and `rcf3_compare.py` (rcf3 0.5.2's Forest, MStream and OnlineIForest).
 //!
+//! `--no-docs`: leave `docs/benchmarks.md` alone. `--models=a,b`: only these models (and their peers).
+//!
 //! `--quick`: every set cut to its first 10,000 rows (the synthetic stream to 20,000), one seed, short
 //! Python budgets. `--growth`: the cost-of-growth curves instead (`growth.rs`).
 //!
@@ -363,9 +365,15 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
                 pr_auc: None,
                 error: None,
             };
-            match scores(root, &part.path, &spec, budget.timeout) {
+            // A model whose defaults do not build alone (threshold_model needs a ceiling or a floor)
+            // runs at its example parameters.
+            let mut result = scores(root, &part.path, &spec, budget.timeout);
+            if result.as_ref().is_err_and(|e| format!("{e:#}").contains("Invalid")) {
+                result = scores(root, &part.path, &board::spec(name, example, part), budget.timeout);
+            }
+            match result {
                 Ok(r) => {
-                    let seconds = if r.cpu_seconds > 0.0 { r.cpu_seconds } else { r.loop_seconds };
+                    let seconds = r.seconds();
                     cell.rows_per_sec = (seconds > 0.0).then(|| r.scores.len() as f64 / seconds);
                     cell.peak_kib = r.peak_rss_kib;
                     cell.model_kib = r.peak_rss_kib.zip(null.peak_rss_kib).map(|(a, b)| a.saturating_sub(b));
@@ -408,12 +416,15 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
             "onad_rows_per_sec": r.onad_rows_per_sec, "rows": r.rows, "note": r.note})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
     });
     std::fs::write(root.join("target/bench/results.json"), serde_json::to_string_pretty(&report)? + "\n")?;
-    let doc_path = root.join("docs/benchmarks.md");
-    let doc = std::fs::read_to_string(&doc_path)?;
-    let section = format!(
-        "## Scoreboard\n\n{header}\n{misses}\n{summary}\nThe table per (model, set) is in `target/bench/results.md` after a run.\n"
-    );
-    std::fs::write(&doc_path, board::splice(&doc, &section))?;
+    // `--no-docs`: a run for the record only (e.g. a full run without peers beside the documented one).
+    if !args.contains(&"--no-docs") {
+        let doc_path = root.join("docs/benchmarks.md");
+        let doc = std::fs::read_to_string(&doc_path)?;
+        let section = format!(
+            "## Scoreboard\n\n{header}\n{misses}\n{summary}\nThe table per (model, set) is in `target/bench/results.md` after a run.\n"
+        );
+        std::fs::write(&doc_path, board::splice(&doc, &section))?;
+    }
     println!("{md}");
     eprintln!("written: target/bench/results.json, target/bench/results.md, docs/benchmarks.md (scoreboard section)");
     Ok(())

@@ -263,6 +263,14 @@ pub struct Run {
     pub peak_rss_kib: Option<u64>,
 }
 
+impl Run {
+    /// The loop's seconds: the thread's CPU time (less disturbed by other processes on a shared machine),
+    /// or the wall time when the CPU time is under 50 ms (it advances by scheduler ticks of a few ms).
+    pub fn seconds(&self) -> f64 {
+        if self.cpu_seconds >= 0.05 { self.cpu_seconds } else { self.loop_seconds }
+    }
+}
+
 /// Parses the `scores` example's output: one score a line on `stdout`; `loop_seconds S cpu_seconds C rows
 /// N [peak_rss_kib K]` on the last such line of `stderr`.
 pub fn parse_run(stdout: &str, stderr: &str) -> Result<Run> {
@@ -712,7 +720,10 @@ mod tests {
             parse_run("0.5\n1\n", "warning\nloop_seconds 0.25 cpu_seconds 0.2 rows 2 peak_rss_kib 1234\n").unwrap();
         assert_eq!(run, Run { scores: vec![0.5, 1.0], loop_seconds: 0.25, cpu_seconds: 0.2, peak_rss_kib: Some(1234) });
         let old = parse_run("1\n", "loop_seconds 1 cpu_seconds 0.5 rows 1").unwrap();
-        assert_eq!(old.peak_rss_kib, None);
+        assert_eq!((old.peak_rss_kib, old.seconds()), (None, 0.5));
+        assert_eq!(run.seconds(), 0.2);
+        let short = parse_run("1\n", "loop_seconds 0.01 cpu_seconds 0.004 rows 1").unwrap();
+        assert_eq!(short.seconds(), 0.01);
         assert!(parse_run("x\n", "loop_seconds 1 cpu_seconds 1 rows 1").is_err());
         assert!(parse_run("1\n", "panicked").is_err());
     }

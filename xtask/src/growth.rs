@@ -290,7 +290,7 @@ pub fn svg(plot: &Plot) -> String {
 /// One `scores` point: rows/s of the loop, memory over the null model's on the same file.
 fn point(root: &Path, path: &Path, spec: Value, x: f64, null_kib: u64, timeout: Duration) -> Result<Point> {
     let r = bench::scores(root, path, &spec, timeout)?;
-    let seconds = if r.cpu_seconds > 0.0 { r.cpu_seconds } else { r.loop_seconds };
+    let seconds = r.seconds();
     Ok(Point {
         x,
         rows_per_sec: r.scores.len() as f64 / seconds,

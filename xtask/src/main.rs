@@ -209,7 +209,7 @@ fn main() -> Result<()> {
         ["datasets", "fetch", name, "--from", base] => datasets_fetch(name, Some(base)),
         _ => {
             bail!(
-                "usage: cargo xtask ci | tidy | bench [--quick] [--python] [--growth] | datasets build | datasets fetch NAME [--from BASE]"
+                "usage: cargo xtask ci | tidy | bench [--quick] [--python] [--growth] [--no-docs] [--models=a,b] | datasets build | datasets fetch NAME [--from BASE]"
             )
         }
     }
