@@ -17,7 +17,8 @@
 //! list is the one mapping), `python_onad.py` (onad 0.3.0's models on the synthetic stream, the moving
 //! statistics among them) and `rcf3_compare.py` (rcf3 0.5.2's Forest, MStream and OnlineIForest).
 //!
-//! `--no-docs`: leave `docs/benchmarks.md` alone. `--models=a,b`: only these models (and their peers).
+//! `--no-docs`: leave `docs/benchmarks.md` alone. `--resume`: quality_table.py keeps the pairs of an
+//! interrupted run (its `--resume`). `--models=a,b`: only these models (and their peers).
 //!
 //! `--quick`: every set cut to its first 10,000 rows (the synthetic stream to 20,000), one seed, short
 //! Python budgets. `--growth`: the cost-of-growth curves instead (`growth.rs`).
@@ -220,6 +221,7 @@ fn python_peers(
     work: &Path,
     parts: &[Part],
     only: Option<&[&str]>,
+    resume: bool,
 ) -> Result<(Peers, Value)> {
     let wanted = |m: &str| only.is_none_or(|o| o.contains(&m));
     let py = python(root)?;
@@ -247,6 +249,9 @@ fn python_peers(
         .args(["--sets", &format!("{SYNTHETIC},shuttle_odds,shuttle_full_statlog,glass_odds,breastw_odds,spambase,ts_mitdb_ecg,creditcard_ulb_sample,kdd99_http,kdd99_smtp,skab,nab_known_cause,smd_machine-2-1,edges_synthetic")]);
     if let Some(o) = only {
         q.args(["--models", &o.join(",")]);
+    }
+    if resume {
+        q.arg("--resume"); // keep the pairs an interrupted run already wrote
     }
     if budget.quick {
         q.args(["--seeds", "1", "--budget-seconds", "3", "--max-rows", &budget.cap.to_string()]);
@@ -393,7 +398,7 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
     }
 
     let (peers, libraries) = if args.contains(&"--python") {
-        python_peers(root, budget, &work, &parts, only.as_deref())?
+        python_peers(root, budget, &work, &parts, only.as_deref(), args.contains(&"--resume"))?
     } else {
         (BTreeMap::new(), Value::Null)
     };
