@@ -590,7 +590,12 @@ def run_pair(model: Model, part: Part, args, seeds) -> dict:
     if prefix < part.rows:
         path = quality.write_prefix(part.path, prefix, os.path.join(args.work, f"prefix-{prefix}-{Path(part.path).name}"))
     for seed in model_seeds:
-        scores, dt, loop = quality.rust_prequential_run(args.rust, path, model.spec(seed, part))
+        try:
+            scores, dt, loop = quality.rust_prequential_run(args.rust, path, model.spec(seed, part))
+        except Exception as e:  # noqa: BLE001  (e.g. a one-series model on a multivariate set: a result too)
+            entry["rust"]["error"] = f"{type(e).__name__}: {getattr(e, 'stderr', '') or e}"[-300:]
+            log(f"  rust error: {entry['rust']['error']}")
+            break
         assert len(scores) == prefix, (len(scores), prefix)
         r = quality.metrics(scores, labels, part.eval_mask)
         r.update(seed=seed, seconds=dt, rows_per_sec=prefix / dt)
@@ -599,6 +604,10 @@ def run_pair(model: Model, part: Part, args, seeds) -> dict:
         entry["rust"]["runs"].append(r)
     log(f"  rust {len(model_seeds)} run(s) on {prefix} rows: ROC {_mean(entry['rust']['runs'], 'roc_auc'):.4f} "
         f"PR {_mean(entry['rust']['runs'], 'pr_auc'):.4f}")
+    if "error" in entry["rust"]:
+        if path != part.path:
+            os.unlink(path)
+        return entry
     if prefix < part.rows and model.max_rows is None and args.max_rows is None:
         full_labels = [int(float(r[-1])) for r in _read(part.path)[1]]
         entry["rust_all_rows"] = {"runs": []}
