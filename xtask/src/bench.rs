@@ -458,7 +458,7 @@ fn describe(command: &str, before: &Value, after: &Value, libraries: &Value, bud
         "\n\nEvery registered detector (`onad models --json`) at the registry's defaults (the reference \
          library's; a parameter without a default takes the registry's example value), prequential (score then \
          learn each row), one process of the `scores` example per (model, set): rows/s is its loop's rate on \
-         one core (thread CPU time, CSV parsing excluded) on the synthetic stream ({} rows x 10, drift, 1 % \
+         one core (thread CPU time, the wall clock for loops under 50 ms; CSV parsing excluded) on the synthetic stream ({} rows x 10, drift, 1 % \
          anomalies, seed 42); memory is that process's peak resident set minus `null_model`'s on the same \
          rows; the AUC columns are means over the {} labelled parts ({}), each part as long as {}. Edge \
          detectors run on the generated edge streams, series detectors on the series (one period as their \
