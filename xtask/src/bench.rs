@@ -41,6 +41,9 @@ use crate::{cargo, run};
 /// The pinned peers of `--python` (scripts/README.md's recipe).
 const PEERS: &[&str] = &["onad==0.3.0", "aberrant==1.3.0", "river==0.26.1", "pysad==0.7.0", "rcf3==0.5.2"];
 
+/// The most resident memory one (model, set) process may take (4 GiB).
+const MEMORY_LIMIT_KIB: u64 = 4 << 20;
+
 /// The budget of one run: quick or full.
 #[derive(Clone, Copy, Debug)]
 pub struct Budget {
@@ -112,6 +115,13 @@ pub fn scores(root: &Path, path: &Path, spec: &Value, timeout: Duration) -> Resu
             child.kill()?;
             child.wait()?;
             bail!("stopped after {} s", timeout.as_secs());
+        }
+        // A model whose memory grows with the stream (mondrian_forest's default keeps every row) must not
+        // take the shared machine down: stopped past MEMORY_LIMIT_KIB, and reported so.
+        if crate::growth::resident_kib(child.id()).is_some_and(|k| k > MEMORY_LIMIT_KIB) {
+            child.kill()?;
+            child.wait()?;
+            bail!("stopped at {} MiB resident (the bench's limit)", MEMORY_LIMIT_KIB / 1024);
         }
         std::thread::sleep(Duration::from_millis(20));
     };

@@ -75,10 +75,20 @@ pub fn write_gaussian(path: &Path, rows: usize, d: usize, keys: usize) -> Result
     std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// A field in KiB of a running process's `/proc/PID/status`, None once it is gone.
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Peak resident KiB of a running process (`VmHWM`), None once it is gone.
 fn hwm(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+    status_kib(pid, "VmHWM:")
+}
+
+/// Resident KiB of a running process now (`VmRSS`), None once it is gone.
+pub fn resident_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
 }
 
 /// Runs `cmd` to the end: its wall seconds and its peak resident KiB (polled; the last reading).
