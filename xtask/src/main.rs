@@ -2,13 +2,18 @@
 //!
 //! - `ci`: format check, clippy (warnings denied), every connector feature alone, tests, docs, tidy.
 //! - `tidy`: the layering rules and source hygiene checks (also run as a test by `cargo test`).
-//! - `bench`: criterion throughput per registered detector (synthetic stream and SHUTTLE), and the CLI end
-//!   to end on SHUTTLE per model; writes `target/bench/results.{json,md}`.
+//! - `bench [--quick] [--python]`: the scoreboard: every registered detector on the synthetic stream and
+//!   every labelled set (rows/s, peak memory, ROC-AUC, PR-AUC), with `--python` next to each peer library
+//!   that has the model; writes `target/bench/results.{json,md}` and the top of `docs/benchmarks.md`.
+//! - `bench --growth [--quick]`: rows/s and memory as windows, trees, height, features and keys grow;
+//!   writes `docs/growth-*.svg`.
 //! - `datasets build`: rebuild the shipped Parquet data sets from the shared CSV copies.
 //! - `datasets fetch NAME [--from BASE]`: fetch a registered data set into the cache (sha256-verified), from
 //!   BASE (a URL or directory), else `$ONAD_DATASETS_BASE`, else the shared data directory.
 
 mod bench;
+mod board;
+mod growth;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -203,7 +208,9 @@ fn main() -> Result<()> {
         ["datasets", "fetch", name] => datasets_fetch(name, None),
         ["datasets", "fetch", name, "--from", base] => datasets_fetch(name, Some(base)),
         _ => {
-            bail!("usage: cargo xtask ci | tidy | bench [--quick] | datasets build | datasets fetch NAME [--from BASE]")
+            bail!(
+                "usage: cargo xtask ci | tidy | bench [--quick] [--python] [--growth] [--no-docs] [--models=a,b] | datasets build | datasets fetch NAME [--from BASE]"
+            )
         }
     }
 }

@@ -10,7 +10,8 @@
 //! - `prequential`: every row, `score_one` then `learn_one`; prints `score` per row, and on standard error
 //!   `loop_seconds S cpu_seconds C rows N`: the loop alone (not the CSV parsing), S wall time, C the
 //!   thread's CPU time (Linux `/proc/thread-self/schedstat`; S where that is unavailable), which a shared
-//!   machine disturbs less, for comparisons with peers that time their own loops;
+//!   machine disturbs less, for comparisons with peers that time their own loops; then `peak_rss_kib K`, the
+//!   process's peak resident memory (Linux `VmHWM`), when known;
 //! - `onad-test`: onad 0.3.0's SHUTTLE integration tests: learn the first 1,000 rows labelled 0 (other rows
 //!   met on the way are passed over), then for the next 2,000 rows `learn_one` then `score_one`; prints
 //!   `score,label` per scored row.
@@ -69,7 +70,10 @@ fn run(mut m: impl Detector, rows: &[Vec<f64>], d: usize, protocol: &str) -> Res
             for s in scores {
                 writeln!(out, "{s}")?;
             }
-            eprintln!("loop_seconds {seconds} cpu_seconds {cpu} rows {}", rows.len());
+            // The peak resident memory of the whole process (rows in memory included): a benchmark subtracts
+            // the same figure of `null_model` on the same file to get the model's own.
+            let peak = peak_resident_kib().map_or(String::new(), |k| format!(" peak_rss_kib {k}"));
+            eprintln!("loop_seconds {seconds} cpu_seconds {cpu} rows {}{peak}", rows.len());
         }
         "onad-test" => {
             let (mut warm, mut tested) = (0, 0);
@@ -92,6 +96,13 @@ fn run(mut m: impl Detector, rows: &[Vec<f64>], d: usize, protocol: &str) -> Res
     }
     out.flush()?;
     Ok(())
+}
+
+/// The process's peak resident set size in KiB (`VmHWM` of `/proc/self/status`; Linux only).
+fn peak_resident_kib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// This thread's time on a CPU so far, from the first field (nanoseconds) of its schedstat.
