@@ -10,7 +10,8 @@ use clap::{Args, ValueEnum};
 use onad_pipeline::{AnyThreshold, Order};
 use onad_sources::{LabelColumn, SourceOptions};
 use onad_worker::{
-    Metrics, ModelConfig, StartAt, StreamsConfig, StreamsWorker, Worker, WorkerConfig, open_output, open_store,
+    AlertsOnly, Fanout, Metrics, ModelConfig, StartAt, StreamsConfig, StreamsWorker, Worker, WorkerConfig, open_output,
+    open_store,
 };
 use serde::{Deserialize, Serialize};
 
