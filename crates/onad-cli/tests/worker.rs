@@ -145,7 +145,7 @@ fn spawn(
     .arg(store)
     .arg("--output")
     .arg(output)
-    .args(["--threshold", "quantile:0.95:200", "--kafka-setting", "session.timeout.ms=6000"])
+    .args(["--threshold", "quantile:0.9:10", "--kafka-setting", "session.timeout.ms=6000"])
     .args(extra)
     .env_remove("ONAD_WORKER_REPLAY")
     .stdin(Stdio::null())
@@ -467,7 +467,7 @@ fn spawn_redis(port: u16, group: &str, output: &Path, extra: &[&str]) -> Worker 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_onad"));
     let url = format!("redis://127.0.0.1:{port}");
     cmd.args(["worker", "--redis", &url, "--stream", "events", "--shards", "4", "--group", group])
-        .args(["--per-key", "--model", "rs_hash", "--threshold", "quantile:0.95:200", "--lease-ms", "2000"])
+        .args(["--per-key", "--model", "rs_hash", "--threshold", "quantile:0.9:10", "--lease-ms", "2000"])
         .args(["--store", &url])
         .arg("--output")
         .arg(output)
