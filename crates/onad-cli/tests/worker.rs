@@ -22,6 +22,12 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 const PARTITIONS: i32 = 4;
 const KEYS: u64 = 16;
 
+/// Per-key RS-Hash models, scoring after 16 rows of their key (its default warm-up, 64, is more rows than
+/// most keys get in these tests, and scores 0 until then), flagged above the 0.9 quantile of the key's
+/// last 20 scores: every scenario moves models that score and flag.
+const MODEL: &[&str] =
+    &["--per-key", "--model", "rs_hash", "--set", "warm_up_samples=16", "--threshold", "quantile:0.9:20"];
+
 std::thread_local! {
     /// The input topic of the test running on this thread (unique per test on a shared real broker).
     static TOPIC: std::cell::RefCell<String> = std::cell::RefCell::new("events".into());
@@ -129,28 +135,18 @@ fn spawn(
 ) -> Worker {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_onad"));
     let group = format!("{group}-{}", topic());
-    cmd.args([
-        "worker",
-        "--brokers",
-        brokers,
-        "--topic",
-        &topic(),
-        "--group",
-        &group,
-        "--per-key",
-        "--model",
-        "rs_hash",
-    ])
-    .arg("--store")
-    .arg(store)
-    .arg("--output")
-    .arg(output)
-    .args(["--threshold", "quantile:0.95:200", "--kafka-setting", "session.timeout.ms=6000"])
-    .args(extra)
-    .env_remove("ONAD_WORKER_REPLAY")
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    cmd.args(["worker", "--brokers", brokers, "--topic", &topic(), "--group", &group])
+        .args(MODEL)
+        .arg("--store")
+        .arg(store)
+        .arg("--output")
+        .arg(output)
+        .args(["--kafka-setting", "session.timeout.ms=6000"])
+        .args(extra)
+        .env_remove("ONAD_WORKER_REPLAY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -268,7 +264,18 @@ fn reference(brokers: &str, dir: &Path, total: usize) -> BTreeMap<String, Vec<(i
     assert_eq!((rows.len(), repeats), (total, 0));
     let keys = per_key(&rows);
     assert_eq!(keys.len(), KEYS as usize);
+    assert_scores_and_flags(&keys);
     keys
+}
+
+/// The reference is worth comparing with: every key's model has left its warm-up (distinct scores), and
+/// rows are flagged.
+fn assert_scores_and_flags(keys: &BTreeMap<String, Vec<(i64, u64, bool)>>) {
+    for (key, rows) in keys {
+        let distinct: std::collections::BTreeSet<u64> = rows.iter().map(|r| r.1).collect();
+        assert!(distinct.len() > 5, "key {key}: {} distinct scores in {} rows", distinct.len(), rows.len());
+    }
+    assert!(keys.values().flatten().any(|r| r.2), "no row flagged");
 }
 
 #[test]
@@ -344,16 +351,17 @@ fn t10_a_range_delivered_twice_is_applied_once() {
     let scores = format!("scores-{}", topic());
     cluster.create_topic(&scores, 2);
     let dir = tempfile::tempdir().unwrap();
+    let alerts = dir.path().join("alerts.jsonl");
     let out = dir.path().join("w.jsonl");
     produce(&brokers, 0..800);
     // After offset 149 of a partition, the broker delivers offsets 100..150 of it again. The scores go to
-    // a Kafka topic, keyed by their ids.
+    // a Kafka topic, keyed by their ids; the flagged rows also to an alerts file.
     let w = spawn(
         &brokers,
         "g",
         dir.path().join("store"),
         format!("kafka://{brokers}/{scores}"),
-        &[],
+        &["--alerts", alerts.to_str().unwrap()],
         &[("ONAD_WORKER_REPLAY", "150:50")],
     );
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -375,6 +383,11 @@ fn t10_a_range_delivered_twice_is_applied_once() {
     std::fs::write(&out, lines).unwrap();
     let (rows, repeats) = collect(&[&out]);
     assert_eq!((rows.len(), repeats), (800, 0));
+    // The alerts output holds exactly the flagged rows, once each.
+    let (flagged, repeats) = collect(&[&alerts]);
+    let expected: BTreeMap<_, _> = rows.iter().filter(|(_, r)| r.anomaly).map(|(k, r)| (*k, r.clone())).collect();
+    assert!(!expected.is_empty());
+    assert_eq!((flagged, repeats), (expected, 0));
     assert_eq!(per_key(&rows), reference(&brokers, dir.path(), 800));
 }
 
@@ -461,7 +474,8 @@ fn spawn_redis(port: u16, group: &str, output: &Path, extra: &[&str]) -> Worker 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_onad"));
     let url = format!("redis://127.0.0.1:{port}");
     cmd.args(["worker", "--redis", &url, "--stream", "events", "--shards", "4", "--group", group])
-        .args(["--per-key", "--model", "rs_hash", "--threshold", "quantile:0.95:200", "--lease-ms", "2000"])
+        .args(MODEL)
+        .args(["--lease-ms", "2000"])
         .args(["--store", &url])
         .arg("--output")
         .arg(output)
@@ -480,7 +494,9 @@ fn reference_redis(port: u16, dir: &Path, total: usize) -> BTreeMap<String, Vec<
     assert_eq!(summary["records_out"], total as u64, "{summary}");
     let (rows, repeats) = collect(&[&out]);
     assert_eq!((rows.len(), repeats), (total, 0));
-    per_key(&rows)
+    let keys = per_key(&rows);
+    assert_scores_and_flags(&keys);
+    keys
 }
 
 #[test]
@@ -563,4 +579,73 @@ fn redis_streams_t7_a_paused_former_owner_is_fenced() {
     b.stop();
     let (rows, _) = collect(&[&a_out, &b_out]);
     assert_eq!(per_key(&rows), reference_redis(redis.port, dir.path(), 700));
+}
+
+/// The address `--metrics-port 0` bound, from the worker's standard error (read on to the end by a
+/// thread, so the pipe never fills, and passed on to the test's output).
+fn metrics_address(w: &mut Worker) -> String {
+    use std::io::BufRead as _;
+    let stderr = w.child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("worker: {line}");
+            if let Some(url) = line.split("metrics on http://").nth(1) {
+                let _ = tx.send(url.trim_end_matches("/metrics").to_owned());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30)).expect("the worker prints where its metrics are")
+}
+
+fn scrape(addr: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// Polls the endpoint until every owned partition shows lag 0 and every row is counted out; returns the
+/// last scrape.
+fn scrape_until_caught_up(addr: &str, rows: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = scrape(addr);
+        let lags: Vec<&str> = text.lines().filter(|l| l.starts_with("onad_worker_lag{")).collect();
+        let done = text.lines().any(|l| l == format!("onad_worker_records_out_total {rows}"))
+            && lags.len() == PARTITIONS as usize
+            && lags.iter().all(|l| l.ends_with(" 0"));
+        if done {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "the metrics never caught up:\n{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_metrics_endpoint_counts_rows_and_shows_each_partitions_lag_on_both_transports() {
+    let (_cluster, brokers) = cluster_named("metrics");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("kafka.jsonl");
+    produce(&brokers, 0..400);
+    let mut w = spawn(&brokers, "g", dir.path().join("store"), &out, &["--metrics-port", "0"], &[]);
+    let addr = metrics_address(&mut w);
+    let text = scrape_until_caught_up(&addr, 400);
+    assert!(text.contains("# TYPE onad_worker_lag gauge"), "{text}");
+    assert!(text.lines().any(|l| l == "onad_worker_partitions 4"), "{text}");
+    w.stop();
+
+    let redis = common::Redis::start();
+    let out = dir.path().join("redis.jsonl");
+    produce_redis(redis.port, 0..400);
+    let mut w = spawn_redis(redis.port, "g", &out, &["--metrics-port", "0"]);
+    let addr = metrics_address(&mut w);
+    let text = scrape_until_caught_up(&addr, 400);
+    for shard in 0..PARTITIONS {
+        assert!(text.contains(&format!("onad_worker_lag{{partition=\"{shard}\"}} 0")), "{text}");
+    }
+    w.stop();
 }
