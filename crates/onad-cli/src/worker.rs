@@ -10,8 +10,8 @@ use clap::{Args, ValueEnum};
 use onad_pipeline::{AnyThreshold, Order};
 use onad_sources::{LabelColumn, SourceOptions};
 use onad_worker::{
-    AlertsOnly, Fanout, Metrics, ModelConfig, StartAt, StreamsConfig, StreamsWorker, Worker, WorkerConfig, open_output,
-    open_store,
+    AlertsOnly, Fanout, Metrics, ModelConfig, StartAt, StreamsConfig, StreamsWorker, Worker, WorkerConfig,
+    WorkerOptions, open_output, open_store,
 };
 use serde::{Deserialize, Serialize};
 
@@ -245,10 +245,22 @@ fn configure(args: &WorkerArgs) -> anyhow::Result<Transport> {
     if args.snapshot_every == Some(0) {
         return Err(anyhow!("--snapshot-every must be at least 1"));
     }
+    let mut options = WorkerOptions::new(group, model);
+    options.source = source;
+    if let Some(n) = args.snapshot_every {
+        options.snapshot_every = n;
+    }
+    if let Some(ms) = args.snapshot_interval_ms {
+        options.snapshot_interval = Duration::from_millis(ms);
+    }
+    options.give_up = args.give_up_ms.map(Duration::from_millis);
+    options.exit_when_idle = args.exit_when_idle_ms.map(Duration::from_millis);
+    if let Some(ms) = args.log_every_ms {
+        options.log_every = Duration::from_millis(ms.max(1));
+    }
     if let Some(url) = &args.redis {
         let stream = required(&args.stream, "stream")?;
-        let mut config = StreamsConfig::new(url, stream, group, model);
-        config.source = source;
+        let mut config = StreamsConfig::new(url, stream, options);
         if let Some(n) = args.shards {
             if n == 0 {
                 return Err(anyhow!("--shards must be at least 1"));
@@ -261,38 +273,15 @@ fn configure(args: &WorkerArgs) -> anyhow::Result<Transport> {
         if let Some(ms) = args.lease_ms {
             config.lease = Duration::from_millis(ms.max(300));
         }
-        if let Some(n) = args.snapshot_every {
-            config.snapshot_every = n;
-        }
-        if let Some(ms) = args.snapshot_interval_ms {
-            config.snapshot_interval = Duration::from_millis(ms);
-        }
-        config.give_up = args.give_up_ms.map(Duration::from_millis);
-        config.exit_when_idle = args.exit_when_idle_ms.map(Duration::from_millis);
-        if let Some(ms) = args.log_every_ms {
-            config.log_every = Duration::from_millis(ms.max(1));
-        }
         return Ok(Transport::Redis(config));
     }
     let brokers = required(&args.brokers, "brokers")?;
     let topic = required(&args.topic, "topic")?;
-    let mut config = WorkerConfig::new(brokers, topic, group, model);
-    config.source = source;
-    if let Some(n) = args.snapshot_every {
-        config.snapshot_every = n;
-    }
-    if let Some(ms) = args.snapshot_interval_ms {
-        config.snapshot_interval = Duration::from_millis(ms);
-    }
+    let mut config = WorkerConfig::new(brokers, topic, options);
     config.start = match args.start {
         Some(Start::Latest) => StartAt::Latest,
         _ => StartAt::Earliest,
     };
-    config.give_up = args.give_up_ms.map(Duration::from_millis);
-    config.exit_when_idle = args.exit_when_idle_ms.map(Duration::from_millis);
-    if let Some(ms) = args.log_every_ms {
-        config.log_every = Duration::from_millis(ms.max(1));
-    }
     for s in &args.kafka_settings {
         let (k, v) = s.split_once('=').ok_or_else(|| anyhow!("--kafka-setting {s:?}: expected KEY=VALUE"))?;
         config.kafka.retain(|(key, _)| key != k);
@@ -317,8 +306,8 @@ pub fn run(args: WorkerArgs) -> Result<(), Failure> {
         return Err(Failure::Usage(anyhow!("onad worker needs --output or --alerts (or both)")));
     }
     let prefix = match &config {
-        Transport::Kafka(c) => format!("onad:{}:{}", c.group, c.topic),
-        Transport::Redis(c) => format!("onad:{}:{}", c.group, c.stream),
+        Transport::Kafka(c) => format!("onad:{}:{}", c.options.group, c.topic),
+        Transport::Redis(c) => format!("onad:{}:{}", c.options.group, c.stream),
     };
     let store = open_store(store_address, &prefix).map_err(|e| Failure::Run(e.into()))?;
     let mut outputs = Vec::new();

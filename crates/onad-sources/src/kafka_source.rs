@@ -105,6 +105,19 @@ struct Shared {
     last_commit_error: Option<String>,
 }
 
+/// Reads a librdkafka client error the way every consumer of onad does: librdkafka retries and reconnects
+/// by itself, so an error is only logged (as `WHO: ...`), except that every broker being down is a
+/// warning and returns `true`, for the caller to start the clock of its give-up deadline.
+pub fn every_broker_down(error: &KafkaError, reason: &str, who: &str) -> bool {
+    if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) {
+        tracing::warn!(error = %error, reason, "{who}: every broker is down; librdkafka keeps reconnecting");
+        true
+    } else {
+        tracing::debug!(error = %error, reason, "{who}: client error (librdkafka retries)");
+        false
+    }
+}
+
 /// The consumer's context: on assignment, partitions with a known position start there.
 struct Context {
     topic: String,
@@ -118,11 +131,8 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 impl ClientContext for Context {
     /// librdkafka reconnects by itself; the source only notes when every broker is down, for `give_up_ms`.
     fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) {
-            tracing::warn!(error = %error, reason, "kafka: every broker is down; librdkafka keeps reconnecting");
+        if every_broker_down(&error, reason, "kafka") {
             lock(&self.shared).down_since.get_or_insert_with(Instant::now);
-        } else {
-            tracing::debug!(error = %error, reason, "kafka: client error (librdkafka retries)");
         }
     }
 }

@@ -84,7 +84,7 @@ pub use redis_source::RedisSource;
 #[cfg(feature = "kafka")]
 mod kafka_source;
 #[cfg(feature = "kafka")]
-pub use kafka_source::KafkaSource;
+pub use kafka_source::{KafkaSource, every_broker_down};
 
 mod open;
 pub use open::{Format, open, open_as, open_reader, open_stdin, open_url};

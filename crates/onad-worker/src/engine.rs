@@ -14,8 +14,52 @@ use thiserror::Error;
 
 use crate::metrics::Metrics;
 use crate::output::{Output, OutputError, ScoredMessage};
-use crate::state::{self, Applied, Lru, ModelConfig, PartitionState, Snapshot};
+use crate::state::{self, Applied, Lru, ModelConfig, PartitionState, SnapshotRef};
 use crate::store::{Saved, SnapshotStore, StoreError};
+
+/// What every worker is configured with, whatever its transport.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// The consumer group the workers share (and the prefix of their keys in a shared store).
+    pub group: String,
+    /// The models.
+    pub model: ModelConfig,
+    /// How JSON objects become rows (label column, columns, exclusions).
+    pub source: SourceOptions,
+    /// Snapshot a partition after this many messages.
+    pub snapshot_every: u64,
+    /// And at least this often when it has changed.
+    pub snapshot_interval: Duration,
+    /// Fail once the broker has been unreachable this long (`None`: keep retrying).
+    pub give_up: Option<Duration>,
+    /// Stop (snapshot, leave the group) when no message has arrived for this long, counted from the
+    /// first partition taken (`None`: run until a signal).
+    pub exit_when_idle: Option<Duration>,
+    /// A log line with the counters this often.
+    pub log_every: Duration,
+}
+
+impl WorkerOptions {
+    /// The defaults for the rest: snapshots every 10,000 messages or 5 s, no give-up, no idle exit, a
+    /// log line a minute.
+    pub fn new(group: &str, model: ModelConfig) -> Self {
+        WorkerOptions {
+            group: group.into(),
+            model,
+            source: SourceOptions::default(),
+            snapshot_every: 10_000,
+            snapshot_interval: Duration::from_secs(5),
+            give_up: None,
+            exit_when_idle: None,
+            log_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A partition's name in the store and in messages: `TOPIC-N`.
+fn partition_name(topic: &str, partition: i32) -> String {
+    format!("{topic}-{partition}")
+}
 
 /// Why a worker stopped with an error.
 #[derive(Debug, Error)]
@@ -132,7 +176,7 @@ impl Engine {
     }
 
     pub(crate) fn name(&self, partition: i32) -> String {
-        format!("{}-{partition}", self.topic)
+        partition_name(&self.topic, partition)
     }
 
     /// Takes a partition over: a new epoch from the store, the newest snapshot restored. Returns the
@@ -213,14 +257,9 @@ impl Engine {
             let name = self.name(p);
             let o = &self.owned[&p];
             let started = Instant::now();
-            let snap = Snapshot {
-                epoch: o.epoch,
-                topic: self.topic.clone(),
-                partition: p,
-                config: self.model.clone(),
-                state: o.state.clone(),
-            };
-            let bytes = state::encode(&snap)
+            let snap =
+                SnapshotRef { epoch: o.epoch, topic: &self.topic, partition: p, config: &self.model, state: &o.state };
+            let bytes = state::encode(snap)
                 .map_err(|e| WorkerError::Snapshot { partition: name.clone(), message: e.to_string() })?;
             match self.store.save(&name, o.epoch, &bytes)? {
                 Saved::Written => {
@@ -263,7 +302,6 @@ impl Engine {
             Metrics::inc(&self.metrics.duplicates);
             return Ok(());
         }
-        let name = self.name(p);
         if self.parser.is_none() {
             match JsonObjects::from_first(&self.topic, payload, &self.source) {
                 Ok(objects) => {
@@ -273,7 +311,7 @@ impl Engine {
                 }
                 Err(e) => {
                     // Not an object to take columns from: a bad row like any other.
-                    tracing::debug!(partition = %name, offset, error = %e, "worker: bad message before the columns are known");
+                    tracing::debug!(partition = %self.name(p), offset, error = %e, "worker: bad message before the columns are known");
                     self.skip(p, offset, "invalid_json");
                     return Ok(());
                 }
@@ -286,7 +324,8 @@ impl Engine {
             owned.state.columns = names.to_vec();
         } else if owned.state.columns != names {
             return Err(WorkerError::Input(format!(
-                "partition {name}: its snapshot was taken over the columns {:?}, this worker reads {names:?}",
+                "partition {}: its snapshot was taken over the columns {:?}, this worker reads {names:?}",
+                partition_name(&self.topic, p),
                 owned.state.columns
             )));
         }
@@ -317,7 +356,7 @@ impl Engine {
                 }
             }
             Err(bad) => {
-                tracing::debug!(partition = %name, offset, error = %bad, "worker: bad message skipped");
+                tracing::debug!(partition = %partition_name(&self.topic, p), offset, error = %bad, "worker: bad message skipped");
                 self.skip(p, offset, bad.reason);
             }
         }

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use onad_sources::SourceOptions;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
@@ -24,10 +23,9 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext};
 
-use crate::engine::{Engine, WorkerError, WorkerReport};
+use crate::engine::{Engine, WorkerError, WorkerOptions, WorkerReport};
 use crate::metrics::Metrics;
 use crate::output::Output;
-use crate::state::ModelConfig;
 use crate::store::SnapshotStore;
 
 /// Where a partition without a snapshot starts.
@@ -47,45 +45,22 @@ pub struct WorkerConfig {
     pub brokers: String,
     /// The input topic (JSON objects, keyed by entity for per-key models).
     pub topic: String,
-    /// The consumer group the workers share.
-    pub group: String,
-    /// The models.
-    pub model: ModelConfig,
-    /// How JSON objects become rows (label column, columns, exclusions).
-    pub source: SourceOptions,
-    /// Snapshot a partition after this many messages.
-    pub snapshot_every: u64,
-    /// And at least this often when it has changed.
-    pub snapshot_interval: Duration,
+    /// Group, models, snapshot policy and limits (shared with the Redis Streams worker).
+    pub options: WorkerOptions,
     /// Where partitions without a snapshot start.
     pub start: StartAt,
-    /// Fail once every broker has been unreachable this long (`None`: wait forever).
-    pub give_up: Option<Duration>,
-    /// Stop (snapshot, leave the group) when no message has arrived for this long (`None`: run until
-    /// a signal).
-    pub exit_when_idle: Option<Duration>,
-    /// A log line with the counters this often.
-    pub log_every: Duration,
     /// Further librdkafka settings (`session.timeout.ms`, ...).
     pub kafka: Vec<(String, String)>,
 }
 
 impl WorkerConfig {
-    /// The defaults for the rest: snapshots every 10,000 messages or 5 s, earliest start, no give-up,
-    /// a log line a minute, `session.timeout.ms=6000`.
-    pub fn new(brokers: &str, topic: &str, group: &str, model: ModelConfig) -> Self {
+    /// An earliest start and `session.timeout.ms=6000`.
+    pub fn new(brokers: &str, topic: &str, options: WorkerOptions) -> Self {
         WorkerConfig {
             brokers: brokers.into(),
             topic: topic.into(),
-            group: group.into(),
-            model,
-            source: SourceOptions::default(),
-            snapshot_every: 10_000,
-            snapshot_interval: Duration::from_secs(5),
+            options,
             start: StartAt::Earliest,
-            give_up: None,
-            exit_when_idle: None,
-            log_every: Duration::from_secs(60),
             kafka: vec![("session.timeout.ms".into(), "6000".into())],
         }
     }
@@ -100,6 +75,8 @@ struct Core {
     down_since: Option<Instant>,
     /// When a partition was last assigned (the idle limit counts from it).
     assigned_at: Option<Instant>,
+    /// Partition -> high watermark, from librdkafka's statistics (once a second).
+    high: BTreeMap<i32, i64>,
 }
 
 fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
@@ -130,13 +107,29 @@ struct Cx {
 }
 
 impl ClientContext for Cx {
+    fn stats(&self, stats: rdkafka::Statistics) {
+        self.note_watermarks(&stats);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) {
-            tracing::warn!(error = %error, reason, "worker: every broker is down; librdkafka keeps reconnecting");
+        if onad_sources::every_broker_down(&error, reason, "worker") {
             lock(&self.core).down_since.get_or_insert_with(Instant::now);
-        } else {
-            tracing::debug!(error = %error, reason, "worker: client error (librdkafka retries)");
         }
+    }
+}
+
+impl Cx {
+    /// Keeps each partition's high watermark from librdkafka's statistics (`statistics.interval.ms`).
+    fn note_watermarks(&self, stats: &rdkafka::Statistics) {
+        let mut core = lock(&self.core);
+        let Some(topic) = stats.topics.get(&core.engine.topic) else { return };
+        let high: Vec<(i32, i64)> = topic
+            .partitions
+            .iter()
+            .filter(|(p, s)| **p >= 0 && s.hi_offset >= 0)
+            .map(|(p, s)| (*p, s.hi_offset))
+            .collect();
+        core.high.extend(high);
     }
 }
 
@@ -207,7 +200,7 @@ pub struct Worker {
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("topic", &self.config.topic).field("group", &self.config.group).finish()
+        f.debug_struct("Worker").field("topic", &self.config.topic).field("group", &self.config.options.group).finish()
     }
 }
 
@@ -221,19 +214,27 @@ impl Worker {
     ) -> Result<Self, WorkerError> {
         let kafka =
             |message: String| WorkerError::Broker { connector: "kafka", address: config.brokers.clone(), message };
-        let engine =
-            Engine::new(&config.topic, config.model.clone(), config.source.clone(), store, output, metrics.clone());
+        let engine = Engine::new(
+            &config.topic,
+            config.options.model.clone(),
+            config.options.source.clone(),
+            store,
+            output,
+            metrics.clone(),
+        );
         let core = Arc::new(Mutex::new(Core {
             engine,
             start: config.start,
             error: None,
             down_since: None,
             assigned_at: None,
+            high: BTreeMap::new(),
         }));
         let mut cc = ClientConfig::new();
         cc.set("bootstrap.servers", &config.brokers)
-            .set("group.id", &config.group)
+            .set("group.id", &config.options.group)
             .set("enable.auto.commit", "false")
+            .set("statistics.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false");
@@ -312,7 +313,7 @@ impl Worker {
                     let (p, offset) = (m.partition(), m.offset());
                     if m.topic() == topic {
                         core.engine.process(p, offset, m.key(), m.payload().unwrap_or_default())?;
-                        if core.engine.dirty(p) >= self.config.snapshot_every {
+                        if core.engine.dirty(p) >= self.config.options.snapshot_every {
                             core.snapshot(&[p], &self.consumer)?;
                         }
                         if let Some((after, back)) = replay.filter(|(after, _)| offset + 1 == *after) {
@@ -334,9 +335,9 @@ impl Worker {
                 last_message = now;
             }
             last_tick = now;
-            let due = core.engine.due(self.config.snapshot_every, self.config.snapshot_interval);
+            let due = core.engine.due(self.config.options.snapshot_every, self.config.options.snapshot_interval);
             core.snapshot(&due, &self.consumer)?;
-            if let (Some(g), Some(since)) = (self.config.give_up, core.down_since)
+            if let (Some(g), Some(since)) = (self.config.options.give_up, core.down_since)
                 && since.elapsed() >= g
             {
                 return Err(WorkerError::Broker {
@@ -347,12 +348,12 @@ impl Worker {
             }
             let positions = core.engine.positions();
             let idle_since = core.assigned_at.map(|a| a.max(last_message));
-            drop(core);
-            if last_lag.elapsed() >= Duration::from_secs(2) {
-                self.update_lag(&positions);
+            if last_lag.elapsed() >= Duration::from_secs(1) {
+                self.update_lag(&positions, &core.high);
                 last_lag = Instant::now();
             }
-            if last_log.elapsed() >= self.config.log_every {
+            drop(core);
+            if last_log.elapsed() >= self.config.options.log_every {
                 let (i, o, d, s, f, r, lag) = self.metrics.summary();
                 let partitions: Vec<i32> = positions.iter().map(|x| x.0).collect();
                 tracing::info!(
@@ -368,7 +369,7 @@ impl Worker {
                 );
                 last_log = Instant::now();
             }
-            if let (Some(idle), Some(since)) = (self.config.exit_when_idle, idle_since)
+            if let (Some(idle), Some(since)) = (self.config.options.exit_when_idle, idle_since)
                 && since.elapsed() >= idle
             {
                 tracing::info!("worker: no message for the idle limit; stopping");
@@ -378,14 +379,11 @@ impl Worker {
         Ok(())
     }
 
-    /// Lag per owned partition from the brokers' high watermarks (a short request each).
-    fn update_lag(&self, owned: &[(i32, i64)]) {
-        let mut lags = BTreeMap::new();
-        for &(p, next) in owned {
-            if let Ok((_, high)) = self.consumer.fetch_watermarks(&self.config.topic, p, Duration::from_millis(500)) {
-                lags.insert(p, (high - next).max(0));
-            }
-        }
+    /// Lag per owned partition: the high watermark minus the next offset to apply. The watermarks come
+    /// from the statistics librdkafka keeps from its fetch responses; asking the broker for them
+    /// (`fetch_watermarks`) blocks the loop, and its requests time out on a busy broker.
+    fn update_lag(&self, owned: &[(i32, i64)], high: &BTreeMap<i32, i64>) {
+        let lags = owned.iter().filter_map(|&(p, next)| Some((p, (*high.get(&p)? - next).max(0)))).collect();
         self.metrics.detail().lag = lags;
     }
 }

@@ -26,7 +26,7 @@ pub mod redis_streams;
 pub mod state;
 pub mod store;
 
-pub use engine::{WorkerError, WorkerReport};
+pub use engine::{WorkerError, WorkerOptions, WorkerReport};
 pub use kafka::{StartAt, Worker, WorkerConfig};
 pub use metrics::Metrics;
 pub use output::{AlertsOnly, Fanout, Output, open_output};

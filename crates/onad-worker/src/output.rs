@@ -54,7 +54,14 @@ pub struct ScoredMessage<'a> {
 impl ScoredMessage<'_> {
     /// The id: `TOPIC/PARTITION/OFFSET`.
     pub fn id(&self) -> String {
-        format!("{}/{}/{}", self.topic, self.partition, self.offset)
+        let mut out = String::new();
+        self.write_id(&mut out);
+        out
+    }
+
+    /// Appends the row's id to `out` (for outputs that reuse one buffer).
+    pub fn write_id(&self, out: &mut String) {
+        let _ = write!(out, "{}/{}/{}", self.topic, self.partition, self.offset);
     }
 
     /// The JSON object (no newline); numbers that are not finite are `null`.
@@ -169,6 +176,7 @@ pub struct KafkaOutput {
     deliveries: Arc<Deliveries>,
     flush_timeout: Duration,
     value: String,
+    id: String,
 }
 
 impl std::fmt::Debug for KafkaOutput {
@@ -194,6 +202,7 @@ impl KafkaOutput {
             deliveries,
             flush_timeout,
             value: String::new(),
+            id: String::new(),
         })
     }
 
@@ -210,9 +219,10 @@ impl Output for KafkaOutput {
     fn send(&mut self, row: &ScoredMessage<'_>) -> Result<(), OutputError> {
         self.value.clear();
         row.json(&mut self.value);
-        let id = row.id();
+        self.id.clear();
+        row.write_id(&mut self.id);
         loop {
-            match self.producer.send(BaseRecord::<str, str>::to(&self.topic).key(&id).payload(&self.value)) {
+            match self.producer.send(BaseRecord::<str, str>::to(&self.topic).key(&self.id).payload(&self.value)) {
                 Ok(()) => break,
                 Err((e, _)) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) => {
                     // The local queue is full: serve delivery reports until there is room.
@@ -246,6 +256,7 @@ pub struct RedisOutput {
     pending: redis::Pipeline,
     queued: usize,
     value: String,
+    id: String,
 }
 
 #[cfg(feature = "redis")]
@@ -270,6 +281,7 @@ impl RedisOutput {
             pending: redis::pipe(),
             queued: 0,
             value: String::new(),
+            id: String::new(),
         })
     }
 }
@@ -283,12 +295,14 @@ impl Output for RedisOutput {
     fn send(&mut self, row: &ScoredMessage<'_>) -> Result<(), OutputError> {
         self.value.clear();
         row.json(&mut self.value);
+        self.id.clear();
+        row.write_id(&mut self.id);
         self.pending
             .cmd("XADD")
             .arg(&self.stream)
             .arg("*")
             .arg("id")
-            .arg(row.id())
+            .arg(&self.id)
             .arg("row")
             .arg(&self.value)
             .ignore();

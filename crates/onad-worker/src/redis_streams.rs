@@ -22,13 +22,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use onad_sources::SourceOptions;
 use redis::Value;
 
-use crate::engine::{Engine, WorkerError, WorkerReport};
+use crate::engine::{Engine, WorkerError, WorkerOptions, WorkerReport};
 use crate::metrics::Metrics;
 use crate::output::Output;
-use crate::state::ModelConfig;
 use crate::store::SnapshotStore;
 
 /// A Redis Streams worker's configuration.
@@ -40,53 +38,32 @@ pub struct StreamsConfig {
     pub stream: String,
     /// Number of shard streams.
     pub shards: u32,
-    /// The consumer group (and the prefix of the lease and member keys).
-    pub group: String,
     /// This worker's name within the group (unique per worker).
     pub consumer: String,
-    /// The models.
-    pub model: ModelConfig,
-    /// How JSON objects become rows.
-    pub source: SourceOptions,
     /// The field holding the JSON object.
     pub field: String,
     /// The field holding the entity key (absent: no key).
     pub key_field: String,
-    /// Snapshot a shard after this many entries.
-    pub snapshot_every: u64,
-    /// And at least this often when it changed.
-    pub snapshot_interval: Duration,
     /// How long a lease lives without renewal (a dead worker's shards move after it).
     pub lease: Duration,
-    /// Stop after this long without an entry, once shards are held (`None`: until a signal).
-    pub exit_when_idle: Option<Duration>,
-    /// Fail once Redis has been unreachable this long (`None`: keep retrying).
-    pub give_up: Option<Duration>,
-    /// A log line with the counters this often.
-    pub log_every: Duration,
+    /// Group (also the prefix of the lease and member keys), models, snapshot policy and limits (shared
+    /// with the Kafka worker; a shard is a partition).
+    pub options: WorkerOptions,
 }
 
 impl StreamsConfig {
-    /// Defaults for the rest: one shard, fields `data` and `key`, snapshots every 10,000 entries or 5 s,
-    /// a 6 s lease; the consumer is named after the host and process.
-    pub fn new(url: &str, stream: &str, group: &str, model: ModelConfig) -> Self {
+    /// One shard, fields `data` and `key`, a 6 s lease; the consumer is named after the host and process.
+    pub fn new(url: &str, stream: &str, options: WorkerOptions) -> Self {
         let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
         StreamsConfig {
             url: url.into(),
             stream: stream.into(),
             shards: 1,
-            group: group.into(),
             consumer: format!("{host}-{}", std::process::id()),
-            model,
-            source: SourceOptions::default(),
             field: "data".into(),
             key_field: "key".into(),
-            snapshot_every: 10_000,
-            snapshot_interval: Duration::from_secs(5),
             lease: Duration::from_secs(6),
-            exit_when_idle: None,
-            give_up: None,
-            log_every: Duration::from_secs(60),
+            options,
         }
     }
 
@@ -95,7 +72,7 @@ impl StreamsConfig {
     }
 
     fn key(&self, what: &str) -> String {
-        format!("onad:{}:{}:{what}", self.group, self.stream)
+        format!("onad:{}:{}:{what}", self.options.group, self.stream)
     }
 }
 
@@ -120,6 +97,27 @@ fn text(v: &Value) -> Option<String> {
         Value::SimpleString(s) => Some(s.clone()),
         _ => None,
     }
+}
+
+/// The `lag` of `group` in an `XINFO GROUPS` reply (entries of the stream not yet delivered to the group;
+/// Redis 7 and later, and `nil` when Redis cannot tell, after deletions: then `None`).
+fn group_lag(reply: &Value, group: &str) -> Option<i64> {
+    let Value::Array(groups) = reply else { return None };
+    groups.iter().find_map(|g| {
+        let pairs: Vec<(&Value, &Value)> = match g {
+            Value::Array(kv) => kv.chunks_exact(2).map(|c| (&c[0], &c[1])).collect(),
+            Value::Map(kv) => kv.iter().map(|(k, v)| (k, v)).collect(),
+            _ => return None,
+        };
+        let field = |name: &str| pairs.iter().find(|(k, _)| text(k).as_deref() == Some(name)).map(|(_, v)| *v);
+        if field("name").and_then(text).as_deref() != Some(group) {
+            return None;
+        }
+        match field("lag")? {
+            Value::Int(n) => Some(*n),
+            _ => None,
+        }
+    })
 }
 
 /// `[id, [field, value, ...]]` entries (deleted entries, `nil`, are left out).
@@ -190,7 +188,7 @@ impl StreamsWorker {
             let r: redis::RedisResult<()> = redis::cmd("XGROUP")
                 .arg("CREATE")
                 .arg(config.shard_stream(s))
-                .arg(&config.group)
+                .arg(&config.options.group)
                 .arg("0")
                 .arg("MKSTREAM")
                 .query(&mut connection);
@@ -200,8 +198,14 @@ impl StreamsWorker {
                 return Err(fail(e));
             }
         }
-        let engine =
-            Engine::new(&config.stream, config.model.clone(), config.source.clone(), store, output, metrics.clone());
+        let engine = Engine::new(
+            &config.stream,
+            config.options.model.clone(),
+            config.options.source.clone(),
+            store,
+            output,
+            metrics.clone(),
+        );
         Ok(StreamsWorker {
             config,
             engine,
@@ -251,8 +255,8 @@ impl StreamsWorker {
         let mut last_balance = Instant::now() - self.config.lease;
         let mut last_log = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
-            if last_log.elapsed() >= self.config.log_every {
-                let (i, o, d, s, f, r, _) = self.metrics.summary();
+            if last_log.elapsed() >= self.config.options.log_every {
+                let (i, o, d, s, f, r, lag) = self.metrics.summary();
                 let shards: Vec<i32> = self.engine.owned.keys().copied().collect();
                 tracing::info!(
                     records_in = i,
@@ -261,6 +265,7 @@ impl StreamsWorker {
                     snapshots = s,
                     fenced = f,
                     rebalances = r,
+                    lag,
                     ?shards,
                     "worker: counters"
                 );
@@ -272,7 +277,7 @@ impl StreamsWorker {
                     last_balance = Instant::now();
                 }
                 let n = self.read()?;
-                let due = self.engine.due(self.config.snapshot_every, self.config.snapshot_interval);
+                let due = self.engine.due(self.config.options.snapshot_every, self.config.options.snapshot_interval);
                 self.snapshot_and_ack(&due)?;
                 if n == 0 {
                     self.engine.flush_output()?;
@@ -287,7 +292,7 @@ impl StreamsWorker {
                     }
                 }
                 Err(WorkerError::Broker { message, .. })
-                    if self.config.give_up.is_none_or(|g| last_ok.elapsed() < g) =>
+                    if self.config.options.give_up.is_none_or(|g| last_ok.elapsed() < g) =>
                 {
                     tracing::warn!(error = %message, "worker: redis unreachable; retrying");
                     std::thread::sleep(Duration::from_millis(200));
@@ -301,7 +306,7 @@ impl StreamsWorker {
             if !self.engine.owned.is_empty() && held_since.is_none() {
                 held_since = Some(Instant::now());
             }
-            if let (Some(idle), Some(since)) = (self.config.exit_when_idle, held_since)
+            if let (Some(idle), Some(since)) = (self.config.options.exit_when_idle, held_since)
                 && since.max(last_message).elapsed() >= idle
             {
                 tracing::info!("worker: no entry for the idle limit; stopping");
@@ -377,6 +382,24 @@ impl StreamsWorker {
                 self.take(s)?;
             }
         }
+        self.update_lag()
+    }
+
+    /// Per owned shard, the entries not yet delivered to the group (the lag of `XINFO GROUPS`; entries
+    /// read are applied before the next read, so this is what is left to apply).
+    fn update_lag(&mut self) -> Result<(), WorkerError> {
+        let mut lags = BTreeMap::new();
+        for s in self.engine.owned.keys().copied().collect::<Vec<_>>() {
+            let reply: Value = redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(self.config.shard_stream(s))
+                .query(&mut self.connection)
+                .map_err(|e| self.fail(e))?;
+            if let Some(lag) = group_lag(&reply, &self.config.options.group) {
+                lags.insert(s, lag.max(0));
+            }
+        }
+        self.metrics.detail().lag = lags;
         Ok(())
     }
 
@@ -392,7 +415,7 @@ impl StreamsWorker {
         loop {
             let reply: Value = redis::cmd("XAUTOCLAIM")
                 .arg(&stream)
-                .arg(&self.config.group)
+                .arg(&self.config.options.group)
                 .arg(&self.config.consumer)
                 .arg(0)
                 .arg(&cursor)
@@ -446,7 +469,7 @@ impl StreamsWorker {
             }
             let _: u64 = redis::cmd("XACK")
                 .arg(self.config.shard_stream(s))
-                .arg(&self.config.group)
+                .arg(&self.config.options.group)
                 .arg(&ids)
                 .query(&mut self.connection)
                 .map_err(|e| self.fail(e))?;
@@ -462,7 +485,13 @@ impl StreamsWorker {
             return Ok(0);
         }
         let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP").arg(&self.config.group).arg(&self.config.consumer).arg("COUNT").arg(500).arg("BLOCK").arg(100);
+        cmd.arg("GROUP")
+            .arg(&self.config.options.group)
+            .arg(&self.config.consumer)
+            .arg("COUNT")
+            .arg(500)
+            .arg("BLOCK")
+            .arg(100);
         cmd.arg("STREAMS");
         for &s in &shards {
             cmd.arg(self.config.shard_stream(s));
@@ -494,14 +523,14 @@ impl StreamsWorker {
             ))
         })?;
         let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice());
-        let payload = get(&self.config.field).unwrap_or_default().to_vec();
-        let key = get(&self.config.key_field).map(<[u8]>::to_vec);
-        self.engine.process(s, offset, key.as_deref(), &payload)?;
+        let payload = get(&self.config.field).unwrap_or_default();
+        let key = get(&self.config.key_field);
+        self.engine.process(s, offset, key, payload)?;
         if let Some(u) = self.unacked.get_mut(&s) {
             u.push(id);
         }
         // As on Kafka, a shard is snapshotted after `snapshot_every` entries, not only between reads.
-        if self.engine.dirty(s) >= self.config.snapshot_every {
+        if self.engine.dirty(s) >= self.config.options.snapshot_every {
             self.snapshot_and_ack(&[s])?;
         }
         Ok(())
@@ -511,6 +540,19 @@ impl StreamsWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lag_is_read_from_the_groups_own_entry() {
+        let bulk = |t: &str| Value::BulkString(t.as_bytes().to_vec());
+        let group = |name: &str, lag: Value| Value::Array(vec![bulk("name"), bulk(name), bulk("lag"), lag]);
+        let reply = Value::Array(vec![group("other", Value::Int(9)), group("g", Value::Int(4))]);
+        assert_eq!(group_lag(&reply, "g"), Some(4));
+        assert_eq!(group_lag(&reply, "other"), Some(9));
+        assert_eq!(group_lag(&reply, "missing"), None);
+        assert_eq!(group_lag(&Value::Array(vec![group("g", Value::Nil)]), "g"), None);
+        let map = Value::Array(vec![Value::Map(vec![(bulk("name"), bulk("g")), (bulk("lag"), Value::Int(2))])]);
+        assert_eq!(group_lag(&map, "g"), Some(2));
+    }
 
     #[test]
     fn entry_ids_are_ordered_offsets() {

@@ -213,9 +213,38 @@ impl Lru {
     }
 }
 
+/// [`Snapshot`] by reference, for writing without copying the models (same fields, same order, so it
+/// decodes as a [`Snapshot`]).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SnapshotRef<'a> {
+    /// The epoch of the writer's claim.
+    pub epoch: u64,
+    /// Topic and partition.
+    pub topic: &'a str,
+    /// The partition.
+    pub partition: i32,
+    /// How the models were built.
+    pub config: &'a ModelConfig,
+    /// The state.
+    pub state: &'a PartitionState,
+}
+
+impl Snapshot {
+    /// This snapshot by reference.
+    pub fn as_ref(&self) -> SnapshotRef<'_> {
+        SnapshotRef {
+            epoch: self.epoch,
+            topic: &self.topic,
+            partition: self.partition,
+            config: &self.config,
+            state: &self.state,
+        }
+    }
+}
+
 /// Encodes a snapshot in the checkpoint envelope (checksummed; `onad checkpoint inspect` reads it).
-pub fn encode(snapshot: &Snapshot) -> Result<Vec<u8>, CheckpointError> {
-    let next = BTreeMap::from([((snapshot.topic.clone(), snapshot.partition), snapshot.state.next_offset)]);
+pub fn encode(snapshot: SnapshotRef<'_>) -> Result<Vec<u8>, CheckpointError> {
+    let next = BTreeMap::from([((snapshot.topic.to_owned(), snapshot.partition), snapshot.state.next_offset)]);
     checkpoint::encode(&Checkpoint {
         model_kind: snapshot.config.kind(),
         rows_seen: snapshot.state.counts.rows,
@@ -294,7 +323,7 @@ mod tests {
         let (mut state, mut lru) = (PartitionState::new(vec!["x".into()]), Lru::default());
         feed(&mut state, &mut lru, &c, &p, 0..40);
         let snap = Snapshot { epoch: 3, topic: "t".into(), partition: 2, config: c.clone(), state: state.clone() };
-        let bytes = encode(&snap).unwrap();
+        let bytes = encode(snap.as_ref()).unwrap();
         let back = decode(&bytes, "t-2", &c).unwrap();
         assert_eq!(back.epoch, 3);
         // The restored state goes on exactly as the original.
