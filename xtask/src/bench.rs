@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
@@ -106,25 +106,7 @@ pub fn scores(root: &Path, path: &Path, spec: &Value, timeout: Duration) -> Resu
         .stderr(std::fs::File::create(&err_path)?)
         .spawn()
         .with_context(|| format!("cannot start {}", exe.display()))?;
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if start.elapsed() > timeout {
-            child.kill()?;
-            child.wait()?;
-            bail!("stopped after {} s", timeout.as_secs());
-        }
-        // A model whose memory grows with the stream (mondrian_forest's default keeps every row) must not
-        // take the shared machine down: stopped past MEMORY_LIMIT_KIB, and reported so.
-        if crate::growth::resident_kib(child.id()).is_some_and(|k| k > MEMORY_LIMIT_KIB) {
-            child.kill()?;
-            child.wait()?;
-            bail!("stopped at {} MiB resident (the bench's limit)", MEMORY_LIMIT_KIB / 1024);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (status, _) = crate::growth::watch(&mut child, timeout, Some(MEMORY_LIMIT_KIB), Duration::from_millis(20))?;
     let (stdout, stderr) = (std::fs::read_to_string(&out_path)?, std::fs::read_to_string(&err_path)?);
     let _ = (std::fs::remove_file(&out_path), std::fs::remove_file(&err_path));
     if !status.success() {

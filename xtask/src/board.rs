@@ -657,16 +657,28 @@ pub fn detail_table(cells: &[Cell], peers: &BTreeMap<(String, String), Vec<PeerR
     md
 }
 
+/// `section` between the marker lines `begin` and `end`.
+pub fn marked(begin: &str, end: &str, section: &str) -> String {
+    format!("{begin}\n{}\n{end}\n", section.trim_end())
+}
+
+/// `doc` with its block from `begin` to `end` (and the newline after it) replaced by `block`, or None when
+/// it has no such block.
+pub fn replace_marked(doc: &str, begin: &str, end: &str, block: &str) -> Option<String> {
+    let (a, b) = (doc.find(begin)?, doc.find(end)?);
+    let after = &doc[b + end.len()..];
+    Some(format!("{}{block}{}", &doc[..a], after.strip_prefix('\n').unwrap_or(after)))
+}
+
 /// Replaces the part of `doc` between the two marker lines with `section` (markers kept); when the
 /// markers are missing, the section goes after the first line (the title) and everything up to the first
 /// `## ` heading is dropped (the stale hand-made table it replaces).
 pub fn splice(doc: &str, section: &str) -> String {
     const BEGIN: &str = "<!-- scoreboard: begin (cargo xtask bench writes this part) -->";
     const END: &str = "<!-- scoreboard: end -->";
-    let block = format!("{BEGIN}\n{}\n{END}\n", section.trim_end());
-    if let (Some(a), Some(b)) = (doc.find(BEGIN), doc.find(END)) {
-        let after = &doc[b + END.len()..];
-        return format!("{}{block}{}", &doc[..a], after.strip_prefix('\n').unwrap_or(after));
+    let block = marked(BEGIN, END, section);
+    if let Some(done) = replace_marked(doc, BEGIN, END, &block) {
+        return done;
     }
     let (title, rest) = doc.split_once('\n').unwrap_or((doc, ""));
     let kept = rest.find("\n## ").map_or("", |i| &rest[i + 1..]);

@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -91,25 +91,45 @@ pub fn resident_kib(pid: u32) -> Option<u64> {
     status_kib(pid, "VmRSS:")
 }
 
-/// Runs `cmd` to the end: its wall seconds and its peak resident KiB (polled; the last reading).
-fn run_polled(mut cmd: Command, timeout: Duration) -> Result<(f64, u64)> {
+/// Waits for `child`, polling every `poll`: its exit status and its peak resident KiB (the last `VmHWM`
+/// read). Killed, with an error saying why, past `timeout` or past `limit_kib` resident (a model whose
+/// memory grows with the stream must not take the shared machine down).
+pub fn watch(
+    child: &mut Child,
+    timeout: Duration,
+    limit_kib: Option<u64>,
+    poll: Duration,
+) -> Result<(ExitStatus, u64)> {
     let start = Instant::now();
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
     let mut peak = 0;
-    let status = loop {
+    loop {
         if let Some(k) = hwm(child.id()) {
             peak = peak.max(k);
         }
         if let Some(status) = child.try_wait()? {
-            break status;
+            return Ok((status, peak));
         }
         if start.elapsed() > timeout {
             child.kill()?;
             child.wait()?;
             bail!("stopped after {} s", timeout.as_secs());
         }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+        if let Some(limit) = limit_kib
+            && resident_kib(child.id()).is_some_and(|k| k > limit)
+        {
+            child.kill()?;
+            child.wait()?;
+            bail!("stopped at {} MiB resident (the bench's limit)", limit / 1024);
+        }
+        std::thread::sleep(poll);
+    }
+}
+
+/// Runs `cmd` to the end: its wall seconds and its peak resident KiB (polled; the last reading).
+fn run_polled(mut cmd: Command, timeout: Duration) -> Result<(f64, u64)> {
+    let start = Instant::now();
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+    let (status, peak) = watch(&mut child, timeout, None, Duration::from_millis(5))?;
     if !status.success() {
         let mut err = String::new();
         use std::io::Read as _;
@@ -619,10 +639,9 @@ pub fn growth(root: &Path, quick: bool) -> Result<()> {
 pub fn splice_growth(doc: &str, section: &str) -> String {
     const BEGIN: &str = "<!-- growth: begin (cargo xtask bench --growth writes this part) -->";
     const END: &str = "<!-- growth: end -->";
-    let block = format!("{BEGIN}\n{}\n{END}\n", section.trim_end());
-    if let (Some(a), Some(b)) = (doc.find(BEGIN), doc.find(END)) {
-        let after = &doc[b + END.len()..];
-        return format!("{}{block}{}", &doc[..a], after.strip_prefix('\n').unwrap_or(after));
+    let block = crate::board::marked(BEGIN, END, section);
+    if let Some(done) = crate::board::replace_marked(doc, BEGIN, END, &block) {
+        return done;
     }
     let anchor = "<!-- scoreboard: end -->\n";
     if let Some(i) = doc.find(anchor) {
