@@ -21,7 +21,8 @@
 //! interrupted run (its `--resume`). `--models=a,b`: only these models (and their peers).
 //!
 //! `--quick`: every set cut to its first 10,000 rows (the synthetic stream to 20,000), one seed, short
-//! Python budgets. `--growth`: the cost-of-growth curves instead (`growth.rs`).
+//! Python budgets. `--python-budget=S`: the loop seconds a Python peer gets per (model, set) before the
+//! comparison is cut to the rows it got through (30 in a full run, 3 with `--quick`). `--growth`: the cost-of-growth curves instead (`growth.rs`).
 //!
 //! Writes `target/bench/results.json` and `target/bench/results.md` and the scoreboard section at the top
 //! of `docs/benchmarks.md`.
@@ -53,14 +54,22 @@ pub struct Budget {
     pub synthetic_rows: usize,
     /// Wall seconds one (model, set) process may take before it is stopped and reported as such.
     pub timeout: Duration,
+    /// Loop seconds quality_table.py gives a Python peer per (model, set) (`--python-budget=S`).
+    pub python_seconds: f64,
 }
 
 impl Budget {
     fn new(quick: bool) -> Self {
         if quick {
-            Budget { quick, cap: 10_000, synthetic_rows: 20_000, timeout: Duration::from_secs(60) }
+            Budget { quick, cap: 10_000, synthetic_rows: 20_000, timeout: Duration::from_secs(60), python_seconds: 3.0 }
         } else {
-            Budget { quick, cap: usize::MAX, synthetic_rows: 100_000, timeout: Duration::from_secs(900) }
+            Budget {
+                quick,
+                cap: usize::MAX,
+                synthetic_rows: 100_000,
+                timeout: Duration::from_secs(900),
+                python_seconds: 30.0,
+            }
         }
     }
 }
@@ -245,10 +254,11 @@ fn python_peers(
     if resume {
         q.arg("--resume"); // keep the pairs an interrupted run already wrote
     }
+    q.args(["--budget-seconds", &budget.python_seconds.to_string()]);
     if budget.quick {
-        q.args(["--seeds", "1", "--budget-seconds", "3", "--max-rows", &budget.cap.to_string()]);
+        q.args(["--seeds", "1", "--max-rows", &budget.cap.to_string()]);
     } else {
-        q.args(["--seeds", "1,2,3", "--budget-seconds", "30"]);
+        q.args(["--seeds", "1,2,3"]);
     }
     run("quality_table.py (the reference libraries)", q)?;
     let quality = board::python_json(&std::fs::read_to_string(out.join("quality.json"))?)?;
@@ -330,7 +340,10 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
     if args.contains(&"--growth") {
         return crate::growth::growth(root, quick);
     }
-    let budget = Budget::new(quick);
+    let mut budget = Budget::new(quick);
+    if let Some(s) = args.iter().find_map(|a| a.strip_prefix("--python-budget=")) {
+        budget.python_seconds = s.parse().with_context(|| format!("--python-budget={s}: expected seconds"))?;
+    }
     std::fs::create_dir_all(root.join("target/bench"))?;
     build(root)?;
     let before = machine();
@@ -457,7 +470,8 @@ fn describe(command: &str, before: &Value, after: &Value, libraries: &Value, bud
          length). Peers: the speed ratio is onad's loop rate over the peer's on the same rows (quality_table.py \
          and rcf3_compare.py time both sides; python_onad.py's synthetic rates are set against this run's), \
          a geometric mean over the sets both ran; the ROC-AUC pair is onad's and the peer's means over those \
-         sets. Python runs on a prefix when it is slow (its time budget).\n",
+         sets. A Python peer gets {} s of loop time per (model, set): a slower one is compared on the \
+         prefix it got through, onad's AUC on that prefix too.\n",
         budget.synthetic_rows,
         parts.iter().filter(|p| p.set != SYNTHETIC).count(),
         parts
@@ -468,7 +482,8 @@ fn describe(command: &str, before: &Value, after: &Value, libraries: &Value, bud
             .into_iter()
             .collect::<Vec<_>>()
             .join(", "),
-        if budget.quick { format!("its first {} rows (`--quick`)", budget.cap) } else { "the whole file".to_owned() }
+        if budget.quick { format!("its first {} rows (`--quick`)", budget.cap) } else { "the whole file".to_owned() },
+        budget.python_seconds,
     );
     text
 }
