@@ -258,6 +258,50 @@ fn floor_i64(y: f64) -> i64 {
     if (t as f64) > y { t.saturating_sub(1) } else { t }
 }
 
+/// Reduction modulo the sketch width. Every operand is below the width (at most 2^20), so sums of a
+/// product and a value stay below 2^41.
+trait Reduce: Copy {
+    /// `(bin - old) mod width`, in [0, width), exact for any two bins.
+    fn delta(self, bin: i64, old: i64) -> u64;
+    /// `v mod width`.
+    fn of(self, v: u64) -> u64;
+}
+
+/// A power-of-two width, as its mask: `(bin - old) mod 2^64` then the mask is exact because the width
+/// divides 2^64.
+#[derive(Clone, Copy)]
+struct Mask(u64);
+
+impl Reduce for Mask {
+    #[inline(always)]
+    fn delta(self, bin: i64, old: i64) -> u64 {
+        (bin.wrapping_sub(old) as u64) & self.0
+    }
+
+    #[inline(always)]
+    fn of(self, v: u64) -> u64 {
+        v & self.0
+    }
+}
+
+/// Any other width: divisions (the difference of the bins' residues, so no 128-bit arithmetic).
+#[derive(Clone, Copy)]
+struct Modulo(u64);
+
+impl Reduce for Modulo {
+    #[inline(always)]
+    fn delta(self, bin: i64, old: i64) -> u64 {
+        let w = self.0 as i64;
+        let d = bin.rem_euclid(w) - old.rem_euclid(w);
+        (if d < 0 { d + w } else { d }) as u64
+    }
+
+    #[inline(always)]
+    fn of(self, v: u64) -> u64 {
+        v % self.0
+    }
+}
+
 /// The count of a cell in window `epoch` (the current one) and in the window before it.
 #[inline(always)]
 fn counts(cell: u64, epoch: u16) -> (u64, u64) {
@@ -339,8 +383,20 @@ impl XStream {
     /// Calls `visit(level, cell)` for the row's cell in every hash row of every level of every chain, in
     /// order; after a level's last hash row, `visit` returns whether to go on down the chain.
     #[inline]
-    fn walk(&self, chains: &Chains, y: &[f64], mut visit: impl FnMut(usize, usize) -> bool) {
-        let (hashes, width) = (self.hashes, self.width as u64);
+    fn walk(&self, chains: &Chains, y: &[f64], visit: impl FnMut(usize, usize) -> bool) {
+        // Reducing modulo the width is most of a step's cost when it is a division (a 128-bit one for the
+        // bin change); the default width, 1024, and every power of two reduce by a mask instead.
+        let width = self.width as u64;
+        if width.is_power_of_two() {
+            self.walk_in(Mask(width - 1), chains, y, visit)
+        } else {
+            self.walk_in(Modulo(width), chains, y, visit)
+        }
+    }
+
+    #[inline(always)]
+    fn walk_in<R: Reduce>(&self, r: R, chains: &Chains, y: &[f64], mut visit: impl FnMut(usize, usize) -> bool) {
+        let hashes = self.hashes;
         let mut z = [0.0f64; 64];
         let mut bins = [0i64; 64];
         let mut dots = [0u64; 16];
@@ -357,16 +413,16 @@ impl XStream {
                 bins[slot] = bin;
                 let coefficients = &chains.hash[at * 2 * hashes..(at * 2 + 1) * hashes];
                 let offsets = &chains.hash[(at * 2 + 1) * hashes..(at * 2 + 2) * hashes];
-                let delta = (bin as i128 - old as i128).rem_euclid(width as i128) as u64;
+                let delta = r.delta(bin, old);
                 if delta != 0 {
                     for (dot, &a) in dots[..hashes].iter_mut().zip(coefficients) {
-                        *dot = (*dot + delta * a as u64) % width;
+                        *dot = r.of(*dot + delta * a as u64);
                     }
                 }
                 let base = at * hashes * self.width;
                 let mut go_on = true;
                 for (h, (&dot, &b)) in dots[..hashes].iter().zip(offsets).enumerate() {
-                    let bucket = ((dot + b as u64) % width) as usize;
+                    let bucket = r.of(dot + b as u64) as usize;
                     go_on &= visit(l, base + h * self.width + bucket);
                 }
                 if !go_on {
@@ -621,6 +677,23 @@ impl Describe for XStreamParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_reductions_give_the_residue_of_the_exact_difference() {
+        let bins = [0i64, 1, -1, 7, -1023, 1024, 1_000_003, -77_777_777, i64::MAX, i64::MIN, i64::MIN + 1];
+        for w in [1u64, 2, 1024, 1 << 20, 3, 1000, (1 << 20) - 1] {
+            for &b in &bins {
+                for &o in &bins {
+                    let exact = (b as i128 - o as i128).rem_euclid(w as i128) as u64;
+                    assert_eq!(Modulo(w).delta(b, o), exact, "modulo {w}: {b} - {o}");
+                    if w.is_power_of_two() {
+                        assert_eq!(Mask(w - 1).delta(b, o), exact, "mask {w}: {b} - {o}");
+                        assert_eq!(Mask(w - 1).of(b as u64 >> 23), (b as u64 >> 23) % w);
+                    }
+                }
+            }
+        }
+    }
     use onad_core::Schema;
 
     fn small(seed: u64) -> XStreamParams {
