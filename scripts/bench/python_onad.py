@@ -65,6 +65,8 @@ def _stub_torch() -> None:
     optim = mock.MagicMock(name="torch.optim")
     torch.nn = nn
     torch.optim = optim
+    # A real class too: scipy (under river and pysad) tells arrays apart with issubclass(cls, torch.Tensor).
+    torch.Tensor = type("Tensor", (), {})
     torch.__version__ = "0.0.0-stub"
     sys.modules.update({"torch": torch, "torch.nn": nn, "torch.optim": optim})
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Quality of models on every labelled set of ../shared/data, Rust next to each model's Python reference
-(onad 0.3.0 for onad's models, aberrant 1.3.0 or river 0.26.1 for the others; `Model.library`).
+(onad 0.3.0 for onad's models, aberrant 1.3.0 or river 0.26.1 for the others; `Model.library`), and next
+to the same model in a further library that has it (river 0.26.1, pysad 0.7.0; one MODELS entry per
+library, at onad's parameters).
 
 Usage (from the workspace root; build the Rust side first with
 `cargo build --release -p onad-models --example scores`):
@@ -161,6 +163,77 @@ def _loda(seed, d):
     from aberrant.model.sketch.loda import StreamingLODA
 
     return StreamingLODA(seed=seed)
+
+
+class _PySAD:
+    """A pysad model behind score_one / learn_one on dict rows (pysad's fit_partial / score_partial take one
+    numpy row); 0.0 before its first learned row when it cannot score yet, as onad scores an empty model."""
+
+    def __init__(self, model):
+        self.model, self.learned = model, False
+
+    def score_one(self, x):
+        row = np.fromiter(x.values(), dtype=float, count=len(x))
+        if self.learned:
+            return float(self.model.score_partial(row))
+        try:
+            return float(self.model.score_partial(row))
+        except Exception:  # noqa: BLE001  (most pysad models fail before their first fit)
+            return 0.0
+
+    def learn_one(self, x):
+        self.model.fit_partial(np.fromiter(x.values(), dtype=float, count=len(x)))
+        self.learned = True
+
+
+def _river_half_space(seed, d):
+    from river import anomaly, preprocessing
+
+    # river's HalfSpaceTrees assumes features in [0, 1] without `limits`; its documented use puts its
+    # MinMaxScaler in front (as aberrant's).
+    return _ScoreZeroFirst(preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(n_trees=10, height=8,
+                                                                                 window_size=250, seed=seed))
+
+
+def _river_loda(seed, d):
+    from river import anomaly
+
+    # onad's (aberrant's) defaults: 100 projections, 32 bins.
+    return anomaly.LODA(n_bins=32, n_random_cuts=100, seed=seed)
+
+
+def _pysad_xstream(seed, d):
+    from pysad.models import xStream
+
+    return _PySAD(xStream(num_components=100, n_chains=100, depth=15, window_size=256, random_state=seed))
+
+
+def _pysad_kitnet(seed, d):
+    from pysad.models import KitNet
+
+    # onad's (aberrant's) defaults: at most 10 inputs per autoencoder, 5,000 rows of feature mapping, then
+    # 50,000 of training.
+    return _PySAD(KitNet(max_size_ae=10, grace_feature_mapping=5000, grace_anomaly_detector=50000,
+                         learning_rate=0.1, hidden_ratio=0.75, random_state=seed))
+
+
+def _pysad_asd(seed, d):
+    from pysad.models import IForestASD
+
+    # onad's ASDIsolationForest: 100 trees of 256 samples, refit on each window of 256 rows.
+    return _PySAD(IForestASD(window_size=256, n_estimators=100, max_samples=256, random_state=seed))
+
+
+def _pysad_null(seed, d):
+    from pysad.models import NullModel
+
+    return _PySAD(NullModel())
+
+
+def _pysad_random(seed, d):
+    from pysad.models import RandomModel
+
+    return _PySAD(RandomModel(random_state=seed))
 
 
 def _xstream(seed, d):
@@ -431,6 +504,21 @@ MODELS = [
     Model("anoedge_l", _anoedge_l, "AnoEdgeL(seed=s)", library="aberrant 1.3.0", edges=True,
           note="defaults on both sides (no decay: time_decay_factor=1.0); the hashes differ (aberrant: "
                "(a*v+b) mod max(rows, cols) on the id; Rust: (a*k+b) mod 2^61-1 on the id's bits)"),
+    # Further peers: the same model in river or pysad, at onad's parameters (a model may have several
+    # entries, one per library; pairs are keyed by (model, library, part)).
+    Model("half_space_trees", _river_half_space, "MinMaxScaler() | HalfSpaceTrees(n_trees=10, height=8, "
+          "window_size=250, seed=s)", library="river 0.26.1"),
+    Model("loda", _river_loda, "LODA(n_bins=32, n_random_cuts=100, seed=s)", library="river 0.26.1",
+          note="river's LODA has no warm-up before it scores, onad's (aberrant's) learns 256 rows first"),
+    Model("xstream", _pysad_xstream, "xStream(num_components=100, n_chains=100, depth=15, window_size=256, "
+          "random_state=s)", library="pysad 0.7.0",
+          note="pysad counts bins exactly in dicts, onad (aberrant) in count-min sketches of width 1024"),
+    Model("kitnet", _pysad_kitnet, "KitNet(max_size_ae=10, grace_feature_mapping=5000, "
+          "grace_anomaly_detector=50000, random_state=s)", library="pysad 0.7.0"),
+    Model("asd_isolation_forest", _pysad_asd, "IForestASD(window_size=256, n_estimators=100, max_samples=256, "
+          "random_state=s)", library="pysad 0.7.0"),
+    Model("null_model", _pysad_null, "NullModel()", library="pysad 0.7.0", seeded=False),
+    Model("random_model", _pysad_random, "RandomModel(random_state=s)", library="pysad 0.7.0"),
     Model("stream_spot", _stream_spot, "SignedGraphSketchDetector(graph_key='t', time_key=None, seed=s)",
           library="aberrant 1.3.0", edges=True, params={"graph_key": "t", "time_key": None},
           note="the generator has no graph column: each time bucket (200 edges) is one graph; shingles hash "
@@ -555,7 +643,7 @@ def run_pair(model: Model, part: Part, args, seeds) -> dict:
     rows, labels = quality.load(part.path)
     d = len(rows[0]) if rows else 0
     rows, labels = rows[:cap], labels[:cap]
-    entry = {"model": model.name, "set": part.set, "part": part.label, "file_rows": part.rows,
+    entry = {"model": model.name, "library": model.library, "set": part.set, "part": part.label, "file_rows": part.rows,
              "note": part.note, "python": {"runs": []}, "rust": {"runs": []}}
     model_seeds = seeds if model.seeded else [None]
 
@@ -649,7 +737,7 @@ def markdown(report) -> str:
     for cmd in report.get("replaced_by", []):  # pairs rerun with a larger budget and merged into quality.json
         out += [f"Pairs added or replaced by the run of `{cmd}`.", ""]
     for m in MODELS:
-        entries = [e for e in report["pairs"] if e["model"] == m.name]
+        entries = [e for e in report["pairs"] if (e["model"], _library(e, report)) == (m.name, m.library)]
         skipped = report["skipped_models"].get(m.name)
         out.append(f"### {m.name} (Python: {m.library} `{m.python_class}`)")
         out.append("")
@@ -683,6 +771,11 @@ def markdown(report) -> str:
                        f"{_f(mean_of('python', 'pr_auc'))} | | | | {all_rows} | over the series where it is defined |")
         out.append("")
     return "\n".join(out) + "\n"
+
+
+def _library(e, report) -> str:
+    """The Python library of a pair (reports written before pairs named it: the model's one library)."""
+    return e.get("library") or report.get("model_libraries", {}).get(e["model"], "onad 0.3.0")
 
 
 def _row(e) -> str:
@@ -768,7 +861,7 @@ def main() -> None:
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "libraries": _versions(), "seeds": seeds,
               "budget_seconds": args.budget_seconds, "max_rows": args.max_rows, "pairs": [], "skipped_models": {},
-              "model_libraries": {m.name: m.library for m in MODELS}}
+              "model_libraries": {m.name: m.library for m in reversed(MODELS)}}  # a model's first library
     if args.resume and os.path.exists(json_path):
         old = json.load(open(json_path))
         report["pairs"] = old["pairs"]
@@ -794,12 +887,12 @@ def main() -> None:
     parts = []
     for s in args.sets.split(","):
         parts += SETS[s](args.data, args.work)
-    done = {(e["model"], e["part"]) for e in report["pairs"]}
+    done = {(e["model"], _library(e, report), e["part"]) for e in report["pairs"]}
 
     def save():
-        order = {m.name: i for i, m in enumerate(MODELS)}
+        order = {(m.name, m.library): i for i, m in enumerate(MODELS)}
         porder = {p.label: i for i, p in enumerate(parts)}
-        report["pairs"].sort(key=lambda e: (order.get(e["model"], 99), porder.get(e["part"], 99)))
+        report["pairs"].sort(key=lambda e: (order.get((e["model"], _library(e, report)), 99), porder.get(e["part"], 99)))
         with open(json_path, "w") as fh:
             json.dump(report, fh, indent=1)
         with open(md_path, "w") as fh:
@@ -807,9 +900,9 @@ def main() -> None:
 
     for m in runnable:
         for p in parts:
-            if (m.name, p.label) in done or not m.runs_on(p):
+            if (m.name, m.library, p.label) in done or not m.runs_on(p):
                 continue
-            log(f"{m.name} on {p.label} ({p.rows} rows)")
+            log(f"{m.name} ({m.library}) on {p.label} ({p.rows} rows)")
             t0 = time.time()
             report["pairs"].append(run_pair(m, p, args, seeds))
             log(f"  {time.time() - t0:.0f} s")

@@ -231,7 +231,7 @@ fn python_peers(
     let rust = root.join("target/release/examples/scores");
     let synthetic = parts.iter().find(|p| p.set == SYNTHETIC).context("no synthetic part")?;
     let mut peers: Peers = BTreeMap::new();
-    fn add(peers: &mut Peers, found: BTreeMap<(String, String), PeerResult>) {
+    fn add(peers: &mut Peers, found: impl IntoIterator<Item = ((String, String), PeerResult)>) {
         for (k, v) in found {
             peers.entry(k).or_default().push(v);
         }

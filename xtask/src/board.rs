@@ -437,10 +437,11 @@ pub fn python_json(text: &str) -> Result<Value> {
     Ok(serde_json::from_str(&out)?)
 }
 
-/// Reads quality_table.py's `quality.json`: (model, part) -> the reference library's result, with the
-/// Rust loop rate on the same prefix (`loop_rows_per_sec`) when the script recorded it.
-pub fn parse_quality(report: &Value) -> BTreeMap<(String, String), PeerResult> {
-    let mut out = BTreeMap::new();
+/// Reads quality_table.py's `quality.json`: one ((model, part), result) per pair, the pair's library named by it
+/// (or, in older reports, by `model_libraries`), with the Rust loop rate on the same prefix
+/// (`loop_rows_per_sec`) when the script recorded it.
+pub fn parse_quality(report: &Value) -> Vec<((String, String), PeerResult)> {
+    let mut out = Vec::new();
     let libraries = report["model_libraries"].as_object().cloned().unwrap_or_default();
     for e in report["pairs"].as_array().into_iter().flatten() {
         let (Some(model), Some(part)) = (e["model"].as_str(), e["part"].as_str()) else { continue };
@@ -448,10 +449,12 @@ pub fn parse_quality(report: &Value) -> BTreeMap<(String, String), PeerResult> {
         let f = |v: &Value| v.as_f64().filter(|x| x.is_finite());
         let note = py["error"].as_str().or(py["skipped"].as_str()).map(str::to_owned);
         let onad = mean(e["rust"]["runs"].as_array().into_iter().flatten().filter_map(|r| f(&r["loop_rows_per_sec"])));
-        out.insert(
+        // A pair names its library (a model may have several peers); older reports only name a model's one.
+        let library = e["library"].as_str().or_else(|| libraries.get(model).and_then(Value::as_str));
+        out.push((
             (model.to_owned(), part.to_owned()),
             PeerResult {
-                library: libraries.get(model).and_then(Value::as_str).unwrap_or("Python reference").to_owned(),
+                library: library.unwrap_or("Python reference").to_owned(),
                 roc_auc: f(&py["roc_auc"]),
                 pr_auc: f(&py["pr_auc"]),
                 rows_per_sec: f(&py["rows_per_sec"]),
@@ -460,7 +463,7 @@ pub fn parse_quality(report: &Value) -> BTreeMap<(String, String), PeerResult> {
                 rows: e["rows_used"].as_u64(),
                 note,
             },
-        );
+        ));
     }
     out
 }
@@ -832,14 +835,19 @@ mod tests {
             {"model": "loda", "part": "glass_odds", "rows_used": 214,
              "python": {"roc_auc": 0.7, "pr_auc": 0.2, "rows_per_sec": 1000.0},
              "rust": {"runs": [{"loop_rows_per_sec": 1e6}, {"loop_rows_per_sec": 3e6}]}},
+            {"model": "loda", "library": "river 0.26.1", "part": "glass_odds", "rows_used": 214,
+             "python": {"roc_auc": 0.6, "rows_per_sec": 500.0}, "rust": {"runs": [{"loop_rows_per_sec": 4e6}]}},
             {"model": "knn", "part": "spambase", "python": {"error": "boom", "runs": []}, "rust": {"runs": []}}]});
         let r = parse_quality(&q);
-        let loda = &r[&("loda".to_owned(), "glass_odds".to_owned())];
-        assert_eq!(
-            (loda.library.as_str(), loda.roc_auc, loda.onad_rows_per_sec, loda.rows),
-            ("aberrant 1.3.0", Some(0.7), Some(2e6), Some(214))
-        );
-        assert_eq!(r[&("knn".to_owned(), "spambase".to_owned())].note.as_deref(), Some("boom"));
+        let find = |model: &str, library: &str| {
+            r.iter().find(|((m, _), p)| m == model && p.library == library).map(|(_, p)| p).unwrap()
+        };
+        // Both peers of one (model, part): the older pair names no library (the model's one), the newer does.
+        let loda = find("loda", "aberrant 1.3.0");
+        assert_eq!((loda.roc_auc, loda.onad_rows_per_sec, loda.rows), (Some(0.7), Some(2e6), Some(214)));
+        let river = find("loda", "river 0.26.1");
+        assert_eq!((river.roc_auc, river.rows_per_sec, river.onad_rows_per_sec), (Some(0.6), Some(500.0), Some(4e6)));
+        assert_eq!(find("knn", "Python reference").note.as_deref(), Some("boom"));
         let rc = parse_rcf3(
             "random_cut_forest",
             &json!([{"part": "skab", "rows": 5,
