@@ -177,7 +177,9 @@ pub struct WorkerArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     log_every_ms: Option<u64>,
 
-    /// A librdkafka consumer setting (repeatable), e.g. `session.timeout.ms=6000` (the default).
+    /// A librdkafka consumer setting (repeatable), e.g. `session.timeout.ms=6000` (the default), or
+    /// `partition.assignment.strategy=cooperative-sticky` for the cooperative rebalance protocol (a
+    /// rebalance revokes only the partitions that move)
     #[arg(long = "kafka-setting", value_name = "KEY=VALUE")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     kafka_settings: Vec<String>,

@@ -167,10 +167,17 @@ impl Worker {
 
     /// SIGTERM, then the summary JSON it prints.
     fn stop(self) -> serde_json::Value {
+        self.stop_with_log().0
+    }
+
+    /// SIGTERM, then the summary JSON and the log.
+    fn stop_with_log(self) -> (serde_json::Value, String) {
         self.signal("-TERM");
         let (ok, stdout, stderr) = self.wait();
         assert!(ok, "worker failed: {stderr}");
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("no summary ({e}): {stdout} {stderr}"))
+        let summary =
+            serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("no summary ({e}): {stdout} {stderr}"));
+        (summary, stderr)
     }
 }
 
@@ -279,14 +286,36 @@ fn assert_scores_and_flags(keys: &BTreeMap<String, Vec<(i64, u64, bool)>>) {
 }
 
 #[test]
-fn t6_a_rebalance_hands_every_key_over_through_snapshots() {
-    let (_cluster, brokers) = cluster_named("t6");
+fn t6_an_eager_rebalance_hands_every_key_over_through_snapshots() {
+    // The default protocol.
+    let log = t6("t6", &[]);
+    assert!(log.contains("cooperative=false"), "{log}");
+    // Eager: B's join takes every partition from A, even those A gets back.
+    assert_eq!(first_revocation(&log), PARTITIONS as usize, "{log}");
+}
+
+#[test]
+fn t6_the_cooperative_protocol_moves_only_the_partitions_that_change_owner() {
+    let log = t6("t6-cooperative", &["--kafka-setting", "partition.assignment.strategy=cooperative-sticky"]);
+    assert!(log.contains("cooperative=true") && !log.contains("cooperative=false"), "{log}");
+    // Cooperative: B's join takes from A only what moves to B; A keeps scoring the rest throughout.
+    let moved = first_revocation(&log);
+    assert!(moved > 0 && moved < PARTITIONS as usize, "{log}");
+}
+
+/// A alone, then A and B after a rebalance, then B alone after A leaves; `settings` are further flags of
+/// both workers (the rebalance protocol). Returns A's log (at info level).
+fn t6(name: &str, settings: &[&str]) -> String {
+    let (_cluster, brokers) = cluster_named(name);
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let (a_out, b_out) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
-    let snap = ["--snapshot-every", "50", "--snapshot-interval-ms", "300"];
+    let snap: Vec<&str> = ["--snapshot-every", "50", "--snapshot-interval-ms", "300"]
+        .into_iter()
+        .chain(settings.iter().copied())
+        .collect();
     produce(&brokers, 0..400);
-    let a = spawn(&brokers, "g", &store, &a_out, &snap, &[]);
+    let a = spawn(&brokers, "g", &store, &a_out, &snap, &[("ONAD_LOG", "info")]);
     wait_for(&[&a_out], 400, "A alone");
     // B joins: the group rebalances and B takes some partitions over from A's snapshots.
     let b = spawn(&brokers, "g", &store, &b_out, &snap, &[]);
@@ -301,7 +330,7 @@ fn t6_a_rebalance_hands_every_key_over_through_snapshots() {
         std::thread::sleep(Duration::from_millis(200));
     }
     // A leaves (SIGTERM: snapshot, commit, leave the group); B takes everything.
-    let a_summary = a.stop();
+    let (a_summary, a_log) = a.stop_with_log();
     assert!(a_summary["rebalances"].as_u64().unwrap() >= 2, "{a_summary}");
     produce(&brokers, next..1200);
     wait_for(&[&a_out, &b_out], 1200, "B after A left");
@@ -311,6 +340,14 @@ fn t6_a_rebalance_hands_every_key_over_through_snapshots() {
     let partitions_b: std::collections::BTreeSet<i64> = collect(&[&b_out]).0.keys().map(|k| k.0).collect();
     assert_eq!(partitions_b.len(), PARTITIONS as usize, "B ends with every partition: {b_summary}");
     assert_eq!(per_key(&rows), reference(&brokers, dir.path(), 1200));
+    a_log
+}
+
+/// How many partitions the first revocation in a worker's log took away.
+fn first_revocation(log: &str) -> usize {
+    let line = log.lines().find(|l| l.contains("partitions revoked")).expect("a revocation is logged");
+    let list = line.split("partitions=[").nth(1).and_then(|r| r.split(']').next()).expect("its partitions");
+    list.split(',').filter(|p| !p.trim().is_empty()).count()
 }
 
 #[test]

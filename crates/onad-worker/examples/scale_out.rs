@@ -4,8 +4,11 @@
 //!
 //! ```text
 //! cargo build --release -p onad-cli && cargo run --release -p onad-worker --example scale_out -- \
-//!     target/release/onad [MESSAGES] [MODEL]
+//!     target/release/onad [MESSAGES] [MODEL] [STRATEGY] [--join-only]
 //! ```
+//!
+//! STRATEGY is the workers' `partition.assignment.strategy` (librdkafka's eager default when left out;
+//! `cooperative-sticky` for the cooperative protocol); `--join-only` measures the rebalance alone.
 //!
 //! Throughput is read from each worker's Prometheus endpoint (`onad_worker_records_out_total`, sampled every
 //! 50 ms): from the first row out to the last, so joining the group and the idle exit are not counted.
@@ -49,7 +52,15 @@ struct Proc {
     port: u16,
 }
 
-fn spawn(onad: &Path, brokers: &str, topic: &str, group: &str, store: &Path, model: &str, idle_ms: u64) -> Proc {
+/// How the workers run: the binary, the model, the assignment strategy (None: the worker's default).
+struct Setup {
+    onad: std::path::PathBuf,
+    model: String,
+    strategy: Option<String>,
+}
+
+fn spawn(setup: &Setup, brokers: &str, topic: &str, group: &str, store: &Path, idle_ms: u64) -> Proc {
+    let (onad, model) = (&setup.onad, setup.model.as_str());
     let port = free_port();
     let out = store.with_extension(format!("{port}.jsonl"));
     let child = Command::new(onad)
@@ -60,6 +71,12 @@ fn spawn(onad: &Path, brokers: &str, topic: &str, group: &str, store: &Path, mod
         .arg(out)
         .args(["--metrics-port", &port.to_string(), "--exit-when-idle-ms", &idle_ms.to_string()])
         .args(["--kafka-setting", "session.timeout.ms=6000"])
+        .args(
+            setup
+                .strategy
+                .iter()
+                .flat_map(|s| ["--kafka-setting".to_owned(), format!("partition.assignment.strategy={s}")]),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -134,22 +151,27 @@ fn rate(series: &[(Instant, u64)], n: u64) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let onad = Path::new(args.get(1).expect("usage: scale_out ONAD_BINARY [MESSAGES] [MODEL]")).to_owned();
+    let all: Vec<String> = std::env::args().collect();
+    let join_only = all.iter().any(|a| a == "--join-only");
+    let args: Vec<&String> = all.iter().filter(|a| *a != "--join-only").collect();
+    let usage = "usage: scale_out ONAD_BINARY [MESSAGES] [MODEL] [STRATEGY] [--join-only]";
+    let onad = Path::new(args.get(1).expect(usage)).to_owned();
     let n: u64 = args.get(2).map_or(400_000, |s| s.parse().unwrap());
-    let model = args.get(3).map_or("rs_hash", String::as_str).to_owned();
+    let model = args.get(3).map_or("rs_hash", |s| s.as_str()).to_owned();
+    let setup = Setup { onad, model: model.clone(), strategy: args.get(4).map(|s| s.to_string()) };
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     println!("{n} messages per run ({KEYS} keys, {PARTITIONS} partitions, 3 features), model {model}, per-key");
     println!("| workers | settle s | records/s (group) | per worker |\n|---:|---:|---:|---:|");
-    for workers in [1, 2, 4] {
+    for workers in if join_only { &[][..] } else { &[1, 2, 4][..] } {
+        let workers = *workers;
         // Workers first, on an empty topic; rows once the group has settled.
         let topic = format!("events-{workers}");
         cluster.create_topic(&topic, PARTITIONS, 1).unwrap();
         let store = dir.path().join(&topic);
         let mut procs: Vec<Proc> =
-            (0..workers).map(|_| spawn(&onad, &brokers, &topic, &topic, &store, &model, 600_000)).collect();
+            (0..workers).map(|_| spawn(&setup, &brokers, &topic, &topic, &store, 600_000)).collect();
         let settled = settle(&procs);
         produce(&brokers, &topic, n);
         let series = sample(&mut procs, n, |_, _| {});
@@ -161,13 +183,13 @@ fn main() {
     cluster.create_topic("events-join", PARTITIONS, 1).unwrap();
     let store = dir.path().join("join");
     let mut procs: Vec<Proc> =
-        (0..2).map(|_| spawn(&onad, &brokers, "events-join", "join", &store, &model, 600_000)).collect();
+        (0..2).map(|_| spawn(&setup, &brokers, "events-join", "join", &store, 600_000)).collect();
     settle(&procs);
     produce(&brokers, "events-join", n);
     let mut joined = None;
     let series = sample(&mut procs, n, |total, procs| {
         if joined.is_none() && total >= n / 3 {
-            procs.push(spawn(&onad, &brokers, "events-join", "join", &store, &model, 600_000));
+            procs.push(spawn(&setup, &brokers, "events-join", "join", &store, 600_000));
             joined = Some(Instant::now());
         }
     });
@@ -184,8 +206,9 @@ fn main() {
         }
     }
     println!(
-        "\nrebalance: a third worker joining two busy ones stopped the group for {:.2} s at most (rows out \
-         sampled every 50 ms); the run went at {:.0} records/s",
+        "\nrebalance ({}): a third worker joining two busy ones stopped the group for {:.2} s at most (rows \
+         out sampled every 50 ms); the run went at {:.0} records/s",
+        setup.strategy.as_deref().unwrap_or("librdkafka's default, eager"),
         pause.as_secs_f64(),
         rate(&series, n)
     );

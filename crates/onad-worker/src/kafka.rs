@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -54,7 +54,9 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// An earliest start and `session.timeout.ms=6000`.
+    /// An earliest start and `session.timeout.ms=6000`. The rebalance protocol is librdkafka's default,
+    /// eager; `partition.assignment.strategy=cooperative-sticky` makes it cooperative (docs/worker.md has
+    /// the pauses measured with each).
     pub fn new(brokers: &str, topic: &str, options: WorkerOptions) -> Self {
         WorkerConfig {
             brokers: brokers.into(),
@@ -138,9 +140,13 @@ impl ConsumerContext for Cx {
         let mut core = lock(&self.core);
         let topic = core.engine.topic.clone();
         let ours: Vec<i32> = tpl.elements().iter().filter(|e| e.topic() == topic).map(|e| e.partition()).collect();
+        // Under the cooperative protocol (`partition.assignment.strategy=cooperative-sticky`) the lists
+        // are what is added or taken away, and a partition that stays is never revoked; under the eager
+        // one, every rebalance revokes everything and assigns the whole new share.
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                tracing::info!(partitions = ?ours, "worker: partitions assigned");
+                tracing::info!(partitions = ?ours, cooperative, "worker: partitions assigned");
                 Metrics::inc(&core.engine.metrics.rebalances);
                 let start = match core.start {
                     StartAt::Earliest => Offset::Beginning,
@@ -155,10 +161,10 @@ impl ConsumerContext for Cx {
                     }
                 }
                 core.assigned_at = Some(Instant::now());
-                consumer.assign(tpl)
+                if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) }
             }
             _ => {
-                tracing::info!(partitions = ?ours, lost = consumer.assignment_lost(), "worker: partitions revoked");
+                tracing::info!(partitions = ?ours, cooperative, lost = consumer.assignment_lost(), "worker: partitions revoked");
                 Metrics::inc(&core.engine.metrics.rebalances);
                 // Snapshot first (a lost assignment's save is fenced by the store if someone else has it).
                 if let Err(e) = core.snapshot(&ours, consumer) {
@@ -167,7 +173,7 @@ impl ConsumerContext for Cx {
                 for &p in &ours {
                     core.engine.release(p);
                 }
-                consumer.unassign()
+                if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() }
             }
         };
         if let Err(e) = result {
