@@ -121,9 +121,17 @@ impl ClientContext for Cx {
 }
 
 impl Cx {
-    /// Keeps each partition's high watermark from librdkafka's statistics (`statistics.interval.ms`).
+    /// Keeps each partition's high watermark from librdkafka's statistics (`statistics.interval.ms`), and
+    /// whether any broker is up: a message fetched before an outage can arrive after librdkafka reported
+    /// every broker down (which it reports once), so only a broker seen up again ends the outage.
     fn note_watermarks(&self, stats: &rdkafka::Statistics) {
         let mut core = lock(&self.core);
+        let brokers: Vec<&rdkafka::statistics::Broker> = stats.brokers.values().filter(|b| b.nodeid >= 0).collect();
+        if brokers.iter().any(|b| b.state == "UP") {
+            core.down_since = None;
+        } else if !brokers.is_empty() {
+            core.down_since.get_or_insert_with(Instant::now);
+        }
         let Some(topic) = stats.topics.get(&core.engine.topic) else { return };
         let high: Vec<(i32, i64)> = topic
             .partitions
@@ -315,7 +323,6 @@ impl Worker {
                 None => core.engine.flush_output()?,
                 Some(Err(e)) => tracing::debug!(error = %e, "worker: poll error (librdkafka retries)"),
                 Some(Ok(m)) => {
-                    core.down_since = None;
                     let (p, offset) = (m.partition(), m.offset());
                     if m.topic() == topic {
                         core.engine.process(p, offset, m.key(), m.payload().unwrap_or_default())?;
