@@ -121,8 +121,18 @@ fn cluster_named(test: &str) -> (Cluster, String) {
 }
 
 /// One `onad worker` process.
+/// A worker process; one still running when its test fails is killed.
 struct Worker {
-    child: Child,
+    child: Option<Child>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 fn spawn(
@@ -150,18 +160,33 @@ fn spawn(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    Worker { child: cmd.spawn().expect("onad runs") }
+    Worker { child: Some(cmd.spawn().expect("onad runs")) }
 }
 
 impl Worker {
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success();
+        let ok = Command::new("kill").args([sig, &self.pid().to_string()]).status().unwrap().success();
         assert!(ok, "kill {sig} failed");
     }
 
-    /// Waits for the exit; returns (success, stdout, stderr).
-    fn wait(self) -> (bool, String, String) {
-        let out = self.child.wait_with_output().unwrap();
+    /// Waits for the exit, at most two minutes (then kills the worker and fails with its log, so a
+    /// worker that does not stop fails the test instead of hanging the run); returns (success, stdout,
+    /// stderr).
+    fn wait(mut self) -> (bool, String, String) {
+        let child = self.child.take().expect("running");
+        let pid = child.id();
+        let (send, exited) = std::sync::mpsc::channel();
+        // `wait_with_output` reads both pipes while it waits, so a chatty worker never blocks on a full pipe.
+        std::thread::spawn(move || send.send(child.wait_with_output().unwrap()));
+        let out = exited.recv_timeout(Duration::from_secs(120)).unwrap_or_else(|_| {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let out = exited.recv().unwrap();
+            panic!("worker {pid} still running after 120 s; its log:\n{}", String::from_utf8_lossy(&out.stderr))
+        });
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
     }
 
@@ -520,7 +545,7 @@ fn spawn_redis(port: u16, group: &str, output: &Path, extra: &[&str]) -> Worker 
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    Worker { child: cmd.spawn().expect("onad runs") }
+    Worker { child: Some(cmd.spawn().expect("onad runs")) }
 }
 
 fn reference_redis(port: u16, dir: &Path, total: usize) -> BTreeMap<String, Vec<(i64, u64, bool)>> {
@@ -622,7 +647,7 @@ fn redis_streams_t7_a_paused_former_owner_is_fenced() {
 /// thread, so the pipe never fills, and passed on to the test's output).
 fn metrics_address(w: &mut Worker) -> String {
     use std::io::BufRead as _;
-    let stderr = w.child.stderr.take().expect("stderr is piped");
+    let stderr = w.child.as_mut().expect("running").stderr.take().expect("stderr is piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {

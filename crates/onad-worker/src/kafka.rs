@@ -93,13 +93,41 @@ impl Core {
         for (p, next) in written {
             let _ = commit.add_partition_offset(&self.engine.topic, p, Offset::Offset(next));
         }
+        // Asynchronous: the snapshot is where a new owner starts, so the commit only keeps the group's
+        // offsets (what lag tools read) near it, and a synchronous commit waits for as long as the group
+        // coordinator is unreachable, which would hold the loop (and its give-up deadline) through an
+        // outage. librdkafka sends what is outstanding before the consumer closes.
         if commit.count() > 0
-            && let Err(e) = consumer.commit(&commit, CommitMode::Sync)
+            && let Err(e) = consumer.commit(&commit, CommitMode::Async)
         {
-            // The snapshot is where a new owner starts; a failed commit only leaves lag tools behind.
             tracing::warn!(error = %e, "worker: cannot commit offsets after a snapshot (the snapshot stands)");
         }
         Ok(())
+    }
+}
+
+/// How long closing the consumer (leaving the group, sending outstanding commits) may take.
+const CLOSE_WITHIN: Duration = Duration::from_secs(10);
+
+/// Closes the consumer: leaves the group (the revocation finds nothing left to snapshot) and sends the
+/// outstanding commits. With every broker down that cannot finish, and dropping the consumer would wait
+/// for it without end; after [`CLOSE_WITHIN`] the consumer is left behind unclosed instead (the group
+/// drops the member at its session timeout, and the snapshots stand).
+fn close(consumer: BaseConsumer<Cx>) {
+    let deadline = Instant::now() + CLOSE_WITHIN;
+    match consumer.close_queue() {
+        Ok(()) => {
+            while !consumer.closed() && Instant::now() < deadline {
+                consumer.poll(Duration::from_millis(100));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "worker: cannot close the consumer"),
+    }
+    if consumer.closed() {
+        drop(consumer);
+    } else {
+        tracing::warn!(within_ms = CLOSE_WITHIN.as_millis() as u64, "worker: the consumer did not close; leaving it");
+        std::mem::forget(consumer);
     }
 }
 
@@ -295,8 +323,7 @@ impl Worker {
             // fails again here, and is then reported as the first error).
             c.snapshot(&owned, &consumer)
         };
-        // Closing the consumer leaves the group (the revocation finds nothing left to snapshot).
-        drop(consumer);
+        close(consumer);
         result?;
         drained?;
         Ok(WorkerReport::of(&metrics))
