@@ -153,18 +153,19 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
+    /// The engine of a worker on `topic` (a Kafka topic, or the Redis streams' base name), with the
+    /// model and source options of `options`.
     pub(crate) fn new(
         topic: &str,
-        model: ModelConfig,
-        source: SourceOptions,
+        options: &WorkerOptions,
         store: Box<dyn SnapshotStore>,
         output: Box<dyn Output>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Engine {
             topic: topic.into(),
-            model,
-            source,
+            model: options.model.clone(),
+            source: options.source.clone(),
             store,
             output,
             owned: BTreeMap::new(),

@@ -256,14 +256,7 @@ impl Worker {
     ) -> Result<Self, WorkerError> {
         let kafka =
             |message: String| WorkerError::Broker { connector: "kafka", address: config.brokers.clone(), message };
-        let engine = Engine::new(
-            &config.topic,
-            config.options.model.clone(),
-            config.options.source.clone(),
-            store,
-            output,
-            metrics.clone(),
-        );
+        let engine = Engine::new(&config.topic, &config.options, store, output, metrics.clone());
         let core = Arc::new(Mutex::new(Core {
             engine,
             start: config.start,

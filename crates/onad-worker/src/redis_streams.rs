@@ -198,14 +198,7 @@ impl StreamsWorker {
                 return Err(fail(e));
             }
         }
-        let engine = Engine::new(
-            &config.stream,
-            config.options.model.clone(),
-            config.options.source.clone(),
-            store,
-            output,
-            metrics.clone(),
-        );
+        let engine = Engine::new(&config.stream, &config.options, store, output, metrics.clone());
         Ok(StreamsWorker {
             config,
             engine,
@@ -388,17 +381,17 @@ impl StreamsWorker {
     /// Per owned shard, the entries not yet delivered to the group (the lag of `XINFO GROUPS`; entries
     /// read are applied before the next read, so this is what is left to apply).
     fn update_lag(&mut self) -> Result<(), WorkerError> {
-        let mut lags = BTreeMap::new();
-        for s in self.engine.owned.keys().copied().collect::<Vec<_>>() {
-            let reply: Value = redis::cmd("XINFO")
-                .arg("GROUPS")
-                .arg(self.config.shard_stream(s))
-                .query(&mut self.connection)
-                .map_err(|e| self.fail(e))?;
-            if let Some(lag) = group_lag(&reply, &self.config.options.group) {
-                lags.insert(s, lag.max(0));
-            }
+        let shards: Vec<i32> = self.engine.owned.keys().copied().collect();
+        // One round trip for every owned shard.
+        let mut pipe = redis::pipe();
+        for &s in &shards {
+            pipe.cmd("XINFO").arg("GROUPS").arg(self.config.shard_stream(s));
         }
+        let replies: Vec<Value> =
+            if shards.is_empty() { Vec::new() } else { pipe.query(&mut self.connection).map_err(|e| self.fail(e))? };
+        let group = &self.config.options.group;
+        let lags =
+            shards.iter().zip(&replies).filter_map(|(&s, reply)| Some((s, group_lag(reply, group)?.max(0)))).collect();
         self.metrics.detail().lag = lags;
         Ok(())
     }

@@ -86,20 +86,28 @@ pub enum Applied {
     },
 }
 
-/// The snapshot payload: the epoch that wrote it, the model configuration and the partition's state.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Snapshot {
+/// The snapshot payload: the epoch that wrote it, the model configuration and the partition's state;
+/// owned ([`Snapshot`], as read back) or borrowed ([`SnapshotRef`], for writing without copying the
+/// models). One struct, so both encode to the same bytes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct SnapshotOf<S, C, P> {
     /// The epoch of the writer's claim.
     pub epoch: u64,
-    /// Topic and partition.
-    pub topic: String,
+    /// The topic (or base stream name).
+    pub topic: S,
     /// The partition.
     pub partition: i32,
     /// How the models were built (a restore under another configuration is refused).
-    pub config: ModelConfig,
+    pub config: C,
     /// The state.
-    pub state: PartitionState,
+    pub state: P,
 }
+
+/// A snapshot as decoded.
+pub type Snapshot = SnapshotOf<String, ModelConfig, PartitionState>;
+
+/// A snapshot of state held elsewhere, for encoding.
+pub type SnapshotRef<'a> = SnapshotOf<&'a str, &'a ModelConfig, &'a PartitionState>;
 
 /// The key of a row's model: the bits of its key number (0.0 and -0.0 one key, every NaN one key).
 pub fn key_bits(key: f64) -> u64 {
@@ -213,26 +221,10 @@ impl Lru {
     }
 }
 
-/// [`Snapshot`] by reference, for writing without copying the models (same fields, same order, so it
-/// decodes as a [`Snapshot`]).
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct SnapshotRef<'a> {
-    /// The epoch of the writer's claim.
-    pub epoch: u64,
-    /// Topic and partition.
-    pub topic: &'a str,
-    /// The partition.
-    pub partition: i32,
-    /// How the models were built.
-    pub config: &'a ModelConfig,
-    /// The state.
-    pub state: &'a PartitionState,
-}
-
 impl Snapshot {
     /// This snapshot by reference.
     pub fn as_ref(&self) -> SnapshotRef<'_> {
-        SnapshotRef {
+        SnapshotOf {
             epoch: self.epoch,
             topic: &self.topic,
             partition: self.partition,
