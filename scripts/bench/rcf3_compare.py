@@ -7,14 +7,17 @@ Usage (from the workspace root; build the Rust side first with
 `cargo build --release -p onad-models --example scores`):
     /tmp/pyref/bin/python scripts/bench/rcf3_compare.py [--rust BIN] [--data DIR] [--work DIR]
         [--model forest|mstream|oiforest] [--sets a,b] [--seeds 1,2,3] [--max-rows N] [--trees 40] [--sample-size 256]
+        [--scoring depth|codisp]
 
 Both sides run prequentially (score, then learn, every row in file order) on the prepared CSVs of
 quality_table.py (the same data sets and preparation; prepared files already in --work are reused), with
 equal trees and sample size and the same seeds: rcf3 as `Forest(d, num_trees=T, capacity=S, seed=s)`, its
 other parameters at their defaults (time_decay auto, output_after auto, initial_accept_fraction 0.125),
 fed by `update_and_score(row)` (documented as `score` then `update`); onad as
-`{"random_cut_forest": {"n_trees": T, "sample_size": S, "warmup_samples": W, "seed": s}}`, the registry's
-other defaults. W (--warmup) defaults to S / 4, when rcf3's automatic output_after starts scoring (rcf3 is
+`{"random_cut_forest": {"n_trees": T, "sample_size": S, "warmup_samples": W, "seed": s, "scoring": F}}`,
+the registry's other defaults. F (--scoring) defaults to `depth`, AWS's anomaly score, which is the one
+rcf3's `score` and `update_and_score` compute (its `displacement_score` is another); `codisp`, onad's
+default and aberrant's, compares a different score function. W (--warmup) defaults to S / 4, when rcf3's automatic output_after starts scoring (rcf3 is
 ready after 65 rows at S = 256; onad's default, aberrant's, is S), so both sides score the same rows.
 
 MStream: rcf3 as `MStream(numeric_dim=d, categorical_dim=0, num_rows=2, num_buckets=1024, alpha=0.6,
@@ -118,6 +121,8 @@ def main() -> None:
     ap.add_argument("--trees", type=int, default=40)
     ap.add_argument("--sample-size", type=int, default=256)
     ap.add_argument("--warmup", type=int, default=None, help="onad's warmup_samples (default: sample size / 4)")
+    ap.add_argument("--scoring", choices=["depth", "codisp"], default="depth",
+                    help="onad's random_cut_forest score function (default depth, the one rcf3's score computes)")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     warmup = args.warmup if args.warmup is not None else max(1, args.sample_size // 4)
@@ -138,7 +143,7 @@ def main() -> None:
                 if args.model == "forest":
                     s, cpu, wall = run_rcf3(lists, args.trees, args.sample_size, seed)
                     spec = {"random_cut_forest": {"n_trees": args.trees, "sample_size": args.sample_size,
-                                                  "warmup_samples": warmup, "seed": seed}}
+                                                  "warmup_samples": warmup, "seed": seed, "scoring": args.scoring}}
                 elif args.model == "mstream":
                     s, cpu, wall = run_rcf3_mstream(lists, seed)
                     spec = {"mstream": {"seed": seed}}

@@ -269,9 +269,11 @@ pub mod v2_flat {
 /// state version of a kind whose layout changed since: the registry's decoder asks here before refusing
 /// a version. `moving_mahalanobis_distance` version 1: the model is read as
 /// [`v1::MovingMahalanobisDistanceV1`] and converted (its Cholesky factor computed from the sums); its
-/// parameters did not change.
+/// parameters did not change. `random_cut_forest` version 1 (model and parameters, before `scoring`):
+/// read as CoDisp, which it scored.
 pub(crate) mod older {
     use super::v1::MovingMahalanobisDistanceV1;
+    use crate::iforest::random_cut::{RandomCutForestParamsV1, RandomCutForestV1};
     use crate::registry::Payload;
     use crate::{AnyDetector, AnyDetectorParams, MovingMahalanobisDistanceParams};
 
@@ -284,6 +286,9 @@ pub(crate) mod older {
             ("moving_mahalanobis_distance", 1) => Some(
                 payload.take::<MovingMahalanobisDistanceV1>().map(|m| AnyDetector::MovingMahalanobisDistance(m.into())),
             ),
+            ("random_cut_forest", 1) => {
+                Some(payload.take::<RandomCutForestV1>().map(|m| AnyDetector::RandomCutForest(m.into())))
+            }
             _ => None,
         }
     }
@@ -297,6 +302,9 @@ pub(crate) mod older {
             ("moving_mahalanobis_distance", 1) => Some(
                 payload.take::<MovingMahalanobisDistanceParams>().map(AnyDetectorParams::MovingMahalanobisDistance),
             ),
+            ("random_cut_forest", 1) => {
+                Some(payload.take::<RandomCutForestParamsV1>().map(|p| AnyDetectorParams::RandomCutForest(p.into())))
+            }
             _ => None,
         }
     }

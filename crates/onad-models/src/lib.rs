@@ -61,7 +61,7 @@ pub use iforest::{HalfSpaceTrees, HalfSpaceTreesParams};
 pub use iforest::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};
 pub use iforest::{MondrianForest, MondrianForestParams};
 pub use iforest::{OnlineIsolationForest, OnlineIsolationForestParams, OnlineTreeType, SplitMetric};
-pub use iforest::{RandomCutForest, RandomCutForestParams};
+pub use iforest::{RandomCutForest, RandomCutForestParams, RcfScoring};
 pub use iforest::{StreamRHF, StreamRHFParams};
 pub use iforest::{XStream, XStreamParams};
 pub use registry::decode_explained;

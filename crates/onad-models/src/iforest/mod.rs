@@ -8,7 +8,7 @@ mod half_space;
 mod mondrian;
 mod online;
 mod rand_hist;
-mod random_cut;
+pub(crate) mod random_cut;
 mod stream_rhf;
 mod xstream;
 
@@ -17,7 +17,7 @@ pub use half_space::{HalfSpaceTrees, HalfSpaceTreesParams};
 pub use mondrian::{MondrianForest, MondrianForestParams};
 pub use online::{OnlineIsolationForest, OnlineIsolationForestParams, OnlineTreeType, SplitMetric};
 pub use rand_hist::{HistogramRange, StreamRandomHistogramForest, StreamRandomHistogramForestParams};
-pub use random_cut::{RandomCutForest, RandomCutForestParams};
+pub use random_cut::{RandomCutForest, RandomCutForestParams, RcfScoring};
 pub use stream_rhf::{StreamRHF, StreamRHFParams};
 pub use xstream::{XStream, XStreamParams};
 

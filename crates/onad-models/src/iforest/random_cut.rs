@@ -27,6 +27,24 @@ pub struct RandomCutForestParams {
     pub score_scale: f64,
     /// Seed of the trees' generators; `None` uses the fixed seed 0, so runs are reproducible.
     pub seed: Option<u64>,
+    /// What a tree scores: the paper's collusive displacement (the default) or AWS's depth-based
+    /// anomaly score.
+    pub scoring: RcfScoring,
+}
+
+/// The score function of [`RandomCutForest`]; both are expectations over where a virtual insertion of the
+/// row would cut it off, computed in the same descent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RcfScoring {
+    /// Collusive displacement (CoDisp), the paper's score and aberrant's (the default).
+    #[default]
+    Codisp,
+    /// The anomaly score of AWS's `random-cut-forest-by-aws` (and of rcf3's `Forest.score`): cut off at
+    /// a node of depth `k` scores `1 / (k + 1)`, and so does reaching a leaf holding another point; a row
+    /// equal to a leaf's point scores `(1 - m / 2n) / (k + log2(m + 1))` (leaf count `m`, tree mass `n`);
+    /// the tree's expectation is scaled by `log2(n + 1)`.
+    Depth,
 }
 
 impl Default for RandomCutForestParams {
@@ -39,6 +57,7 @@ impl Default for RandomCutForestParams {
             normalize_score: false,
             score_scale: 8.0,
             seed: None,
+            scoring: RcfScoring::Codisp,
         }
     }
 }
@@ -140,6 +159,7 @@ pub struct RandomCutForest {
     warmup_samples: usize,
     normalize_score: bool,
     score_scale: f64,
+    scoring: RcfScoring,
     /// Features per row.
     d: usize,
     /// `lambda` of the samplers.
@@ -200,6 +220,7 @@ impl DetectorParams for RandomCutForestParams {
             warmup_samples: self.warmup_samples.unwrap_or(self.sample_size),
             normalize_score: self.normalize_score,
             score_scale: self.score_scale,
+            scoring: self.scoring,
             d,
             time_decay: 1.0 / (TIME_DECAY_SAMPLES * self.sample_size as f64),
             history: Vec::with_capacity((self.shingle_size - 1) * d),
@@ -208,6 +229,79 @@ impl DetectorParams for RandomCutForestParams {
             trees: (0..self.n_trees).map(|i| Tree::new(dim, unit_rng(seed, i as u64))).collect(),
             point: Vec::new(),
         })
+    }
+}
+
+/// [`RandomCutForestParams`] at state version 1, before `scoring` (frozen): read from older checkpoints
+/// as CoDisp, which is how they scored.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct RandomCutForestParamsV1 {
+    n_trees: usize,
+    sample_size: usize,
+    shingle_size: usize,
+    warmup_samples: Option<usize>,
+    normalize_score: bool,
+    score_scale: f64,
+    seed: Option<u64>,
+}
+
+impl From<RandomCutForestParamsV1> for RandomCutForestParams {
+    fn from(p: RandomCutForestParamsV1) -> Self {
+        let RandomCutForestParamsV1 {
+            n_trees,
+            sample_size,
+            shingle_size,
+            warmup_samples,
+            normalize_score,
+            score_scale,
+            seed,
+        } = p;
+        RandomCutForestParams {
+            n_trees,
+            sample_size,
+            shingle_size,
+            warmup_samples,
+            normalize_score,
+            score_scale,
+            seed,
+            scoring: RcfScoring::Codisp,
+        }
+    }
+}
+
+/// [`RandomCutForest`] at state version 1, before `scoring` (frozen; the trees' layout is unchanged).
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct RandomCutForestV1 {
+    sample_size: usize,
+    shingle_size: usize,
+    warmup_samples: usize,
+    normalize_score: bool,
+    score_scale: f64,
+    d: usize,
+    time_decay: f64,
+    history: Vec<f64>,
+    last_finite: Vec<f64>,
+    shingles: u64,
+    trees: Vec<Tree>,
+}
+
+impl From<RandomCutForestV1> for RandomCutForest {
+    fn from(m: RandomCutForestV1) -> Self {
+        RandomCutForest {
+            sample_size: m.sample_size,
+            shingle_size: m.shingle_size,
+            warmup_samples: m.warmup_samples,
+            normalize_score: m.normalize_score,
+            score_scale: m.score_scale,
+            scoring: RcfScoring::Codisp,
+            d: m.d,
+            time_decay: m.time_decay,
+            history: m.history,
+            last_finite: m.last_finite,
+            shingles: m.shingles,
+            trees: m.trees,
+            point: Vec::new(),
+        }
     }
 }
 
@@ -552,13 +646,14 @@ impl Tree {
     #[cfg(test)]
     fn codisp(&self, a: &[f64], b: &[f64]) -> f64 {
         let mut walk = Walk::new(self.root);
-        while !self.step(&mut walk, a, b) {}
+        while !self.step::<false>(&mut walk, a, b) {}
         walk.expected
     }
 
-    /// One node of the scoring descent of `a ++ b` (see [`Walk`]); returns whether the walk is done.
+    /// One node of the scoring descent of `a ++ b` (see [`Walk`]), scoring CoDisp or, with `DEPTH`,
+    /// AWS's depth score ([`RcfScoring`]); returns whether the walk is done.
     #[inline(always)]
-    fn step(&self, w: &mut Walk, a: &[f64], b: &[f64]) -> bool {
+    fn step<const DEPTH: bool>(&self, w: &mut Walk, a: &[f64], b: &[f64]) -> bool {
         let at = w.at;
         if at == NONE {
             return true;
@@ -566,9 +661,19 @@ impl Tree {
         if at & LEAF != 0 {
             let (p, _) = self.bounds(at);
             let equal = p[..a.len()] == *a && p[a.len()..] == *b;
-            let mass = f64::from(self.leaves[(at & !LEAF) as usize].count);
+            let count = f64::from(self.leaves[(at & !LEAF) as usize].count);
             // Equal: the point joins the leaf; else it is cut off from it for sure.
-            w.expected += w.reach * if equal { w.above } else { w.above.max(mass) };
+            if DEPTH {
+                let (depth, n) = (f64::from(w.depth), f64::from(self.mass(self.root)));
+                let leaf = if equal {
+                    (1.0 - count / (2.0 * n)) / (depth + (count + 1.0).log2())
+                } else {
+                    1.0 / (depth + 1.0)
+                };
+                w.expected = (w.expected + w.reach * leaf) * (n + 1.0).log2();
+            } else {
+                w.expected += w.reach * if equal { w.above } else { w.above.max(count) };
+            }
             w.at = NONE;
             return true;
         }
@@ -577,12 +682,16 @@ impl Tree {
         let (out, span) = outside_and_span(lo, hi, a, b);
         if out > 0.0 {
             let p = out / (span + out);
-            w.expected += w.reach * p * w.above.max(f64::from(n.mass));
+            let cut_here = if DEPTH { 1.0 / (f64::from(w.depth) + 1.0) } else { w.above.max(f64::from(n.mass)) };
+            w.expected += w.reach * p * cut_here;
             w.reach *= 1.0 - p;
         }
         let child = if coord(a, b, n.dim as usize) <= n.cut { n.left } else { n.right };
-        let child_mass = self.mass(child);
-        w.above = w.above.max(f64::from(n.mass - child_mass) / f64::from(child_mass + 1));
+        if !DEPTH {
+            let child_mass = self.mass(child);
+            w.above = w.above.max(f64::from(n.mass - child_mass) / f64::from(child_mass + 1));
+        }
+        w.depth += 1;
         w.at = child;
         false
     }
@@ -590,10 +699,12 @@ impl Tree {
 
 /// The state of one tree's scoring descent. `reach`: the probability that the virtual insertion gets to
 /// `at` without being cut off; `above`: the largest ratio `|sibling(c)| / (|c| + 1)` over the nodes `c`
-/// from the root's child to `at`; `expected`: the CoDisp expectation so far.
+/// from the root's child to `at` (CoDisp only); `depth`: `at`'s depth (the root's is 0); `expected`: the
+/// score's expectation so far.
 #[derive(Clone, Copy)]
 struct Walk {
     at: u32,
+    depth: u32,
     reach: f64,
     above: f64,
     expected: f64,
@@ -601,19 +712,19 @@ struct Walk {
 
 impl Walk {
     fn new(root: u32) -> Walk {
-        Walk { at: root, reach: 1.0, above: 0.0, expected: 0.0 }
+        Walk { at: root, depth: 0, reach: 1.0, above: 0.0, expected: 0.0 }
     }
 }
 
 /// Trees descended together by scoring: their chains of dependent loads overlap.
 const LANES: usize = 4;
 
-/// The sum over `trees` (in order) of the expected CoDisp of `a ++ b`.
-fn sum_codisp(trees: &[Tree], a: &[f64], b: &[f64]) -> f64 {
+/// The sum over `trees` (in order) of the score of `a ++ b`.
+fn sum_scores(trees: &[Tree], a: &[f64], b: &[f64], scoring: RcfScoring) -> f64 {
     let mut total = 0.0;
     let mut each = [0.0; LANES];
     for group in trees.chunks(LANES) {
-        codisp_each(group, a, b, &mut each[..group.len()]);
+        score_each(group, a, b, scoring, &mut each[..group.len()]);
         for v in &each[..group.len()] {
             total += v;
         }
@@ -621,8 +732,16 @@ fn sum_codisp(trees: &[Tree], a: &[f64], b: &[f64]) -> f64 {
     total
 }
 
-/// The expected CoDisp of `a ++ b` in each of `trees`, into `out` (as [`sum_codisp`] computes them).
-fn codisp_each(trees: &[Tree], a: &[f64], b: &[f64], out: &mut [f64]) {
+/// The score of `a ++ b` in each of `trees`, into `out` (as [`sum_scores`] computes them).
+fn score_each(trees: &[Tree], a: &[f64], b: &[f64], scoring: RcfScoring, out: &mut [f64]) {
+    match scoring {
+        RcfScoring::Codisp => descend::<false>(trees, a, b, out),
+        RcfScoring::Depth => descend::<true>(trees, a, b, out),
+    }
+}
+
+/// [`score_each`] for one score function.
+fn descend<const DEPTH: bool>(trees: &[Tree], a: &[f64], b: &[f64], out: &mut [f64]) {
     for (group, out) in trees.chunks(LANES).zip(out.chunks_mut(LANES)) {
         let mut walks = [Walk::new(NONE); LANES];
         for (w, t) in walks.iter_mut().zip(group) {
@@ -632,7 +751,7 @@ fn codisp_each(trees: &[Tree], a: &[f64], b: &[f64], out: &mut [f64]) {
         while live > 0 {
             live = 0;
             for (w, t) in walks.iter_mut().zip(group) {
-                if !t.step(w, a, b) {
+                if !t.step::<DEPTH>(w, a, b) {
                     live += 1;
                 }
             }
@@ -705,7 +824,7 @@ impl RandomCutForest {
     }
 
     fn raw_score(&self, row: &[f64]) -> f64 {
-        sum_codisp(&self.trees, &self.history, row) / self.trees.len() as f64
+        sum_scores(&self.trees, &self.history, row, self.scoring) / self.trees.len() as f64
     }
 }
 
@@ -760,13 +879,13 @@ impl RandomCutForest {
             self.advance(&point, complete);
         }
         self.point = point;
-        let (time_decay, capacity) = (self.time_decay, self.sample_size);
+        let (time_decay, capacity, scoring) = (self.time_decay, self.sample_size, self.scoring);
         let totals = super::per_tree_sums(&mut self.trees, threads, n, |trees, codisps| {
             let k = trees.len();
             for (i, &(scored, offered)) in plans.iter().enumerate() {
                 let (a, b) = points[i * width..(i + 1) * width].split_at(hist);
                 if scored {
-                    codisp_each(trees, a, b, &mut codisps[i * k..(i + 1) * k]);
+                    score_each(trees, a, b, scoring, &mut codisps[i * k..(i + 1) * k]);
                 }
                 if let Some(seq) = offered {
                     for tree in trees.iter_mut() {
@@ -827,6 +946,8 @@ impl Describe for RandomCutForestParams {
         "Guha, Mishra, Roy & Schrijvers 2016, Robust Random Cut Forest Based Anomaly Detection on Streams (ICML)";
     const SUMMARY: &'static str =
         "robust random cut forest over per-tree time-decayed samples, scored by expected CoDisp (RRCF)";
+    /// 2: `scoring` added (version 1 is read as CoDisp, `legacy::older`).
+    const STATE_VERSION: u16 = 2;
     const PARAMS: &'static [ParamDoc] = &[
         ParamDoc { name: "n_trees", ty: "int >= 1", required: false, help: "random cut trees (default 40)" },
         ParamDoc {
@@ -855,6 +976,12 @@ impl Describe for RandomCutForestParams {
         },
         ParamDoc { name: "score_scale", ty: "float > 0", required: false, help: "normalisation scale (default 8.0)" },
         ParamDoc { name: "seed", ty: "int >= 0", required: false, help: "seed of the trees (default 0)" },
+        ParamDoc {
+            name: "scoring",
+            ty: "codisp | depth",
+            required: false,
+            help: "the paper's collusive displacement, or AWS's depth-based anomaly score (default codisp)",
+        },
     ];
     fn example() -> Self {
         RandomCutForestParams { seed: Some(42), ..Default::default() }
@@ -1066,6 +1193,122 @@ mod tests {
         t.insert(&[], &[4.0]);
         assert_eq!(t.codisp(&[], &[4.0]), 0.0);
         assert_eq!(t.codisp(&[], &[5.0]), 2.0);
+    }
+
+    /// AWS's depth score as its visitor computes it: from the leaf up to the root, each node mixing in
+    /// `1 / (depth + 1)` with its separation probability.
+    fn depth_score_bottom_up(t: &Tree, x: &[f64]) -> f64 {
+        let mut path = Vec::new();
+        let mut at = t.root;
+        while at & LEAF == 0 {
+            path.push(at);
+            let n = &t.inner[at as usize];
+            at = if x[n.dim as usize] <= n.cut { n.left } else { n.right };
+        }
+        let leaf = t.leaves[(at & !LEAF) as usize];
+        let (m, total) = (f64::from(leaf.count), f64::from(t.mass(t.root)));
+        let depth = path.len() as f64;
+        let mut score = if t.bounds(at).0 == x {
+            (1.0 - m / (2.0 * total)) / (depth + (m + 1.0).log2())
+        } else {
+            1.0 / (depth + 1.0)
+        };
+        for (k, &node) in path.iter().enumerate().rev() {
+            let (lo, hi) = t.bounds(node);
+            let (mut grown, mut span) = (0.0, 0.0);
+            for j in 0..x.len() {
+                span += hi[j] - lo[j];
+                grown += hi[j].max(x[j]) - lo[j].min(x[j]);
+            }
+            let p = (grown - span) / grown;
+            score = (1.0 - p) * score + p / (k as f64 + 1.0);
+        }
+        score * (total + 1.0).log2()
+    }
+
+    fn depth_score(t: &Tree, x: &[f64]) -> f64 {
+        let mut out = [0.0];
+        descend::<true>(std::slice::from_ref(t), &[], x, &mut out);
+        out[0]
+    }
+
+    #[test]
+    fn the_depth_score_is_awss_visitor_computed_top_down() {
+        // Hand-checkable: the tree of the points 0 and 1 (mass 2, normaliser log2 3).
+        let mut t = Tree::new(1, unit_rng(0, 0));
+        t.insert(&[], &[0.0]);
+        t.insert(&[], &[1.0]);
+        let norm = 3f64.log2();
+        // 3 is cut off at the root (depth 0) with probability 2/3, else reaches leaf 1 (depth 1), unseen.
+        assert!((depth_score(&t, &[3.0]) - (2.0 / 3.0 + 1.0 / 3.0 * 0.5) * norm).abs() < 1e-12);
+        // 0.5 is inside the root's box and reaches a leaf holding another point.
+        assert!((depth_score(&t, &[0.5]) - 0.5 * norm).abs() < 1e-12);
+        // A copy of 1: damped (1 - 1/4) and seen, 1 / (1 + log2 2).
+        assert!((depth_score(&t, &[1.0]) - 0.75 * 0.5 * norm).abs() < 1e-12);
+
+        // A grown tree with duplicates, against the bottom-up fold.
+        let mut m = build(RandomCutForestParams { scoring: RcfScoring::Depth, ..params(3, 32, 4) }, 2);
+        for i in 0..400 {
+            m.learn_one(&cloud(i % 150));
+        }
+        for t in &m.trees {
+            check_tree(t);
+            for x in [[0.0, 0.0], [0.9, -0.9], [3.0, 3.0], cloud(5), [0.2, 0.05], [-7.0, 0.1]] {
+                let (top_down, bottom_up) = (depth_score(t, &x), depth_score_bottom_up(t, &x));
+                assert!((top_down - bottom_up).abs() < 1e-9 * bottom_up, "{x:?}: {top_down} vs {bottom_up}");
+            }
+            // Every kept point is a leaf: its copies score as seen.
+            let &(_, leaf) = &t.heap[0];
+            let x = t.bounds(leaf).0.to_vec();
+            assert!((depth_score(t, &x) - depth_score_bottom_up(t, &x)).abs() < 1e-9);
+        }
+        // The forest's score is the mean of its trees', and an outlier scores above an inlier.
+        let mean = m.trees.iter().map(|t| depth_score(t, &[3.0, 3.0])).sum::<f64>() / 3.0;
+        assert!((m.score_one(&[3.0, 3.0]) - mean).abs() < 1e-12);
+        assert!(m.score_one(&[3.0, 3.0]) > 1.5 * m.score_one(&cloud(7)));
+    }
+
+    #[test]
+    fn checkpoints_of_state_version_1_load_and_score_codisp() {
+        use crate::{AnyDetector, AnyDetectorParams};
+        let p = RandomCutForestParams { warmup_samples: Some(50), ..params(4, 32, 3) };
+        let mut m = build(p.clone(), 2);
+        (0..200).for_each(|i| m.learn_one(&cloud(i)));
+        // The version-1 layout: the same fields in the same order, without `scoring`.
+        let v1_state = (
+            m.sample_size,
+            m.shingle_size,
+            m.warmup_samples,
+            m.normalize_score,
+            m.score_scale,
+            m.d,
+            m.time_decay,
+            &m.history,
+            &m.last_finite,
+            m.shingles,
+            &m.trees,
+        );
+        let bytes = postcard::to_stdvec(&("random_cut_forest", 1u16, v1_state)).unwrap();
+        let AnyDetector::RandomCutForest(mut old) = postcard::from_bytes(&bytes).unwrap() else {
+            panic!("another kind")
+        };
+        assert_eq!(old.scoring, RcfScoring::Codisp);
+        for i in 200..260 {
+            assert_eq!(old.score_learn_one(&cloud(i)), m.score_learn_one(&cloud(i)));
+        }
+        let v1_params =
+            (p.n_trees, p.sample_size, p.shingle_size, p.warmup_samples, p.normalize_score, p.score_scale, p.seed);
+        let bytes = postcard::to_stdvec(&("random_cut_forest", 1u16, v1_params)).unwrap();
+        let read: AnyDetectorParams = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(read, AnyDetectorParams::RandomCutForest(p.clone()));
+        // Today's bytes are version 2 and round-trip with the option.
+        let depth = RandomCutForestParams { scoring: RcfScoring::Depth, ..p };
+        let bytes = postcard::to_stdvec(&AnyDetectorParams::RandomCutForest(depth.clone())).unwrap();
+        assert_eq!(&bytes[..18], b"\x11random_cut_forest");
+        assert_eq!(
+            postcard::from_bytes::<AnyDetectorParams>(&bytes).unwrap(),
+            AnyDetectorParams::RandomCutForest(depth)
+        );
     }
 
     #[test]
