@@ -139,6 +139,8 @@ def main() -> None:
                                             os.path.join(args.work, f"rcf3-prefix-{Path(part.path).name}"))
             lists = [list(r.values()) for r in rows]
             entry = {"part": part.label, "rows": len(rows), "onad": [], "rcf3": []}
+            if args.model == "forest":
+                entry["onad_setting"] = f"scoring={args.scoring}"
             for seed in seeds:
                 if args.model == "forest":
                     s, cpu, wall = run_rcf3(lists, args.trees, args.sample_size, seed)

@@ -474,10 +474,15 @@ pub fn parse_rcf3(model: &str, report: &Value) -> BTreeMap<(String, String), Pee
     for e in report.as_array().into_iter().flatten() {
         let Some(part) = e["part"].as_str() else { continue };
         let (r, o) = (&e["rcf3_mean"], &e["onad_mean"]);
+        // A setting onad ran at to match the peer (random_cut_forest's score function), named with it.
+        let library = match e["onad_setting"].as_str() {
+            Some(setting) => format!("rcf3 0.5.2 (onad at {setting})"),
+            None => "rcf3 0.5.2".into(),
+        };
         out.insert(
             (model.to_owned(), part.to_owned()),
             PeerResult {
-                library: "rcf3 0.5.2".into(),
+                library,
                 roc_auc: r["roc_auc"].as_f64(),
                 pr_auc: r["pr_auc"].as_f64(),
                 rows_per_sec: r["rows_per_sec"].as_f64(),
@@ -856,6 +861,8 @@ mod tests {
         );
         let e = &rc[&("random_cut_forest".to_owned(), "skab".to_owned())];
         assert_eq!((e.rows_per_sec, e.onad_rows_per_sec, e.library.as_str()), (Some(100.0), Some(400.0), "rcf3 0.5.2"));
+        let at = parse_rcf3("random_cut_forest", &json!([{"part": "skab", "onad_setting": "scoring=depth"}]));
+        assert_eq!(at[&("random_cut_forest".to_owned(), "skab".to_owned())].library, "rcf3 0.5.2 (onad at scoring=depth)");
     }
 
     #[test]

@@ -108,10 +108,17 @@ const LEAF: u32 = 1 << 31;
 ///   and the score of the tree is the expectation of the CoDisp over that choice, computed exactly in
 ///   one descent from the root: cut off at node `v` gives `max(|v|, the ratios |sibling(c)| / (|c| + 1)
 ///   for the nodes c from the root's child to v)`, and reaching a leaf equal to `x` gives the ratios only
-///   (`x` joins the leaf). The tree is read, never copied or changed (AWS scores by the same separation
-///   probabilities, with another score function). The forest's score is the mean over the trees, `>= 0`;
-///   with `normalize_score`, `1 - exp(-score / score_scale)`. It is 0.0 until `warmup_samples`
-///   shingles (by default `sample_size`) were learned.
+///   (`x` joins the leaf). The tree is read, never copied or changed. The forest's score is the mean over
+///   the trees, `>= 0`; with `normalize_score`, `1 - exp(-score / score_scale)`. It is 0.0 until
+///   `warmup_samples` shingles (by default `sample_size`) were learned.
+/// - **`scoring = "depth"`.** AWS's `random-cut-forest-by-aws` (and rcf3, a Rust port with Python
+///   bindings) score by the same separation probabilities with another function of the place of the cut
+///   ([`RcfScoring::Depth`]): a cut at depth `k` scores `1 / (k + 1)` (shallow isolation is anomalous),
+///   reaching a leaf holding another point scores `1 / (depth + 1)`, a copy of a leaf's point the damped
+///   `(1 - m / 2n) / (depth + log2(m + 1))`, and the tree's expectation is scaled by `log2(n + 1)`. AWS
+///   folds it from the leaf up; here the same sum is taken top-down in the one descent. Unlike CoDisp, it
+///   does not grow with the mass of what the point would be cut off from, so a point in a sparse corner of
+///   a dense sample still scores by how shallow its cut is.
 ///
 /// Works on raw, unscaled input: a cut's dimension is chosen by span, so a feature with a wide range is
 /// cut more often, as in the paper; scale the input first for equal weight per feature. Non-finite
