@@ -862,7 +862,10 @@ mod tests {
         let e = &rc[&("random_cut_forest".to_owned(), "skab".to_owned())];
         assert_eq!((e.rows_per_sec, e.onad_rows_per_sec, e.library.as_str()), (Some(100.0), Some(400.0), "rcf3 0.5.2"));
         let at = parse_rcf3("random_cut_forest", &json!([{"part": "skab", "onad_setting": "scoring=depth"}]));
-        assert_eq!(at[&("random_cut_forest".to_owned(), "skab".to_owned())].library, "rcf3 0.5.2 (onad at scoring=depth)");
+        assert_eq!(
+            at[&("random_cut_forest".to_owned(), "skab".to_owned())].library,
+            "rcf3 0.5.2 (onad at scoring=depth)"
+        );
     }
 
     #[test]
