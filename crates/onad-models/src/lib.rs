@@ -23,6 +23,7 @@
 //! ```
 
 pub mod baseline;
+mod cells;
 pub mod deep;
 pub mod distance;
 pub mod drift;

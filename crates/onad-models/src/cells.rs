@@ -1,0 +1,140 @@
+//! A large zeroed table of `u64` cells that Linux may back with transparent huge pages.
+//!
+//! Count sketches read a few thousand cells a row at random places in tens of megabytes; with 4 KiB
+//! pages nearly every read also misses the TLB. An anonymous mapping advised `MADV_HUGEPAGE` lets the
+//! kernel use 2 MiB pages where its policy allows (`/sys/kernel/mm/transparent_hugepage/enabled` set to
+//! `madvise` or `always`); elsewhere, or for small tables, the cells are an ordinary vector. Either way
+//! the table is a `[u64]` and serializes as one, so checkpoints do not depend on the backing.
+
+use std::ops::{Deref, DerefMut};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Tables below this many bytes stay on the heap (a huge page is 2 MiB).
+const MAP_FROM_BYTES: usize = 4 << 20;
+
+/// A table of `u64` cells, zeroed at creation.
+pub(crate) struct Cells {
+    backing: Backing,
+}
+
+enum Backing {
+    Heap(Vec<u64>),
+    /// `len` cells at the start of an anonymous mapping (page-aligned, so aligned for `u64`).
+    Mapped {
+        map: memmap2::MmapMut,
+        len: usize,
+    },
+}
+
+impl Cells {
+    /// `len` zeroed cells.
+    pub(crate) fn zeroed(len: usize) -> Cells {
+        let bytes = len.saturating_mul(8);
+        if bytes >= MAP_FROM_BYTES
+            && let Ok(map) = memmap2::MmapOptions::new().len(bytes).map_anon()
+        {
+            // A hint only: a kernel without transparent huge pages, or with them off, keeps 4 KiB pages.
+            #[cfg(target_os = "linux")]
+            let _ = map.advise(memmap2::Advice::HugePage);
+            return Cells { backing: Backing::Mapped { map, len } };
+        }
+        Cells { backing: Backing::Heap(vec![0; len]) }
+    }
+
+    fn from_slice(values: &[u64]) -> Cells {
+        let mut cells = Cells::zeroed(values.len());
+        cells.copy_from_slice(values);
+        cells
+    }
+}
+
+impl Default for Cells {
+    fn default() -> Self {
+        Cells { backing: Backing::Heap(Vec::new()) }
+    }
+}
+
+impl Deref for Cells {
+    type Target = [u64];
+    fn deref(&self) -> &[u64] {
+        match &self.backing {
+            Backing::Heap(v) => v,
+            Backing::Mapped { map, len } => &bytemuck::cast_slice(&map[..])[..*len],
+        }
+    }
+}
+
+impl DerefMut for Cells {
+    fn deref_mut(&mut self) -> &mut [u64] {
+        match &mut self.backing {
+            Backing::Heap(v) => v,
+            Backing::Mapped { map, len } => &mut bytemuck::cast_slice_mut(&mut map[..])[..*len],
+        }
+    }
+}
+
+impl Clone for Cells {
+    fn clone(&self) -> Self {
+        Cells::from_slice(self)
+    }
+}
+
+impl PartialEq for Cells {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl std::fmt::Debug for Cells {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mapped = matches!(self.backing, Backing::Mapped { .. });
+        f.debug_struct("Cells").field("len", &self.len()).field("mapped", &mapped).finish()
+    }
+}
+
+impl Serialize for Cells {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cells {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let values = Vec::<u64>::deserialize(deserializer)?;
+        if values.len() * 8 >= MAP_FROM_BYTES {
+            Ok(Cells::from_slice(&values))
+        } else {
+            Ok(Cells { backing: Backing::Heap(values) })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_and_large_tables_are_zeroed_slices_that_serialize_like_vectors() {
+        for len in [0, 3, 1 << 20] {
+            let mut cells = Cells::zeroed(len);
+            assert_eq!(cells.len(), len);
+            assert!(cells.iter().all(|&c| c == 0));
+            assert_eq!(matches!(cells.backing, Backing::Mapped { .. }), len * 8 >= MAP_FROM_BYTES, "{len}");
+            for (i, c) in cells.iter_mut().enumerate().step_by(997) {
+                *c = i as u64 * 3 + 1;
+            }
+            let as_vec: Vec<u64> = cells.to_vec();
+            let bytes = postcard::to_stdvec(&cells).unwrap();
+            assert_eq!(bytes, postcard::to_stdvec(&as_vec).unwrap());
+            let back: Cells = postcard::from_bytes(&bytes).unwrap();
+            assert_eq!(back, cells);
+            assert_eq!(cells.clone(), cells);
+            if len > 0 {
+                let copy = cells.clone();
+                cells[len - 1] += 1;
+                assert_ne!(copy, cells, "a clone is a copy");
+            }
+        }
+    }
+}
