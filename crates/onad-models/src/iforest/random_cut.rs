@@ -979,7 +979,7 @@ impl Describe for RandomCutForestParams {
             name: "normalize_score",
             ty: "bool",
             required: false,
-            help: "map the raw CoDisp s to 1 - exp(-s / score_scale) (default false)",
+            help: "map the raw score s to 1 - exp(-s / score_scale) (default false)",
         },
         ParamDoc { name: "score_scale", ty: "float > 0", required: false, help: "normalisation scale (default 8.0)" },
         ParamDoc { name: "seed", ty: "int >= 0", required: false, help: "seed of the trees (default 0)" },
