@@ -254,23 +254,14 @@ pub(crate) struct RandomCutForestParamsV1 {
 
 impl From<RandomCutForestParamsV1> for RandomCutForestParams {
     fn from(p: RandomCutForestParamsV1) -> Self {
-        let RandomCutForestParamsV1 {
-            n_trees,
-            sample_size,
-            shingle_size,
-            warmup_samples,
-            normalize_score,
-            score_scale,
-            seed,
-        } = p;
         RandomCutForestParams {
-            n_trees,
-            sample_size,
-            shingle_size,
-            warmup_samples,
-            normalize_score,
-            score_scale,
-            seed,
+            n_trees: p.n_trees,
+            sample_size: p.sample_size,
+            shingle_size: p.shingle_size,
+            warmup_samples: p.warmup_samples,
+            normalize_score: p.normalize_score,
+            score_scale: p.score_scale,
+            seed: p.seed,
             scoring: RcfScoring::Codisp,
         }
     }
