@@ -466,9 +466,11 @@ MODELS = [
     Model("sdo_stream", _sdo_stream, "SDOStream(seed=s)", library="aberrant 1.3.0",
           note="both sides on the raw rows (aberrant feeds raw values); seeded draws differ (PCG64 vs numpy)"),
     Model("kitnet", _kitnet, "OnlineAutoencoderEnsemble(seed=s)", library="aberrant 1.3.0",
-          note="defaults: scores are 0 for the first 55,000 rows (feature_map_grace 5,000 + ad_grace 50,000), so "
-               "shorter sets, and Python prefixes shorter than that, are all ties (ROC 0.5); both sides get raw "
-               "rows, Rust min-max normalises inside each autoencoder as KitNET-py does, aberrant does not"),
+          params={"score_while_training": False},
+          note="at aberrant's convention (Rust score_while_training=false): scores are 0 for the first 55,000 rows "
+               "(feature_map_grace 5,000 + ad_grace 50,000), so shorter sets, and Python prefixes shorter than "
+               "that, are all ties (ROC 0.5); both sides get raw rows, Rust min-max normalises inside each "
+               "autoencoder as KitNET-py does, aberrant does not"),
     Model("nets", _nets, "CellNeighborhoodDetector()", library="aberrant 1.3.0", seeded=False,
           note="raw rows, radius in data units on both sides; seed is compatibility-only, so one run"),
     Model("stare", _stare, "StationaryRegionNeighborDetector()", library="aberrant 1.3.0", seeded=False,
@@ -514,7 +516,9 @@ MODELS = [
           "random_state=s)", library="pysad 0.7.0",
           note="pysad counts bins exactly in dicts, onad (aberrant) in count-min sketches of width 1024"),
     Model("kitnet", _pysad_kitnet, "KitNet(max_size_ae=10, grace_feature_mapping=5000, "
-          "grace_anomaly_detector=50000, random_state=s)", library="pysad 0.7.0"),
+          "grace_anomaly_detector=50000, random_state=s)", library="pysad 0.7.0",
+          note="both score rows after the feature map with the autoencoders as trained so far (onad's default "
+               "score_while_training=true; pysad's score_partial is KitNET-py's execute)"),
     Model("asd_isolation_forest", _pysad_asd, "IForestASD(window_size=256, n_estimators=100, max_samples=256, "
           "random_state=s)", library="pysad 0.7.0"),
     Model("null_model", _pysad_null, "NullModel()", library="pysad 0.7.0", seeded=False),

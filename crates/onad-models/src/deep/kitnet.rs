@@ -27,6 +27,10 @@ pub struct OnlineAutoencoderEnsembleParams {
     pub hidden_ratio: f64,
     /// Keep training on learned rows once scoring has started (Kitsune stops).
     pub adaptive_after_warmup: bool,
+    /// Score rows while the autoencoders train (after their first training row), with the ensemble as
+    /// trained so far, as KitNET-py's `execute` and pysad do; `false` scores 0.0 until training ends, as
+    /// Kitsune's `process` and aberrant do.
+    pub score_while_training: bool,
     /// Seed of the initial weights; `None` uses the fixed seed 0.
     pub seed: Option<u64>,
 }
@@ -40,6 +44,7 @@ impl Default for OnlineAutoencoderEnsembleParams {
             learning_rate: 0.1,
             hidden_ratio: 0.75,
             adaptive_after_warmup: false,
+            score_while_training: true,
             seed: None,
         }
     }
@@ -51,7 +56,7 @@ impl Default for OnlineAutoencoderEnsembleParams {
 pub enum KitnetPhase {
     /// Estimating feature correlations.
     FeatureMap,
-    /// Training the autoencoders (scores are 0.0).
+    /// Training the autoencoders (scored by the ensemble so far, or 0.0 when not `score_while_training`).
     Training,
     /// Scoring.
     Ready,
@@ -78,9 +83,13 @@ pub enum KitnetPhase {
 ///    `0.5 * mean squared error`. Each group's autoencoder is trained on its features, and the output
 ///    autoencoder on the vector of the groups' reconstruction RMSEs before their step. A row whose step
 ///    would make any weight non-finite moves no weight.
-/// 3. Scoring: 0.0 before the end of training; then the RMSE of the output autoencoder's reconstruction of
-///    the groups' RMSE vector, `>= 0`. After training the autoencoders are frozen unless
-///    `adaptive_after_warmup`.
+/// 3. Scoring: the RMSE of the output autoencoder's reconstruction of the groups' RMSE vector, `>= 0`;
+///    0.0 during the feature map and before the first training row. During training a row is scored by
+///    the ensemble as trained so far (`score_while_training`, the default: onad scores and learns
+///    separately, as KitNET-py's `execute` and pysad's `score_partial` do, so a stream shorter than the
+///    graces still gets informative scores); with `score_while_training = false` it scores 0.0 until
+///    training ends, as Kitsune's `process` and aberrant do. After training the autoencoders are frozen
+///    unless `adaptive_after_warmup`.
 ///
 /// Each autoencoder sees its input min-max normalised by the range of the rows it trained on,
 /// `(x - min) / (max - min + 1e-16)` (the range is widened by each training row before its step; scoring
@@ -106,7 +115,9 @@ pub enum KitnetPhase {
 /// - Weights come from onad's seeded PCG64 draws, not numpy's, so they differ from aberrant's for a
 ///   seed; `seed = None` means seed 0.
 ///
-/// The defaults' warm-up is 55,000 rows (5,000 + 50,000): every score on a shorter stream is 0.0.
+/// The defaults' graces are 55,000 rows (5,000 + 50,000): the first 5,000 rows score 0.0, the next 50,000
+/// are scored by autoencoders still in training (with `score_while_training = false`, all 55,000 score
+/// 0.0).
 ///
 /// # Cost
 /// Feature map: O(d^2) per row (the co-moments; `d^2` numbers, freed when the ensemble is built), and
@@ -143,6 +154,9 @@ pub struct OnlineAutoencoderEnsemble {
     learning_rate: f64,
     hidden_ratio: f64,
     adaptive_after_warmup: bool,
+    /// Absent from states written before it existed, which scored 0.0 while training.
+    #[serde(default)]
+    score_while_training: bool,
     seed: u64,
     d: usize,
     phase: KitnetPhase,
@@ -345,6 +359,7 @@ impl DetectorParams for OnlineAutoencoderEnsembleParams {
             learning_rate: self.learning_rate,
             hidden_ratio: self.hidden_ratio,
             adaptive_after_warmup: self.adaptive_after_warmup,
+            score_while_training: self.score_while_training,
             seed: self.seed.unwrap_or(0),
             d,
             phase: KitnetPhase::FeatureMap,
@@ -586,7 +601,12 @@ impl Detector for OnlineAutoencoderEnsemble {
     }
 
     fn score_one(&self, x: &[f64]) -> f64 {
-        if self.phase != KitnetPhase::Ready || x.len() != self.d {
+        let scores = match self.phase {
+            KitnetPhase::FeatureMap => false,
+            KitnetPhase::Training => self.score_while_training && self.trained > 0,
+            KitnetPhase::Ready => true,
+        };
+        if !scores || x.len() != self.d {
             return 0.0;
         }
         if x.iter().any(|v| v.is_infinite()) {
@@ -646,6 +666,12 @@ impl Describe for OnlineAutoencoderEnsembleParams {
             ty: "bool",
             required: false,
             help: "keep training after scoring starts (default false)",
+        },
+        ParamDoc {
+            name: "score_while_training",
+            ty: "bool",
+            required: false,
+            help: "score rows with the ensemble as trained so far during ad_grace (default true; false: 0.0 until training ends)",
         },
         ParamDoc { name: "seed", ty: "int >= 0", required: false, help: "seed of the initial weights (default 0)" },
     ];
@@ -749,7 +775,9 @@ mod tests {
 
     #[test]
     fn phases_and_warm_up() {
-        let mut m = build(small(2, 100, 200), 7);
+        // Kitsune's convention: 0.0 until training ends.
+        let quiet = OnlineAutoencoderEnsembleParams { score_while_training: false, ..small(2, 100, 200) };
+        let mut m = build(quiet, 7);
         for i in 0..300 {
             assert_eq!(m.score_one(&row(i)), 0.0, "row {i}");
             let want = if i < 100 { KitnetPhase::FeatureMap } else { KitnetPhase::Training };
@@ -758,6 +786,23 @@ mod tests {
         }
         assert_eq!(m.phase(), KitnetPhase::Ready);
         assert!(m.score_one(&row(300)) > 0.0);
+        // The default scores from the first training row on, with the ensemble as trained so far, and
+        // trains the same weights (scoring changes nothing).
+        let mut s = build(small(2, 100, 200), 7);
+        for i in 0..300 {
+            let score = s.score_one(&row(i));
+            if i <= 100 {
+                assert_eq!(score, 0.0, "row {i}");
+            } else {
+                assert!(score > 0.0 && score.is_finite(), "row {i}: {score}");
+            }
+            s.learn_one(&row(i));
+        }
+        assert_eq!(
+            s.aes.iter().map(|ae| &ae.params).collect::<Vec<_>>(),
+            m.aes.iter().map(|ae| &ae.params).collect::<Vec<_>>()
+        );
+        assert_eq!(s.score_one(&row(300)).to_bits(), m.score_one(&row(300)).to_bits());
         // Frozen after training unless adaptive.
         let before = m.aes[0].params.clone();
         m.learn_one(&row(301));
