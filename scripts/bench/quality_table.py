@@ -517,8 +517,9 @@ MODELS = [
           note="pysad counts bins exactly in dicts, onad (aberrant) in count-min sketches of width 1024"),
     Model("kitnet", _pysad_kitnet, "KitNet(max_size_ae=10, grace_feature_mapping=5000, "
           "grace_anomaly_detector=50000, random_state=s)", library="pysad 0.7.0",
-          note="both score rows after the feature map with the autoencoders as trained so far (onad's default "
-               "score_while_training=true; pysad's score_partial is KitNET-py's execute)"),
+          note="both score the training rows with the autoencoders as trained so far (onad's default "
+               "score_while_training=true); pysad also scores the 5,000 feature-map rows, with temporary "
+               "autoencoders rebuilt at powers of two, where onad scores 0"),
     Model("asd_isolation_forest", _pysad_asd, "IForestASD(window_size=256, n_estimators=100, max_samples=256, "
           "random_state=s)", library="pysad 0.7.0"),
     Model("null_model", _pysad_null, "NullModel()", library="pysad 0.7.0", seeded=False),

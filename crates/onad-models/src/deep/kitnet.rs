@@ -28,7 +28,7 @@ pub struct OnlineAutoencoderEnsembleParams {
     /// Keep training on learned rows once scoring has started (Kitsune stops).
     pub adaptive_after_warmup: bool,
     /// Score rows while the autoencoders train (after their first training row), with the ensemble as
-    /// trained so far, as KitNET-py's `execute` and pysad do; `false` scores 0.0 until training ends, as
+    /// trained so far, as KitNET-py's `execute` allows; `false` scores 0.0 until training ends, as
     /// Kitsune's `process` and aberrant do.
     pub score_while_training: bool,
     /// Seed of the initial weights; `None` uses the fixed seed 0.
@@ -86,10 +86,11 @@ pub enum KitnetPhase {
 /// 3. Scoring: the RMSE of the output autoencoder's reconstruction of the groups' RMSE vector, `>= 0`;
 ///    0.0 during the feature map and before the first training row. During training a row is scored by
 ///    the ensemble as trained so far (`score_while_training`, the default: onad scores and learns
-///    separately, as KitNET-py's `execute` and pysad's `score_partial` do, so a stream shorter than the
+///    separately, and KitNET-py's `execute` can be called the same way, so a stream shorter than the
 ///    graces still gets informative scores); with `score_while_training = false` it scores 0.0 until
-///    training ends, as Kitsune's `process` and aberrant do. After training the autoencoders are frozen
-///    unless `adaptive_after_warmup`.
+///    training ends, as Kitsune's `process` and aberrant do. pysad 0.7.0 goes further and scores the
+///    feature-map rows too, with temporary autoencoders rebuilt at powers of two; onad does not. After
+///    training the autoencoders are frozen unless `adaptive_after_warmup`.
 ///
 /// Each autoencoder sees its input min-max normalised by the range of the rows it trained on,
 /// `(x - min) / (max - min + 1e-16)` (the range is widened by each training row before its step; scoring
@@ -671,7 +672,7 @@ impl Describe for OnlineAutoencoderEnsembleParams {
             name: "score_while_training",
             ty: "bool",
             required: false,
-            help: "score rows with the ensemble as trained so far during ad_grace (default true; false: 0.0 until training ends)",
+            help: "score with the ensemble as trained so far during ad_grace (default true; false: 0.0 until it ends)",
         },
         ParamDoc { name: "seed", ty: "int >= 0", required: false, help: "seed of the initial weights (default 0)" },
     ];
