@@ -1,36 +1,37 @@
-//! A large zeroed table of `u64` cells that Linux may back with transparent huge pages.
+//! A large zeroed table of plain integer cells that Linux may back with transparent huge pages.
 //!
 //! Count sketches read a few thousand cells a row at random places in tens of megabytes; with 4 KiB
 //! pages nearly every read also misses the TLB. An anonymous mapping advised `MADV_HUGEPAGE` lets the
 //! kernel use 2 MiB pages where its policy allows (`/sys/kernel/mm/transparent_hugepage/enabled` set to
 //! `madvise` or `always`); elsewhere, or for small tables, the cells are an ordinary vector. Either way
-//! the table is a `[u64]` and serializes as one, so checkpoints do not depend on the backing.
+//! the table is a `[T]` and serializes as one, so checkpoints do not depend on the backing.
 
 use std::ops::{Deref, DerefMut};
 
+use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Tables below this many bytes stay on the heap (a huge page is 2 MiB).
 const MAP_FROM_BYTES: usize = 4 << 20;
 
-/// A table of `u64` cells, zeroed at creation.
-pub(crate) struct Cells {
-    backing: Backing,
+/// A table of `T` cells (`u64` unless said), zeroed at creation.
+pub(crate) struct Cells<T: Pod = u64> {
+    backing: Backing<T>,
 }
 
-enum Backing {
-    Heap(Vec<u64>),
-    /// `len` cells at the start of an anonymous mapping (page-aligned, so aligned for `u64`).
+enum Backing<T> {
+    Heap(Vec<T>),
+    /// `len` cells at the start of an anonymous mapping (page-aligned, so aligned for any integer).
     Mapped {
         map: memmap2::MmapMut,
         len: usize,
     },
 }
 
-impl Cells {
+impl<T: Pod> Cells<T> {
     /// `len` zeroed cells.
-    pub(crate) fn zeroed(len: usize) -> Cells {
-        let bytes = len.saturating_mul(8);
+    pub(crate) fn zeroed(len: usize) -> Cells<T> {
+        let bytes = len.saturating_mul(size_of::<T>());
         if bytes >= MAP_FROM_BYTES
             && let Ok(map) = memmap2::MmapOptions::new().len(bytes).map_anon()
         {
@@ -39,25 +40,25 @@ impl Cells {
             let _ = map.advise(memmap2::Advice::HugePage);
             return Cells { backing: Backing::Mapped { map, len } };
         }
-        Cells { backing: Backing::Heap(vec![0; len]) }
+        Cells { backing: Backing::Heap(vec![T::zeroed(); len]) }
     }
 
-    fn from_slice(values: &[u64]) -> Cells {
+    fn from_slice(values: &[T]) -> Cells<T> {
         let mut cells = Cells::zeroed(values.len());
         cells.copy_from_slice(values);
         cells
     }
 }
 
-impl Default for Cells {
+impl<T: Pod> Default for Cells<T> {
     fn default() -> Self {
         Cells { backing: Backing::Heap(Vec::new()) }
     }
 }
 
-impl Deref for Cells {
-    type Target = [u64];
-    fn deref(&self) -> &[u64] {
+impl<T: Pod> Deref for Cells<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
         match &self.backing {
             Backing::Heap(v) => v,
             Backing::Mapped { map, len } => &bytemuck::cast_slice(&map[..])[..*len],
@@ -65,8 +66,8 @@ impl Deref for Cells {
     }
 }
 
-impl DerefMut for Cells {
-    fn deref_mut(&mut self) -> &mut [u64] {
+impl<T: Pod> DerefMut for Cells<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
         match &mut self.backing {
             Backing::Heap(v) => v,
             Backing::Mapped { map, len } => &mut bytemuck::cast_slice_mut(&mut map[..])[..*len],
@@ -74,35 +75,35 @@ impl DerefMut for Cells {
     }
 }
 
-impl Clone for Cells {
+impl<T: Pod> Clone for Cells<T> {
     fn clone(&self) -> Self {
         Cells::from_slice(self)
     }
 }
 
-impl PartialEq for Cells {
+impl<T: Pod + PartialEq> PartialEq for Cells<T> {
     fn eq(&self, other: &Self) -> bool {
         **self == **other
     }
 }
 
-impl std::fmt::Debug for Cells {
+impl<T: Pod> std::fmt::Debug for Cells<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mapped = matches!(self.backing, Backing::Mapped { .. });
         f.debug_struct("Cells").field("len", &self.len()).field("mapped", &mapped).finish()
     }
 }
 
-impl Serialize for Cells {
+impl<T: Pod + Serialize> Serialize for Cells<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         (**self).serialize(serializer)
     }
 }
 
-impl<'de> Deserialize<'de> for Cells {
+impl<'de, T: Pod + Deserialize<'de>> Deserialize<'de> for Cells<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let values = Vec::<u64>::deserialize(deserializer)?;
-        if values.len() * 8 >= MAP_FROM_BYTES {
+        let values = Vec::<T>::deserialize(deserializer)?;
+        if values.len() * size_of::<T>() >= MAP_FROM_BYTES {
             Ok(Cells::from_slice(&values))
         } else {
             Ok(Cells { backing: Backing::Heap(values) })

@@ -270,12 +270,14 @@ pub mod v2_flat {
 /// a version. `moving_mahalanobis_distance` version 1: the model is read as
 /// [`v1::MovingMahalanobisDistanceV1`] and converted (its Cholesky factor computed from the sums); its
 /// parameters did not change. `random_cut_forest` version 1 (model and parameters, before `scoring`):
-/// read as CoDisp, which it scored.
+/// read as CoDisp, which it scored. `xstream` version 1 (aberrant's sketch layout): the projection and
+/// chains carry over, the sketches start empty (see `From<XStreamV1>`); its parameters did not change.
 pub(crate) mod older {
     use super::v1::MovingMahalanobisDistanceV1;
     use crate::iforest::random_cut::{RandomCutForestParamsV1, RandomCutForestV1};
+    use crate::iforest::xstream::XStreamV1;
     use crate::registry::Payload;
-    use crate::{AnyDetector, AnyDetectorParams, MovingMahalanobisDistanceParams};
+    use crate::{AnyDetector, AnyDetectorParams, MovingMahalanobisDistanceParams, XStreamParams};
 
     pub(crate) fn detector<'de, P: Payload<'de>>(
         name: &str,
@@ -289,6 +291,7 @@ pub(crate) mod older {
             ("random_cut_forest", 1) => {
                 Some(payload.take::<RandomCutForestV1>().map(|m| AnyDetector::RandomCutForest(m.into())))
             }
+            ("xstream", 1) => Some(payload.take::<XStreamV1>().map(|m| AnyDetector::XStream(m.into()))),
             _ => None,
         }
     }
@@ -305,6 +308,7 @@ pub(crate) mod older {
             ("random_cut_forest", 1) => {
                 Some(payload.take::<RandomCutForestParamsV1>().map(|p| AnyDetectorParams::RandomCutForest(p.into())))
             }
+            ("xstream", 1) => Some(payload.take::<XStreamParams>().map(AnyDetectorParams::XStream)),
             _ => None,
         }
     }

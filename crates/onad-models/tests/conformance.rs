@@ -457,7 +457,7 @@ fn binary_encoding_is_name_version_payload_and_round_trips() {
     let (schema, rows, _) = common::shuttle();
     for info in REGISTRY {
         // Kinds past state version 1 read their older versions through `legacy::older` (tested there).
-        let migrated: &[(&str, u16)] = &[("moving_mahalanobis_distance", 2), ("random_cut_forest", 2)];
+        let migrated: &[(&str, u16)] = &[("moving_mahalanobis_distance", 2), ("random_cut_forest", 2), ("xstream", 2)];
         let expected = migrated.iter().find(|(name, _)| *name == info.name).map_or(1, |&(_, v)| v);
         assert_eq!(
             info.state_version, expected,

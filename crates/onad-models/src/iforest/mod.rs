@@ -10,7 +10,7 @@ mod online;
 mod rand_hist;
 pub(crate) mod random_cut;
 mod stream_rhf;
-mod xstream;
+pub(crate) mod xstream;
 
 pub use asd::{ASDIsolationForest, ASDIsolationForestParams};
 pub use half_space::{HalfSpaceTrees, HalfSpaceTreesParams};
