@@ -116,6 +116,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn narrow_cells_map_from_the_same_byte_size_and_serialize_like_vectors() {
+        for len in [5, (MAP_FROM_BYTES / 4) - 1, MAP_FROM_BYTES / 4] {
+            let mut cells: Cells<u32> = Cells::zeroed(len);
+            assert_eq!(matches!(cells.backing, Backing::Mapped { .. }), len * 4 >= MAP_FROM_BYTES, "{len}");
+            assert!(cells.iter().all(|&c| c == 0));
+            cells[len - 1] = u32::MAX;
+            cells[0] = 7;
+            let bytes = postcard::to_stdvec(&cells).unwrap();
+            assert_eq!(bytes, postcard::to_stdvec(&cells.to_vec()).unwrap());
+            let back: Cells<u32> = postcard::from_bytes(&bytes).unwrap();
+            assert_eq!(back, cells);
+        }
+    }
+
+    #[test]
     fn small_and_large_tables_are_zeroed_slices_that_serialize_like_vectors() {
         for len in [0, 3, 1 << 20] {
             let mut cells = Cells::zeroed(len);

@@ -116,7 +116,7 @@ impl Default for SDOStreamParams {
 /// Learning: O(n d) for the distances to the `n <= k` observers (stored by feature, so the loops run over
 /// observers and vectorize), O(n) to keep the nearest and to sum the activities, O(n) more when an
 /// observer is replaced. Scoring: O(n d) for the distances, O(n) on average to find the activity
-/// threshold of the active observers (a selection on packed keys), O(n) to keep the nearest active ones. Memory: `k (d + 2)` numbers, fixed by `k`.
+/// threshold of the active observers (a selection on the activities' bits), O(n) to keep the nearest active ones. Memory: `k (d + 2)` numbers, fixed by `k`.
 ///
 /// ```
 /// use onad_core::{Detector, DetectorParams, Schema};
@@ -252,6 +252,14 @@ impl DetectorParams for SDOStreamParams {
     }
 }
 
+/// What [`SDOStream::learn`] finds already computed in the scratch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ready {
+    Nothing,
+    Distances,
+    DistancesAndNearest,
+}
+
 /// Per-thread buffers of learning and scoring, so neither allocates once warm.
 #[derive(Default)]
 struct Scratch {
@@ -259,10 +267,12 @@ struct Scratch {
     row: Vec<f64>,
     /// Pre-root distances to every observer.
     dist: Vec<f64>,
-    /// Activity keys (see [`activity_key`]).
-    keys: Vec<u128>,
+    /// The observers' stored activities as bits (non-negative doubles order as their bit patterns).
+    keys: Vec<u64>,
     /// The nearest observers so far: `(pre-root distance, index)`, ascending.
     nearest: Vec<(f64, u32)>,
+    /// The nearest active observers (scoring), likewise.
+    nearest_active: Vec<(f64, u32)>,
 }
 
 thread_local! {
@@ -276,11 +286,84 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     })
 }
 
-/// An observer's activity and index as one integer that orders as `(activity, index)`: activities are
-/// non-negative, and non-negative doubles order as their bit patterns.
+/// The least `(activity, index)` pair of the active observers, the `active` largest of the `n` pairs,
+/// as the activity's bits and the index. `keys` (scratch) gets the activities' bits: non-negative
+/// doubles order as their bit patterns, so a selection on 64-bit integers finds the activity, and a pass
+/// over the ties at it (one, unless activities are equal) finds the index.
+fn active_threshold(weight: &[f64], active: usize, keys: &mut Vec<u64>) -> (u64, usize) {
+    let n = weight.len();
+    if active >= n {
+        return (0, 0);
+    }
+    keys.clear();
+    keys.extend(weight.iter().map(|w| w.to_bits()));
+    let rank = n - active;
+    let bits = *keys.select_nth_unstable(rank).1;
+    // Ranks below the ties at `bits` belong to smaller activities; the ties follow in index order.
+    let below = weight.iter().filter(|w| w.to_bits() < bits).count();
+    let index = weight.iter().enumerate().filter(|(_, w)| w.to_bits() == bits).nth(rank - below).map_or(0, |(i, _)| i);
+    (bits, index)
+}
+
+/// Whether observer `i`, of stored activity `w`, is at or above the threshold `(bits, index)`.
 #[inline]
-fn activity_key(weight: f64, i: usize) -> u128 {
-    (u128::from(weight.to_bits()) << 32) | i as u128
+fn is_active(w: f64, i: usize, (bits, index): (u64, usize)) -> bool {
+    let b = w.to_bits();
+    b > bits || (b == bits && i >= index)
+}
+
+/// The sum of `values` in four interleaved partial sums (a dependency chain four times shorter than a
+/// running sum).
+#[inline]
+fn sum4(values: &[f64]) -> f64 {
+    let mut lanes = [0.0f64; 4];
+    let chunks = values.chunks_exact(4);
+    let rest: f64 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *l += v;
+        }
+    }
+    (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + rest
+}
+
+/// The `x` smallest `(value, index)` pairs offered so far, ascending (ties to the earlier offer).
+struct Nearest<'a> {
+    held: &'a mut Vec<(f64, u32)>,
+    x: usize,
+    /// The x-th smallest value held (infinite until `x` are held).
+    worst: f64,
+}
+
+impl<'a> Nearest<'a> {
+    fn new(held: &'a mut Vec<(f64, u32)>, x: usize) -> Self {
+        held.clear();
+        Nearest { held, x, worst: f64::INFINITY }
+    }
+
+    /// Whether `v` would be kept (most values fail this one comparison).
+    #[inline(always)]
+    fn wants(&self, v: f64) -> bool {
+        self.held.len() < self.x || v < self.worst
+    }
+
+    /// Keeps `(v, i)` (which it [`wants`](Self::wants)).
+    #[inline]
+    fn insert(&mut self, v: f64, i: usize) {
+        let held = &mut *self.held;
+        let at = held.partition_point(|&(w, _)| w <= v);
+        if held.len() < self.x {
+            held.push((v, i as u32));
+        }
+        // Shift the tail up by one (the last falls off when full); `x` is small, a loop beats a memmove call.
+        for j in (at + 1..held.len()).rev() {
+            held[j] = held[j - 1];
+        }
+        held[at] = (v, i as u32);
+        if held.len() == self.x {
+            self.worst = held[self.x - 1].0;
+        }
+    }
 }
 
 /// Keeps in `nearest` the `x` smallest `(value, index)` pairs of `values` in that order (ties to the lower
@@ -288,24 +371,35 @@ fn activity_key(weight: f64, i: usize) -> u128 {
 /// `x`-th first, so most cost one comparison.
 #[inline]
 fn nearest_into(values: &[f64], x: usize, keep: impl Fn(usize) -> bool, nearest: &mut Vec<(f64, u32)>) {
-    nearest.clear();
-    // The x-th smallest value held (infinite until `x` are held).
-    let mut worst = f64::INFINITY;
+    let mut near = Nearest::new(nearest, x);
     for (i, &v) in values.iter().enumerate() {
-        if (nearest.len() == x && v >= worst) || !keep(i) {
+        if near.wants(v) && keep(i) {
+            near.insert(v, i);
+        }
+    }
+}
+
+/// [`nearest_into`] twice in one pass: into `kept` among the indices `keep` accepts, into `all` among all.
+/// `kept` is a subset, so its `x`-th value is never below `all`'s: a value neither wants costs one
+/// comparison.
+#[inline]
+fn nearest_both(
+    values: &[f64],
+    x: usize,
+    keep: impl Fn(usize) -> bool,
+    kept: &mut Vec<(f64, u32)>,
+    all: &mut Vec<(f64, u32)>,
+) {
+    let (mut kept, mut all) = (Nearest::new(kept, x), Nearest::new(all, x));
+    for (i, &v) in values.iter().enumerate() {
+        if !kept.wants(v) {
             continue;
         }
-        let at = nearest.partition_point(|&(w, _)| w <= v);
-        if nearest.len() < x {
-            nearest.push((v, i as u32));
+        if all.wants(v) {
+            all.insert(v, i);
         }
-        // Shift the tail up by one (the last falls off when full); `x` is small, a loop beats a memmove call.
-        for j in (at + 1..nearest.len()).rev() {
-            nearest[j] = nearest[j - 1];
-        }
-        nearest[at] = (v, i as u32);
-        if nearest.len() == x {
-            worst = nearest[x - 1].0;
+        if keep(i) {
+            kept.insert(v, i);
         }
     }
 }
@@ -405,8 +499,9 @@ impl SDOStream {
         }
     }
 
-    /// Learns the features `row` at time `t`; `s.dist` already holds its distances when `have_dist`.
-    fn learn(&mut self, row: &[f64], t: f64, s: &mut Scratch, have_dist: bool) {
+    /// Learns the features `row` at time `t`; `s.dist` already holds its distances when `ready` says so, and
+    /// `s.nearest` its nearest observers too.
+    fn learn(&mut self, row: &[f64], t: f64, s: &mut Scratch, ready: Ready) {
         let n = self.n_observers();
         if n == 0 {
             self.t0 = t;
@@ -423,17 +518,19 @@ impl SDOStream {
             age = 0.0;
         }
         let touch = age.exp();
-        if !have_dist {
+        if ready == Ready::Nothing {
             self.pre_roots(row, row.len(), &mut s.dist);
         }
-        nearest_into(&s.dist, self.x_neighbors.min(n), |_| true, &mut s.nearest);
+        if ready != Ready::DistancesAndNearest {
+            nearest_into(&s.dist, self.x_neighbors.min(n), |_| true, &mut s.nearest);
+        }
         let mut nn_sum = 0.0;
         for &(_, i) in &s.nearest {
             let w = &mut self.s.weight[i as usize];
             *w += touch;
             nn_sum += *w;
         }
-        let total: f64 = self.s.weight.iter().sum();
+        let total = sum4(&self.s.weight);
         let u = unit(&mut self.s.rng);
         let rows_since = (self.learned - self.last_added_index).max(1) as f64;
         let time_since = (t - self.last_added_time).max(1.0);
@@ -454,27 +551,29 @@ impl SDOStream {
         let row = std::mem::take(&mut s.row);
         self.pre_roots(&row, present, &mut s.dist);
         s.row = row;
-        self.score_dist(s)
+        self.score_dist(s, false)
     }
 
-    /// The score from the distances in `s.dist` (at least `warm_up` observers).
-    fn score_dist(&self, s: &mut Scratch) -> f64 {
+    /// The score from the distances in `s.dist` (at least `warm_up` observers, so at least
+    /// `x_neighbors`). With `for_learning`, `s.nearest` also gets the nearest observers (active or not)
+    /// in the same pass, as learning the row needs them.
+    fn score_dist(&self, s: &mut Scratch, for_learning: bool) -> f64 {
         let n = self.n_observers();
-        let active = self.x_neighbors.max(((1.0 - self.qv) * n as f64) as usize).min(n);
-        if active < self.x_neighbors {
+        let x = self.x_neighbors;
+        let active = x.max(((1.0 - self.qv) * n as f64) as usize).min(n);
+        // The active observers: the last `active` in order of (activity, index).
+        let weight = &self.s.weight;
+        let threshold = active_threshold(weight, active, &mut s.keys);
+        let keep = |i| is_active(weight[i], i, threshold);
+        if for_learning {
+            nearest_both(&s.dist, x.min(n), keep, &mut s.nearest_active, &mut s.nearest);
+        } else {
+            nearest_into(&s.dist, x.min(n), keep, &mut s.nearest_active);
+        }
+        if active < x {
             return 0.0;
         }
-        // The active observers: the last `active` in order of (activity, index).
-        let threshold = if active < n {
-            s.keys.clear();
-            s.keys.extend(self.s.weight.iter().enumerate().map(|(i, &w)| activity_key(w, i)));
-            *s.keys.select_nth_unstable(n - active).1
-        } else {
-            0
-        };
-        let weight = &self.s.weight;
-        nearest_into(&s.dist, self.x_neighbors, |i| activity_key(weight[i], i) >= threshold, &mut s.nearest);
-        let (x_n, nearest) = (self.x_neighbors, &s.nearest);
+        let (x_n, nearest) = (x, &s.nearest_active);
         let median = if x_n % 2 == 1 {
             self.root(nearest[x_n / 2].0)
         } else {
@@ -494,7 +593,7 @@ impl Detector for SDOStream {
             let mut row = std::mem::take(&mut s.row);
             row.clear();
             row.extend(self.s.features.iter().map(|&i| x[i]));
-            self.learn(&row, t, s, false);
+            self.learn(&row, t, s, Ready::Nothing);
             s.row = row;
         });
         self.learned += 1;
@@ -516,8 +615,12 @@ impl Detector for SDOStream {
             if n > 0 {
                 self.pre_roots(&row, row.len(), &mut s.dist);
             }
-            let score = if n >= self.warm_up { self.score_dist(s) } else { 0.0 };
-            self.learn(&row, t, s, n > 0);
+            let (score, ready) = if n >= self.warm_up {
+                (self.score_dist(s, true), Ready::DistancesAndNearest)
+            } else {
+                (0.0, if n > 0 { Ready::Distances } else { Ready::Nothing })
+            };
+            self.learn(&row, t, s, ready);
             s.row = row;
             score
         });
@@ -837,6 +940,38 @@ mod tests {
             for (w, e) in lazy.s.weight.iter().zip(&dec) {
                 assert!((w * scale - e).abs() <= 1e-9 * e.max(1e-300), "{w} {e}");
             }
+        }
+    }
+
+    #[test]
+    fn the_activity_threshold_is_the_least_active_pair_with_ties_by_index() {
+        let mut keys = Vec::new();
+        let cases: [&[f64]; 5] = [
+            &[3.0, 1.0, 2.0, 5.0, 4.0],
+            &[1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+            &[2.0, 1.0, 2.0, 0.5, 2.0, 2.0, 3.0],
+            &[0.0, 7.25, 0.0, 7.25, 1e-300, 7.25],
+            &[9.0],
+        ];
+        for weight in cases {
+            let n = weight.len();
+            let mut pairs: Vec<(f64, usize)> = weight.iter().copied().zip(0..).collect();
+            pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            for active in 1..=n + 1 {
+                let t = active_threshold(weight, active, &mut keys);
+                let want: Vec<bool> =
+                    (0..n).map(|i| pairs[n.saturating_sub(active)..].iter().any(|p| p.1 == i)).collect();
+                let got: Vec<bool> = (0..n).map(|i| is_active(weight[i], i, t)).collect();
+                assert_eq!(got, want, "{weight:?}, {active} active");
+            }
+        }
+    }
+
+    #[test]
+    fn four_lane_sums_are_sums() {
+        for n in 0..13 {
+            let v: Vec<f64> = (0..n).map(|i| i as f64 * 0.5 + 1.0).collect();
+            assert_eq!(sum4(&v), v.iter().sum::<f64>(), "{n}");
         }
     }
 
