@@ -64,6 +64,12 @@ const COUNT_MASK: Cell = (1 << COUNT_BITS) - 1;
 const EPOCH_SHIFT: u32 = 24;
 /// Cells of one block: a level's hash rows for one bin lie in one 64-byte line.
 const BLOCK: usize = 16;
+/// Blocks of one level's sketch: enough for `width` cells in each of `hashes` rows, which own
+/// `BLOCK / hashes` cells of every block.
+fn blocks_per_level(width: usize, hashes: usize) -> usize {
+    width.div_ceil(BLOCK / hashes)
+}
+
 /// The most cells a model's sketches may take (4 bytes each: 1 GiB).
 const MAX_CELLS: usize = 1 << 28;
 /// Levels a walk hashes before it visits their cells.
@@ -307,8 +313,7 @@ impl DetectorParams for XStreamParams {
         range("init_sample_size", self.init_sample_size, 1 << 20)?;
         // The table: per level of every chain, blocks of 16 cells holding `16 / cms_num_hashes` cells of
         // each hash row (see `XStream::cells`).
-        let blocks = self.cms_width.div_ceil(BLOCK / self.cms_num_hashes);
-        let cells = self.n_chains * self.depth * blocks * BLOCK;
+        let cells = self.n_chains * self.depth * blocks_per_level(self.cms_width, self.cms_num_hashes) * BLOCK;
         if cells > MAX_CELLS {
             return Err(ParamError::invalid(
                 "cms_width",
@@ -470,7 +475,7 @@ impl XStream {
 
     /// Blocks of one level: enough for `cms_width` cells in each hash row.
     fn blocks(&self) -> usize {
-        self.width.div_ceil(self.per_block())
+        blocks_per_level(self.width, self.hashes)
     }
 
     /// Calls `visit(level, cells)` with the row's cell in every hash row, for every level of every chain
@@ -564,7 +569,9 @@ impl XStream {
         let epoch = chains.completed as u8;
         let mut score = ChainScore::new(self.depth, true);
         let table: &[Cell] = &chains.cells;
-        self.walk(chains, y, |l, level| score.push(l, level.iter().map(|&i| counts(table[i], epoch).1).min()));
+        self.walk(chains, y, |l, level| {
+            score.push(l, level.iter().fold(Cell::MAX, |m, &i| m.min(counts(table[i], epoch).1)))
+        });
         score.mean(self.n_chains)
     }
 
@@ -582,7 +589,7 @@ impl XStream {
                 table[i] = bumped(cell, epoch);
                 least = least.min(counts(cell, epoch).1);
             }
-            score.push(l, Some(least))
+            score.push(l, least)
         });
         chains.cells = cells;
         let s = if chains.completed == 0 { 0.0 } else { score.mean(self.n_chains) };
@@ -678,11 +685,11 @@ impl ChainScore {
         ChainScore { depth, stop_early, best: f64::INFINITY, total: 0.0 }
     }
 
-    /// Takes the count at level `l` (`None`: no hash rows, read as 0); returns whether the walk goes on
-    /// down the chain.
+    /// Takes the count at level `l` (the least over its hash rows); returns whether the walk goes on down
+    /// the chain.
     #[inline(always)]
-    fn push(&mut self, l: usize, count: Option<Cell>) -> bool {
-        let scaled = (1 + count.unwrap_or(0)) as f64 * pow2(l);
+    fn push(&mut self, l: usize, count: Cell) -> bool {
+        let scaled = (1 + count) as f64 * pow2(l);
         self.best = self.best.min(scaled);
         // Deeper levels scale by at least 2^(l + 1): once that is no smaller than the best, they cannot win.
         let done = l + 1 == self.depth || (self.stop_early && pow2(l + 1) >= self.best);
@@ -952,7 +959,9 @@ mod tests {
             m.projected(&x, &mut y);
             let early = m.score_projected(chains, &y);
             let mut full = ChainScore::new(m.depth, false);
-            m.walk(chains, &y, |l, level| full.push(l, level.iter().map(|&c| counts(chains.cells[c], epoch).1).min()));
+            m.walk(chains, &y, |l, level| {
+                full.push(l, level.iter().fold(Cell::MAX, |least, &c| least.min(counts(chains.cells[c], epoch).1)))
+            });
             assert_eq!(early.to_bits(), full.mean(m.n_chains).to_bits(), "{x:?}");
         }
     }
